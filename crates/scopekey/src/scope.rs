@@ -1,0 +1,1237 @@
+//! Scopes: what a token may touch.
+//!
+//! A scope is `resource:action`. A [`Resource`] is a path of segments separated by `/`
+//! (`projects`, `projects/42`, `projects/42/comments`); an [`Action`] is a lowercase verb
+//! (`read`, `write`, `delete`, `admin`, or a custom one such as `publish`).
+//!
+//! A granted scope covers its resource **and every descendant**, for its own action only:
+//! `projects:read` allows `read` on `projects/42` and on `projects/42/comments/7`, but not
+//! `write` on anything and not `read` on `projects-archive` (segments match whole, never by
+//! prefix). A `*` segment in a granted resource matches exactly one segment
+//! (`projects/*/comments:read`), and `*` as an action matches every action. Both are *broad*
+//! and must be asked for explicitly when minting.
+//!
+//! ```
+//! use scopekey::{Action, Resource, ScopeSet};
+//!
+//! let granted: ScopeSet = "projects:read projects/42/comments:write".parse()?;
+//! let project = Resource::from_segments(["projects", "42"])?;
+//! assert!(granted.allows(&project, &Action::read()));
+//! assert!(!granted.allows(&project, &Action::write()));
+//! assert!(granted.allows(&project.child("comments")?, &Action::write()));
+//!
+//! // An id taken from a request can never smuggle a separator into the grammar.
+//! assert!(Resource::from_segments(["projects", "42 comments:write"]).is_err());
+//! # Ok::<(), scopekey::ScopeError>(())
+//! ```
+//!
+//! The grammar is strict ASCII and case-sensitive; there is no normalisation step before
+//! comparison. See `docs/scopes.md` for the full guide.
+
+use std::borrow::Cow;
+use std::cmp::Ordering;
+use std::fmt;
+use std::str::FromStr;
+
+/// Longest accepted resource segment, in bytes.
+pub const MAX_SEGMENT_LEN: usize = 128;
+/// Most segments a resource may have.
+pub const MAX_SEGMENTS: usize = 16;
+/// Longest accepted resource, in bytes.
+pub const MAX_RESOURCE_LEN: usize = 1024;
+/// Longest accepted action, in bytes.
+pub const MAX_ACTION_LEN: usize = 64;
+/// Most scopes a [`ScopeSet`] may hold.
+pub const MAX_SCOPES: usize = 256;
+/// Longest accepted space-separated scope string, in bytes.
+pub const MAX_SCOPE_STRING_LEN: usize = 16 * 1024;
+
+/// How many characters of a refused input an error message quotes.
+const QUOTE_CHARS: usize = 64;
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+/// What was wrong with a scope, resource or action that failed to parse.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ScopeErrorKind {
+    /// The input was empty.
+    Empty,
+    /// The input is longer than the grammar allows.
+    TooLong,
+    /// A resource had an empty segment (a leading, trailing or doubled `/`).
+    EmptySegment,
+    /// A resource segment was `.` or `..`.
+    DotSegment,
+    /// A resource segment was longer than [`MAX_SEGMENT_LEN`].
+    SegmentTooLong,
+    /// A resource had more than [`MAX_SEGMENTS`] segments.
+    TooManySegments,
+    /// A character outside ASCII (scopes are ASCII only, so look-alikes cannot pass).
+    NotAscii,
+    /// An ASCII character the grammar does not allow at that place.
+    InvalidCharacter,
+    /// A wildcard `*` where only concrete values are accepted (request data).
+    WildcardNotAllowed,
+    /// A scope without `:action`.
+    MissingAction,
+    /// An action that is not a lowercase ASCII verb.
+    InvalidAction,
+    /// The same scope appeared twice in a set.
+    Duplicate,
+    /// A set held more than [`MAX_SCOPES`] scopes.
+    TooManyScopes,
+    /// A scope string had a leading, trailing or doubled space, or another separator.
+    BadSeparator,
+}
+
+impl ScopeErrorKind {
+    fn describe(self) -> &'static str {
+        match self {
+            Self::Empty => "empty input",
+            Self::TooLong => "input too long",
+            Self::EmptySegment => "empty segment",
+            Self::DotSegment => "`.` and `..` are not allowed as segments",
+            Self::SegmentTooLong => "segment longer than 128 bytes",
+            Self::TooManySegments => "more than 16 segments",
+            Self::NotAscii => "non-ASCII character",
+            Self::InvalidCharacter => "character not allowed here",
+            Self::WildcardNotAllowed => "wildcard `*` not allowed in a concrete resource",
+            Self::MissingAction => "missing `:action`",
+            Self::InvalidAction => "action must be a lowercase ASCII verb or `*`",
+            Self::Duplicate => "duplicate scope",
+            Self::TooManyScopes => "more than 256 scopes",
+            Self::BadSeparator => "scopes must be separated by exactly one space",
+        }
+    }
+}
+
+/// A scope, resource or action that failed to parse: what was parsed, where, and why.
+///
+/// The message quotes at most the first 64 characters of the input, escaped, so that it is
+/// safe to log: `scope "projects/:read": empty segment at byte 9`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeError {
+    what: &'static str,
+    input: String,
+    at: usize,
+    kind: ScopeErrorKind,
+    found: Option<char>,
+}
+
+impl ScopeError {
+    fn new(what: &'static str, input: &str, fault: Fault) -> Self {
+        let mut quoted: String = input.chars().take(QUOTE_CHARS).collect();
+        if quoted.len() < input.len() {
+            quoted.push('…');
+        }
+        Self {
+            what,
+            input: quoted,
+            at: fault.at,
+            kind: fault.kind,
+            found: fault.found,
+        }
+    }
+
+    /// What was wrong, for matching.
+    pub fn kind(&self) -> ScopeErrorKind {
+        self.kind
+    }
+
+    /// The byte offset in the input where the problem was found.
+    pub fn position(&self) -> usize {
+        self.at
+    }
+
+    /// The offending character, when one character was the problem.
+    pub fn found(&self) -> Option<char> {
+        self.found
+    }
+}
+
+impl fmt::Display for ScopeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {:?}: {}",
+            self.what,
+            self.input,
+            self.kind.describe()
+        )?;
+        if let Some(c) = self.found {
+            write!(f, ": {:?} (U+{:04X})", c, u32::from(c))?;
+        }
+        write!(f, " at byte {}", self.at)
+    }
+}
+
+impl std::error::Error for ScopeError {}
+
+/// A parse failure before it knows which input it belongs to.
+#[derive(Debug, Clone, Copy)]
+struct Fault {
+    at: usize,
+    kind: ScopeErrorKind,
+    found: Option<char>,
+}
+
+impl Fault {
+    fn at(at: usize, kind: ScopeErrorKind) -> Self {
+        Self {
+            at,
+            kind,
+            found: None,
+        }
+    }
+
+    fn char(at: usize, kind: ScopeErrorKind, c: char) -> Self {
+        Self {
+            at,
+            kind,
+            found: Some(c),
+        }
+    }
+
+    fn shift(self, by: usize) -> Self {
+        Self {
+            at: self.at + by,
+            ..self
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Grammar checks
+// ---------------------------------------------------------------------------------------------
+
+fn is_segment_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')
+}
+
+fn check_segment(seg: &str, allow_wildcard: bool) -> Result<(), Fault> {
+    if seg.is_empty() {
+        return Err(Fault::at(0, ScopeErrorKind::EmptySegment));
+    }
+    if seg == "*" {
+        return if allow_wildcard {
+            Ok(())
+        } else {
+            Err(Fault::char(0, ScopeErrorKind::WildcardNotAllowed, '*'))
+        };
+    }
+    if seg.len() > MAX_SEGMENT_LEN {
+        return Err(Fault::at(MAX_SEGMENT_LEN, ScopeErrorKind::SegmentTooLong));
+    }
+    if let Some((i, c)) = seg.char_indices().find(|&(_, c)| !c.is_ascii()) {
+        return Err(Fault::char(i, ScopeErrorKind::NotAscii, c));
+    }
+    if let Some(i) = seg.bytes().position(|b| !is_segment_byte(b)) {
+        let c = char::from(seg.as_bytes()[i]);
+        return Err(Fault::char(i, ScopeErrorKind::InvalidCharacter, c));
+    }
+    if seg == "." || seg == ".." {
+        return Err(Fault::at(0, ScopeErrorKind::DotSegment));
+    }
+    Ok(())
+}
+
+fn check_resource(s: &str, allow_wildcard: bool) -> Result<(), Fault> {
+    if s.is_empty() {
+        return Err(Fault::at(0, ScopeErrorKind::Empty));
+    }
+    if s.len() > MAX_RESOURCE_LEN {
+        return Err(Fault::at(MAX_RESOURCE_LEN, ScopeErrorKind::TooLong));
+    }
+    let mut start = 0;
+    for (n, seg) in s.split('/').enumerate() {
+        if n >= MAX_SEGMENTS {
+            return Err(Fault::at(start, ScopeErrorKind::TooManySegments));
+        }
+        check_segment(seg, allow_wildcard).map_err(|f| f.shift(start))?;
+        start += seg.len() + 1;
+    }
+    Ok(())
+}
+
+fn check_action(s: &str) -> Result<(), Fault> {
+    if s.is_empty() {
+        return Err(Fault::at(0, ScopeErrorKind::Empty));
+    }
+    if s == "*" {
+        return Ok(());
+    }
+    if s.len() > MAX_ACTION_LEN {
+        return Err(Fault::at(MAX_ACTION_LEN, ScopeErrorKind::TooLong));
+    }
+    if let Some((i, c)) = s.char_indices().find(|&(_, c)| !c.is_ascii()) {
+        return Err(Fault::char(i, ScopeErrorKind::NotAscii, c));
+    }
+    let bytes = s.as_bytes();
+    if !bytes[0].is_ascii_lowercase() {
+        return Err(Fault::char(
+            0,
+            ScopeErrorKind::InvalidAction,
+            char::from(bytes[0]),
+        ));
+    }
+    if let Some(i) = bytes
+        .iter()
+        .position(|&b| !(b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'))
+    {
+        return Err(Fault::char(
+            i,
+            ScopeErrorKind::InvalidAction,
+            char::from(bytes[i]),
+        ));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Resource
+// ---------------------------------------------------------------------------------------------
+
+/// A resource path such as `projects/42/comments`.
+///
+/// Segments are ASCII letters, digits, `_`, `-` and `.` (never `.` or `..` alone), at most
+/// [`MAX_SEGMENT_LEN`] bytes each, case-sensitive. In a *granted* resource (parsed with
+/// [`FromStr`]) a segment may be `*`, matching exactly one segment. A resource built from
+/// request data with [`Resource::from_segments`] or [`Resource::child`] is always concrete.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Resource(Box<str>);
+
+impl Resource {
+    /// Builds a concrete resource from segments, typically with ids taken from a request:
+    /// `Resource::from_segments(["projects", id])`.
+    ///
+    /// # Errors
+    /// Refuses a segment that is empty, `.` or `..`, `*`, longer than [`MAX_SEGMENT_LEN`], or that
+    /// contains anything outside `[A-Za-z0-9_.-]` (so `/`, `:`, `*`, whitespace, control and
+    /// non-ASCII characters), and more than [`MAX_SEGMENTS`] segments.
+    ///
+    /// # Security
+    /// This is the safe way to put untrusted ids into a resource: an id can never add a segment,
+    /// a scope separator or a wildcard (THREATS.md F1).
+    pub fn from_segments<I, S>(segments: I) -> Result<Self, ScopeError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut path = String::new();
+        for (n, seg) in segments.into_iter().enumerate() {
+            let seg = seg.as_ref();
+            if n >= MAX_SEGMENTS {
+                return Err(ScopeError::new(
+                    "resource",
+                    &path,
+                    Fault::at(path.len(), ScopeErrorKind::TooManySegments),
+                ));
+            }
+            check_segment(seg, false).map_err(|f| ScopeError::new("resource segment", seg, f))?;
+            if n > 0 {
+                path.push('/');
+            }
+            path.push_str(seg);
+        }
+        if path.is_empty() {
+            return Err(ScopeError::new(
+                "resource",
+                "",
+                Fault::at(0, ScopeErrorKind::Empty),
+            ));
+        }
+        Ok(Self(path.into_boxed_str()))
+    }
+
+    /// The concrete child resource `self/segment`, e.g. `projects` → `projects/42`.
+    ///
+    /// # Errors
+    /// The same refusals as [`Resource::from_segments`] for `segment`, and
+    /// [`ScopeErrorKind::TooManySegments`] past [`MAX_SEGMENTS`].
+    pub fn child(&self, segment: &str) -> Result<Self, ScopeError> {
+        check_segment(segment, false)
+            .map_err(|f| ScopeError::new("resource segment", segment, f))?;
+        if self.segments().count() >= MAX_SEGMENTS {
+            return Err(ScopeError::new(
+                "resource",
+                &self.0,
+                Fault::at(self.0.len(), ScopeErrorKind::TooManySegments),
+            ));
+        }
+        let path = format!("{}/{}", self.0, segment);
+        if path.len() > MAX_RESOURCE_LEN {
+            return Err(ScopeError::new(
+                "resource",
+                &path,
+                Fault::at(MAX_RESOURCE_LEN, ScopeErrorKind::TooLong),
+            ));
+        }
+        Ok(Self(path.into_boxed_str()))
+    }
+
+    /// The resource as written, e.g. `projects/42`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The segments, in order.
+    pub fn segments(&self) -> impl Iterator<Item = &str> + Clone + '_ {
+        self.0.split('/')
+    }
+
+    /// Whether any segment is the wildcard `*`.
+    pub fn has_wildcard(&self) -> bool {
+        self.segments().any(|s| s == "*")
+    }
+
+    /// Whether a grant on `self` covers `other`: `self` is a segment-wise prefix of `other`,
+    /// where a `*` segment of `self` matches any one segment. A `*` in `other` is only matched
+    /// by a `*` in `self` (a grant on one project does not cover "every project").
+    pub fn covers(&self, other: &Resource) -> bool {
+        let mut theirs = other.segments();
+        self.segments().all(|mine| match theirs.next() {
+            Some(t) => mine == "*" || mine == t,
+            None => false,
+        })
+    }
+}
+
+impl FromStr for Resource {
+    type Err = ScopeError;
+
+    /// Parses a resource pattern; `*` segments are allowed.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        check_resource(s, true).map_err(|f| ScopeError::new("resource", s, f))?;
+        Ok(Self(s.into()))
+    }
+}
+
+impl TryFrom<&str> for Resource {
+    type Error = ScopeError;
+
+    fn try_from(s: &str) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl fmt::Display for Resource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&self.0)
+    }
+}
+
+impl fmt::Debug for Resource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Resource({:?})", &*self.0)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Action
+// ---------------------------------------------------------------------------------------------
+
+/// An action: a lowercase ASCII verb (`read`, `write`, `delete`, `admin`, `publish`, …) or
+/// `*`, which matches every action and is broad.
+///
+/// Actions do not imply one another: `admin` does not include `read`, and `write` does not
+/// include `read`. Each escalation is granted on purpose.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Action(Cow<'static, str>);
+
+impl Action {
+    /// `read`: the default, least-privilege action.
+    pub const fn read() -> Self {
+        Self(Cow::Borrowed("read"))
+    }
+
+    /// `write`: an escalation beyond read.
+    pub const fn write() -> Self {
+        Self(Cow::Borrowed("write"))
+    }
+
+    /// `delete`: an escalation beyond read.
+    pub const fn delete() -> Self {
+        Self(Cow::Borrowed("delete"))
+    }
+
+    /// `admin`: an escalation beyond read. It does not imply the other actions.
+    pub const fn admin() -> Self {
+        Self(Cow::Borrowed("admin"))
+    }
+
+    /// `*`: every action. Broad; minting it needs an explicit opt-in.
+    pub const fn any() -> Self {
+        Self(Cow::Borrowed("*"))
+    }
+
+    /// The action as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this is the `*` action.
+    pub fn is_wildcard(&self) -> bool {
+        &*self.0 == "*"
+    }
+
+    /// Whether this is `read`.
+    pub fn is_read(&self) -> bool {
+        &*self.0 == "read"
+    }
+
+    /// Whether a grant of `self` covers `other`: equal, or `self` is `*`.
+    pub fn covers(&self, other: &Action) -> bool {
+        self.is_wildcard() || self == other
+    }
+}
+
+impl FromStr for Action {
+    type Err = ScopeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        check_action(s).map_err(|f| ScopeError::new("action", s, f))?;
+        Ok(match s {
+            "read" => Self::read(),
+            "write" => Self::write(),
+            "delete" => Self::delete(),
+            "admin" => Self::admin(),
+            "*" => Self::any(),
+            other => Self(Cow::Owned(other.to_owned())),
+        })
+    }
+}
+
+impl TryFrom<&str> for Action {
+    type Error = ScopeError;
+
+    fn try_from(s: &str) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&self.0)
+    }
+}
+
+impl fmt::Debug for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Action({:?})", &*self.0)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Scope
+// ---------------------------------------------------------------------------------------------
+
+/// One grant: an [`Action`] on a [`Resource`] and everything below it, written
+/// `resource:action`.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Scope {
+    resource: Resource,
+    action: Action,
+}
+
+impl Scope {
+    /// A scope from its parts.
+    pub fn new(resource: Resource, action: Action) -> Self {
+        Self { resource, action }
+    }
+
+    /// `resource:read`, the least-privilege scope.
+    pub fn read(resource: Resource) -> Self {
+        Self::new(resource, Action::read())
+    }
+
+    /// `resource:write`.
+    pub fn write(resource: Resource) -> Self {
+        Self::new(resource, Action::write())
+    }
+
+    /// `resource:delete`.
+    pub fn delete(resource: Resource) -> Self {
+        Self::new(resource, Action::delete())
+    }
+
+    /// `resource:admin`.
+    pub fn admin(resource: Resource) -> Self {
+        Self::new(resource, Action::admin())
+    }
+
+    /// The resource part.
+    pub fn resource(&self) -> &Resource {
+        &self.resource
+    }
+
+    /// The action part.
+    pub fn action(&self) -> &Action {
+        &self.action
+    }
+
+    /// Whether this scope is broad: a `*` action or a `*` resource segment.
+    pub fn is_broad(&self) -> bool {
+        self.action.is_wildcard() || self.resource.has_wildcard()
+    }
+
+    /// Whether this scope allows `action` on `resource`.
+    pub fn allows(&self, resource: &Resource, action: &Action) -> bool {
+        self.action.covers(action) && self.resource.covers(resource)
+    }
+
+    /// Whether everything `other` allows, `self` allows too.
+    pub fn covers(&self, other: &Scope) -> bool {
+        self.allows(&other.resource, &other.action)
+    }
+
+    fn canonical_bytes(&self) -> impl Iterator<Item = u8> + '_ {
+        self.resource
+            .as_str()
+            .bytes()
+            .chain(std::iter::once(b':'))
+            .chain(self.action.as_str().bytes())
+    }
+}
+
+impl FromStr for Scope {
+    type Err = ScopeError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        parse_scope(s).map_err(|f| ScopeError::new("scope", s, f))
+    }
+}
+
+fn parse_scope(s: &str) -> Result<Scope, Fault> {
+    if s.is_empty() {
+        return Err(Fault::at(0, ScopeErrorKind::Empty));
+    }
+    if s.len() > MAX_RESOURCE_LEN + 1 + MAX_ACTION_LEN {
+        return Err(Fault::at(
+            MAX_RESOURCE_LEN + 1 + MAX_ACTION_LEN,
+            ScopeErrorKind::TooLong,
+        ));
+    }
+    let Some(colon) = s.find(':') else {
+        // Report a bad character first if there is one: it is the likelier mistake.
+        check_resource(s, true)?;
+        return Err(Fault::at(s.len(), ScopeErrorKind::MissingAction));
+    };
+    let (resource, action) = (&s[..colon], &s[colon + 1..]);
+    check_resource(resource, true)?;
+    check_action(action).map_err(|f| f.shift(colon + 1))?;
+    Ok(Scope {
+        resource: Resource(resource.into()),
+        action: action
+            .parse()
+            .map_err(|_| Fault::at(colon + 1, ScopeErrorKind::InvalidAction))?,
+    })
+}
+
+impl TryFrom<&str> for Scope {
+    type Error = ScopeError;
+
+    fn try_from(s: &str) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl Ord for Scope {
+    /// Canonical order: byte order of the written form `resource:action`.
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.canonical_bytes().cmp(other.canonical_bytes())
+    }
+}
+
+impl PartialOrd for Scope {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.resource, self.action)
+    }
+}
+
+impl fmt::Debug for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Scope(\"{self}\")")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ScopeSet
+// ---------------------------------------------------------------------------------------------
+
+/// A set of scopes, compiled once into a tree for fast checks.
+///
+/// Written as the OAuth `scope` string: scopes separated by single spaces, in canonical
+/// (byte) order. Parsing accepts any order but refuses duplicates, empty entries and any
+/// separator other than a single space; [`Display`](fmt::Display) and serde always write the
+/// canonical form.
+#[derive(Clone, Default)]
+pub struct ScopeSet {
+    scopes: Vec<Scope>,
+    root: Node,
+}
+
+/// A node of the compiled tree: what is granted at this resource, and the children.
+#[derive(Clone, Default)]
+struct Node {
+    any_action: bool,
+    actions: Vec<Action>,
+    /// Literal children, sorted by segment for binary search.
+    children: Vec<(Box<str>, Node)>,
+    wildcard: Option<Box<Node>>,
+}
+
+impl Node {
+    fn grants(&self, action: &Action) -> bool {
+        self.any_action || self.actions.iter().any(|a| a == action)
+    }
+
+    fn insert(&mut self, scope: &Scope) {
+        let mut node = self;
+        for seg in scope.resource.segments() {
+            node = if seg == "*" {
+                node.wildcard.get_or_insert_with(Box::default)
+            } else {
+                let i = match node.children.binary_search_by(|(s, _)| (**s).cmp(seg)) {
+                    Ok(i) => i,
+                    Err(i) => {
+                        node.children.insert(i, (seg.into(), Node::default()));
+                        i
+                    }
+                };
+                &mut node.children[i].1
+            };
+        }
+        if scope.action.is_wildcard() {
+            node.any_action = true;
+        } else if !node.actions.contains(&scope.action) {
+            node.actions.push(scope.action.clone());
+        }
+    }
+
+    /// Whether this node or a node below it on the path `segs` grants `action`. Every tree
+    /// node is visited at most once, so the cost is bounded by the size of the set.
+    fn allows<'a>(&self, mut segs: impl Iterator<Item = &'a str> + Clone, action: &Action) -> bool {
+        let Some(seg) = segs.next() else {
+            return false;
+        };
+        if let Ok(i) = self.children.binary_search_by(|(s, _)| (**s).cmp(seg)) {
+            let child = &self.children[i].1;
+            if child.grants(action) || child.allows(segs.clone(), action) {
+                return true;
+            }
+        }
+        match &self.wildcard {
+            Some(w) => w.grants(action) || w.allows(segs, action),
+            None => false,
+        }
+    }
+}
+
+impl ScopeSet {
+    /// The empty set, which allows nothing.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds a set from scopes.
+    ///
+    /// # Errors
+    /// [`ScopeErrorKind::Duplicate`] if a scope appears twice, [`ScopeErrorKind::TooManyScopes`]
+    /// past [`MAX_SCOPES`].
+    pub fn from_scopes<I: IntoIterator<Item = Scope>>(scopes: I) -> Result<Self, ScopeError> {
+        let mut list: Vec<Scope> = Vec::new();
+        for scope in scopes {
+            if list.len() >= MAX_SCOPES {
+                return Err(ScopeError::new(
+                    "scopes",
+                    "",
+                    Fault::at(0, ScopeErrorKind::TooManyScopes),
+                ));
+            }
+            list.push(scope);
+        }
+        Self::from_vec(list).map_err(|(scope, fault)| ScopeError::new("scope", &scope, fault))
+    }
+
+    /// Sorts, refuses duplicates and compiles. On a duplicate, returns it and a fault at 0.
+    fn from_vec(mut scopes: Vec<Scope>) -> Result<Self, (String, Fault)> {
+        scopes.sort();
+        if let Some(w) = scopes.windows(2).find(|w| w[0] == w[1]) {
+            return Err((w[0].to_string(), Fault::at(0, ScopeErrorKind::Duplicate)));
+        }
+        let mut root = Node::default();
+        for scope in &scopes {
+            root.insert(scope);
+        }
+        Ok(Self { scopes, root })
+    }
+
+    /// Whether some scope in the set allows `action` on `resource`.
+    ///
+    /// A `*` segment in `resource` is matched only by a `*` in a granted scope, and the `*`
+    /// action only by a `*` grant: asking about "every project" is answered yes only when
+    /// every project is granted.
+    pub fn allows(&self, resource: &Resource, action: &Action) -> bool {
+        self.root.allows(resource.segments(), action)
+    }
+
+    /// Whether some scope in the set covers `scope`.
+    pub fn allows_scope(&self, scope: &Scope) -> bool {
+        self.allows(&scope.resource, &scope.action)
+    }
+
+    /// Whether everything `self` allows, `other` allows too.
+    pub fn is_subset_of(&self, other: &ScopeSet) -> bool {
+        self.scopes.iter().all(|s| other.allows_scope(s))
+    }
+
+    /// Whether any scope is broad (a `*` action or a `*` resource segment).
+    pub fn is_broad(&self) -> bool {
+        self.scopes.iter().any(Scope::is_broad)
+    }
+
+    /// The broad scopes, in canonical order.
+    pub fn broad(&self) -> impl Iterator<Item = &Scope> {
+        self.scopes.iter().filter(|s| s.is_broad())
+    }
+
+    /// Whether every scope is a `read` scope: the default, least-privilege posture.
+    pub fn is_read_only(&self) -> bool {
+        self.scopes.iter().all(|s| s.action.is_read())
+    }
+
+    /// The scopes that go beyond read (write, delete, admin, custom actions, `*`).
+    pub fn beyond_read(&self) -> impl Iterator<Item = &Scope> {
+        self.scopes.iter().filter(|s| !s.action.is_read())
+    }
+
+    /// The scopes in canonical order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Scope> {
+        self.scopes.iter()
+    }
+
+    /// How many scopes the set holds.
+    pub fn len(&self) -> usize {
+        self.scopes.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.scopes.is_empty()
+    }
+
+    /// Whether the set holds exactly this scope (set membership, not coverage).
+    pub fn contains(&self, scope: &Scope) -> bool {
+        self.scopes.binary_search(scope).is_ok()
+    }
+}
+
+impl FromStr for ScopeSet {
+    type Err = ScopeError;
+
+    /// Parses a space-separated scope string. The empty string is the empty set.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = |fault| ScopeError::new("scopes", s, fault);
+        if s.len() > MAX_SCOPE_STRING_LEN {
+            return Err(err(Fault::at(
+                MAX_SCOPE_STRING_LEN,
+                ScopeErrorKind::TooLong,
+            )));
+        }
+        if s.is_empty() {
+            return Ok(Self::new());
+        }
+        let mut scopes = Vec::new();
+        let mut start = 0;
+        for part in s.split(' ') {
+            if part.is_empty() {
+                return Err(err(Fault::char(start, ScopeErrorKind::BadSeparator, ' ')));
+            }
+            if scopes.len() >= MAX_SCOPES {
+                return Err(err(Fault::at(start, ScopeErrorKind::TooManyScopes)));
+            }
+            scopes.push(parse_scope(part).map_err(|f| err(f.shift(start)))?);
+            start += part.len() + 1;
+        }
+        Self::from_vec(scopes).map_err(|(_, fault)| err(fault))
+    }
+}
+
+impl TryFrom<&str> for ScopeSet {
+    type Error = ScopeError;
+
+    fn try_from(s: &str) -> Result<Self, Self::Error> {
+        s.parse()
+    }
+}
+
+impl PartialEq for ScopeSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.scopes == other.scopes
+    }
+}
+
+impl Eq for ScopeSet {}
+
+impl std::hash::Hash for ScopeSet {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.scopes.hash(state);
+    }
+}
+
+impl fmt::Display for ScopeSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, scope) in self.scopes.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            fmt::Display::fmt(scope, f)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ScopeSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ScopeSet(\"{self}\")")
+    }
+}
+
+impl<'a> IntoIterator for &'a ScopeSet {
+    type Item = &'a Scope;
+    type IntoIter = std::slice::Iter<'a, Scope>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// serde: every type as its string form, validated on the way in.
+// ---------------------------------------------------------------------------------------------
+
+macro_rules! serde_as_string {
+    ($ty:ty, $expecting:literal) => {
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct V;
+                impl serde::de::Visitor<'_> for V {
+                    type Value = $ty;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str($expecting)
+                    }
+                    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<$ty, E> {
+                        v.parse().map_err(E::custom)
+                    }
+                }
+                d.deserialize_str(V)
+            }
+        }
+    };
+}
+
+serde_as_string!(Resource, "a resource such as \"projects/42\"");
+serde_as_string!(Action, "an action such as \"read\"");
+serde_as_string!(Scope, "a scope such as \"projects:read\"");
+serde_as_string!(ScopeSet, "a space-separated scope string");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(s: &str) -> ScopeSet {
+        s.parse().unwrap()
+    }
+    fn res(s: &str) -> Resource {
+        s.parse().unwrap()
+    }
+    fn act(s: &str) -> Action {
+        s.parse().unwrap()
+    }
+    fn scope_err(s: &str) -> ScopeError {
+        s.parse::<Scope>().unwrap_err()
+    }
+
+    #[test]
+    fn error_message_says_where_and_why() {
+        let e = scope_err("projects/:read");
+        assert_eq!(e.kind(), ScopeErrorKind::EmptySegment);
+        assert_eq!(e.position(), 9);
+        assert_eq!(
+            e.to_string(),
+            "scope \"projects/:read\": empty segment at byte 9"
+        );
+    }
+
+    #[test]
+    fn grammar_accepts_the_documented_forms() {
+        for ok in [
+            "projects:read",
+            "projects/42:read",
+            "projects/42/comments:write",
+            "projects/*/comments:read",
+            "billing/invoices:publish",
+            "a_b-c.d/E9:custom-verb_2",
+            "projects:*",
+            "*:read",
+            "...:read",
+        ] {
+            let s: Scope = ok.parse().unwrap_or_else(|e| panic!("{ok}: {e}"));
+            assert_eq!(s.to_string(), ok);
+        }
+    }
+
+    #[test]
+    fn grammar_refusals_name_the_kind() {
+        use ScopeErrorKind as K;
+        let cases: &[(&str, K, usize)] = &[
+            ("", K::Empty, 0),
+            ("projects", K::MissingAction, 8),
+            ("projects:", K::Empty, 9),
+            (":read", K::Empty, 0),
+            ("/projects:read", K::EmptySegment, 0),
+            ("projects/:read", K::EmptySegment, 9),
+            ("projects//x:read", K::EmptySegment, 9),
+            ("projects/.:read", K::DotSegment, 9),
+            ("projects/..:read", K::DotSegment, 9),
+            ("projects:read:extra", K::InvalidAction, 13),
+            ("projects:read*", K::InvalidAction, 13),
+            ("projects:READ", K::InvalidAction, 9),
+            ("projects:Read", K::InvalidAction, 9),
+            ("projects:1read", K::InvalidAction, 9),
+            ("projects/4*:read", K::InvalidCharacter, 10),
+            ("pro jects:read", K::InvalidCharacter, 3),
+            ("projects\t:read", K::InvalidCharacter, 8),
+            ("projects/%2e%2e:read", K::InvalidCharacter, 9),
+            ("projects\0:read", K::InvalidCharacter, 8),
+            ("projects\u{FF1A}read", K::NotAscii, 8),
+            ("projects\u{2236}read", K::NotAscii, 8),
+            ("pr\u{043E}jects:read", K::NotAscii, 2),
+            ("projects:wr\u{0131}te", K::NotAscii, 11),
+            ("projects/\u{212A}:read", K::NotAscii, 9),
+            ("projects:\u{017F}ign", K::NotAscii, 9),
+            ("projects\u{200B}:read", K::NotAscii, 8),
+            ("projects\u{202E}:read", K::NotAscii, 8),
+            ("projects:re\u{200D}ad", K::NotAscii, 11),
+        ];
+        for &(input, kind, at) in cases {
+            let e = scope_err(input);
+            assert_eq!((e.kind(), e.position()), (kind, at), "{input:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn segment_length_and_count_are_bounded() {
+        let long = "a".repeat(MAX_SEGMENT_LEN);
+        assert!(format!("{long}:read").parse::<Scope>().is_ok());
+        let e = scope_err(&format!("{long}a:read"));
+        assert_eq!(e.kind(), ScopeErrorKind::SegmentTooLong);
+        let deep = vec!["a"; MAX_SEGMENTS].join("/");
+        assert!(format!("{deep}:read").parse::<Scope>().is_ok());
+        let e = scope_err(&format!("{deep}/a:read"));
+        assert_eq!(e.kind(), ScopeErrorKind::TooManySegments);
+        let e = scope_err(&"a/".repeat(10_000));
+        assert_eq!(e.kind(), ScopeErrorKind::TooLong);
+        let e = format!("x:{}", "a".repeat(MAX_ACTION_LEN + 1))
+            .parse::<Scope>()
+            .unwrap_err();
+        assert_eq!(e.kind(), ScopeErrorKind::TooLong);
+    }
+
+    #[test]
+    fn error_messages_quote_a_bounded_escaped_input() {
+        let e = scope_err(&format!("{}\n:read", "x".repeat(1000)));
+        let msg = e.to_string();
+        assert!(msg.len() < 200, "{msg}");
+        assert!(!msg.contains('\n'));
+        let e = scope_err("evil\u{202E}:read");
+        assert!(e.to_string().contains("U+202E"), "{e}");
+        assert!(!e.to_string().contains('\u{202E}'), "{e}");
+    }
+
+    #[test]
+    fn from_segments_refuses_every_injection() {
+        for id in [
+            "",
+            ".",
+            "..",
+            "*",
+            "42/comments",
+            "42:write",
+            "42 comments:write",
+            "%2e%2e",
+            "%3a",
+            "a\0",
+            "a\t",
+            "a\r\n",
+            "a b",
+            "\u{FF1A}",
+            "\u{0131}",
+            "4\u{200B}2",
+        ] {
+            let e = Resource::from_segments(["projects", id]).unwrap_err();
+            assert_ne!(e.kind(), ScopeErrorKind::TooManySegments, "{id:?}");
+            let root = res("projects");
+            assert!(root.child(id).is_err(), "{id:?}");
+        }
+        let r = Resource::from_segments(["projects", "42", "comments"]).unwrap();
+        assert_eq!(r.as_str(), "projects/42/comments");
+        assert!(!r.has_wildcard());
+        assert!(Resource::from_segments(Vec::<&str>::new()).is_err());
+        let too_deep = vec!["a"; MAX_SEGMENTS + 1];
+        assert_eq!(
+            Resource::from_segments(too_deep).unwrap_err().kind(),
+            ScopeErrorKind::TooManySegments
+        );
+    }
+
+    #[test]
+    fn a_grant_covers_descendants_for_its_own_action_only() {
+        let s = set("projects:read");
+        assert!(s.allows(&res("projects"), &act("read")));
+        assert!(s.allows(&res("projects/42"), &act("read")));
+        assert!(s.allows(&res("projects/42/comments/7"), &act("read")));
+        assert!(!s.allows(&res("projects/42"), &act("write")));
+        assert!(!s.allows(&res("projects-archive"), &act("read")));
+        assert!(!s.allows(&res("project"), &act("read")));
+        assert!(!s.allows(&res("users/42"), &act("read")));
+        assert!(!set("projects:read").allows(&res("projects"), &act("readwrite")));
+        assert!(!set("projects/42:read").allows(&res("projects"), &act("read")));
+        assert!(!set("projects/42:read").allows(&res("projects/420"), &act("read")));
+    }
+
+    #[test]
+    fn matching_is_case_sensitive_without_normalisation() {
+        let s = set("projects:read");
+        assert!(!s.allows(&res("Projects"), &act("read")));
+        assert!(!s.allows(&res("PROJECTS/1"), &act("read")));
+    }
+
+    #[test]
+    fn wildcards_match_one_segment_and_are_broad() {
+        let s = set("projects/*/comments:read");
+        assert!(s.is_broad());
+        assert!(s.allows(&res("projects/42/comments"), &act("read")));
+        assert!(s.allows(&res("projects/42/comments/9"), &act("read")));
+        assert!(!s.allows(&res("projects/42"), &act("read")));
+        assert!(!s.allows(&res("projects/42/x/comments"), &act("read")));
+        assert!(!s.allows(&res("projects/42/comments"), &act("write")));
+
+        let any = set("projects:*");
+        assert!(any.is_broad());
+        assert!(any.allows(&res("projects/1"), &act("delete")));
+        assert!(any.allows(&res("projects/1"), &Action::any()));
+        assert!(!set("projects:read").allows(&res("projects/1"), &Action::any()));
+
+        // Asking about every project is only granted by a grant on every project.
+        assert!(!set("projects/1:read").allows(&res("projects/*"), &act("read")));
+        assert!(set("projects/*:read").allows(&res("projects/*"), &act("read")));
+        assert!(!set("projects:read").is_broad());
+    }
+
+    #[test]
+    fn both_literal_and_wildcard_branches_are_searched() {
+        let s = set("a/b/c:read a/*/d:read");
+        assert!(s.allows(&res("a/b/d"), &act("read")));
+        assert!(s.allows(&res("a/b/c/e"), &act("read")));
+        assert!(!s.allows(&res("a/b/e"), &act("read")));
+    }
+
+    #[test]
+    fn scope_set_string_is_canonical_and_strict() {
+        let s = set("projects:read comments:write projects/42:read");
+        assert_eq!(
+            s.to_string(),
+            "comments:write projects/42:read projects:read"
+        );
+        assert_eq!(s, set(&s.to_string()));
+        assert_eq!(set("").len(), 0);
+        use ScopeErrorKind as K;
+        for (input, kind) in [
+            (" a:read", K::BadSeparator),
+            ("a:read ", K::BadSeparator),
+            ("a:read  b:read", K::BadSeparator),
+            ("a:read\tb:read", K::InvalidAction),
+            ("a:read a:read", K::Duplicate),
+            ("123 comments:write", K::MissingAction),
+        ] {
+            let e = input.parse::<ScopeSet>().unwrap_err();
+            assert_eq!(e.kind(), kind, "{input:?}: {e}");
+        }
+        let many = (0..=MAX_SCOPES)
+            .map(|i| format!("r{i}:read"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert_eq!(
+            many.parse::<ScopeSet>().unwrap_err().kind(),
+            K::TooManyScopes
+        );
+    }
+
+    #[test]
+    fn read_only_posture_is_visible() {
+        let r = set("projects:read users:read");
+        assert!(r.is_read_only());
+        assert_eq!(r.beyond_read().count(), 0);
+        let w = set("projects:read comments:write");
+        assert!(!w.is_read_only());
+        let beyond: Vec<String> = w.beyond_read().map(ToString::to_string).collect();
+        assert_eq!(beyond, ["comments:write"]);
+        assert_eq!(Scope::read(res("x")).to_string(), "x:read");
+        assert_eq!(Scope::write(res("x")).to_string(), "x:write");
+        assert_eq!(Scope::delete(res("x")).to_string(), "x:delete");
+        assert_eq!(Scope::admin(res("x")).to_string(), "x:admin");
+    }
+
+    #[test]
+    fn subset_follows_coverage() {
+        let small = set("projects/42:read");
+        let big = set("projects:read comments:write");
+        assert!(small.is_subset_of(&big));
+        assert!(!big.is_subset_of(&small));
+        assert!(set("projects/*/x:read").is_subset_of(&set("projects:read")));
+        assert!(!set("projects:read").is_subset_of(&set("projects/*:read")));
+        assert!(set("projects:write").is_subset_of(&set("projects:*")));
+        assert!(!set("projects:*").is_subset_of(&set("projects:write")));
+        assert!(ScopeSet::new().is_subset_of(&small));
+    }
+
+    #[test]
+    fn from_scopes_refuses_duplicates() {
+        let a: Scope = "a:read".parse().unwrap();
+        let e = ScopeSet::from_scopes([a.clone(), a.clone()]).unwrap_err();
+        assert_eq!(e.kind(), ScopeErrorKind::Duplicate);
+        let s = ScopeSet::from_scopes([a.clone()]).unwrap();
+        assert!(s.contains(&a));
+    }
+
+    #[test]
+    fn serde_uses_the_scope_string() {
+        let s = set("b:read a:write");
+        let json = serde_json::to_string(&s).unwrap();
+        assert_eq!(json, "\"a:write b:read\"");
+        let back: ScopeSet = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, s);
+        assert!(serde_json::from_str::<ScopeSet>("\"a:read a:read\"").is_err());
+        assert!(serde_json::from_str::<ScopeSet>("[\"a:read\"]").is_err());
+        assert!(serde_json::from_str::<Resource>("\"a/../b\"").is_err());
+        assert!(serde_json::from_str::<Action>("\"READ\"").is_err());
+        let sc: Scope = serde_json::from_str("\"a/b:read\"").unwrap();
+        assert_eq!(sc.resource().as_str(), "a/b");
+    }
+}
