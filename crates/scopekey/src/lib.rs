@@ -1,41 +1,95 @@
 //! # scopekey
 //!
 //! Small, scoped, short-lived API tokens. A token says "read on projects, write on comments"
-//! and nothing more; read-only is the default posture and every escalation is explicit.
+//! and nothing more; read-only is the default posture and every escalation is explicit. Tokens
+//! are PASETO v4.public (Ed25519, `verify_strict`), bound to one issuer, audience and
+//! environment, and expire in minutes.
 //!
-//! ## Quick start: scopes
+//! ## Quick start: mint → verify → authorize
 //!
 //! ```
-//! use scopekey::{Action, Resource, ScopeSet};
+//! use scopekey::{Action, Issuer, KeySet, Resource, SigningKey, TokenRequest, Verifier, VerifierConfig};
+//! use std::time::Duration;
 //!
-//! // What a token grants: the OAuth `scope` string, `resource:action` pairs.
-//! let granted: ScopeSet = "projects:read projects/42/comments:write".parse()?;
+//! // The issuer holds the secret key; services hold only the public key set.
+//! let key = SigningKey::generate()?;
+//! let keys = KeySet::single(key.public_key().clone());
+//! let issuer = Issuer::new(key, "https://auth.example", "production".parse()?)?;
 //!
-//! // At the point of action, build the concrete resource from request data and ask.
-//! let id = "42"; // e.g. from the URL path
-//! let project = Resource::from_segments(["projects", id])?;
-//! assert!(granted.allows(&project, &Action::read()));
-//! assert!(!granted.allows(&project, &Action::delete()));
-//! assert!(!granted.is_read_only()); // it holds a write
-//! # Ok::<(), scopekey::ScopeError>(())
+//! // One token per consumer, with explicit scopes and a short lifetime.
+//! let minted = issuer.issue(
+//!     &TokenRequest::new("billing-sync", "https://api.example", "projects:read projects/42/comments:write".parse()?)
+//!         .ttl(Duration::from_secs(10 * 60))
+//!         .owner("team-billing")
+//!         .purpose("nightly comment import"),
+//! )?;
+//!
+//! // The service verifies (signature, key id, environment, issuer, audience, times)...
+//! let verifier = Verifier::new(
+//!     keys,
+//!     VerifierConfig::new("https://auth.example", "https://api.example", "production".parse()?),
+//! )?;
+//! let grant = verifier.verify(minted.token().as_str())?;
+//!
+//! // ...and authorizes the specific action on the specific resource at the point of action.
+//! let project = Resource::from_segments(["projects", "42"])?;
+//! grant.authorize(&project, &Action::read())?;
+//! grant.authorize(&project.child("comments")?, &Action::write())?;
+//! let denied = grant.authorize(&project, &Action::delete()).unwrap_err();
+//! assert_eq!(denied.required_scope().to_string(), "projects/42:delete");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
 //! ## Concepts
 //!
-//! - [`Scope`]: `resource:action`. A grant on a resource covers its descendants, for its own
-//!   action only. See the [`scope`] module and `docs/scopes.md`.
-//! - [`ScopeSet`]: the scopes of one token, compiled once for fast checks.
+//! - [`Scope`] / [`ScopeSet`]: `resource:action` grants. A grant on a resource covers its
+//!   descendants, for its own action only. See the [`scope`] module and `docs/scopes.md`.
+//! - [`SigningKey`], [`PublicKey`], [`KeyId`], [`KeySet`]: Ed25519 keys as PASERK, identified by
+//!   `k4.pid`; a key set holds several keys with validity windows for rotation.
+//! - [`Issuer`] and [`TokenRequest`]: mint one token for one consumer.
+//! - [`Verifier`] and [`Grant`]: verification returns a grant, which only the verifier can
+//!   create; handlers take it as proof and call [`Grant::authorize`].
+//! - [`VerifyError`] with [`ErrorKind`]: one kind per reason a token is refused.
+//! - [`Clock`]: time is injected, so tests move it without sleeping.
+//!
+//! The wire format and its environment binding are described in `docs/tokens.md`; the
+//! low-level format functions are in [`paseto`].
 //!
 //! ## Non-goals
 //!
 //! - No policy language: a token's power is its scope set, checked by exact set semantics.
 //! - No normalisation of look-alike or differently-cased input: such input is refused.
+//! - No symmetric (`v4.local`) tokens and no other algorithms: one format, one signature scheme.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod b64;
+mod claims;
+mod clock;
+mod error;
+mod issuer;
+mod json;
+mod keys;
+pub mod paseto;
+mod rfc3339;
 pub mod scope;
+mod verifier;
 
+pub use claims::{Claims, Environment, FamilyId, InvalidId, MAX_TEXT_LEN, TokenId};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{ErrorKind, VerifyError};
+pub use issuer::{
+    BearerToken, DEFAULT_MAX_TTL, DEFAULT_TTL, IssueError, IssueErrorKind, Issuer, Minted,
+    TokenRequest,
+};
+pub use keys::{
+    KeyEntry, KeyError, KeyErrorKind, KeyId, KeySet, PublicKey, SignatureError, SigningKey,
+};
 pub use scope::{Action, Resource, Scope, ScopeError, ScopeErrorKind, ScopeSet};
+pub use verifier::{
+    ConfigError, DEFAULT_LEEWAY, Denied, Grant, MAX_FOOTER_LEN, MAX_LEEWAY, Verifier,
+    VerifierConfig,
+};
 
 // The user guides' code blocks are compiled and run as doc tests.
 #[cfg(doctest)]

@@ -1,0 +1,397 @@
+//! The claims a token carries, typed.
+
+use crate::error::VerifyError;
+use crate::rfc3339;
+use crate::scope::ScopeSet;
+use serde_json::{Map, Value};
+use std::fmt;
+use std::str::FromStr;
+use time::OffsetDateTime;
+
+/// Longest accepted issuer, audience, subject, owner or purpose, in bytes.
+pub const MAX_TEXT_LEN: usize = 256;
+
+/// Checks a free-text claim: non-empty, at most [`MAX_TEXT_LEN`] bytes, no control characters.
+pub(crate) fn check_text(name: &str, value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err(format!("`{name}` must not be empty"));
+    }
+    if value.len() > MAX_TEXT_LEN {
+        return Err(format!("`{name}` is longer than {MAX_TEXT_LEN} bytes"));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(format!("`{name}` contains a control character"));
+    }
+    Ok(())
+}
+
+/// An invalid environment, token id or family id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{what} {value:?} is invalid: {rule}")]
+pub struct InvalidId {
+    what: &'static str,
+    value: String,
+    rule: &'static str,
+}
+
+impl InvalidId {
+    fn new(what: &'static str, value: &str, rule: &'static str) -> Self {
+        Self {
+            what,
+            value: value.chars().take(64).collect(),
+            rule,
+        }
+    }
+}
+
+/// A deployment environment (`production`, `staging`, `dev-eu1`, …).
+///
+/// Lowercase ASCII letters and digits, then also `.`, `_` and `-`, at most 64 bytes. Every
+/// token is bound to one environment both by its `env` claim and cryptographically, through
+/// the PASETO implicit assertion, so a staging token never verifies in production.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Environment(Box<str>);
+
+impl Environment {
+    /// The environment as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for Environment {
+    type Err = InvalidId;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        const RULE: &str = "use 1 to 64 of a-z 0-9 . _ -, starting with a letter or digit";
+        let b = s.as_bytes();
+        let first_ok = b
+            .first()
+            .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        let rest_ok = b.iter().all(|&c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-')
+        });
+        if !(first_ok && rest_ok && b.len() <= 64) {
+            return Err(InvalidId::new("environment", s, RULE));
+        }
+        Ok(Self(s.into()))
+    }
+}
+
+impl fmt::Display for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&self.0)
+    }
+}
+
+impl fmt::Debug for Environment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Environment({:?})", &*self.0)
+    }
+}
+
+macro_rules! random_id {
+    ($(#[$doc:meta])* $name:ident, $what:literal) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Box<str>);
+
+        impl $name {
+            /// A fresh id: 128 bits from the operating system's generator, as 22 base64url
+            /// characters.
+            ///
+            /// # Errors
+            /// When the system generator fails.
+            pub fn generate() -> Result<Self, getrandom::Error> {
+                let mut bytes = [0u8; 16];
+                getrandom::fill(&mut bytes)?;
+                Ok(Self(crate::b64::encode(&bytes).into_boxed_str()))
+            }
+
+            /// The id as written.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = InvalidId;
+
+            /// Accepts 1 to 128 of `A-Z a-z 0-9 . _ : -` (UUIDs, ULIDs and base64url ids fit).
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                let ok = !s.is_empty()
+                    && s.len() <= 128
+                    && s.bytes().all(|c| c.is_ascii_alphanumeric() || b"._:-".contains(&c));
+                if !ok {
+                    return Err(InvalidId::new($what, s, "use 1 to 128 of A-Z a-z 0-9 . _ : -"));
+                }
+                Ok(Self(s.into()))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.pad(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, concat!(stringify!($name), "({})"), self.0)
+            }
+        }
+    };
+}
+
+random_id!(
+    /// A token id (`jti`): unique per token, the key for revocation and replay detection.
+    TokenId,
+    "token id"
+);
+random_id!(
+    /// A token family id (`fam`): shared by a refresh token and every token rotated from it.
+    FamilyId,
+    "family id"
+);
+
+macro_rules! serde_via_str {
+    ($($ty:ty),*) => {$(
+        impl serde::Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    )*};
+}
+
+serde_via_str!(Environment, TokenId, FamilyId);
+
+/// The claims of a token.
+///
+/// Built by the [`Issuer`](crate::Issuer) when minting and by the [`Verifier`](crate::Verifier)
+/// after the signature has been checked. Times are UTC with whole seconds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claims {
+    pub(crate) issuer: String,
+    pub(crate) subject: String,
+    pub(crate) audience: String,
+    pub(crate) environment: Environment,
+    pub(crate) expires_at: OffsetDateTime,
+    pub(crate) not_before: Option<OffsetDateTime>,
+    pub(crate) issued_at: OffsetDateTime,
+    pub(crate) token_id: TokenId,
+    pub(crate) scopes: ScopeSet,
+    pub(crate) owner: Option<String>,
+    pub(crate) purpose: Option<String>,
+    pub(crate) family: Option<FamilyId>,
+    pub(crate) other: Map<String, Value>,
+}
+
+impl Claims {
+    /// `iss`: who issued the token.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// `sub`: the consumer the token was issued to.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// `aud`: the service the token is for.
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// `env`: the environment the token belongs to.
+    pub fn environment(&self) -> &Environment {
+        &self.environment
+    }
+
+    /// `exp`: when the token stops verifying.
+    pub fn expires_at(&self) -> OffsetDateTime {
+        self.expires_at
+    }
+
+    /// `nbf`: when the token starts verifying, if it says.
+    pub fn not_before(&self) -> Option<OffsetDateTime> {
+        self.not_before
+    }
+
+    /// `iat`: when the token was issued.
+    pub fn issued_at(&self) -> OffsetDateTime {
+        self.issued_at
+    }
+
+    /// `jti`: the token's unique id.
+    pub fn token_id(&self) -> &TokenId {
+        &self.token_id
+    }
+
+    /// `scope`: what the token may touch.
+    pub fn scopes(&self) -> &ScopeSet {
+        &self.scopes
+    }
+
+    /// `owner`: the person or team answerable for the consumer, if set.
+    pub fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
+    }
+
+    /// `purpose`: what the token is for, if set.
+    pub fn purpose(&self) -> Option<&str> {
+        self.purpose.as_deref()
+    }
+
+    /// `fam`: the refresh-token family the token belongs to, if any.
+    pub fn family(&self) -> Option<&FamilyId> {
+        self.family.as_ref()
+    }
+
+    /// Claims this library does not define, preserved as signed.
+    ///
+    /// # Security
+    /// They are authenticated but never used for authorization; only [`Claims::scopes`] is.
+    pub fn other(&self) -> &Map<String, Value> {
+        &self.other
+    }
+
+    /// The claims as the JSON object that is signed.
+    pub(crate) fn to_json(&self) -> Vec<u8> {
+        let mut m = Map::new();
+        let mut put = |k: &str, v: String| {
+            m.insert(k.to_owned(), Value::String(v));
+        };
+        put("iss", self.issuer.clone());
+        put("sub", self.subject.clone());
+        put("aud", self.audience.clone());
+        put("env", self.environment.as_str().to_owned());
+        put("exp", rfc3339::format(self.expires_at));
+        if let Some(nbf) = self.not_before {
+            put("nbf", rfc3339::format(nbf));
+        }
+        put("iat", rfc3339::format(self.issued_at));
+        put("jti", self.token_id.as_str().to_owned());
+        put("scope", self.scopes.to_string());
+        if let Some(o) = &self.owner {
+            put("owner", o.clone());
+        }
+        if let Some(p) = &self.purpose {
+            put("purpose", p.clone());
+        }
+        if let Some(f) = &self.family {
+            put("fam", f.as_str().to_owned());
+        }
+        for (k, v) in &self.other {
+            m.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        // Serialising a map of strings and already-parsed values cannot fail.
+        serde_json::to_vec(&Value::Object(m)).unwrap_or_default()
+    }
+
+    /// Types the claims of a verified payload. `map` has already been parsed strictly.
+    pub(crate) fn from_map(mut map: Map<String, Value>) -> Result<Self, VerifyError> {
+        let issuer = take_text(&mut map, "iss")?;
+        let subject = take_text(&mut map, "sub")?;
+        let audience = take_text(&mut map, "aud")?;
+        let environment = take_parsed::<Environment>(&mut map, "env")?;
+        let expires_at = take_time(&mut map, "exp")?.ok_or_else(|| {
+            VerifyError::claims("claim `exp` is missing: every token must expire")
+        })?;
+        let not_before = take_time(&mut map, "nbf")?;
+        let issued_at = take_time(&mut map, "iat")?
+            .ok_or_else(|| VerifyError::claims("claim `iat` is missing"))?;
+        let token_id = take_parsed::<TokenId>(&mut map, "jti")?;
+        let scope_text = take_string(&mut map, "scope")?
+            .ok_or_else(|| VerifyError::claims("claim `scope` is missing"))?;
+        let scopes: ScopeSet = scope_text
+            .parse()
+            .map_err(|e| VerifyError::claims(format!("claim `scope` is invalid: {e}")))?;
+        if scopes.is_empty() {
+            return Err(VerifyError::claims("claim `scope` grants nothing"));
+        }
+        let owner = take_optional_text(&mut map, "owner")?;
+        let purpose = take_optional_text(&mut map, "purpose")?;
+        let family = match take_string(&mut map, "fam")? {
+            None => None,
+            Some(f) => Some(f.parse().map_err(|e: InvalidId| {
+                VerifyError::claims(format!("claim `fam` is invalid: {e}"))
+            })?),
+        };
+        Ok(Self {
+            issuer,
+            subject,
+            audience,
+            environment,
+            expires_at,
+            not_before,
+            issued_at,
+            token_id,
+            scopes,
+            owner,
+            purpose,
+            family,
+            other: map,
+        })
+    }
+}
+
+fn take_string(map: &mut Map<String, Value>, name: &str) -> Result<Option<String>, VerifyError> {
+    match map.remove(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(VerifyError::claims(format!(
+            "claim `{name}` must be a string"
+        ))),
+    }
+}
+
+fn take_text(map: &mut Map<String, Value>, name: &str) -> Result<String, VerifyError> {
+    take_optional_text(map, name)?
+        .ok_or_else(|| VerifyError::claims(format!("claim `{name}` is missing")))
+}
+
+fn take_optional_text(
+    map: &mut Map<String, Value>,
+    name: &str,
+) -> Result<Option<String>, VerifyError> {
+    let Some(s) = take_string(map, name)? else {
+        return Ok(None);
+    };
+    check_text(name, &s).map_err(|e| VerifyError::claims(format!("claim {e}")))?;
+    Ok(Some(s))
+}
+
+fn take_parsed<T: FromStr<Err = InvalidId>>(
+    map: &mut Map<String, Value>,
+    name: &str,
+) -> Result<T, VerifyError> {
+    let s = take_string(map, name)?
+        .ok_or_else(|| VerifyError::claims(format!("claim `{name}` is missing")))?;
+    s.parse()
+        .map_err(|e| VerifyError::claims(format!("claim `{name}` is invalid: {e}")))
+}
+
+fn take_time(
+    map: &mut Map<String, Value>,
+    name: &str,
+) -> Result<Option<OffsetDateTime>, VerifyError> {
+    match map.remove(name) {
+        None => Ok(None),
+        Some(Value::String(s)) => rfc3339::parse(&s).map(Some).ok_or_else(|| {
+            VerifyError::claims(format!(
+                "claim `{name}` is not a strict RFC 3339 date-time like 2030-01-01T00:00:00Z"
+            ))
+        }),
+        Some(_) => Err(VerifyError::claims(format!(
+            "claim `{name}` must be an RFC 3339 string, not a number or other JSON type"
+        ))),
+    }
+}

@@ -1,0 +1,75 @@
+//! Time, injected: verification and issuing read the current instant through [`Clock`], so tests
+//! can move time without sleeping.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use time::OffsetDateTime;
+
+/// A source of the current instant.
+pub trait Clock: Send + Sync + fmt::Debug {
+    /// The current instant, in UTC.
+    fn now(&self) -> OffsetDateTime;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> OffsetDateTime {
+        OffsetDateTime::now_utc()
+    }
+}
+
+/// A clock that only moves when told to, for tests. Clones share the same instant.
+///
+/// ```
+/// use scopekey::ManualClock;
+/// use scopekey::Clock as _;
+///
+/// let clock = ManualClock::at_unix(1_700_000_000);
+/// clock.advance(std::time::Duration::from_secs(60));
+/// assert_eq!(clock.now().unix_timestamp(), 1_700_000_060);
+/// ```
+#[derive(Debug, Clone)]
+pub struct ManualClock(Arc<AtomicI64>);
+
+impl ManualClock {
+    /// A clock stopped at `unix_seconds`.
+    pub fn at_unix(unix_seconds: i64) -> Self {
+        Self(Arc::new(AtomicI64::new(unix_seconds)))
+    }
+
+    /// A clock stopped at the current system time, rounded down to a whole second.
+    pub fn now_utc() -> Self {
+        Self::at_unix(OffsetDateTime::now_utc().unix_timestamp())
+    }
+
+    /// Sets the instant, in Unix seconds.
+    pub fn set_unix(&self, unix_seconds: i64) {
+        self.0.store(unix_seconds, Ordering::SeqCst);
+    }
+
+    /// Moves the clock forward, saturating at the largest representable instant.
+    pub fn advance(&self, by: std::time::Duration) {
+        let secs = i64::try_from(by.as_secs()).unwrap_or(i64::MAX);
+        let _ = self
+            .0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+                Some(t.saturating_add(secs))
+            });
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> OffsetDateTime {
+        let t = self.0.load(Ordering::SeqCst);
+        // Out-of-range settings clamp to the representable range instead of panicking.
+        OffsetDateTime::from_unix_timestamp(t).unwrap_or(if t < 0 {
+            OffsetDateTime::UNIX_EPOCH
+        } else {
+            time::macros::datetime!(9999-12-31 23:59:59 UTC)
+        })
+    }
+}

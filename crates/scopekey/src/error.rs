@@ -1,0 +1,73 @@
+//! Why a token was refused.
+
+use std::borrow::Cow;
+
+/// The reason a token was refused, for matching. One kind per reason.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// Longer than [`MAX_TOKEN_LEN`](crate::paseto::MAX_TOKEN_LEN); refused before any decoding.
+    Oversized,
+    /// Not a well-formed token: wrong number of parts, empty parts, non-canonical base64url,
+    /// too short to hold a signature.
+    Malformed,
+    /// Another PASETO version or purpose (`v4.local.`, `v3.public.`, `V4.PUBLIC.`, …) or not a
+    /// PASETO at all.
+    UnsupportedFormat,
+    /// The footer is missing, too large, not a flat JSON object with only a `kid`, or carries
+    /// secret key material.
+    InvalidFooter,
+    /// The key id is not in the key set, or the key is not yet valid or already retired.
+    UnknownKey,
+    /// The signature does not verify: an altered token, the wrong key, or a token bound to
+    /// another environment or token type.
+    BadSignature,
+    /// The signed claims are not a valid claims object: invalid JSON, duplicate members, a
+    /// missing, empty or ill-typed claim, or an invalid scope string.
+    InvalidClaims,
+    /// `exp` has passed (beyond the leeway).
+    Expired,
+    /// `nbf` or `iat` lies in the future (beyond the leeway).
+    NotYetValid,
+    /// `exp − iat` is longer than the verifier's maximum lifetime.
+    LifetimeTooLong,
+    /// `iss` is not the expected issuer.
+    WrongIssuer,
+    /// `aud` is not the expected audience.
+    WrongAudience,
+    /// `env` is not the expected environment.
+    WrongEnvironment,
+}
+
+/// A token that was refused, with the reason.
+///
+/// The message says what was wrong and, where it helps, what to do. It never contains the
+/// token or key bytes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct VerifyError {
+    kind: ErrorKind,
+    message: Cow<'static, str>,
+}
+
+impl VerifyError {
+    pub(crate) fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// The reason, for matching.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    pub(crate) fn malformed(why: &'static str) -> Self {
+        Self::new(ErrorKind::Malformed, why)
+    }
+
+    pub(crate) fn claims(why: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorKind::InvalidClaims, why)
+    }
+}

@@ -1,0 +1,334 @@
+//! Minting tokens.
+
+use crate::claims::{Claims, Environment, FamilyId, TokenId, check_text};
+use crate::clock::{Clock, SystemClock};
+use crate::keys::{KeyId, SigningKey};
+use crate::paseto;
+use crate::scope::{Scope, ScopeSet};
+use serde_json::Map;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+use zeroize::Zeroizing;
+
+/// Lifetime of a token when the request does not say: 15 minutes.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(15 * 60);
+/// Longest lifetime an issuer grants unless configured otherwise: 1 hour.
+pub const DEFAULT_MAX_TTL: Duration = Duration::from_secs(60 * 60);
+
+/// Why a token could not be minted.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IssueErrorKind {
+    /// The request grants no scope.
+    NoScope,
+    /// The request holds a broad scope without [`TokenRequest::allow_broad`].
+    BroadScope,
+    /// The lifetime is zero or longer than the issuer's maximum.
+    Lifetime,
+    /// A claim value is invalid (empty, too long, control characters).
+    InvalidClaim,
+    /// The operating system's random number generator failed.
+    Randomness,
+}
+
+/// A token that could not be minted, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct IssueError {
+    kind: IssueErrorKind,
+    message: String,
+}
+
+impl IssueError {
+    fn new(kind: IssueErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Why, for matching.
+    pub fn kind(&self) -> IssueErrorKind {
+        self.kind
+    }
+}
+
+/// A signed token string: the bearer secret.
+///
+/// Zeroized when dropped. `Debug` shows only the first 12 characters, so a token that ends up
+/// in a log by accident is not usable from there.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BearerToken(Zeroizing<String>);
+
+impl BearerToken {
+    /// The token, for the `Authorization: Bearer` header.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for BearerToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown: String = self.0.chars().take(12).collect();
+        write!(f, "BearerToken({shown}…)")
+    }
+}
+
+/// A freshly minted token and the claims it carries.
+#[derive(Debug, Clone)]
+pub struct Minted {
+    token: BearerToken,
+    claims: Claims,
+}
+
+impl Minted {
+    /// The token to hand to the consumer.
+    pub fn token(&self) -> &BearerToken {
+        &self.token
+    }
+
+    /// The claims the token carries (for the inventory and the audit trail).
+    pub fn claims(&self) -> &Claims {
+        &self.claims
+    }
+
+    /// Both parts.
+    pub fn into_parts(self) -> (BearerToken, Claims) {
+        (self.token, self.claims)
+    }
+}
+
+/// What to mint: one token for one consumer, with explicit scopes.
+#[derive(Debug, Clone)]
+pub struct TokenRequest {
+    subject: String,
+    audience: String,
+    scopes: ScopeSet,
+    ttl: Option<Duration>,
+    owner: Option<String>,
+    purpose: Option<String>,
+    family: Option<FamilyId>,
+    allow_broad: bool,
+}
+
+impl TokenRequest {
+    /// A token for `subject` (the consumer), usable at `audience`, granting `scopes`.
+    pub fn new(subject: impl Into<String>, audience: impl Into<String>, scopes: ScopeSet) -> Self {
+        Self {
+            subject: subject.into(),
+            audience: audience.into(),
+            scopes,
+            ttl: None,
+            owner: None,
+            purpose: None,
+            family: None,
+            allow_broad: false,
+        }
+    }
+
+    /// The lifetime (default [`DEFAULT_TTL`]); at most the issuer's maximum.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = Some(ttl);
+        self
+    }
+
+    /// Who answers for this consumer (a person or team).
+    pub fn owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = Some(owner.into());
+        self
+    }
+
+    /// What the token is for.
+    pub fn purpose(mut self, purpose: impl Into<String>) -> Self {
+        self.purpose = Some(purpose.into());
+        self
+    }
+
+    /// The refresh family the token belongs to.
+    pub fn family(mut self, family: FamilyId) -> Self {
+        self.family = Some(family);
+        self
+    }
+
+    /// Allows broad scopes (a `*` action or a `*` resource segment).
+    ///
+    /// # Security
+    /// A broad token does more damage when it leaks. Prefer listing the concrete scopes.
+    pub fn allow_broad(mut self) -> Self {
+        self.allow_broad = true;
+        self
+    }
+}
+
+/// Mints tokens with one signing key, for one issuer name and one environment.
+///
+/// ```
+/// use scopekey::{Issuer, SigningKey, TokenRequest};
+/// use std::time::Duration;
+///
+/// let issuer = Issuer::new(SigningKey::generate()?, "https://auth.example", "production".parse()?)?;
+/// let minted = issuer.issue(
+///     &TokenRequest::new("ci-deploy", "https://api.example", "projects:read".parse()?)
+///         .ttl(Duration::from_secs(300))
+///         .owner("team-infra"),
+/// )?;
+/// assert!(minted.token().as_str().starts_with("v4.public."));
+/// assert_eq!(minted.claims().subject(), "ci-deploy");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct Issuer {
+    key: SigningKey,
+    issuer: String,
+    environment: Environment,
+    footer: Vec<u8>,
+    assertion: Vec<u8>,
+    default_ttl: Duration,
+    max_ttl: Duration,
+    clock: Arc<dyn Clock>,
+}
+
+impl Issuer {
+    /// An issuer signing with `key` as `issuer` (the `iss` claim) for `environment`.
+    ///
+    /// # Errors
+    /// [`IssueErrorKind::InvalidClaim`] if `issuer` is empty, longer than 256 bytes or holds
+    /// control characters.
+    pub fn new(
+        key: SigningKey,
+        issuer: impl Into<String>,
+        environment: Environment,
+    ) -> Result<Self, IssueError> {
+        let issuer = issuer.into();
+        check_text("iss", &issuer).map_err(|e| IssueError::new(IssueErrorKind::InvalidClaim, e))?;
+        Ok(Self {
+            footer: kid_footer(key.key_id()),
+            assertion: paseto::access_assertion(&environment),
+            key,
+            issuer,
+            environment,
+            default_ttl: DEFAULT_TTL,
+            max_ttl: DEFAULT_MAX_TTL,
+            clock: Arc::new(SystemClock),
+        })
+    }
+
+    /// The lifetime of tokens whose request does not set one (default 15 minutes).
+    pub fn with_default_ttl(mut self, ttl: Duration) -> Self {
+        self.default_ttl = ttl;
+        self
+    }
+
+    /// The longest lifetime this issuer grants (default 1 hour).
+    pub fn with_max_ttl(mut self, ttl: Duration) -> Self {
+        self.max_ttl = ttl;
+        self
+    }
+
+    /// The clock that sets `iat`, `nbf` and `exp` (default: the system clock).
+    pub fn with_clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The key id every token of this issuer carries.
+    pub fn key_id(&self) -> &KeyId {
+        self.key.key_id()
+    }
+
+    /// The environment every token of this issuer is bound to.
+    pub fn environment(&self) -> &Environment {
+        &self.environment
+    }
+
+    /// Mints one token.
+    ///
+    /// # Errors
+    /// [`IssueErrorKind::NoScope`] for an empty scope set; [`IssueErrorKind::BroadScope`] for a
+    /// broad scope without [`TokenRequest::allow_broad`] (the message names it);
+    /// [`IssueErrorKind::Lifetime`] for a zero lifetime or one above the maximum;
+    /// [`IssueErrorKind::InvalidClaim`] for an invalid subject, audience, owner or purpose;
+    /// [`IssueErrorKind::Randomness`] if no token id could be drawn.
+    pub fn issue(&self, request: &TokenRequest) -> Result<Minted, IssueError> {
+        let claims = self.claims_for(request)?;
+        let token = paseto::sign(&self.key, &claims.to_json(), &self.footer, &self.assertion);
+        Ok(Minted {
+            token: BearerToken(Zeroizing::new(token)),
+            claims,
+        })
+    }
+
+    fn claims_for(&self, r: &TokenRequest) -> Result<Claims, IssueError> {
+        let invalid = |e: String| IssueError::new(IssueErrorKind::InvalidClaim, e);
+        check_text("sub", &r.subject).map_err(invalid)?;
+        check_text("aud", &r.audience).map_err(invalid)?;
+        for (name, value) in [("owner", &r.owner), ("purpose", &r.purpose)] {
+            if let Some(v) = value {
+                check_text(name, v).map_err(invalid)?;
+            }
+        }
+        if r.scopes.is_empty() {
+            return Err(IssueError::new(
+                IssueErrorKind::NoScope,
+                "a token must grant at least one scope",
+            ));
+        }
+        if !r.allow_broad {
+            let broad: Vec<String> = r.scopes.broad().map(Scope::to_string).collect();
+            if !broad.is_empty() {
+                return Err(IssueError::new(
+                    IssueErrorKind::BroadScope,
+                    format!(
+                        "broad scope {} needs an explicit opt-in (TokenRequest::allow_broad); \
+                         prefer listing concrete scopes",
+                        broad.join(" ")
+                    ),
+                ));
+            }
+        }
+        let ttl = r.ttl.unwrap_or(self.default_ttl);
+        if ttl.as_secs() == 0 || ttl > self.max_ttl {
+            return Err(IssueError::new(
+                IssueErrorKind::Lifetime,
+                format!(
+                    "lifetime {} s is not between 1 s and the maximum of {} s",
+                    ttl.as_secs(),
+                    self.max_ttl.as_secs()
+                ),
+            ));
+        }
+        let now = self.clock.now();
+        let now = now.replace_nanosecond(0).unwrap_or(now);
+        let expires_at = i64::try_from(ttl.as_secs())
+            .ok()
+            .and_then(|s| now.checked_add(time::Duration::seconds(s)))
+            .ok_or_else(|| IssueError::new(IssueErrorKind::Lifetime, "lifetime out of range"))?;
+        let token_id = TokenId::generate().map_err(|_| {
+            IssueError::new(
+                IssueErrorKind::Randomness,
+                "the operating system's random number generator failed",
+            )
+        })?;
+        Ok(Claims {
+            issuer: self.issuer.clone(),
+            subject: r.subject.clone(),
+            audience: r.audience.clone(),
+            environment: self.environment.clone(),
+            expires_at,
+            not_before: Some(now),
+            issued_at: now,
+            token_id,
+            scopes: r.scopes.clone(),
+            owner: r.owner.clone(),
+            purpose: r.purpose.clone(),
+            family: r.family.clone(),
+            other: Map::new(),
+        })
+    }
+}
+
+/// The footer every scopekey token carries: `{"kid":"k4.pid.…"}`.
+pub(crate) fn kid_footer(kid: &KeyId) -> Vec<u8> {
+    format!("{{\"kid\":\"{}\"}}", kid.as_str()).into_bytes()
+}

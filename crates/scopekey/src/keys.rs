@@ -1,0 +1,630 @@
+//! Ed25519 keys, their PASERK forms and key ids, and the key set a verifier trusts.
+//!
+//! - [`SigningKey`]: the issuer's secret. Zeroized on drop, redacted in `Debug`, never compared
+//!   with `==`, serialised only as PASERK `k4.secret` into a [`Zeroizing`] string.
+//! - [`PublicKey`]: a verifying key. Small-order (weak) keys are refused at import.
+//! - [`KeyId`]: the PASERK `k4.pid` of a public key, carried in every token's footer.
+//! - [`KeySet`]: the public keys a verifier accepts, each with an optional validity window, so
+//!   signing keys rotate with overlap and no outage.
+
+use crate::b64;
+use blake2::Blake2bVar;
+use blake2::digest::{Update, VariableOutput};
+use ed25519_dalek::Signer as _;
+use std::borrow::Borrow;
+use std::collections::HashMap;
+use std::fmt;
+use std::str::FromStr;
+use time::OffsetDateTime;
+use zeroize::{Zeroize, Zeroizing};
+
+const PUBLIC_PREFIX: &str = "k4.public.";
+const SECRET_PREFIX: &str = "k4.secret.";
+const PID_PREFIX: &str = "k4.pid.";
+/// Length of a `k4.pid` string: the prefix and 33 bytes in base64url.
+const PID_LEN: usize = 7 + 44;
+
+/// What was wrong with a key.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyErrorKind {
+    /// A PASERK of another version or type (`k3.public.`, `k4.local.`, `k4.secret.` where a
+    /// public key was expected, …).
+    WrongType,
+    /// Not valid canonical base64url, or not a PASERK at all.
+    Malformed,
+    /// Key bytes of the wrong length.
+    WrongLength,
+    /// Bytes that are not a valid Ed25519 point.
+    InvalidPoint,
+    /// A small-order (weak) public key, which would let forged signatures verify.
+    WeakKey,
+    /// A 64-byte secret key whose public half does not match its seed.
+    Mismatch,
+    /// The operating system's random number generator failed.
+    Randomness,
+}
+
+/// A key that could not be imported or generated.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct KeyError {
+    kind: KeyErrorKind,
+    message: &'static str,
+}
+
+impl KeyError {
+    const fn new(kind: KeyErrorKind, message: &'static str) -> Self {
+        Self { kind, message }
+    }
+
+    /// What was wrong, for matching.
+    pub fn kind(&self) -> KeyErrorKind {
+        self.kind
+    }
+}
+
+fn paserk_body<'a>(
+    text: &'a str,
+    prefix: &str,
+    expected: &'static str,
+) -> Result<&'a str, KeyError> {
+    match text.strip_prefix(prefix) {
+        Some(body) => Ok(body),
+        None if text.starts_with("k") && text.contains('.') => {
+            Err(KeyError::new(KeyErrorKind::WrongType, expected))
+        }
+        None => Err(KeyError::new(KeyErrorKind::Malformed, expected)),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// KeyId
+// ---------------------------------------------------------------------------------------------
+
+/// A key id: the PASERK `k4.pid` of a public key (`k4.pid.` and 44 base64url characters).
+///
+/// Key ids are public. A verifier uses the id from a token's footer only as a lookup key in
+/// its in-memory [`KeySet`]; an unknown id is refused without any I/O.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId(Box<str>);
+
+impl KeyId {
+    /// Computes the `k4.pid` of raw Ed25519 public key bytes.
+    ///
+    /// This only hashes the PASERK serialisation; it does not check that the key is usable
+    /// (use [`PublicKey::key_id`] for keys you will verify with).
+    ///
+    /// # Errors
+    /// [`KeyErrorKind::WrongLength`] unless `bytes` is 32 bytes long.
+    pub fn of_public_key_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
+        let bytes: &[u8; 32] = bytes.try_into().map_err(|_| {
+            KeyError::new(
+                KeyErrorKind::WrongLength,
+                "an Ed25519 public key is 32 bytes",
+            )
+        })?;
+        Ok(Self::of_paserk(&public_paserk(bytes)))
+    }
+
+    fn of_paserk(paserk: &str) -> Self {
+        let mut digest = [0u8; 33];
+        // BLAKE2b accepts any output length from 1 to 64 bytes, so these cannot fail.
+        if let Ok(mut h) = Blake2bVar::new(digest.len()) {
+            h.update(PID_PREFIX.as_bytes());
+            h.update(paserk.as_bytes());
+            let _ = h.finalize_variable(&mut digest);
+        }
+        Self(format!("{PID_PREFIX}{}", b64::encode(&digest)).into_boxed_str())
+    }
+
+    /// The id as written: `k4.pid.…`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for KeyId {
+    type Err = KeyError;
+
+    /// Parses a `k4.pid` string.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let body = paserk_body(s, PID_PREFIX, "a key id is a PASERK `k4.pid.…`")?;
+        if s.len() != PID_LEN {
+            return Err(KeyError::new(
+                KeyErrorKind::WrongLength,
+                "a `k4.pid` key id is 51 characters long",
+            ));
+        }
+        match b64::decode(body) {
+            Some(d) if d.len() == 33 => Ok(Self(s.into())),
+            _ => Err(KeyError::new(
+                KeyErrorKind::Malformed,
+                "a `k4.pid` key id must be canonical base64url",
+            )),
+        }
+    }
+}
+
+impl Borrow<str> for KeyId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(&self.0)
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyId({})", self.0)
+    }
+}
+
+impl serde::Serialize for KeyId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for KeyId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+fn public_paserk(bytes: &[u8; 32]) -> String {
+    format!("{PUBLIC_PREFIX}{}", b64::encode(bytes))
+}
+
+// ---------------------------------------------------------------------------------------------
+// PublicKey
+// ---------------------------------------------------------------------------------------------
+
+/// An Ed25519 public key that tokens are verified with.
+///
+/// Built only from 32 bytes that decode to a point of the curve that is not of small order
+/// (THREATS.md C2), or from a PASERK `k4.public`. Signatures are checked with
+/// `verify_strict`: non-canonical `R` and `S ≥ L` are refused.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    key: ed25519_dalek::VerifyingKey,
+    id: KeyId,
+}
+
+impl PublicKey {
+    /// Imports raw public key bytes.
+    ///
+    /// # Errors
+    /// [`KeyErrorKind::WrongLength`] unless 32 bytes, [`KeyErrorKind::InvalidPoint`] if they do
+    /// not decode to a curve point, [`KeyErrorKind::WeakKey`] for a small-order key.
+    ///
+    /// # Security
+    /// A small-order key verifies signatures that were never made with a secret key; refusing it
+    /// here means no verifier can be configured with one.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
+        let arr: &[u8; 32] = bytes.try_into().map_err(|_| {
+            KeyError::new(
+                KeyErrorKind::WrongLength,
+                "an Ed25519 public key is 32 bytes",
+            )
+        })?;
+        let key = ed25519_dalek::VerifyingKey::from_bytes(arr).map_err(|_| {
+            KeyError::new(
+                KeyErrorKind::InvalidPoint,
+                "the public key bytes are not a valid Ed25519 point",
+            )
+        })?;
+        if key.is_weak() {
+            return Err(KeyError::new(
+                KeyErrorKind::WeakKey,
+                "the public key is of small order (weak) and is refused",
+            ));
+        }
+        Ok(Self {
+            id: KeyId::of_paserk(&public_paserk(arr)),
+            key,
+        })
+    }
+
+    /// Imports a PASERK `k4.public.…`.
+    ///
+    /// # Errors
+    /// [`KeyErrorKind::WrongType`] for any other PASERK type or version, then as
+    /// [`PublicKey::from_bytes`].
+    pub fn from_paserk(paserk: &str) -> Result<Self, KeyError> {
+        let body = paserk_body(
+            paserk.trim_end(),
+            PUBLIC_PREFIX,
+            "expected a PASERK `k4.public.…` public key",
+        )?;
+        let bytes = b64::decode(body).ok_or(KeyError::new(
+            KeyErrorKind::Malformed,
+            "the PASERK body is not canonical base64url",
+        ))?;
+        Self::from_bytes(&bytes)
+    }
+
+    /// The PASERK `k4.public.…` form.
+    pub fn to_paserk(&self) -> String {
+        public_paserk(self.key.as_bytes())
+    }
+
+    /// The raw 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        self.key.as_bytes()
+    }
+
+    /// The key id (`k4.pid`).
+    pub fn key_id(&self) -> &KeyId {
+        &self.id
+    }
+
+    /// Checks an Ed25519 signature with `verify_strict`.
+    ///
+    /// This is the primitive the token verifier uses; applications verify tokens with
+    /// [`Verifier`](crate::Verifier), not with this.
+    ///
+    /// # Errors
+    /// [`SignatureError`] when the signature is not 64 bytes or does not verify.
+    pub fn verify_signature(&self, message: &[u8], signature: &[u8]) -> Result<(), SignatureError> {
+        let sig: &[u8; 64] = signature.try_into().map_err(|_| SignatureError(()))?;
+        self.key
+            .verify_strict(message, &ed25519_dalek::Signature::from_bytes(sig))
+            .map_err(|_| SignatureError(()))
+    }
+}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PublicKey")
+            .field("id", &self.id.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+impl FromStr for PublicKey {
+    type Err = KeyError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::from_paserk(s)
+    }
+}
+
+/// An Ed25519 signature that does not verify.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("signature does not verify")]
+pub struct SignatureError(());
+
+// ---------------------------------------------------------------------------------------------
+// SigningKey
+// ---------------------------------------------------------------------------------------------
+
+/// An Ed25519 secret key that tokens are signed with.
+///
+/// The secret is zeroized when dropped, `Debug` shows only the key id, and there is no `==`.
+pub struct SigningKey {
+    key: ed25519_dalek::SigningKey,
+    public: PublicKey,
+}
+
+impl SigningKey {
+    /// Generates a new key from the operating system's random number generator.
+    ///
+    /// # Errors
+    /// [`KeyErrorKind::Randomness`] if the system generator fails.
+    pub fn generate() -> Result<Self, KeyError> {
+        let mut seed = Zeroizing::new([0u8; 32]);
+        getrandom::fill(&mut seed[..]).map_err(|_| {
+            KeyError::new(
+                KeyErrorKind::Randomness,
+                "the operating system's random number generator failed",
+            )
+        })?;
+        Self::from_seed(&seed)
+    }
+
+    /// A key from its 32-byte seed.
+    ///
+    /// # Errors
+    /// [`KeyErrorKind::WeakKey`] in the (cryptographically negligible) case that the derived public
+    /// key is refused.
+    pub fn from_seed(seed: &[u8; 32]) -> Result<Self, KeyError> {
+        let key = ed25519_dalek::SigningKey::from_bytes(seed);
+        let public = PublicKey::from_bytes(key.verifying_key().as_bytes())?;
+        Ok(Self { key, public })
+    }
+
+    /// A key from the 64-byte `seed ‖ public key` form used by PASERK `k4.secret` and libsodium.
+    ///
+    /// # Errors
+    /// [`KeyErrorKind::WrongLength`] unless 64 bytes; [`KeyErrorKind::Mismatch`] if the public half
+    /// is not the one derived from the seed (THREATS.md C5: such a key would sign with one key
+    /// and claim another).
+    pub fn from_keypair_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
+        let arr: &[u8; 64] = bytes.try_into().map_err(|_| {
+            KeyError::new(
+                KeyErrorKind::WrongLength,
+                "an Ed25519 secret key is 64 bytes (seed and public key)",
+            )
+        })?;
+        let mut seed = Zeroizing::new([0u8; 32]);
+        seed.copy_from_slice(&arr[..32]);
+        let key = Self::from_seed(&seed)?;
+        if key.public.as_bytes()[..] != arr[32..] {
+            return Err(KeyError::new(
+                KeyErrorKind::Mismatch,
+                "the secret key's public half does not match its seed",
+            ));
+        }
+        Ok(key)
+    }
+
+    /// Imports a PASERK `k4.secret.…`.
+    ///
+    /// # Errors
+    /// [`KeyErrorKind::WrongType`] for any other PASERK type or version, then as
+    /// [`SigningKey::from_keypair_bytes`].
+    pub fn from_paserk(paserk: &str) -> Result<Self, KeyError> {
+        let body = paserk_body(
+            paserk.trim_end(),
+            SECRET_PREFIX,
+            "expected a PASERK `k4.secret.…` secret key",
+        )?;
+        let bytes = Zeroizing::new(b64::decode(body).ok_or(KeyError::new(
+            KeyErrorKind::Malformed,
+            "the PASERK body is not canonical base64url",
+        ))?);
+        Self::from_keypair_bytes(&bytes)
+    }
+
+    /// The PASERK `k4.secret.…` form, in a string that is zeroized when dropped.
+    ///
+    /// # Security
+    /// This is the secret. Write it only to storage with restrictive permissions.
+    pub fn to_paserk(&self) -> Zeroizing<String> {
+        let mut bytes = self.key.to_keypair_bytes();
+        let out = Zeroizing::new(format!("{SECRET_PREFIX}{}", b64::encode(&bytes)));
+        bytes.zeroize();
+        out
+    }
+
+    /// The matching public key.
+    pub fn public_key(&self) -> &PublicKey {
+        &self.public
+    }
+
+    /// The key id (`k4.pid` of the public key).
+    pub fn key_id(&self) -> &KeyId {
+        &self.public.id
+    }
+
+    pub(crate) fn sign(&self, message: &[u8]) -> [u8; 64] {
+        self.key.sign(message).to_bytes()
+    }
+}
+
+impl fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SigningKey")
+            .field("id", &self.public.id.as_str())
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// KeySet
+// ---------------------------------------------------------------------------------------------
+
+/// A public key in a [`KeySet`], with the window in which it verifies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyEntry {
+    key: PublicKey,
+    not_before: Option<OffsetDateTime>,
+    retire_at: Option<OffsetDateTime>,
+}
+
+impl KeyEntry {
+    /// The key.
+    pub fn key(&self) -> &PublicKey {
+        &self.key
+    }
+
+    /// From when the key verifies (`None`: always has).
+    pub fn not_before(&self) -> Option<OffsetDateTime> {
+        self.not_before
+    }
+
+    /// From when the key no longer verifies (`None`: until removed).
+    pub fn retire_at(&self) -> Option<OffsetDateTime> {
+        self.retire_at
+    }
+
+    /// Whether the key verifies at `t`: `not_before ≤ t < retire_at`.
+    pub fn is_active_at(&self, t: OffsetDateTime) -> bool {
+        self.not_before.is_none_or(|nb| nb <= t) && self.retire_at.is_none_or(|ra| t < ra)
+    }
+}
+
+/// The public keys a verifier trusts, by key id.
+///
+/// Rotation without an outage: add the new key, switch the issuer to it, and retire the old key
+/// once every token it signed has expired (`retire_at` ≥ the switch plus the maximum token
+/// lifetime). Tokens of a key that is absent, not yet valid or retired are refused as
+/// [`ErrorKind::UnknownKey`](crate::ErrorKind::UnknownKey). See `docs/tokens.md`.
+///
+/// ```
+/// use scopekey::{KeySet, SigningKey};
+///
+/// let old = SigningKey::generate()?;
+/// let new = SigningKey::generate()?;
+/// let mut keys = KeySet::new();
+/// keys.insert(old.public_key().clone());
+/// keys.insert(new.public_key().clone());
+/// // Later, once every token signed by `old` has expired:
+/// assert!(keys.remove(old.key_id()).is_some());
+/// assert_eq!(keys.len(), 1);
+/// # Ok::<(), scopekey::KeyError>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct KeySet {
+    keys: HashMap<KeyId, KeyEntry>,
+}
+
+impl KeySet {
+    /// An empty set, which verifies nothing.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A set holding one key.
+    pub fn single(key: PublicKey) -> Self {
+        let mut set = Self::new();
+        set.insert(key);
+        set
+    }
+
+    /// Adds a key that verifies from now until removed or retired. Replaces any window the
+    /// key had.
+    pub fn insert(&mut self, key: PublicKey) -> &mut Self {
+        self.insert_with_window(key, None, None)
+    }
+
+    /// Adds a key that verifies from `not_before` (inclusive) until `retire_at` (exclusive).
+    pub fn insert_with_window(
+        &mut self,
+        key: PublicKey,
+        not_before: Option<OffsetDateTime>,
+        retire_at: Option<OffsetDateTime>,
+    ) -> &mut Self {
+        self.keys.insert(
+            key.key_id().clone(),
+            KeyEntry {
+                key,
+                not_before,
+                retire_at,
+            },
+        );
+        self
+    }
+
+    /// Sets the instant from which the key no longer verifies. Returns whether the key was in
+    /// the set.
+    pub fn retire(&mut self, id: &KeyId, at: OffsetDateTime) -> bool {
+        match self.keys.get_mut(id) {
+            Some(entry) => {
+                entry.retire_at = Some(at);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes a key; its tokens stop verifying at once.
+    pub fn remove(&mut self, id: &KeyId) -> Option<PublicKey> {
+        self.keys.remove(id).map(|e| e.key)
+    }
+
+    /// The entry for a key id, given as written in a token.
+    pub fn get(&self, id: &str) -> Option<&KeyEntry> {
+        self.keys.get(id)
+    }
+
+    /// All entries, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = &KeyEntry> {
+        self.keys.values()
+    }
+
+    /// How many keys the set holds.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paserk_round_trips() {
+        let sk = SigningKey::generate().unwrap();
+        let again = SigningKey::from_paserk(&sk.to_paserk()).unwrap();
+        assert_eq!(again.public_key(), sk.public_key());
+        let pk = PublicKey::from_paserk(&sk.public_key().to_paserk()).unwrap();
+        assert_eq!(&pk, sk.public_key());
+        assert_eq!(pk.key_id().as_str().len(), PID_LEN);
+        assert_eq!(pk.key_id().as_str().parse::<KeyId>().unwrap(), *pk.key_id());
+    }
+
+    #[test]
+    fn debug_never_shows_the_secret() {
+        let sk = SigningKey::from_seed(&[7u8; 32]).unwrap();
+        let paserk = sk.to_paserk();
+        let body = paserk.strip_prefix(SECRET_PREFIX).unwrap();
+        let dbg = format!("{sk:?}");
+        assert!(dbg.contains("<redacted>"), "{dbg}");
+        assert!(!dbg.contains(&body[..20]), "{dbg}");
+        assert!(!dbg.contains(&b64::encode(&[7u8; 32])[..20]), "{dbg}");
+    }
+
+    #[test]
+    fn wrong_types_are_refused() {
+        let sk = SigningKey::generate().unwrap();
+        let pk = sk.public_key().to_paserk();
+        assert_eq!(
+            PublicKey::from_paserk(&sk.to_paserk()).unwrap_err().kind(),
+            KeyErrorKind::WrongType
+        );
+        assert_eq!(
+            SigningKey::from_paserk(&pk).unwrap_err().kind(),
+            KeyErrorKind::WrongType
+        );
+        let local = format!("k4.local.{}", b64::encode(&[1u8; 32]));
+        assert_eq!(
+            SigningKey::from_paserk(&local).unwrap_err().kind(),
+            KeyErrorKind::WrongType
+        );
+        assert_eq!(
+            PublicKey::from_paserk(&pk.replace("k4.", "k3."))
+                .unwrap_err()
+                .kind(),
+            KeyErrorKind::WrongType
+        );
+        assert_eq!(
+            PublicKey::from_paserk(&format!("{pk}="))
+                .unwrap_err()
+                .kind(),
+            KeyErrorKind::Malformed
+        );
+        assert_eq!(
+            "k4.pid.short".parse::<KeyId>().unwrap_err().kind(),
+            KeyErrorKind::WrongLength
+        );
+    }
+
+    #[test]
+    fn key_set_windows() {
+        let k = SigningKey::generate().unwrap();
+        let t0 = OffsetDateTime::from_unix_timestamp(1_000).unwrap();
+        let t1 = OffsetDateTime::from_unix_timestamp(2_000).unwrap();
+        let mut set = KeySet::new();
+        set.insert_with_window(k.public_key().clone(), Some(t0), Some(t1));
+        let e = set.get(k.key_id().as_str()).unwrap();
+        assert!(!e.is_active_at(OffsetDateTime::from_unix_timestamp(999).unwrap()));
+        assert!(e.is_active_at(t0));
+        assert!(!e.is_active_at(t1));
+        assert!(set.retire(k.key_id(), t0));
+        assert!(!set.get(k.key_id().as_str()).unwrap().is_active_at(t0));
+        assert!(set.get("k4.pid.unknown").is_none());
+    }
+}

@@ -1,0 +1,240 @@
+//! The PASETO v4.public wire format, on ed25519-dalek.
+//!
+//! ```text
+//! token = "v4.public." base64url(message ‖ signature) [ "." base64url(footer) ]
+//! signature = Ed25519(PAE("v4.public.", message, footer, implicit_assertion))
+//! ```
+//!
+//! This module is the format layer: [`sign`] and [`verify`] work on raw bytes and are what the
+//! official test vectors are checked against. Applications mint with
+//! [`Issuer`](crate::Issuer) and verify with [`Verifier`](crate::Verifier), which add the claims,
+//! the key id footer and the environment binding on top.
+//!
+//! Strictness beyond the specification's minimum: base64url must be canonical (no padding, no
+//! `+`/`/`, zero trailing bits), an empty footer must not be written as a trailing `.`, and the
+//! token length is checked before anything is decoded.
+
+use crate::b64;
+use crate::claims::Environment;
+use crate::error::{ErrorKind, VerifyError};
+use crate::keys::{PublicKey, SigningKey};
+use subtle::ConstantTimeEq as _;
+
+/// The header of every token this library reads or writes.
+pub const HEADER: &str = "v4.public.";
+
+/// The longest token accepted, in bytes (8 KiB), checked before any split or decode.
+pub const MAX_TOKEN_LEN: usize = 8 * 1024;
+
+const SIGNATURE_LEN: usize = 64;
+
+/// The implicit assertion that binds an access token to its environment:
+/// `{"env":"<environment>","typ":"access"}` as UTF-8, with no spaces.
+///
+/// It is signed but not carried in the token, so a token minted for `staging` fails signature
+/// verification in `production` even if both used the same key. A verifier in another language
+/// passes these exact bytes as the implicit assertion (see `docs/tokens.md`).
+pub fn access_assertion(environment: &Environment) -> Vec<u8> {
+    format!(
+        "{{\"env\":\"{}\",\"typ\":\"access\"}}",
+        environment.as_str()
+    )
+    .into_bytes()
+}
+
+/// Pre-authentication encoding (PAE) of `pieces`, as the PASETO specification defines it.
+pub(crate) fn pae(pieces: &[&[u8]]) -> Vec<u8> {
+    let total: usize = pieces.iter().map(|p| p.len() + 8).sum::<usize>() + 8;
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(&le64(pieces.len()));
+    for p in pieces {
+        out.extend_from_slice(&le64(p.len()));
+        out.extend_from_slice(p);
+    }
+    out
+}
+
+fn le64(n: usize) -> [u8; 8] {
+    // The most significant bit is cleared, as the specification requires.
+    ((n as u64) & (u64::MAX >> 1)).to_le_bytes()
+}
+
+/// Signs `message` as a v4.public token with an optional `footer` (empty: none) and implicit
+/// assertion (empty: none).
+pub fn sign(key: &SigningKey, message: &[u8], footer: &[u8], implicit_assertion: &[u8]) -> String {
+    let signature = key.sign(&pae(&[
+        HEADER.as_bytes(),
+        message,
+        footer,
+        implicit_assertion,
+    ]));
+    let mut body = Vec::with_capacity(message.len() + SIGNATURE_LEN);
+    body.extend_from_slice(message);
+    body.extend_from_slice(&signature);
+    let mut token = format!("{HEADER}{}", b64::encode(&body));
+    if !footer.is_empty() {
+        token.push('.');
+        token.push_str(&b64::encode(footer));
+    }
+    token
+}
+
+/// A token split and decoded, not yet verified.
+#[derive(Debug)]
+pub(crate) struct Decoded {
+    body: Vec<u8>,
+    footer: Vec<u8>,
+}
+
+impl Decoded {
+    /// The footer bytes (empty when the token has none). Not yet authenticated.
+    pub(crate) fn footer(&self) -> &[u8] {
+        &self.footer
+    }
+
+    /// Verifies the signature and returns the authenticated message.
+    pub(crate) fn verify(
+        &self,
+        key: &PublicKey,
+        implicit_assertion: &[u8],
+    ) -> Result<&[u8], VerifyError> {
+        let (message, signature) = self.body.split_at(self.body.len() - SIGNATURE_LEN);
+        let m2 = pae(&[HEADER.as_bytes(), message, &self.footer, implicit_assertion]);
+        key.verify_signature(&m2, signature).map_err(|_| {
+            VerifyError::new(
+                ErrorKind::BadSignature,
+                "signature does not verify: the token was altered, signed by another key, or \
+                 bound to another environment or token type",
+            )
+        })?;
+        Ok(message)
+    }
+}
+
+/// Checks the length and header, splits the token and decodes its parts. Nothing returned is
+/// authenticated yet.
+pub(crate) fn decode(token: &str) -> Result<Decoded, VerifyError> {
+    if token.len() > MAX_TOKEN_LEN {
+        return Err(VerifyError::new(
+            ErrorKind::Oversized,
+            format!(
+                "token is {} bytes, more than the {MAX_TOKEN_LEN} accepted; refused before decoding",
+                token.len()
+            ),
+        ));
+    }
+    let Some(rest) = token.strip_prefix(HEADER) else {
+        return Err(unsupported(token));
+    };
+    let (body, footer) = match rest.split_once('.') {
+        None => (rest, None),
+        Some((body, footer)) => (body, Some(footer)),
+    };
+    if body.is_empty() {
+        return Err(VerifyError::malformed("token has an empty body"));
+    }
+    let footer = match footer {
+        None => Vec::new(),
+        Some("") => {
+            return Err(VerifyError::malformed(
+                "token ends with `.`: an empty footer must be omitted",
+            ));
+        }
+        Some(f) if f.contains('.') => {
+            return Err(VerifyError::malformed("token has more than four parts"));
+        }
+        Some(f) => b64::decode(f).ok_or(VerifyError::malformed(
+            "token footer is not canonical unpadded base64url",
+        ))?,
+    };
+    let body = b64::decode(body).ok_or(VerifyError::malformed(
+        "token body is not canonical unpadded base64url",
+    ))?;
+    if body.len() < SIGNATURE_LEN {
+        return Err(VerifyError::malformed(
+            "token body is too short to hold a signature",
+        ));
+    }
+    Ok(Decoded { body, footer })
+}
+
+fn unsupported(token: &str) -> VerifyError {
+    let head: String = token
+        .split('.')
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(".")
+        .chars()
+        .take(16)
+        .filter(|c| c.is_ascii_graphic())
+        .collect();
+    let looks_like_paseto = token.len() > 3
+        && token.as_bytes()[0].eq_ignore_ascii_case(&b'v')
+        && token.as_bytes()[1].is_ascii_digit()
+        && token.as_bytes()[2] == b'.';
+    let message = if looks_like_paseto {
+        format!("unsupported token type `{head}.`: only `v4.public.` tokens are accepted")
+    } else {
+        "not a PASETO v4.public token (it must start with `v4.public.`)".to_owned()
+    };
+    VerifyError::new(ErrorKind::UnsupportedFormat, message)
+}
+
+/// Verifies a v4.public token against one key, an expected footer (empty: the token must have
+/// none) and an implicit assertion, and returns the signed message.
+///
+/// The footer is compared in constant time.
+///
+/// # Errors
+/// [`ErrorKind::Oversized`], [`ErrorKind::UnsupportedFormat`], [`ErrorKind::Malformed`],
+/// [`ErrorKind::InvalidFooter`] when the footer differs from `footer`, and
+/// [`ErrorKind::BadSignature`].
+pub fn verify(
+    key: &PublicKey,
+    token: &str,
+    footer: &[u8],
+    implicit_assertion: &[u8],
+) -> Result<Vec<u8>, VerifyError> {
+    let decoded = decode(token)?;
+    let same_footer =
+        decoded.footer.len() == footer.len() && bool::from(decoded.footer.as_slice().ct_eq(footer));
+    if !same_footer {
+        return Err(VerifyError::new(
+            ErrorKind::InvalidFooter,
+            "token footer is not the expected footer",
+        ));
+    }
+    decoded.verify(key, implicit_assertion).map(<[u8]>::to_vec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pae_matches_the_specification_examples() {
+        assert_eq!(pae(&[]), b"\x00\x00\x00\x00\x00\x00\x00\x00");
+        assert_eq!(
+            pae(&[b""]),
+            b"\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"
+        );
+        assert_eq!(
+            pae(&[b"test"]),
+            b"\x01\x00\x00\x00\x00\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00test"
+        );
+    }
+
+    #[test]
+    fn sign_verify_round_trip_with_footer_and_assertion() {
+        let key = SigningKey::generate().unwrap();
+        let token = sign(&key, b"{\"a\":1}", b"{\"kid\":\"x\"}", b"ctx");
+        let msg = verify(key.public_key(), &token, b"{\"kid\":\"x\"}", b"ctx").unwrap();
+        assert_eq!(msg, b"{\"a\":1}");
+        let e = verify(key.public_key(), &token, b"{\"kid\":\"y\"}", b"ctx").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidFooter);
+        let e = verify(key.public_key(), &token, b"{\"kid\":\"x\"}", b"").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::BadSignature);
+        let e = verify(key.public_key(), &token, b"", b"ctx").unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::InvalidFooter);
+    }
+}

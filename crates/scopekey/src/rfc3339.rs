@@ -1,0 +1,125 @@
+//! Strict RFC 3339 date-times for PASETO time claims.
+//!
+//! Accepted: exactly `YYYY-MM-DDTHH:MM:SSZ` or `YYYY-MM-DDTHH:MM:SS±HH:MM`, uppercase `T` and `Z`,
+//! whole seconds, years 1970 to 9999 (and not before the Unix epoch once in UTC), offsets up to ±23:59, no leap second. Everything else is
+//! refused deterministically (THREATS.md B9, D3); nothing here can panic or overflow.
+
+use time::{Date, Month, OffsetDateTime, Time};
+
+/// Formats a UTC instant as `YYYY-MM-DDTHH:MM:SSZ`.
+pub(crate) fn format(t: OffsetDateTime) -> String {
+    let t = OffsetDateTime::from_unix_timestamp(t.unix_timestamp()).unwrap_or(t);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// Parses a strict RFC 3339 date-time into a UTC instant with whole seconds.
+pub(crate) fn parse(s: &str) -> Option<OffsetDateTime> {
+    let b = s.as_bytes();
+    if !(b.len() == 20 || b.len() == 25) {
+        return None;
+    }
+    let sep = |i: usize, c: u8| b[i] == c;
+    if !(sep(4, b'-') && sep(7, b'-') && sep(10, b'T') && sep(13, b':') && sep(16, b':')) {
+        return None;
+    }
+    let year = digits(&b[0..4])?;
+    let month = digits(&b[5..7])?;
+    let day = digits(&b[8..10])?;
+    let hour = digits(&b[11..13])?;
+    let minute = digits(&b[14..16])?;
+    let second = digits(&b[17..19])?;
+    let offset_seconds: i64 = match (b.len(), b[19]) {
+        (20, b'Z') => 0,
+        (25, sign @ (b'+' | b'-')) if b[22] == b':' => {
+            let oh = digits(&b[20..22])?;
+            let om = digits(&b[23..25])?;
+            if oh > 23 || om > 59 {
+                return None;
+            }
+            let magnitude = i64::from(oh) * 3600 + i64::from(om) * 60;
+            if sign == b'+' { magnitude } else { -magnitude }
+        }
+        _ => return None,
+    };
+    if !(1970..=9999).contains(&year) {
+        return None;
+    }
+    let month = Month::try_from(u8::try_from(month).ok()?).ok()?;
+    let date = Date::from_calendar_date(i32::from(year), month, u8::try_from(day).ok()?).ok()?;
+    let time = Time::from_hms(
+        u8::try_from(hour).ok()?,
+        u8::try_from(minute).ok()?,
+        u8::try_from(second).ok()?,
+    )
+    .ok()?;
+    let local = date.with_time(time).assume_utc().unix_timestamp();
+    let utc = local.checked_sub(offset_seconds)?;
+    if utc < 0 {
+        return None;
+    }
+    OffsetDateTime::from_unix_timestamp(utc).ok()
+}
+
+fn digits(b: &[u8]) -> Option<u16> {
+    b.iter().try_fold(0u16, |acc, &c| {
+        c.is_ascii_digit().then(|| acc * 10 + u16::from(c - b'0'))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_accepted_forms() {
+        let t = parse("2022-01-01T00:00:00+00:00").unwrap();
+        assert_eq!(t.unix_timestamp(), 1_640_995_200);
+        assert_eq!(parse("2022-01-01T00:00:00Z"), Some(t));
+        assert_eq!(parse("2022-01-01T01:30:00+01:30"), Some(t));
+        assert_eq!(parse("2021-12-31T23:00:00-01:00"), Some(t));
+        assert_eq!(format(t), "2022-01-01T00:00:00Z");
+        assert_eq!(parse(&format(t)), Some(t));
+    }
+
+    #[test]
+    fn refuses_everything_else() {
+        for bad in [
+            "",
+            "2022-01-01t00:00:00Z",
+            "2022-01-01T00:00:00z",
+            "2022-01-01 00:00:00Z",
+            "2022-01-01T00:00:00",
+            "2022-01-01T00:00:00.5Z",
+            "2022-01-01T00:00:00.000+00:00",
+            "2016-12-31T23:59:60Z",
+            "0000-01-01T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "+10000-01-01T00:00:00Z",
+            "2022-02-30T00:00:00Z",
+            "2022-13-01T00:00:00Z",
+            "2022-01-01T24:00:00Z",
+            "2022-01-01T00:00:00+24:00",
+            "2022-01-01T00:00:00+99:99",
+            "2022-01-01T00:00:00+0000",
+            "2022-01-01T00:00:00-00:60",
+            "1640995200",
+            "2022-01-01T00:00:00Z\n",
+            "２022-01-01T00:00:00Z",
+            "-022-01-01T00:00:00Z",
+        ] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
+        // The largest offsets at the edges of the range neither panic nor leave it.
+        assert!(parse("9999-12-31T23:59:59-23:59").is_none());
+        assert!(parse("1970-01-01T00:00:00+23:59").is_none());
+        assert!(parse("9999-12-31T23:59:59+23:59").is_some());
+    }
+}
