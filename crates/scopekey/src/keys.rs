@@ -8,6 +8,7 @@
 //!   signing keys rotate with overlap and no outage.
 
 use crate::b64;
+use crate::paserk::{self, PID_PREFIX};
 use blake2::Blake2bVar;
 use blake2::digest::{Update, VariableOutput};
 use ed25519_dalek::Signer as _;
@@ -16,13 +17,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 use time::OffsetDateTime;
-use zeroize::{Zeroize, Zeroizing};
-
-const PUBLIC_PREFIX: &str = "k4.public.";
-const SECRET_PREFIX: &str = "k4.secret.";
-const PID_PREFIX: &str = "k4.pid.";
-/// Length of a `k4.pid` string: the prefix and 33 bytes in base64url.
-const PID_LEN: usize = 7 + 44;
+use zeroize::Zeroizing;
 
 /// What was wrong with a key.
 #[non_exhaustive]
@@ -54,27 +49,13 @@ pub struct KeyError {
 }
 
 impl KeyError {
-    const fn new(kind: KeyErrorKind, message: &'static str) -> Self {
+    pub(crate) const fn new(kind: KeyErrorKind, message: &'static str) -> Self {
         Self { kind, message }
     }
 
     /// What was wrong, for matching.
     pub fn kind(&self) -> KeyErrorKind {
         self.kind
-    }
-}
-
-fn paserk_body<'a>(
-    text: &'a str,
-    prefix: &str,
-    expected: &'static str,
-) -> Result<&'a str, KeyError> {
-    match text.strip_prefix(prefix) {
-        Some(body) => Ok(body),
-        None if text.starts_with("k") && text.contains('.') => {
-            Err(KeyError::new(KeyErrorKind::WrongType, expected))
-        }
-        None => Err(KeyError::new(KeyErrorKind::Malformed, expected)),
     }
 }
 
@@ -104,7 +85,7 @@ impl KeyId {
                 "an Ed25519 public key is 32 bytes",
             )
         })?;
-        Ok(Self::of_paserk(&public_paserk(bytes)))
+        Ok(Self::of_paserk(&paserk::encode_public(bytes)))
     }
 
     fn of_paserk(paserk: &str) -> Self {
@@ -129,20 +110,8 @@ impl FromStr for KeyId {
 
     /// Parses a `k4.pid` string.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let body = paserk_body(s, PID_PREFIX, "a key id is a PASERK `k4.pid.…`")?;
-        if s.len() != PID_LEN {
-            return Err(KeyError::new(
-                KeyErrorKind::WrongLength,
-                "a `k4.pid` key id is 51 characters long",
-            ));
-        }
-        match b64::decode(body) {
-            Some(d) if d.len() == 33 => Ok(Self(s.into())),
-            _ => Err(KeyError::new(
-                KeyErrorKind::Malformed,
-                "a `k4.pid` key id must be canonical base64url",
-            )),
-        }
+        paserk::check_pid(s)?;
+        Ok(Self(s.into()))
     }
 }
 
@@ -175,10 +144,6 @@ impl<'de> serde::Deserialize<'de> for KeyId {
         let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
     }
-}
-
-fn public_paserk(bytes: &[u8; 32]) -> String {
-    format!("{PUBLIC_PREFIX}{}", b64::encode(bytes))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -226,7 +191,7 @@ impl PublicKey {
             ));
         }
         Ok(Self {
-            id: KeyId::of_paserk(&public_paserk(arr)),
+            id: KeyId::of_paserk(&paserk::encode_public(arr)),
             key,
         })
     }
@@ -236,22 +201,13 @@ impl PublicKey {
     /// # Errors
     /// [`KeyErrorKind::WrongType`] for any other PASERK type or version, then as
     /// [`PublicKey::from_bytes`].
-    pub fn from_paserk(paserk: &str) -> Result<Self, KeyError> {
-        let body = paserk_body(
-            paserk.trim_end(),
-            PUBLIC_PREFIX,
-            "expected a PASERK `k4.public.…` public key",
-        )?;
-        let bytes = b64::decode(body).ok_or(KeyError::new(
-            KeyErrorKind::Malformed,
-            "the PASERK body is not canonical base64url",
-        ))?;
-        Self::from_bytes(&bytes)
+    pub fn from_paserk(text: &str) -> Result<Self, KeyError> {
+        Self::from_bytes(&paserk::decode_public(text.trim_end())?)
     }
 
     /// The PASERK `k4.public.…` form.
     pub fn to_paserk(&self) -> String {
-        public_paserk(self.key.as_bytes())
+        paserk::encode_public(self.key.as_bytes())
     }
 
     /// The raw 32 bytes.
@@ -369,17 +325,8 @@ impl SigningKey {
     /// # Errors
     /// [`KeyErrorKind::WrongType`] for any other PASERK type or version, then as
     /// [`SigningKey::from_keypair_bytes`].
-    pub fn from_paserk(paserk: &str) -> Result<Self, KeyError> {
-        let body = paserk_body(
-            paserk.trim_end(),
-            SECRET_PREFIX,
-            "expected a PASERK `k4.secret.…` secret key",
-        )?;
-        let bytes = Zeroizing::new(b64::decode(body).ok_or(KeyError::new(
-            KeyErrorKind::Malformed,
-            "the PASERK body is not canonical base64url",
-        ))?);
-        Self::from_keypair_bytes(&bytes)
+    pub fn from_paserk(text: &str) -> Result<Self, KeyError> {
+        Self::from_keypair_bytes(&paserk::decode_secret(text.trim_end())?[..])
     }
 
     /// The PASERK `k4.secret.…` form, in a string that is zeroized when dropped.
@@ -387,10 +334,8 @@ impl SigningKey {
     /// # Security
     /// This is the secret. Write it only to storage with restrictive permissions.
     pub fn to_paserk(&self) -> Zeroizing<String> {
-        let mut bytes = self.key.to_keypair_bytes();
-        let out = Zeroizing::new(format!("{SECRET_PREFIX}{}", b64::encode(&bytes)));
-        bytes.zeroize();
-        out
+        let bytes = Zeroizing::new(self.key.to_keypair_bytes());
+        paserk::encode_secret(&bytes)
     }
 
     /// The matching public key.
@@ -562,7 +507,7 @@ mod tests {
         assert_eq!(again.public_key(), sk.public_key());
         let pk = PublicKey::from_paserk(&sk.public_key().to_paserk()).unwrap();
         assert_eq!(&pk, sk.public_key());
-        assert_eq!(pk.key_id().as_str().len(), PID_LEN);
+        assert_eq!(pk.key_id().as_str().len(), 51);
         assert_eq!(pk.key_id().as_str().parse::<KeyId>().unwrap(), *pk.key_id());
     }
 
@@ -570,7 +515,7 @@ mod tests {
     fn debug_never_shows_the_secret() {
         let sk = SigningKey::from_seed(&[7u8; 32]).unwrap();
         let paserk = sk.to_paserk();
-        let body = paserk.strip_prefix(SECRET_PREFIX).unwrap();
+        let body = paserk.strip_prefix(paserk::SECRET_PREFIX).unwrap();
         let dbg = format!("{sk:?}");
         assert!(dbg.contains("<redacted>"), "{dbg}");
         assert!(!dbg.contains(&body[..20]), "{dbg}");
@@ -608,7 +553,7 @@ mod tests {
         );
         assert_eq!(
             "k4.pid.short".parse::<KeyId>().unwrap_err().kind(),
-            KeyErrorKind::WrongLength
+            KeyErrorKind::Malformed
         );
     }
 

@@ -70,6 +70,7 @@ mod error;
 mod issuer;
 mod json;
 mod keys;
+pub mod paserk;
 pub mod paseto;
 mod rfc3339;
 pub mod scope;
