@@ -44,8 +44,9 @@ pub(crate) const FOOTER: Limits = Limits {
 /// The error is a short lowercase message that never quotes the input beyond a truncated,
 /// escaped member name.
 pub(crate) fn parse_object(bytes: &[u8], limits: Limits) -> Result<Map<String, Value>, String> {
-    if bytes.first() != Some(&b'{') {
-        return Err("not a JSON object".to_owned());
+    // No whitespace before or after the object: a signed payload has one canonical edge.
+    if bytes.first() != Some(&b'{') || bytes.last() != Some(&b'}') {
+        return Err("not a JSON object (or whitespace around it)".to_owned());
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let value = ValueSeed { depth: 0, limits }
@@ -231,6 +232,8 @@ mod tests {
             "\u{feff}{}",
             "{\"a\":1,}",
             " {}",
+            "{} ",
+            "{}\n",
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }
