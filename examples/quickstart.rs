@@ -1,19 +1,66 @@
-//! The scopekey quick start: parse what a token grants and check requests against it.
+//! The scopekey quick start: mint a token, verify it, authorize actions, and see refusals.
 //!
-//! Run with `cargo run --example quickstart`.
+//! Run with `cargo run --example quickstart`. Everything is in memory: no server, no files.
 
-use scopekey::{Action, Resource, ScopeError, ScopeSet};
+use scopekey::{
+    Action, Environment, Issuer, KeySet, ManualClock, Resource, SigningKey, TokenRequest, Verifier,
+    VerifierConfig,
+};
+use std::error::Error;
+use std::time::Duration;
 
-fn main() -> Result<(), ScopeError> {
-    // What one consumer's token grants: read on projects, write on one project's comments.
-    let granted: ScopeSet = "projects:read projects/42/comments:write".parse()?;
-    println!("granted scopes: {granted}");
-    println!("read-only:      {}", granted.is_read_only());
-    let beyond: Vec<String> = granted.beyond_read().map(ToString::to_string).collect();
-    println!("beyond read:    {}", beyond.join(" "));
+const ISSUER: &str = "https://auth.example";
+const AUDIENCE: &str = "https://api.example";
+
+fn main() -> Result<(), Box<dyn Error>> {
+    // A clock we can move, so the demo can show expiry without waiting.
+    let clock = ManualClock::now_utc();
+    let production: Environment = "production".parse()?;
+
+    // 1. The issuer holds the secret key; services get only the public key.
+    let key = SigningKey::generate()?;
+    // A copy of the same secret, to show below that environments stay apart even when a key
+    // is reused by mistake.
+    let reused_by_mistake = SigningKey::from_paserk(&key.to_paserk())?;
+    println!("signing key id: {}", key.key_id());
+    let keys = KeySet::single(key.public_key().clone());
+    let issuer = Issuer::new(key, ISSUER, production.clone())?.with_clock(clock.clone());
+
+    // 2. One token for one consumer: read on projects, write on one project's comments.
+    let minted = issuer.issue(
+        &TokenRequest::new(
+            "comment-importer",
+            AUDIENCE,
+            "projects:read projects/42/comments:write".parse()?,
+        )
+        .ttl(Duration::from_secs(10 * 60))
+        .owner("team-support")
+        .purpose("import comments from the helpdesk"),
+    )?;
+    let token = minted.token().as_str();
+    println!(
+        "minted:         {:?} ({} bytes)",
+        minted.token(),
+        token.len()
+    );
+    println!("scopes:         {}", minted.claims().scopes());
+    println!("expires:        {}", minted.claims().expires_at());
     println!();
 
-    // Requests, as a handler would see them: ids come from the URL and are checked.
+    // 3. The service verifies: signature, key id, environment, issuer, audience, times.
+    let verifier = Verifier::new(
+        keys.clone(),
+        VerifierConfig::new(ISSUER, AUDIENCE, production).clock(clock.clone()),
+    )?;
+    let grant = verifier.verify(token)?;
+    println!(
+        "verified for:   {} (owner {:?})",
+        grant.subject(),
+        grant.claims().owner()
+    );
+    println!();
+
+    // 4. At the point of action, authorize the specific action on the specific resource.
     let requests: [(&[&str], Action); 6] = [
         (&["projects", "42"], Action::read()),
         (&["projects", "7", "comments"], Action::read()),
@@ -24,28 +71,40 @@ fn main() -> Result<(), ScopeError> {
     ];
     for (segments, action) in requests {
         let resource = Resource::from_segments(segments)?;
-        let verdict = if granted.allows(&resource, &action) {
-            "allowed"
-        } else {
-            "denied "
-        };
-        println!("{verdict}  {action:<6} {resource}");
+        match grant.authorize(&resource, &action) {
+            Ok(()) => println!("allowed  {action:<6} {resource}"),
+            Err(denied) => println!("denied   {action:<6} {resource:<22} ({denied})"),
+        }
     }
     println!();
 
-    // Ids that try to escape their segment are refused before any check happens.
-    for hostile in [
-        "42/comments",
-        "42:write",
-        "42 comments:write",
-        "..",
-        "*",
-        "4\u{FF12}",
-    ] {
-        match Resource::from_segments(["projects", hostile]) {
-            Ok(r) => println!("accepted?! {r}"),
-            Err(e) => println!("refused    {e}"),
+    // 5. Ids that try to escape their segment are refused before any check happens.
+    for hostile in ["42/comments", "42:write", "42 comments:write", "..", "*"] {
+        if let Err(e) = Resource::from_segments(["projects", hostile]) {
+            println!("refused id       {e}");
         }
     }
+    println!();
+
+    // 6. Tokens that do not belong here are refused with a reason.
+    let staging = Issuer::new(reused_by_mistake, ISSUER, "staging".parse()?)?;
+    let staging_token = staging.issue(&TokenRequest::new(
+        "comment-importer",
+        AUDIENCE,
+        "projects:read".parse()?,
+    ))?;
+    report(&verifier, "staging token", staging_token.token().as_str());
+    let mut tampered = token.to_owned();
+    tampered.replace_range(20..21, if &token[20..21] == "A" { "B" } else { "A" });
+    report(&verifier, "tampered token", &tampered);
+    clock.advance(Duration::from_secs(11 * 60 + 30));
+    report(&verifier, "11 min later", token);
     Ok(())
+}
+
+fn report(verifier: &Verifier, label: &str, token: &str) {
+    match verifier.verify(token) {
+        Ok(_) => println!("{label:<15} accepted?!"),
+        Err(e) => println!("{label:<15} refused ({:?}): {e}", e.kind()),
+    }
 }

@@ -98,5 +98,9 @@ pub use verifier::{
 mod docs_scopes_md {}
 
 #[cfg(doctest)]
+#[doc = include_str!("../../../docs/tokens.md")]
+mod docs_tokens_md {}
+
+#[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
 mod readme_md {}
