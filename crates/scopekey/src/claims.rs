@@ -44,6 +44,33 @@ impl InvalidId {
     }
 }
 
+/// What a token is for. Bound through the implicit assertion, so one type never verifies as the
+/// other (THREATS.md G5).
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TokenType {
+    /// An access token: presented to services, short-lived.
+    Access,
+    /// A refresh token: presented only to exchange it for a new pair, single use.
+    Refresh,
+}
+
+impl TokenType {
+    /// `access` or `refresh`, as written in the implicit assertion.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Access => "access",
+            Self::Refresh => "refresh",
+        }
+    }
+}
+
+impl fmt::Display for TokenType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// A deployment environment (`production`, `staging`, `dev-eu1`, …).
 ///
 /// Lowercase ASCII letters and digits, then also `.`, `_` and `-`, at most 64 bytes. Every

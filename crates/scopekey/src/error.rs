@@ -37,6 +37,38 @@ pub enum ErrorKind {
     WrongAudience,
     /// `env` is not the expected environment.
     WrongEnvironment,
+    /// The token, its family, its consumer, its signing key, or everything issued before a
+    /// moment was revoked.
+    Revoked,
+    /// The revocation list cannot vouch for being current (a replica that lost its store for
+    /// longer than its bound); refused to fail closed.
+    RevocationStale,
+    /// The audit sink could not record the decision; refused to fail closed.
+    AuditUnavailable,
+}
+
+impl ErrorKind {
+    /// The kind in snake case, as written in audit events: `expired`, `bad_signature`, …
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Oversized => "oversized",
+            Self::Malformed => "malformed",
+            Self::UnsupportedFormat => "unsupported_format",
+            Self::InvalidFooter => "invalid_footer",
+            Self::UnknownKey => "unknown_key",
+            Self::BadSignature => "bad_signature",
+            Self::InvalidClaims => "invalid_claims",
+            Self::Expired => "expired",
+            Self::NotYetValid => "not_yet_valid",
+            Self::LifetimeTooLong => "lifetime_too_long",
+            Self::WrongIssuer => "wrong_issuer",
+            Self::WrongAudience => "wrong_audience",
+            Self::WrongEnvironment => "wrong_environment",
+            Self::Revoked => "revoked",
+            Self::RevocationStale => "revocation_stale",
+            Self::AuditUnavailable => "audit_unavailable",
+        }
+    }
 }
 
 /// A token that was refused, with the reason.

@@ -1,7 +1,9 @@
 //! Minting tokens.
 
-use crate::claims::{Claims, Environment, FamilyId, TokenId, check_text};
+use crate::audit::{AuditEvent, AuditSink};
+use crate::claims::{Claims, Environment, FamilyId, TokenId, TokenType, check_text};
 use crate::clock::{Clock, SystemClock};
+use crate::inventory::{Inventory, TokenRecord};
 use crate::keys::{KeyId, SigningKey};
 use crate::paseto;
 use crate::scope::{Scope, ScopeSet};
@@ -30,6 +32,8 @@ pub enum IssueErrorKind {
     InvalidClaim,
     /// The operating system's random number generator failed.
     Randomness,
+    /// The inventory or the audit sink could not record the token, so it was withheld.
+    Record,
 }
 
 /// A token that could not be minted, and why.
@@ -151,6 +155,11 @@ impl TokenRequest {
         self
     }
 
+    /// The scopes requested.
+    pub fn scopes(&self) -> &ScopeSet {
+        &self.scopes
+    }
+
     /// Allows broad scopes (a `*` action or a `*` resource segment).
     ///
     /// # Security
@@ -183,10 +192,11 @@ pub struct Issuer {
     issuer: String,
     environment: Environment,
     footer: Vec<u8>,
-    assertion: Vec<u8>,
     default_ttl: Duration,
     max_ttl: Duration,
     clock: Arc<dyn Clock>,
+    audit: Option<Arc<dyn AuditSink>>,
+    inventory: Option<Arc<dyn Inventory>>,
 }
 
 impl Issuer {
@@ -204,14 +214,37 @@ impl Issuer {
         check_text("iss", &issuer).map_err(|e| IssueError::new(IssueErrorKind::InvalidClaim, e))?;
         Ok(Self {
             footer: kid_footer(key.key_id()),
-            assertion: paseto::access_assertion(&environment),
             key,
             issuer,
             environment,
             default_ttl: DEFAULT_TTL,
             max_ttl: DEFAULT_MAX_TTL,
             clock: Arc::new(SystemClock),
+            audit: None,
+            inventory: None,
         })
+    }
+
+    /// Records an `issued` event for every token. If the sink fails, the token is withheld.
+    pub fn with_audit(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.audit = Some(sink);
+        self
+    }
+
+    /// Records every token in `inventory`. If that fails, the token is withheld.
+    pub fn with_inventory(mut self, inventory: Arc<dyn Inventory>) -> Self {
+        self.inventory = Some(inventory);
+        self
+    }
+
+    /// The issuer name (`iss`).
+    pub fn name(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The signing key's public half.
+    pub fn public_key(&self) -> &crate::keys::PublicKey {
+        self.key.public_key()
     }
 
     /// The lifetime of tokens whose request does not set one (default 15 minutes).
@@ -251,15 +284,54 @@ impl Issuer {
     /// [`IssueErrorKind::InvalidClaim`] for an invalid subject, audience, owner or purpose;
     /// [`IssueErrorKind::Randomness`] if no token id could be drawn.
     pub fn issue(&self, request: &TokenRequest) -> Result<Minted, IssueError> {
-        let claims = self.claims_for(request)?;
-        let token = paseto::sign(&self.key, &claims.to_json(), &self.footer, &self.assertion);
+        self.issue_typed(request, TokenType::Access, None, None)
+    }
+
+    /// Mints a token of `token_type`, with a given id when the caller registered it first
+    /// (refresh rotation) and a lifetime ceiling other than the issuer's.
+    pub(crate) fn issue_typed(
+        &self,
+        request: &TokenRequest,
+        token_type: TokenType,
+        token_id: Option<TokenId>,
+        max_ttl: Option<Duration>,
+    ) -> Result<Minted, IssueError> {
+        let claims = self.claims_for(request, token_id, max_ttl.unwrap_or(self.max_ttl))?;
+        let assertion = paseto::implicit_assertion(&self.environment, token_type);
+        let token = paseto::sign(&self.key, &claims.to_json(), &self.footer, &assertion);
+        let record_failed = |what: &str, e: &dyn std::fmt::Display| {
+            IssueError::new(
+                IssueErrorKind::Record,
+                format!("token withheld: the {what} could not record it: {e}"),
+            )
+        };
+        if let Some(inventory) = &self.inventory {
+            inventory
+                .record_issued(TokenRecord::new(&claims, self.key.key_id(), token_type))
+                .map_err(|e| record_failed("inventory", &e))?;
+        }
+        if let Some(sink) = &self.audit {
+            let event =
+                AuditEvent::issued(self.clock.now(), token_type, &claims, self.key.key_id());
+            sink.record(&event)
+                .map_err(|e| record_failed("audit sink", &e))?;
+        }
         Ok(Minted {
             token: BearerToken(Zeroizing::new(token)),
             claims,
         })
     }
 
-    fn claims_for(&self, r: &TokenRequest) -> Result<Claims, IssueError> {
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    fn claims_for(
+        &self,
+        r: &TokenRequest,
+        token_id: Option<TokenId>,
+        max_ttl: Duration,
+    ) -> Result<Claims, IssueError> {
         let invalid = |e: String| IssueError::new(IssueErrorKind::InvalidClaim, e);
         check_text("sub", &r.subject).map_err(invalid)?;
         check_text("aud", &r.audience).map_err(invalid)?;
@@ -288,13 +360,13 @@ impl Issuer {
             }
         }
         let ttl = r.ttl.unwrap_or(self.default_ttl);
-        if ttl.as_secs() == 0 || ttl > self.max_ttl {
+        if ttl.as_secs() == 0 || ttl > max_ttl {
             return Err(IssueError::new(
                 IssueErrorKind::Lifetime,
                 format!(
                     "lifetime {} s is not between 1 s and the maximum of {} s",
                     ttl.as_secs(),
-                    self.max_ttl.as_secs()
+                    max_ttl.as_secs()
                 ),
             ));
         }
@@ -304,12 +376,15 @@ impl Issuer {
             .ok()
             .and_then(|s| now.checked_add(time::Duration::seconds(s)))
             .ok_or_else(|| IssueError::new(IssueErrorKind::Lifetime, "lifetime out of range"))?;
-        let token_id = TokenId::generate().map_err(|_| {
-            IssueError::new(
-                IssueErrorKind::Randomness,
-                "the operating system's random number generator failed",
-            )
-        })?;
+        let token_id = match token_id {
+            Some(id) => id,
+            None => TokenId::generate().map_err(|_| {
+                IssueError::new(
+                    IssueErrorKind::Randomness,
+                    "the operating system's random number generator failed",
+                )
+            })?,
+        };
         Ok(Claims {
             issuer: self.issuer.clone(),
             subject: r.subject.clone(),

@@ -63,20 +63,24 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod audit;
 mod b64;
 mod claims;
 mod clock;
 mod error;
+pub mod inventory;
 mod issuer;
 mod json;
 mod keys;
 pub mod paserk;
 pub mod paseto;
+pub mod refresh;
+pub mod revocation;
 mod rfc3339;
 pub mod scope;
 mod verifier;
 
-pub use claims::{Claims, Environment, FamilyId, InvalidId, MAX_TEXT_LEN, TokenId};
+pub use claims::{Claims, Environment, FamilyId, InvalidId, MAX_TEXT_LEN, TokenId, TokenType};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{ErrorKind, VerifyError};
 pub use issuer::{
@@ -88,7 +92,7 @@ pub use keys::{
 };
 pub use scope::{Action, Resource, Scope, ScopeError, ScopeErrorKind, ScopeSet};
 pub use verifier::{
-    ConfigError, DEFAULT_LEEWAY, Denied, Grant, MAX_FOOTER_LEN, MAX_LEEWAY, Verifier,
+    ConfigError, DEFAULT_LEEWAY, Denied, DenyReason, Grant, MAX_FOOTER_LEN, MAX_LEEWAY, Verifier,
     VerifierConfig,
 };
 

@@ -15,7 +15,7 @@
 //! token length is checked before anything is decoded.
 
 use crate::b64;
-use crate::claims::Environment;
+use crate::claims::{Environment, TokenType};
 use crate::error::{ErrorKind, VerifyError};
 use crate::keys::{PublicKey, SigningKey};
 use subtle::ConstantTimeEq as _;
@@ -28,16 +28,18 @@ pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 
 const SIGNATURE_LEN: usize = 64;
 
-/// The implicit assertion that binds an access token to its environment:
-/// `{"env":"<environment>","typ":"access"}` as UTF-8, with no spaces.
+/// The implicit assertion that binds a token to its environment and type:
+/// `{"env":"<environment>","typ":"<access|refresh>"}` as UTF-8, with no spaces.
 ///
 /// It is signed but not carried in the token, so a token minted for `staging` fails signature
-/// verification in `production` even if both used the same key. A verifier in another language
-/// passes these exact bytes as the implicit assertion (see `docs/tokens.md`).
-pub fn access_assertion(environment: &Environment) -> Vec<u8> {
+/// verification in `production` even if both used the same key, and a refresh token never
+/// verifies as an access token (or the reverse). A verifier in another language passes these
+/// exact bytes as the implicit assertion (see `docs/tokens.md`).
+pub fn implicit_assertion(environment: &Environment, token_type: TokenType) -> Vec<u8> {
     format!(
-        "{{\"env\":\"{}\",\"typ\":\"access\"}}",
-        environment.as_str()
+        "{{\"env\":\"{}\",\"typ\":\"{}\"}}",
+        environment.as_str(),
+        token_type.as_str()
     )
     .into_bytes()
 }

@@ -1,12 +1,15 @@
 //! Verifying tokens and authorizing actions.
 
-use crate::claims::{Claims, Environment, check_text};
+use crate::audit::{AuditEvent, AuditKind, AuditSink};
+use crate::claims::{Claims, Environment, TokenType, check_text};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{ErrorKind, VerifyError};
+use crate::inventory::Inventory;
 use crate::issuer::DEFAULT_MAX_TTL;
 use crate::json;
 use crate::keys::{KeyId, KeySet};
 use crate::paseto;
+use crate::revocation::{RevocationCheck, RevocationStatus, TokenFacts};
 use crate::scope::{Action, Resource, Scope};
 use serde_json::Value;
 use std::sync::Arc;
@@ -33,6 +36,7 @@ pub struct VerifierConfig {
     leeway: Duration,
     max_lifetime: Duration,
     clock: Arc<dyn Clock>,
+    token_type: TokenType,
 }
 
 impl VerifierConfig {
@@ -51,6 +55,7 @@ impl VerifierConfig {
             leeway: DEFAULT_LEEWAY,
             max_lifetime: DEFAULT_MAX_TTL,
             clock: Arc::new(SystemClock),
+            token_type: TokenType::Access,
         }
     }
 
@@ -69,6 +74,18 @@ impl VerifierConfig {
     /// The clock to check times against (default: the system clock).
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
         self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The clock, shared with an issuer.
+    pub(crate) fn shared_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Which token type to accept; only the refresh exchange asks for refresh tokens.
+    pub(crate) fn token_type(mut self, token_type: TokenType) -> Self {
+        self.token_type = token_type;
         self
     }
 }
@@ -97,6 +114,9 @@ pub struct Verifier {
     keys: KeySet,
     config: VerifierConfig,
     assertion: Vec<u8>,
+    revocations: Option<Arc<dyn RevocationCheck>>,
+    audit: Option<Arc<dyn AuditSink>>,
+    inventory: Option<Arc<dyn Inventory>>,
 }
 
 impl Verifier {
@@ -119,10 +139,33 @@ impl Verifier {
             return Err(ConfigError("maximum lifetime must be at least 1 s".into()));
         }
         Ok(Self {
-            assertion: paseto::access_assertion(&config.environment),
+            assertion: paseto::implicit_assertion(&config.environment, config.token_type),
             keys,
             config,
+            revocations: None,
+            audit: None,
+            inventory: None,
         })
+    }
+
+    /// Checks every token against `revocations` after its signature and claims, before a
+    /// grant exists. A list that reports itself stale makes verification fail closed.
+    pub fn with_revocations(mut self, revocations: Arc<dyn RevocationCheck>) -> Self {
+        self.revocations = Some(revocations);
+        self
+    }
+
+    /// Records `verified` and `refused` events, and the grants' `authorized` and `denied`
+    /// events. A sink failure fails closed ([`ErrorKind::AuditUnavailable`]).
+    pub fn with_audit(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.audit = Some(sink);
+        self
+    }
+
+    /// Notes each accepted token's last use in `inventory` (never blocking).
+    pub fn with_inventory(mut self, inventory: Arc<dyn Inventory>) -> Self {
+        self.inventory = Some(inventory);
+        self
     }
 
     /// The trusted keys.
@@ -148,34 +191,104 @@ impl Verifier {
     /// Nothing in the token is trusted before its signature verifies except the key id, which
     /// only selects a key from the configured set.
     pub fn verify(&self, token: &str) -> Result<Grant, VerifyError> {
-        let decoded = paseto::decode(token)?;
-        let kid = key_id_from_footer(decoded.footer())?;
+        let now = self.config.clock.now();
+        match self.check(token, now) {
+            Ok((claims, key_id)) => {
+                if let Some(sink) = &self.audit {
+                    let event =
+                        AuditEvent::for_token(now, AuditKind::Verified, &claims, Some(&key_id));
+                    sink.record(&event).map_err(|e| audit_failed(&e))?;
+                }
+                if let Some(inventory) = &self.inventory {
+                    inventory.touch(claims.token_id(), now);
+                }
+                Ok(Grant {
+                    claims,
+                    key_id,
+                    audit: self.audit.clone(),
+                    clock: self.config.clock.clone(),
+                })
+            }
+            Err((error, claims)) => {
+                if let Some(sink) = &self.audit {
+                    let event = AuditEvent::refused(now, error.kind(), claims.as_deref());
+                    if let Err(e) = sink.record(&event) {
+                        return Err(VerifyError::new(
+                            ErrorKind::AuditUnavailable,
+                            format!(
+                                "token refused ({}), and {}",
+                                error.kind().as_str(),
+                                audit_failed(&e)
+                            ),
+                        ));
+                    }
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// Everything but the audit trail. On failure, the claims if the signature had verified.
+    fn check(&self, token: &str, now: time::OffsetDateTime) -> Result<(Claims, KeyId), Refusal> {
+        let decoded = paseto::decode(token).map_err(|e| (e, None))?;
+        let kid = key_id_from_footer(decoded.footer()).map_err(|e| (e, None))?;
         let entry = self.keys.get(&kid).ok_or_else(|| {
-            VerifyError::new(
+            let e = VerifyError::new(
                 ErrorKind::UnknownKey,
                 "token's key id is not in the key set: it was signed by a key this service does \
                  not trust (add the issuer's current public key if keys were rotated)",
-            )
+            );
+            (e, None)
         })?;
-        let now = self.config.clock.now();
         if !entry.is_active_at(now) {
-            return Err(VerifyError::new(
+            let e = VerifyError::new(
                 ErrorKind::UnknownKey,
                 format!(
                     "token's key {} is retired or not yet valid",
                     entry.key().key_id()
                 ),
-            ));
+            );
+            return Err((e, None));
         }
-        let payload = decoded.verify(entry.key(), &self.assertion)?;
-        let map = json::parse_object(payload, json::CLAIMS)
-            .map_err(|e| VerifyError::claims(format!("claims are not valid: {e}")))?;
-        let claims = Claims::from_map(map)?;
-        self.check_claims(&claims, now.unix_timestamp())?;
-        Ok(Grant {
-            claims,
-            key_id: entry.key().key_id().clone(),
-        })
+        let payload = decoded
+            .verify(entry.key(), &self.assertion)
+            .map_err(|e| (e, None))?;
+        let map = json::parse_object(payload, json::CLAIMS).map_err(|e| {
+            (
+                VerifyError::claims(format!("claims are not valid: {e}")),
+                None,
+            )
+        })?;
+        let claims = Claims::from_map(map).map_err(|e| (e, None))?;
+        let key_id = entry.key().key_id().clone();
+        if let Err(e) = self.check_claims(&claims, now.unix_timestamp()) {
+            return Err((e, Some(Box::new(claims))));
+        }
+        if let Some(revocations) = &self.revocations {
+            match revocations.status_of(&TokenFacts::of(&claims, &key_id)) {
+                RevocationStatus::NotRevoked => {}
+                RevocationStatus::Revoked(record) => {
+                    let e = VerifyError::new(
+                        ErrorKind::Revoked,
+                        format!(
+                            "token was revoked ({} revocation at {}); its consumer needs a new token",
+                            record.target().kind(),
+                            crate::rfc3339::format(record.at())
+                        ),
+                    );
+                    return Err((e, Some(Box::new(claims))));
+                }
+                RevocationStatus::Stale { .. } => {
+                    let e = VerifyError::new(
+                        ErrorKind::RevocationStale,
+                        "revocation state is stale (the store has not been reached within its \
+                         bound); refusing until it is current again",
+                    );
+                    return Err((e, Some(Box::new(claims))));
+                }
+            }
+        }
+        Ok((claims, key_id))
     }
 
     fn check_claims(&self, c: &Claims, now: i64) -> Result<(), VerifyError> {
@@ -255,6 +368,9 @@ impl Verifier {
     }
 }
 
+/// A refusal, with the claims when the signature had verified (for the audit event).
+type Refusal = (VerifyError, Option<Box<Claims>>);
+
 /// Reads the key id from a footer, which must be `{"kid":"…"}` and nothing else.
 fn key_id_from_footer(footer: &[u8]) -> Result<String, VerifyError> {
     let invalid = |why: String| VerifyError::new(ErrorKind::InvalidFooter, why);
@@ -299,12 +415,21 @@ fn carries_key_material(footer: &[u8]) -> bool {
     })
 }
 
-/// A verified token: proof that its signature, key, environment, issuer, audience and times
-/// were checked. Only [`Verifier::verify`] creates one.
+fn audit_failed(e: &crate::audit::AuditError) -> VerifyError {
+    VerifyError::new(
+        ErrorKind::AuditUnavailable,
+        format!("the audit sink failed, so the decision is refused: {e}"),
+    )
+}
+
+/// A verified token: proof that its signature, key, environment, issuer, audience, times and
+/// revocation status were checked. Only [`Verifier::verify`] creates one.
 #[derive(Debug, Clone)]
 pub struct Grant {
     claims: Claims,
     key_id: KeyId,
+    audit: Option<Arc<dyn AuditSink>>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Grant {
@@ -323,29 +448,66 @@ impl Grant {
         &self.key_id
     }
 
-    /// Authorizes `action` on `resource`, at the point of action.
+    /// Authorizes `action` on `resource`, at the point of action, and records the decision
+    /// when the verifier has an audit sink.
     ///
     /// # Errors
-    /// [`Denied`], naming the scope that would have been needed.
+    /// [`Denied`], naming the scope that would have been needed; also when the decision could
+    /// not be recorded ([`DenyReason::AuditUnavailable`]).
     pub fn authorize(&self, resource: &Resource, action: &Action) -> Result<(), Denied> {
-        if self.claims.scopes.allows(resource, action) {
+        let allowed = self.claims.scopes.allows(resource, action);
+        let denied = |reason| Denied {
+            scope: Scope::new(resource.clone(), action.clone()),
+            reason,
+        };
+        if let Some(sink) = &self.audit {
+            let (resource, action) = (resource.clone(), action.clone());
+            let kind = if allowed {
+                AuditKind::Authorized { resource, action }
+            } else {
+                AuditKind::Denied { resource, action }
+            };
+            let event =
+                AuditEvent::for_token(self.clock.now(), kind, &self.claims, Some(&self.key_id));
+            if sink.record(&event).is_err() {
+                return Err(denied(DenyReason::AuditUnavailable));
+            }
+        }
+        if allowed {
             Ok(())
         } else {
-            Err(Denied {
-                scope: Scope::new(resource.clone(), action.clone()),
-            })
+            Err(denied(DenyReason::MissingScope))
         }
     }
 }
 
-/// An action the token's scopes do not allow.
+/// Why an action was denied.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DenyReason {
+    /// The token's scopes do not cover the action.
+    MissingScope,
+    /// The decision could not be recorded in the audit trail, so it is refused.
+    AuditUnavailable,
+}
+
+/// An action that is not allowed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("token does not grant `{scope}`")]
+#[error("{}", match .reason {
+    DenyReason::MissingScope => format!("token does not grant `{}`", .scope),
+    DenyReason::AuditUnavailable => format!("`{}` refused: the audit sink failed", .scope),
+})]
 pub struct Denied {
     scope: Scope,
+    reason: DenyReason,
 }
 
 impl Denied {
+    /// Why.
+    pub fn reason(&self) -> DenyReason {
+        self.reason
+    }
+
     /// The scope that would have allowed the action, for an RFC 6750 `scope=` answer.
     pub fn required_scope(&self) -> &Scope {
         &self.scope

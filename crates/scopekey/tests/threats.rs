@@ -6,7 +6,7 @@
 use scopekey::paseto::{self, MAX_TOKEN_LEN};
 use scopekey::{
     Environment, ErrorKind, IssueErrorKind, Issuer, KeyErrorKind, KeySet, ManualClock, PublicKey,
-    SigningKey, TokenRequest, Verifier, VerifierConfig,
+    SigningKey, TokenRequest, TokenType, Verifier, VerifierConfig,
 };
 use std::time::Duration;
 
@@ -68,7 +68,7 @@ impl Fixture {
             &self.key,
             payload.as_bytes(),
             &self.footer(),
-            &paseto::access_assertion(&env("production")),
+            &paseto::implicit_assertion(&env("production"), TokenType::Access),
         )
     }
 
@@ -77,7 +77,7 @@ impl Fixture {
             &self.key,
             valid_claims().as_bytes(),
             footer,
-            &paseto::access_assertion(&env("production")),
+            &paseto::implicit_assertion(&env("production"), TokenType::Access),
         )
     }
 
@@ -381,7 +381,7 @@ fn b8_payload_must_be_a_unique_member_json_object() {
         &f.key,
         b"{\"iss\":\"\xff\"}",
         &f.footer(),
-        &paseto::access_assertion(&env("production")),
+        &paseto::implicit_assertion(&env("production"), TokenType::Access),
     );
     assert_eq!(f.refuse(&invalid_utf8), ErrorKind::InvalidClaims);
 }

@@ -1,0 +1,352 @@
+//! The audit trail: every decision (issued, refreshed, verified, refused, authorized, denied,
+//! revoked, refresh reuse detected) as a structured event, so that afterwards one can prove what
+//! a token did.
+//!
+//! Events carry the token's `jti`, `sub`, `kid`, `env` and `fam` where known, never the token
+//! itself. The schema is documented in `docs/audit.md`.
+//!
+//! Sinks: [`MemorySink`] (tests), [`JsonLinesSink`] (an append-only file, one event per line),
+//! and `TracingSink` (feature `tracing`). A sink that cannot record returns an error, and the
+//! component that asked fails closed: the token is not issued, the request is refused.
+
+use crate::claims::{Claims, Environment, FamilyId, TokenId, TokenType};
+use crate::error::ErrorKind;
+use crate::keys::KeyId;
+use crate::revocation::Revocation;
+use crate::rfc3339;
+use crate::scope::{Action, Resource, ScopeSet};
+use serde::Serialize;
+use std::fmt;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use time::OffsetDateTime;
+
+/// What happened.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum AuditKind {
+    /// A token was minted.
+    Issued {
+        /// `access` or `refresh`.
+        token_type: &'static str,
+        /// The scopes it grants.
+        scope: ScopeSet,
+        /// When it expires (RFC 3339).
+        exp: String,
+    },
+    /// A refresh token was exchanged; this event names the new refresh token.
+    Refreshed {
+        /// The refresh token that was presented and is now used up.
+        previous_jti: TokenId,
+    },
+    /// A token verified.
+    Verified,
+    /// A token was refused.
+    Refused {
+        /// The [`ErrorKind`], in snake case (`expired`, `bad_signature`, …).
+        reason: &'static str,
+    },
+    /// An action on a resource was allowed.
+    Authorized {
+        /// The resource.
+        resource: Resource,
+        /// The action.
+        action: Action,
+    },
+    /// An action on a resource was denied.
+    Denied {
+        /// The resource.
+        resource: Resource,
+        /// The action.
+        action: Action,
+    },
+    /// Something was revoked.
+    Revoked {
+        /// `token`, `family`, `subject`, `issued_before` or `key`.
+        target: &'static str,
+        /// What exactly, in words.
+        covers: String,
+        /// Who revoked it.
+        by: String,
+        /// Why.
+        reason: String,
+        /// When the revocation was made (RFC 3339).
+        revoked_at: String,
+    },
+    /// A used refresh token was presented again; its whole family was revoked.
+    RefreshReuseDetected {
+        /// The refresh token presented a second time.
+        presented_jti: TokenId,
+    },
+}
+
+/// One audit event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEvent {
+    /// When (RFC 3339).
+    pub time: String,
+    /// What happened, with its own fields.
+    #[serde(flatten)]
+    pub kind: AuditKind,
+    /// The token's id, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jti: Option<TokenId>,
+    /// The consumer, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub: Option<String>,
+    /// The signing key, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kid: Option<KeyId>,
+    /// The environment, when known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub env: Option<Environment>,
+    /// The refresh family, when the token has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fam: Option<FamilyId>,
+}
+
+impl AuditEvent {
+    /// An event about a token whose claims are known.
+    pub fn for_token(
+        at: OffsetDateTime,
+        kind: AuditKind,
+        claims: &Claims,
+        key_id: Option<&KeyId>,
+    ) -> Self {
+        Self {
+            time: rfc3339::format(at),
+            kind,
+            jti: Some(claims.token_id().clone()),
+            sub: Some(claims.subject().to_owned()),
+            kid: key_id.cloned(),
+            env: Some(claims.environment().clone()),
+            fam: claims.family().cloned(),
+        }
+    }
+
+    /// An event with no token details (a token refused before its claims were known).
+    pub fn bare(at: OffsetDateTime, kind: AuditKind) -> Self {
+        Self {
+            time: rfc3339::format(at),
+            kind,
+            jti: None,
+            sub: None,
+            kid: None,
+            env: None,
+            fam: None,
+        }
+    }
+
+    pub(crate) fn issued(
+        at: OffsetDateTime,
+        token_type: TokenType,
+        claims: &Claims,
+        key_id: &KeyId,
+    ) -> Self {
+        Self::for_token(
+            at,
+            AuditKind::Issued {
+                token_type: token_type.as_str(),
+                scope: claims.scopes().clone(),
+                exp: rfc3339::format(claims.expires_at()),
+            },
+            claims,
+            Some(key_id),
+        )
+    }
+
+    pub(crate) fn refused(at: OffsetDateTime, reason: ErrorKind, claims: Option<&Claims>) -> Self {
+        let kind = AuditKind::Refused {
+            reason: reason.as_str(),
+        };
+        match claims {
+            Some(c) => Self::for_token(at, kind, c, None),
+            None => Self::bare(at, kind),
+        }
+    }
+
+    pub(crate) fn revoked(record: &Revocation, at: OffsetDateTime) -> Self {
+        let mut event = Self::bare(
+            at,
+            AuditKind::Revoked {
+                target: record.target().kind(),
+                covers: record.target().to_string(),
+                by: record.by().to_owned(),
+                reason: record.reason().to_owned(),
+                revoked_at: rfc3339::format(record.at()),
+            },
+        );
+        use crate::revocation::RevocationTarget as T;
+        match record.target() {
+            T::Token { token_id, .. } => event.jti = Some(token_id.clone()),
+            T::Family(f) => event.fam = Some(f.clone()),
+            T::Subject { subject, .. } => event.sub = Some(subject.clone()),
+            T::Key(k) => event.kid = Some(k.clone()),
+            T::IssuedBefore(_) => {}
+        }
+        event
+    }
+
+    /// The event as one line of JSON (no trailing newline).
+    pub fn to_json(&self) -> String {
+        // Every field is a string, a number or a plain enum: serialisation cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// An audit event that could not be recorded.
+#[derive(Debug, thiserror::Error)]
+#[error("audit sink {sink}: {message}")]
+pub struct AuditError {
+    sink: String,
+    message: String,
+    #[source]
+    source: Option<std::io::Error>,
+}
+
+impl AuditError {
+    /// An error for a custom sink.
+    pub fn new(sink: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            sink: sink.into(),
+            message: message.into(),
+            source: None,
+        }
+    }
+}
+
+/// Where audit events go.
+pub trait AuditSink: Send + Sync + fmt::Debug {
+    /// Records one event.
+    ///
+    /// # Errors
+    /// [`AuditError`] when the event could not be recorded; callers fail closed.
+    fn record(&self, event: &AuditEvent) -> Result<(), AuditError>;
+}
+
+/// Keeps events in memory, for tests.
+#[derive(Debug, Default)]
+pub struct MemorySink {
+    events: Mutex<Vec<AuditEvent>>,
+}
+
+impl MemorySink {
+    /// An empty sink.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A copy of every event so far, oldest first.
+    pub fn events(&self) -> Vec<AuditEvent> {
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl AuditSink for MemorySink {
+    fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(event.clone());
+        Ok(())
+    }
+}
+
+/// Appends events to a file, one JSON object per line, each line written with one `write` call
+/// on a file opened for appending, so concurrent writers never interleave within a line.
+///
+/// A write failure is returned to the caller, never dropped. Lines are written to the operating
+/// system at once; call [`JsonLinesSink::sync`] to force them to disk.
+#[derive(Debug)]
+pub struct JsonLinesSink {
+    path: PathBuf,
+    file: Mutex<std::fs::File>,
+}
+
+impl JsonLinesSink {
+    /// Opens (creating it with mode 0600 on Unix) `path` for appending.
+    ///
+    /// # Errors
+    /// [`AuditError`] when the file cannot be opened.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, AuditError> {
+        let path = path.as_ref().to_owned();
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).append(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            options.mode(0o600);
+        }
+        let file = options.open(&path).map_err(|e| AuditError {
+            sink: path.display().to_string(),
+            message: "cannot open the audit log for appending".into(),
+            source: Some(e),
+        })?;
+        Ok(Self {
+            path,
+            file: Mutex::new(file),
+        })
+    }
+
+    /// Forces written events to disk.
+    ///
+    /// # Errors
+    /// [`AuditError`] when the operating system reports a failure.
+    pub fn sync(&self) -> Result<(), AuditError> {
+        let file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        file.sync_data().map_err(|e| self.error(e))
+    }
+
+    fn error(&self, e: std::io::Error) -> AuditError {
+        AuditError {
+            sink: self.path.display().to_string(),
+            message: "cannot append to the audit log".into(),
+            source: Some(e),
+        }
+    }
+}
+
+impl AuditSink for JsonLinesSink {
+    fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
+        let mut line = event.to_json().into_bytes();
+        line.push(b'\n');
+        let mut file = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        file.write_all(&line).map_err(|e| self.error(e))?;
+        file.flush().map_err(|e| self.error(e))
+    }
+}
+
+/// Emits events as `tracing` events at INFO level with target `scopekey::audit`, the event's
+/// JSON in the field `audit`, and its kind, `jti` and `sub` as fields of their own.
+#[cfg(feature = "tracing")]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct TracingSink;
+
+#[cfg(feature = "tracing")]
+impl AuditSink for TracingSink {
+    fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
+        let kind = match &event.kind {
+            AuditKind::Issued { .. } => "issued",
+            AuditKind::Refreshed { .. } => "refreshed",
+            AuditKind::Verified => "verified",
+            AuditKind::Refused { .. } => "refused",
+            AuditKind::Authorized { .. } => "authorized",
+            AuditKind::Denied { .. } => "denied",
+            AuditKind::Revoked { .. } => "revoked",
+            AuditKind::RefreshReuseDetected { .. } => "refresh_reuse_detected",
+        };
+        tracing::info!(
+            target: "scopekey::audit",
+            event = kind,
+            jti = event.jti.as_ref().map(TokenId::as_str),
+            sub = event.sub.as_deref(),
+            audit = %event.to_json(),
+        );
+        Ok(())
+    }
+}

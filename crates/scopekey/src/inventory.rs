@@ -1,0 +1,326 @@
+//! The token inventory: every issued token with its owner, purpose, scopes, lifetime, key and
+//! last use, so "what is this token, who issued it, and what can it touch" is a query, not an
+//! investigation.
+
+use crate::claims::{Claims, FamilyId, TokenId, TokenType};
+use crate::keys::KeyId;
+use crate::revocation::{RevocationCheck, RevocationStatus, TokenFacts};
+use crate::scope::{Scope, ScopeSet};
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicI64, Ordering};
+use time::OffsetDateTime;
+
+/// One issued token, as the inventory knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    token_id: TokenId,
+    token_type: TokenType,
+    subject: String,
+    owner: Option<String>,
+    purpose: Option<String>,
+    scopes: ScopeSet,
+    issued_at: OffsetDateTime,
+    expires_at: OffsetDateTime,
+    key_id: KeyId,
+    family: Option<FamilyId>,
+    last_used: Option<OffsetDateTime>,
+}
+
+impl TokenRecord {
+    /// The record of a token with these claims, signed by `key_id`, never used yet.
+    pub fn new(claims: &Claims, key_id: &KeyId, token_type: TokenType) -> Self {
+        Self {
+            token_id: claims.token_id().clone(),
+            token_type,
+            subject: claims.subject().to_owned(),
+            owner: claims.owner().map(str::to_owned),
+            purpose: claims.purpose().map(str::to_owned),
+            scopes: claims.scopes().clone(),
+            issued_at: claims.issued_at(),
+            expires_at: claims.expires_at(),
+            key_id: key_id.clone(),
+            family: claims.family().cloned(),
+            last_used: None,
+        }
+    }
+
+    /// The same record with its last use set (for stores loading rows).
+    pub fn with_last_used(mut self, at: Option<OffsetDateTime>) -> Self {
+        self.last_used = at;
+        self
+    }
+
+    /// `jti`.
+    pub fn token_id(&self) -> &TokenId {
+        &self.token_id
+    }
+    /// Access or refresh.
+    pub fn token_type(&self) -> TokenType {
+        self.token_type
+    }
+    /// `sub`: the consumer.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+    /// `owner`, if set.
+    pub fn owner(&self) -> Option<&str> {
+        self.owner.as_deref()
+    }
+    /// `purpose`, if set.
+    pub fn purpose(&self) -> Option<&str> {
+        self.purpose.as_deref()
+    }
+    /// The scopes granted.
+    pub fn scopes(&self) -> &ScopeSet {
+        &self.scopes
+    }
+    /// `iat`.
+    pub fn issued_at(&self) -> OffsetDateTime {
+        self.issued_at
+    }
+    /// `exp`.
+    pub fn expires_at(&self) -> OffsetDateTime {
+        self.expires_at
+    }
+    /// The signing key.
+    pub fn key_id(&self) -> &KeyId {
+        &self.key_id
+    }
+    /// `fam`, if any.
+    pub fn family(&self) -> Option<&FamilyId> {
+        self.family.as_ref()
+    }
+    /// When a verification last accepted the token, if ever.
+    pub fn last_used(&self) -> Option<OffsetDateTime> {
+        self.last_used
+    }
+
+    /// Whether the token is unexpired at `t`.
+    pub fn is_live_at(&self, t: OffsetDateTime) -> bool {
+        t < self.expires_at
+    }
+
+    /// What revocation looks at.
+    pub fn facts(&self) -> TokenFacts<'_> {
+        TokenFacts {
+            token_id: &self.token_id,
+            family: self.family.as_ref(),
+            subject: &self.subject,
+            issued_at: self.issued_at,
+            key_id: &self.key_id,
+        }
+    }
+}
+
+/// Which records to return; every condition set must hold.
+#[derive(Debug, Clone, Default)]
+pub struct InventoryQuery {
+    subject: Option<String>,
+    owner: Option<String>,
+    unused_since: Option<OffsetDateTime>,
+    expiring_before: Option<OffsetDateTime>,
+    live_at: Option<OffsetDateTime>,
+}
+
+impl InventoryQuery {
+    /// Every record.
+    pub fn all() -> Self {
+        Self::default()
+    }
+
+    /// Tokens of this consumer.
+    pub fn subject(mut self, subject: impl Into<String>) -> Self {
+        self.subject = Some(subject.into());
+        self
+    }
+
+    /// Tokens whose consumer has this owner.
+    pub fn owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = Some(owner.into());
+        self
+    }
+
+    /// Tokens not used since `t`: last used before `t`, or never used and issued before `t`.
+    pub fn unused_since(mut self, t: OffsetDateTime) -> Self {
+        self.unused_since = Some(t);
+        self
+    }
+
+    /// Tokens expiring before `t`.
+    pub fn expiring_before(mut self, t: OffsetDateTime) -> Self {
+        self.expiring_before = Some(t);
+        self
+    }
+
+    /// Tokens not yet expired at `t`.
+    pub fn live_at(mut self, t: OffsetDateTime) -> Self {
+        self.live_at = Some(t);
+        self
+    }
+
+    /// Whether `r` matches.
+    pub fn matches(&self, r: &TokenRecord) -> bool {
+        self.subject.as_deref().is_none_or(|s| r.subject == s)
+            && self.owner.as_deref().is_none_or(|o| r.owner() == Some(o))
+            && self
+                .unused_since
+                .is_none_or(|t| r.last_used.unwrap_or(r.issued_at) < t)
+            && self.expiring_before.is_none_or(|t| r.expires_at < t)
+            && self.live_at.is_none_or(|t| r.is_live_at(t))
+    }
+}
+
+/// An inventory operation that failed.
+#[derive(Debug, thiserror::Error)]
+#[error("token inventory: {message}")]
+pub struct InventoryError {
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl InventoryError {
+    /// An error with a cause, for store-backed inventories.
+    pub fn new(
+        message: impl Into<String>,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self {
+            message: message.into(),
+            source,
+        }
+    }
+}
+
+/// Where issued tokens are recorded and looked up.
+pub trait Inventory: Send + Sync + fmt::Debug {
+    /// Records a newly issued token.
+    ///
+    /// # Errors
+    /// When the record could not be stored; the issuer then withholds the token.
+    fn record_issued(&self, record: TokenRecord) -> Result<(), InventoryError>;
+
+    /// Notes that a verification accepted the token at `at`. Called on the request path: it
+    /// must not block on I/O or on an exclusive lock, and never fails (a store batches these).
+    fn touch(&self, token_id: &TokenId, at: OffsetDateTime);
+
+    /// One token's record.
+    ///
+    /// # Errors
+    /// When the inventory cannot be read.
+    fn get(&self, token_id: &TokenId) -> Result<Option<TokenRecord>, InventoryError>;
+
+    /// The records matching `query`, in issue order.
+    ///
+    /// # Errors
+    /// When the inventory cannot be read.
+    fn query(&self, query: &InventoryQuery) -> Result<Vec<TokenRecord>, InventoryError>;
+}
+
+/// What `subject` can touch at `now`: the union of the scopes of its live tokens, skipping
+/// revoked ones when a revocation check is given.
+///
+/// # Errors
+/// When the inventory cannot be read.
+pub fn reachable_scopes(
+    inventory: &dyn Inventory,
+    subject: &str,
+    now: OffsetDateTime,
+    revocations: Option<&dyn RevocationCheck>,
+) -> Result<ScopeSet, InventoryError> {
+    let records = inventory.query(&InventoryQuery::all().subject(subject).live_at(now))?;
+    let mut union: BTreeSet<Scope> = BTreeSet::new();
+    for r in &records {
+        let revoked = revocations
+            .is_some_and(|rc| !matches!(rc.status_of(&r.facts()), RevocationStatus::NotRevoked));
+        if !revoked {
+            union.extend(r.scopes.iter().cloned());
+        }
+    }
+    // Distinct scopes from at most as many tokens as were issued: within the set limits unless
+    // a consumer holds hundreds of distinct scopes, which is itself worth refusing to hide.
+    ScopeSet::from_scopes(union).map_err(|e| InventoryError::new(e.to_string(), None))
+}
+
+#[derive(Debug)]
+struct Entry {
+    record: TokenRecord,
+    last_used: AtomicI64,
+}
+
+const NEVER: i64 = i64::MIN;
+
+/// An in-memory inventory. Lookups and [`touch`](Inventory::touch) take a shared read lock and
+/// an atomic store, so verifications never wait for one another.
+#[derive(Debug, Default)]
+pub struct MemoryInventory {
+    entries: RwLock<HashMap<TokenId, Entry>>,
+}
+
+impl MemoryInventory {
+    /// An empty inventory.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Drops the records of tokens that expired before `t`; returns how many.
+    pub fn purge_expired_before(&self, t: OffsetDateTime) -> usize {
+        let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        let before = map.len();
+        map.retain(|_, e| e.record.expires_at >= t);
+        before - map.len()
+    }
+
+    fn snapshot(e: &Entry) -> TokenRecord {
+        let t = e.last_used.load(Ordering::Relaxed);
+        let last = (t != NEVER)
+            .then(|| OffsetDateTime::from_unix_timestamp(t).ok())
+            .flatten();
+        e.record.clone().with_last_used(last)
+    }
+}
+
+impl Inventory for MemoryInventory {
+    fn record_issued(&self, record: TokenRecord) -> Result<(), InventoryError> {
+        let last = record
+            .last_used
+            .map_or(NEVER, OffsetDateTime::unix_timestamp);
+        let mut map = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        map.insert(
+            record.token_id.clone(),
+            Entry {
+                record,
+                last_used: AtomicI64::new(last),
+            },
+        );
+        Ok(())
+    }
+
+    fn touch(&self, token_id: &TokenId, at: OffsetDateTime) {
+        let map = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = map.get(token_id) {
+            e.last_used
+                .fetch_max(at.unix_timestamp(), Ordering::Relaxed);
+        }
+    }
+
+    fn get(&self, token_id: &TokenId) -> Result<Option<TokenRecord>, InventoryError> {
+        let map = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        Ok(map.get(token_id).map(Self::snapshot))
+    }
+
+    fn query(&self, query: &InventoryQuery) -> Result<Vec<TokenRecord>, InventoryError> {
+        let map = self.entries.read().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<TokenRecord> = map
+            .values()
+            .map(Self::snapshot)
+            .filter(|r| query.matches(r))
+            .collect();
+        out.sort_by(|a, b| {
+            (a.issued_at, a.token_id.as_str()).cmp(&(b.issued_at, b.token_id.as_str()))
+        });
+        Ok(out)
+    }
+}

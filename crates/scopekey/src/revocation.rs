@@ -1,0 +1,503 @@
+//! Revocation as incident response: kill one token, a refresh family, a consumer, everything
+//! issued before a moment, or everything signed by a key, at once, without touching other
+//! tokens.
+//!
+//! The verifier asks a [`RevocationCheck`] after the signature and claims have been checked and
+//! before a [`Grant`](crate::Grant) exists. The check is synchronous and answers from memory:
+//! it never waits on I/O. A durable store keeps a [`RevocationList`] current in the background
+//! (as a replica) and the list reports itself stale when it cannot vouch for being current, so
+//! verification fails closed.
+//!
+//! ```
+//! use scopekey::revocation::{RevocationList, RevocationTarget, Revoker};
+//!
+//! let list = RevocationList::new();
+//! let record = list.revoke(
+//!     RevocationTarget::Subject { subject: "ci-deploy".into(), issued_before: None },
+//!     "alice@example.com",
+//!     "token pasted in a public issue",
+//! )?;
+//! assert_eq!(record.by(), "alice@example.com");
+//! # Ok::<(), scopekey::revocation::RevokeError>(())
+//! ```
+
+use crate::audit::{AuditEvent, AuditSink};
+use crate::claims::{Claims, FamilyId, TokenId, check_text};
+use crate::clock::{Clock, SystemClock};
+use crate::keys::KeyId;
+use crate::rfc3339;
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// How long a single-token revocation whose expiry is unknown is kept: 30 days, the longest
+/// refresh-token lifetime a [`Refresher`](crate::refresh::Refresher) allows.
+pub const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// How often revoking also drops entries of tokens that have expired anyway.
+const PURGE_INTERVAL_SECS: i64 = 60;
+
+/// What a revocation covers.
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevocationTarget {
+    /// One token, by `jti`. With its expiry the entry is dropped once the token has expired
+    /// anyway; without it, after the list's retention.
+    Token {
+        /// The token id.
+        token_id: TokenId,
+        /// When the token expires, if known.
+        expires_at: Option<OffsetDateTime>,
+    },
+    /// Every token of a refresh family (`fam`), access and refresh alike.
+    Family(FamilyId),
+    /// Every token of a consumer (`sub`); with `issued_before`, only those issued before it.
+    Subject {
+        /// The consumer.
+        subject: String,
+        /// Only tokens with `iat` before this instant; `None`: all of them, including future
+        /// ones, until the consumer is re-enabled.
+        issued_before: Option<OffsetDateTime>,
+    },
+    /// Every token issued before an instant (mass revocation).
+    IssuedBefore(OffsetDateTime),
+    /// Every token signed by a key (a compromised key).
+    Key(KeyId),
+}
+
+impl RevocationTarget {
+    /// A short machine-readable name: `token`, `family`, `subject`, `issued_before`, `key`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Token { .. } => "token",
+            Self::Family(_) => "family",
+            Self::Subject { .. } => "subject",
+            Self::IssuedBefore(_) => "issued_before",
+            Self::Key(_) => "key",
+        }
+    }
+}
+
+impl fmt::Display for RevocationTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Token { token_id, .. } => write!(f, "token {token_id}"),
+            Self::Family(fam) => write!(f, "family {fam}"),
+            Self::Subject {
+                subject,
+                issued_before: None,
+            } => write!(f, "every token of consumer {subject:?}"),
+            Self::Subject {
+                subject,
+                issued_before: Some(t),
+            } => write!(
+                f,
+                "tokens of consumer {subject:?} issued before {}",
+                rfc3339::format(*t)
+            ),
+            Self::IssuedBefore(t) => write!(f, "every token issued before {}", rfc3339::format(*t)),
+            Self::Key(kid) => write!(f, "every token signed by key {kid}"),
+        }
+    }
+}
+
+/// One revocation: what, who, when and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Revocation {
+    target: RevocationTarget,
+    by: String,
+    at: OffsetDateTime,
+    reason: String,
+}
+
+impl Revocation {
+    /// A record, for stores that load revocations made elsewhere.
+    ///
+    /// # Errors
+    /// [`RevokeError`] when `by` or `reason` is empty, longer than 256 bytes or holds control
+    /// characters, or a subject target's subject is.
+    pub fn new(
+        target: RevocationTarget,
+        by: &str,
+        at: OffsetDateTime,
+        reason: &str,
+    ) -> Result<Self, RevokeError> {
+        check_text("by", by).map_err(invalid)?;
+        check_text("reason", reason).map_err(invalid)?;
+        if let RevocationTarget::Subject { subject, .. } = &target {
+            check_text("subject", subject).map_err(invalid)?;
+        }
+        Ok(Self {
+            target,
+            by: by.to_owned(),
+            at,
+            reason: reason.to_owned(),
+        })
+    }
+
+    /// What is revoked.
+    pub fn target(&self) -> &RevocationTarget {
+        &self.target
+    }
+
+    /// Who revoked it.
+    pub fn by(&self) -> &str {
+        &self.by
+    }
+
+    /// When.
+    pub fn at(&self) -> OffsetDateTime {
+        self.at
+    }
+
+    /// Why.
+    pub fn reason(&self) -> &str {
+        &self.reason
+    }
+}
+
+/// Why a revocation failed.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RevokeErrorKind {
+    /// `by`, `reason` or the subject is empty, too long or holds control characters. Nothing
+    /// was revoked.
+    InvalidInput,
+    /// The store could not record the revocation. Nothing was revoked.
+    Store,
+    /// The revocation is in effect, but the audit sink could not record it.
+    Audit,
+}
+
+/// A revocation that failed, or whose audit record failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct RevokeError {
+    kind: RevokeErrorKind,
+    message: String,
+}
+
+impl RevokeError {
+    /// An error of `kind`, for [`Revoker`] implementations.
+    pub fn new(kind: RevokeErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Why, for matching.
+    pub fn kind(&self) -> RevokeErrorKind {
+        self.kind
+    }
+}
+
+fn invalid(message: String) -> RevokeError {
+    RevokeError::new(
+        RevokeErrorKind::InvalidInput,
+        format!("nothing revoked: {message}"),
+    )
+}
+
+/// The answer of a [`RevocationCheck`].
+#[derive(Debug, Clone)]
+pub enum RevocationStatus {
+    /// Not revoked.
+    NotRevoked,
+    /// Revoked, by this record.
+    Revoked(Arc<Revocation>),
+    /// The list cannot vouch for being current; the verifier refuses (fail closed).
+    Stale {
+        /// When the list last confirmed it was current, if ever.
+        last_confirmed: Option<OffsetDateTime>,
+    },
+}
+
+/// What revocation looks at in a token: a borrowed view of its verified claims and key.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenFacts<'a> {
+    /// `jti`.
+    pub token_id: &'a TokenId,
+    /// `fam`, if any.
+    pub family: Option<&'a FamilyId>,
+    /// `sub`.
+    pub subject: &'a str,
+    /// `iat`.
+    pub issued_at: OffsetDateTime,
+    /// The key that signed the token.
+    pub key_id: &'a KeyId,
+}
+
+impl<'a> TokenFacts<'a> {
+    /// The facts of verified `claims` signed by `key_id`.
+    pub fn of(claims: &'a Claims, key_id: &'a KeyId) -> Self {
+        Self {
+            token_id: claims.token_id(),
+            family: claims.family(),
+            subject: claims.subject(),
+            issued_at: claims.issued_at(),
+            key_id,
+        }
+    }
+}
+
+/// The check the verifier calls on every token. Synchronous and answered from memory.
+pub trait RevocationCheck: Send + Sync + fmt::Debug {
+    /// Whether the token is revoked, or whether the answer cannot be trusted.
+    fn status_of(&self, token: &TokenFacts<'_>) -> RevocationStatus;
+}
+
+/// Something revocations can be written to: the in-memory list, or a durable store that also
+/// updates every replica.
+pub trait Revoker: Send + Sync + fmt::Debug {
+    /// Revokes `target`, recording who and why. Effective for the next verification in this
+    /// process when this returns.
+    ///
+    /// # Errors
+    /// [`RevokeError`] for invalid input or when the revocation could not be recorded.
+    fn revoke(
+        &self,
+        target: RevocationTarget,
+        by: &str,
+        reason: &str,
+    ) -> Result<Arc<Revocation>, RevokeError>;
+}
+
+#[derive(Debug, Default)]
+struct Entries {
+    tokens: HashMap<TokenId, (i64, Arc<Revocation>)>,
+    families: HashMap<FamilyId, Arc<Revocation>>,
+    /// Per consumer: the widest revocation (`None` = every token).
+    subjects: HashMap<String, (Option<i64>, Arc<Revocation>)>,
+    keys: HashMap<KeyId, Arc<Revocation>>,
+    issued_before: Option<(i64, Arc<Revocation>)>,
+    last_purge: i64,
+}
+
+/// The in-memory revocation list: O(1) hash lookups under a shared read lock, so verifications
+/// run in parallel and a revocation is visible to every verification that starts after
+/// [`Revoker::revoke`] returns.
+///
+/// Memory stays bounded by the live tokens: a single-token entry is dropped once the token has
+/// expired anyway ([`RevocationList::purge_expired`], also run at most once a minute while
+/// revoking). Family, consumer, key and mass revocations are few and are kept.
+#[derive(Debug)]
+pub struct RevocationList {
+    entries: RwLock<Entries>,
+    clock: Arc<dyn Clock>,
+    retention: Duration,
+    /// For replicas: the bound past which the list reports itself stale.
+    max_staleness: Option<Duration>,
+    /// Unix seconds of the last confirmation; `i64::MIN`: never.
+    last_confirmed: AtomicI64,
+    audit: Option<Arc<dyn AuditSink>>,
+}
+
+impl Default for RevocationList {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RevocationList {
+    /// An empty list that is its own source of truth (never stale).
+    pub fn new() -> Self {
+        Self {
+            entries: RwLock::new(Entries::default()),
+            clock: Arc::new(SystemClock),
+            retention: DEFAULT_RETENTION,
+            max_staleness: None,
+            last_confirmed: AtomicI64::new(i64::MIN),
+            audit: None,
+        }
+    }
+
+    /// An empty list that mirrors a store: it reports itself stale unless
+    /// [`mark_current`](Self::mark_current) was called within `max_staleness`.
+    pub fn replica(max_staleness: Duration) -> Self {
+        Self {
+            max_staleness: Some(max_staleness),
+            ..Self::new()
+        }
+    }
+
+    /// The clock (default: the system clock).
+    pub fn with_clock(mut self, clock: impl Clock + 'static) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// How long a single-token revocation with unknown expiry is kept (default 30 days).
+    /// Set it to at least your longest token lifetime.
+    pub fn with_retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
+        self
+    }
+
+    /// Where [`Revoker::revoke`] records a `revoked` event.
+    pub fn with_audit(mut self, sink: Arc<dyn AuditSink>) -> Self {
+        self.audit = Some(sink);
+        self
+    }
+
+    /// Records that the list is current as of `at` (called by a store's sync loop).
+    pub fn mark_current(&self, at: OffsetDateTime) {
+        self.last_confirmed
+            .fetch_max(at.unix_timestamp(), Ordering::SeqCst);
+    }
+
+    /// Applies a revocation record (made here or loaded from a store). Idempotent.
+    pub fn apply(&self, record: Arc<Revocation>) {
+        let now = self.clock.now().unix_timestamp();
+        let mut e = self.write();
+        match &record.target {
+            RevocationTarget::Token {
+                token_id,
+                expires_at,
+            } => {
+                let retention = i64::try_from(self.retention.as_secs()).unwrap_or(i64::MAX);
+                let until = expires_at
+                    .map_or(now.saturating_add(retention), |t| t.unix_timestamp())
+                    .saturating_add(crate::MAX_LEEWAY.as_secs() as i64);
+                e.tokens.insert(token_id.clone(), (until, record.clone()));
+            }
+            RevocationTarget::Family(fam) => {
+                e.families.entry(fam.clone()).or_insert(record.clone());
+            }
+            RevocationTarget::Subject {
+                subject,
+                issued_before,
+            } => {
+                let before = issued_before.map(OffsetDateTime::unix_timestamp);
+                let wider = match e.subjects.get(subject) {
+                    None => true,
+                    Some((None, _)) => false,
+                    Some((Some(old), _)) => before.is_none_or(|b| b > *old),
+                };
+                if wider {
+                    e.subjects.insert(subject.clone(), (before, record.clone()));
+                }
+            }
+            RevocationTarget::IssuedBefore(t) => {
+                let t = t.unix_timestamp();
+                if e.issued_before.as_ref().is_none_or(|(old, _)| t > *old) {
+                    e.issued_before = Some((t, record.clone()));
+                }
+            }
+            RevocationTarget::Key(kid) => {
+                e.keys.entry(kid.clone()).or_insert(record.clone());
+            }
+        }
+        if now - e.last_purge >= PURGE_INTERVAL_SECS {
+            Self::purge_locked(&mut e, now);
+        }
+    }
+
+    /// Drops single-token entries whose token has expired; returns how many.
+    pub fn purge_expired(&self) -> usize {
+        let now = self.clock.now().unix_timestamp();
+        Self::purge_locked(&mut self.write(), now)
+    }
+
+    fn purge_locked(e: &mut Entries, now: i64) -> usize {
+        let before = e.tokens.len();
+        e.tokens.retain(|_, (until, _)| *until > now);
+        e.last_purge = now;
+        before - e.tokens.len()
+    }
+
+    /// How many single-token entries the list holds.
+    pub fn token_entries(&self) -> usize {
+        self.read().tokens.len()
+    }
+
+    /// Every revocation record in the list.
+    pub fn records(&self) -> Vec<Arc<Revocation>> {
+        let e = self.read();
+        let mut out: Vec<Arc<Revocation>> = e
+            .tokens
+            .values()
+            .map(|(_, r)| r.clone())
+            .chain(e.families.values().cloned())
+            .chain(e.subjects.values().map(|(_, r)| r.clone()))
+            .chain(e.keys.values().cloned())
+            .chain(e.issued_before.iter().map(|(_, r)| r.clone()))
+            .collect();
+        out.sort_by_key(|r| r.at);
+        out.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        out
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Entries> {
+        // A panic while holding the lock cannot leave the maps half-updated in a way that
+        // un-revokes anything (inserts are single operations), so the data stays usable.
+        self.entries.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Entries> {
+        self.entries.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl RevocationCheck for RevocationList {
+    fn status_of(&self, t: &TokenFacts<'_>) -> RevocationStatus {
+        if let Some(bound) = self.max_staleness {
+            let last = self.last_confirmed.load(Ordering::SeqCst);
+            let now = self.clock.now().unix_timestamp();
+            let bound = i64::try_from(bound.as_secs()).unwrap_or(i64::MAX);
+            if last == i64::MIN || now.saturating_sub(last) > bound {
+                return RevocationStatus::Stale {
+                    last_confirmed: OffsetDateTime::from_unix_timestamp(last).ok(),
+                };
+            }
+        }
+        let iat = t.issued_at.unix_timestamp();
+        let e = self.read();
+        let hit = e
+            .keys
+            .get(t.key_id)
+            .or_else(|| {
+                e.issued_before
+                    .as_ref()
+                    .filter(|(t, _)| iat < *t)
+                    .map(|(_, r)| r)
+            })
+            .or_else(|| {
+                e.subjects
+                    .get(t.subject)
+                    .filter(|(before, _)| before.is_none_or(|b| iat < b))
+                    .map(|(_, r)| r)
+            })
+            .or_else(|| t.family.and_then(|f| e.families.get(f)))
+            .or_else(|| e.tokens.get(t.token_id).map(|(_, r)| r));
+        match hit {
+            Some(r) => RevocationStatus::Revoked(r.clone()),
+            None => RevocationStatus::NotRevoked,
+        }
+    }
+}
+
+impl Revoker for RevocationList {
+    fn revoke(
+        &self,
+        target: RevocationTarget,
+        by: &str,
+        reason: &str,
+    ) -> Result<Arc<Revocation>, RevokeError> {
+        let record = Arc::new(Revocation::new(target, by, self.clock.now(), reason)?);
+        self.apply(record.clone());
+        if let Some(sink) = &self.audit {
+            sink.record(&AuditEvent::revoked(&record, self.clock.now()))
+                .map_err(|e| {
+                    RevokeError::new(
+                        RevokeErrorKind::Audit,
+                        format!("the revocation is in effect, but the audit sink failed: {e}"),
+                    )
+                })?;
+        }
+        Ok(record)
+    }
+}
