@@ -2,11 +2,13 @@
 //!
 //! Run with `cargo run --example quickstart`. Everything is in memory: no server, no files.
 
+use scopekey::revocation::{RevocationList, RevocationTarget, Revoker};
 use scopekey::{
     Action, Environment, Issuer, KeySet, ManualClock, Resource, SigningKey, TokenRequest, Verifier,
     VerifierConfig,
 };
 use std::error::Error;
+use std::sync::Arc;
 use std::time::Duration;
 
 const ISSUER: &str = "https://auth.example";
@@ -47,11 +49,14 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!("expires:        {}", minted.claims().expires_at());
     println!();
 
-    // 3. The service verifies: signature, key id, environment, issuer, audience, times.
+    // 3. The service verifies: signature, key id, environment, issuer, audience, times, and
+    //    revocation.
+    let revocations = Arc::new(RevocationList::new().with_clock(clock.clone()));
     let verifier = Verifier::new(
         keys.clone(),
         VerifierConfig::new(ISSUER, AUDIENCE, production).clock(clock.clone()),
-    )?;
+    )?
+    .with_revocations(revocations.clone());
     let grant = verifier.verify(token)?;
     println!(
         "verified for:   {} (owner {:?})",
@@ -97,8 +102,40 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut tampered = token.to_owned();
     tampered.replace_range(20..21, if &token[20..21] == "A" { "B" } else { "A" });
     report(&verifier, "tampered token", &tampered);
-    clock.advance(Duration::from_secs(11 * 60 + 30));
-    report(&verifier, "11 min later", token);
+
+    // 7. Incident response: the token leaked, so its consumer's tokens are revoked at once.
+    let second = issuer.issue(&TokenRequest::new(
+        "other-consumer",
+        AUDIENCE,
+        "projects:read".parse()?,
+    ))?;
+    let record = revocations.revoke(
+        RevocationTarget::Subject {
+            subject: "comment-importer".into(),
+            issued_before: None,
+        },
+        "alice@example.com",
+        "token pasted in a public issue",
+    )?;
+    println!(
+        "revoked:        {} (by {}: {})",
+        record.target(),
+        record.by(),
+        record.reason()
+    );
+    report(&verifier, "leaked token", token);
+    match verifier.verify(second.token().as_str()) {
+        Ok(g) => println!(
+            "{:<15} still accepted ({} is unaffected)",
+            "other token",
+            g.subject()
+        ),
+        Err(e) => println!("{:<15} refused?! {e}", "other token"),
+    }
+
+    // 8. Tokens expire in minutes: the other token's 15 minutes are up.
+    clock.advance(Duration::from_secs(16 * 60 + 30));
+    report(&verifier, "16 min later", second.token().as_str());
     Ok(())
 }
 

@@ -50,10 +50,22 @@
 //! - [`Verifier`] and [`Grant`]: verification returns a grant, which only the verifier can
 //!   create; handlers take it as proof and call [`Grant::authorize`].
 //! - [`VerifyError`] with [`ErrorKind`]: one kind per reason a token is refused.
+//! - [`revocation`]: revoke a token, a refresh family, a consumer, everything issued before a
+//!   moment, or a signing key; checked in memory on every verification, failing closed when
+//!   stale. See `docs/revocation-playbook.md`.
+//! - [`refresh`]: single-use refresh tokens rotated on every exchange; reuse revokes the family.
+//! - [`audit`]: every decision as a structured event; sinks fail closed. See `docs/audit.md`.
+//! - [`inventory`]: every issued token with owner, purpose, scopes and last use.
 //! - [`Clock`]: time is injected, so tests move it without sleeping.
 //!
 //! The wire format and its environment binding are described in `docs/tokens.md`; the
-//! low-level format functions are in [`paseto`].
+//! low-level format functions are in [`paseto`] and [`paserk`].
+//!
+//! ## Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `tracing` | no | `audit::TracingSink`, audit events as `tracing` events |
 //!
 //! ## Non-goals
 //!
@@ -104,6 +116,14 @@ mod docs_scopes_md {}
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/tokens.md")]
 mod docs_tokens_md {}
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/audit.md")]
+mod docs_audit_md {}
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/revocation-playbook.md")]
+mod docs_revocation_playbook_md {}
 
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
