@@ -77,7 +77,7 @@ impl fmt::Display for TokenType {
 /// token is bound to one environment both by its `env` claim and cryptographically, through
 /// the PASETO implicit assertion, so a staging token never verifies in production.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Environment(Box<str>);
+pub struct Environment(pub(crate) Box<str>);
 
 impl Environment {
     /// The environment as written.
@@ -121,7 +121,7 @@ macro_rules! random_id {
     ($(#[$doc:meta])* $name:ident, $what:literal) => {
         $(#[$doc])*
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        pub struct $name(Box<str>);
+        pub struct $name(pub(crate) Box<str>);
 
         impl $name {
             /// A fresh id: 128 bits from the operating system's generator, as 22 base64url

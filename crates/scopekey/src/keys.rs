@@ -85,7 +85,11 @@ impl KeyId {
                 "an Ed25519 public key is 32 bytes",
             )
         })?;
-        Ok(Self::of_paserk(&paserk::encode_public(bytes)))
+        Ok(Self::of_key_bytes(bytes))
+    }
+
+    pub(crate) fn of_key_bytes(bytes: &[u8; 32]) -> Self {
+        Self::of_paserk(&paserk::encode_public(bytes))
     }
 
     fn of_paserk(paserk: &str) -> Self {

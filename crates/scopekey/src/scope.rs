@@ -207,8 +207,8 @@ impl Fault {
 // Grammar checks
 // ---------------------------------------------------------------------------------------------
 
-fn is_segment_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')
+const fn is_segment_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.'
 }
 
 fn check_segment(seg: &str, allow_wildcard: bool) -> Result<(), Fault> {
@@ -288,6 +288,77 @@ fn check_action(s: &str) -> Result<(), Fault> {
         ));
     }
     Ok(())
+}
+
+/// Whether `s` is a valid scope (`resource:action`, wildcards allowed), checked at compile time.
+///
+/// This is the grammar of [`Scope::from_str`](std::str::FromStr) as a `const fn`, so macros can
+/// refuse an invalid scope literal when the program is compiled:
+///
+/// ```
+/// const _: () = assert!(scopekey::scope::is_valid_scope_literal("billing/invoices:read"));
+/// const _: () = assert!(!scopekey::scope::is_valid_scope_literal("billing/:read"));
+/// ```
+pub const fn is_valid_scope_literal(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() > MAX_RESOURCE_LEN + 1 + MAX_ACTION_LEN {
+        return false;
+    }
+    // Find the first ':'.
+    let mut colon = 0;
+    while colon < b.len() && b[colon] != b':' {
+        colon += 1;
+    }
+    if colon == 0 || colon >= b.len() || colon > MAX_RESOURCE_LEN {
+        return false;
+    }
+    // Resource: segments separated by '/'.
+    let mut start = 0;
+    let mut segments = 0;
+    while start <= colon {
+        let mut end = start;
+        while end < colon && b[end] != b'/' {
+            end += 1;
+        }
+        let len = end - start;
+        segments += 1;
+        if len == 0 || len > MAX_SEGMENT_LEN || segments > MAX_SEGMENTS {
+            return false;
+        }
+        let star = len == 1 && b[start] == b'*';
+        let dots = (len == 1 && b[start] == b'.')
+            || (len == 2 && b[start] == b'.' && b[start + 1] == b'.');
+        if dots {
+            return false;
+        }
+        if !star {
+            let mut i = start;
+            while i < end {
+                if !is_segment_byte(b[i]) {
+                    return false;
+                }
+                i += 1;
+            }
+        }
+        start = end + 1;
+    }
+    // Action.
+    let action_len = b.len() - colon - 1;
+    if action_len == 1 && b[colon + 1] == b'*' {
+        return true;
+    }
+    if action_len == 0 || action_len > MAX_ACTION_LEN || !b[colon + 1].is_ascii_lowercase() {
+        return false;
+    }
+    let mut i = colon + 1;
+    while i < b.len() {
+        let c = b[i];
+        if !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-') {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -433,6 +433,38 @@ pub struct Grant {
 }
 
 impl Grant {
+    /// A grant of `scopes` to `subject` made without keys, tokens or clocks, so application
+    /// authors can unit-test their handlers' policy in a plain `#[test]`.
+    ///
+    /// # Security
+    /// This builds the proof of verification without verifying anything. It exists only with
+    /// the `test-util` feature; enable that feature in `[dev-dependencies]` only.
+    #[cfg(feature = "test-util")]
+    pub fn for_tests(subject: &str, scopes: crate::ScopeSet) -> Self {
+        let now = time::OffsetDateTime::now_utc();
+        let claims = Claims {
+            issuer: "test".into(),
+            subject: subject.into(),
+            audience: "test".into(),
+            environment: Environment(Box::from("test")),
+            expires_at: now + time::Duration::hours(1),
+            not_before: Some(now),
+            issued_at: now,
+            token_id: crate::TokenId(Box::from("test")),
+            scopes,
+            owner: None,
+            purpose: None,
+            family: None,
+            other: serde_json::Map::new(),
+        };
+        Self {
+            claims,
+            key_id: crate::KeyId::of_key_bytes(&[0; 32]),
+            audit: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
+
     /// The verified claims.
     pub fn claims(&self) -> &Claims {
         &self.claims

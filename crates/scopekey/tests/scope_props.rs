@@ -149,6 +149,20 @@ proptest! {
     }
 
     #[test]
+    fn the_const_checker_agrees_with_the_parser(text in "[a-zA-Z0-9*/:._ -]{0,40}") {
+        prop_assert_eq!(
+            scopekey::scope::is_valid_scope_literal(&text),
+            text.parse::<Scope>().is_ok(),
+            "{:?}", text
+        );
+    }
+
+    #[test]
+    fn the_const_checker_accepts_every_generated_scope(s in scope()) {
+        prop_assert!(scopekey::scope::is_valid_scope_literal(&s.to_string()));
+    }
+
+    #[test]
     fn concrete_resources_never_carry_grammar_characters(id in any::<String>()) {
         if let Ok(r) = Resource::from_segments(["projects", id.as_str()]) {
             prop_assert_eq!(r.segments().count(), 2);

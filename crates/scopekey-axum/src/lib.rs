@@ -1,0 +1,368 @@
+//! # scopekey-axum
+//!
+//! axum extractors for [scopekey](scopekey) tokens, built on `axum-core` only.
+//!
+//! - [`Authorized`]: the verified grant in a handler signature. It takes the
+//!   [`Grant`](scopekey::Grant) that [`AuthLayer`] put in the request's extensions, or verifies
+//!   the bearer token itself with the [`AuthState`] found in the router state (via `FromRef`).
+//!   `Option<Authorized>` is the optional variant: `None` without credentials, but a request
+//!   with a bad token is still refused.
+//! - [`Require<R>`]: a requirement whose scope is fixed at compile time, declared with
+//!   [`required_scope!`]; an invalid scope literal does not compile.
+//! - [`Authorized::authorize`]: the point-of-action check, e.g. `projects/{id}` for `read` with
+//!   `id` from the path. An id that would escape its segment is refused (400); a missing scope
+//!   answers 403 `insufficient_scope` with `scope="…"` (RFC 6750).
+//!
+//! ```
+//! use axum::{Router, extract::Path, routing::get};
+//! use scopekey::Action;
+//! use scopekey_axum::{AuthState, Authorized, Forbidden, Require, required_scope};
+//!
+//! required_scope!(
+//!     /// Reading invoices.
+//!     pub struct InvoicesRead = "billing/invoices:read";
+//! );
+//!
+//! async fn project(auth: Authorized, Path(id): Path<String>) -> Result<String, Forbidden> {
+//!     auth.authorize(["projects", id.as_str()], Action::read())?;
+//!     Ok(format!("project {id}"))
+//! }
+//!
+//! async fn invoices(_: Require<InvoicesRead>) -> &'static str {
+//!     "invoices"
+//! }
+//!
+//! fn app(state: AuthState) -> Router {
+//!     Router::new()
+//!         .route("/projects/{id}", get(project))
+//!         .route("/billing/invoices", get(invoices))
+//!         .with_state(state)
+//! }
+//! # let _ = app;
+//! ```
+//!
+//! ## Testing handler policy
+//!
+//! With the `test-util` feature (in `[dev-dependencies]` only), [`Authorized::for_tests`] builds
+//! a grant from a scope string, without keys, servers or clocks:
+//!
+//! ```
+//! # #[cfg(feature = "test-util")] {
+//! use scopekey::Action;
+//! use scopekey_axum::Authorized;
+//!
+//! let auth = Authorized::for_tests("report-bot", "projects:read").unwrap();
+//! assert!(auth.authorize(["projects", "42"], Action::read()).is_ok());
+//! assert!(auth.authorize(["projects", "42"], Action::delete()).is_err());
+//! # }
+//! ```
+
+use axum_core::extract::{FromRef, FromRequestParts, OptionalFromRequestParts};
+use axum_core::response::{IntoResponse, Response};
+use http::request::Parts;
+use scopekey::{Action, Grant, Resource, Scope, ScopeError};
+use std::fmt;
+use std::marker::PhantomData;
+
+pub use scopekey_tower::{AuthLayer, AuthState, Realm, Rejection, RequireScopeLayer};
+
+/// A request refused before the handler ran: 400, 401 or 503 per RFC 6750.
+#[derive(Debug, Clone)]
+pub struct AuthRejection {
+    rejection: Rejection,
+    realm: Realm,
+}
+
+impl AuthRejection {
+    /// What was wrong.
+    pub fn rejection(&self) -> &Rejection {
+        &self.rejection
+    }
+}
+
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> Response {
+        self.rejection.into_response(&self.realm)
+    }
+}
+
+impl fmt::Display for AuthRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.rejection, f)
+    }
+}
+
+impl std::error::Error for AuthRejection {}
+
+/// A verified grant, extracted in a handler signature.
+#[derive(Debug, Clone)]
+pub struct Authorized {
+    grant: Grant,
+    realm: Realm,
+}
+
+impl Authorized {
+    /// Wraps a grant (a grant is already proof of verification).
+    pub fn new(grant: Grant, realm: Realm) -> Self {
+        Self { grant, realm }
+    }
+
+    /// The verified grant.
+    pub fn grant(&self) -> &Grant {
+        &self.grant
+    }
+
+    /// The consumer the token was issued to.
+    pub fn subject(&self) -> &str {
+        self.grant.subject()
+    }
+
+    /// Authorizes `action` on the resource made of `segments`, typically with ids from the
+    /// request path: `auth.authorize(["projects", &id], Action::read())?`.
+    ///
+    /// # Errors
+    /// [`Forbidden`]: 400 when a segment is not a valid concrete segment (an id with `/`, `:`,
+    /// `*`, whitespace, control or non-ASCII characters, `.` or `..`); 403 `insufficient_scope`
+    /// when the grant does not cover the action; 503 when the decision could not be audited.
+    pub fn authorize<I, S>(&self, segments: I, action: Action) -> Result<(), Forbidden>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let resource = Resource::from_segments(segments).map_err(|e| Forbidden {
+            kind: ForbiddenKind::InvalidResource(e),
+            realm: self.realm.clone(),
+        })?;
+        self.authorize_resource(&resource, &action)
+    }
+
+    /// Authorizes `action` on an already-built `resource`.
+    ///
+    /// # Errors
+    /// [`Forbidden`] as in [`Authorized::authorize`].
+    pub fn authorize_resource(
+        &self,
+        resource: &Resource,
+        action: &Action,
+    ) -> Result<(), Forbidden> {
+        self.grant
+            .authorize(resource, action)
+            .map_err(|d| Forbidden {
+                kind: ForbiddenKind::Refused(Rejection::from_denied(&d)),
+                realm: self.realm.clone(),
+            })
+    }
+
+    /// A grant of `scopes` to `subject` without keys, servers or clocks, for unit tests of
+    /// handler policy.
+    ///
+    /// # Errors
+    /// When `scopes` is not a valid scope string.
+    ///
+    /// # Security
+    /// Exists only with the `test-util` feature; never enable it outside `[dev-dependencies]`.
+    #[cfg(feature = "test-util")]
+    pub fn for_tests(subject: &str, scopes: &str) -> Result<Self, ScopeError> {
+        let grant = Grant::for_tests(subject, scopes.parse()?);
+        Ok(Self::new(grant, Realm::test()))
+    }
+}
+
+impl<S> FromRequestParts<S> for Authorized
+where
+    S: Send + Sync,
+    AuthState: FromRef<S>,
+{
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(grant) = parts.extensions.get::<Grant>() {
+            let realm = match parts.extensions.get::<Realm>() {
+                Some(r) => r.clone(),
+                None => AuthState::from_ref(state).realm().clone(),
+            };
+            return Ok(Self::new(grant.clone(), realm));
+        }
+        let auth = AuthState::from_ref(state);
+        match auth.authenticate(&mut parts.headers) {
+            Ok(grant) => Ok(Self::new(grant, auth.realm().clone())),
+            Err(rejection) => Err(AuthRejection {
+                rejection,
+                realm: auth.realm().clone(),
+            }),
+        }
+    }
+}
+
+impl<S> OptionalFromRequestParts<S> for Authorized
+where
+    S: Send + Sync,
+    AuthState: FromRef<S>,
+{
+    type Rejection = AuthRejection;
+
+    /// `None` when the request carries no bearer credentials; a request with credentials that
+    /// do not verify is still refused, never downgraded to anonymous.
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        match <Self as FromRequestParts<S>>::from_request_parts(parts, state).await {
+            Ok(a) => Ok(Some(a)),
+            Err(r) if r.rejection == Rejection::MissingCredentials => Ok(None),
+            Err(r) => Err(r),
+        }
+    }
+}
+
+/// An action refused at the point of action.
+#[derive(Debug, Clone)]
+pub struct Forbidden {
+    kind: ForbiddenKind,
+    realm: Realm,
+}
+
+#[derive(Debug, Clone)]
+enum ForbiddenKind {
+    InvalidResource(ScopeError),
+    Refused(Rejection),
+}
+
+impl Forbidden {
+    /// The RFC 6750 rejection, when the action itself was refused (not a malformed id).
+    pub fn rejection(&self) -> Option<&Rejection> {
+        match &self.kind {
+            ForbiddenKind::Refused(r) => Some(r),
+            ForbiddenKind::InvalidResource(_) => None,
+        }
+    }
+
+    /// The parse error, when an id from the request was not a valid segment.
+    pub fn invalid_resource(&self) -> Option<&ScopeError> {
+        match &self.kind {
+            ForbiddenKind::InvalidResource(e) => Some(e),
+            ForbiddenKind::Refused(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Forbidden {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            ForbiddenKind::InvalidResource(e) => write!(f, "invalid resource id: {e}"),
+            ForbiddenKind::Refused(r) => fmt::Display::fmt(r, f),
+        }
+    }
+}
+
+impl std::error::Error for Forbidden {}
+
+impl IntoResponse for Forbidden {
+    fn into_response(self) -> Response {
+        match self.kind {
+            ForbiddenKind::Refused(r) => r.into_response(&self.realm),
+            ForbiddenKind::InvalidResource(_) => {
+                // The id is not echoed: it came from the request and may be anything.
+                let mut response = Response::new(axum_core::body::Body::from(
+                    "{\"error\":\"invalid_resource\",\"error_description\":\"a resource id in the request is not a valid segment\"}",
+                ));
+                *response.status_mut() = http::StatusCode::BAD_REQUEST;
+                response.headers_mut().insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/json"),
+                );
+                response
+            }
+        }
+    }
+}
+
+/// A scope fixed at compile time, for [`Require`]. Declare with [`required_scope!`].
+pub trait RequiredScope: Send + Sync + 'static {
+    /// The scope, e.g. `"billing/invoices:read"`.
+    const SCOPE: &'static str;
+}
+
+/// Declares a unit type implementing [`RequiredScope`]. The scope literal is checked when the
+/// program compiles.
+///
+/// ```
+/// scopekey_axum::required_scope!(
+///     /// Revoking tokens.
+///     pub struct TokensRevoke = "tokens:revoke";
+/// );
+/// ```
+///
+/// ```compile_fail
+/// scopekey_axum::required_scope!(pub struct Bad = "billing/:read";);
+/// ```
+#[macro_export]
+macro_rules! required_scope {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident = $scope:literal;) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, Default)]
+        $vis struct $name;
+
+        const _: () = ::core::assert!(
+            $crate::__private::is_valid_scope_literal($scope),
+            ::core::concat!("invalid scope literal: ", $scope)
+        );
+
+        impl $crate::RequiredScope for $name {
+            const SCOPE: &'static str = $scope;
+        }
+    };
+}
+
+#[doc(hidden)]
+pub mod __private {
+    pub use scopekey::scope::is_valid_scope_literal;
+}
+
+/// A verified grant that allows the compile-time scope of `R`; otherwise the request is
+/// refused with 401 (no or bad token) or 403 `insufficient_scope`.
+#[derive(Debug, Clone)]
+pub struct Require<R: RequiredScope> {
+    authorized: Authorized,
+    _scope: PhantomData<R>,
+}
+
+impl<R: RequiredScope> Require<R> {
+    /// The verified grant.
+    pub fn authorized(&self) -> &Authorized {
+        &self.authorized
+    }
+
+    /// Unwraps the grant.
+    pub fn into_inner(self) -> Authorized {
+        self.authorized
+    }
+}
+
+impl<S, R> FromRequestParts<S> for Require<R>
+where
+    S: Send + Sync,
+    AuthState: FromRef<S>,
+    R: RequiredScope,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let authorized = <Authorized as FromRequestParts<S>>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        // The literal was checked at compile time; a failure here would be a grammar drift,
+        // answered by refusing.
+        let scope: Scope = R::SCOPE.parse().map_err(|_| {
+            Rejection::Unavailable(scopekey::ErrorKind::InvalidClaims)
+                .into_response::<axum_core::body::Body>(&authorized.realm)
+        })?;
+        authorized
+            .authorize_resource(scope.resource(), scope.action())
+            .map_err(IntoResponse::into_response)?;
+        Ok(Self {
+            authorized,
+            _scope: PhantomData,
+        })
+    }
+}

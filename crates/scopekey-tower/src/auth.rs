@@ -1,0 +1,134 @@
+//! [`AuthLayer`]: verifies the bearer token on the way in.
+
+use crate::future::ResponseFuture;
+use crate::rejection::{Realm, Rejection, bearer_token};
+use http::{Request, Response};
+use scopekey::{Grant, Verifier};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// What the middleware and extractors share: the verifier and the realm.
+#[derive(Debug, Clone)]
+pub struct AuthState {
+    verifier: Arc<Verifier>,
+    realm: Realm,
+}
+
+impl AuthState {
+    /// Verifies with `verifier`, answering refusals for `realm`.
+    pub fn new(verifier: Arc<Verifier>, realm: Realm) -> Self {
+        Self { verifier, realm }
+    }
+
+    /// The verifier.
+    pub fn verifier(&self) -> &Arc<Verifier> {
+        &self.verifier
+    }
+
+    /// The realm.
+    pub fn realm(&self) -> &Realm {
+        &self.realm
+    }
+
+    /// Reads and verifies the bearer token of a request, and marks the `Authorization` header
+    /// sensitive so that no logging layer after this one prints it.
+    ///
+    /// # Errors
+    /// The [`Rejection`] to answer with.
+    pub fn authenticate(&self, headers: &mut http::HeaderMap) -> Result<Grant, Rejection> {
+        if let http::header::Entry::Occupied(mut entry) = headers.entry(http::header::AUTHORIZATION)
+        {
+            for value in entry.iter_mut() {
+                value.set_sensitive(true);
+            }
+        }
+        let token = bearer_token(headers)?;
+        self.verifier
+            .verify(token)
+            .map_err(|e| Rejection::from_verify_error(&e))
+    }
+}
+
+/// Verifies `Authorization: Bearer` tokens and inserts the [`Grant`] (and the [`Realm`]) into
+/// the request's extensions; refuses the request per RFC 6750 otherwise.
+///
+/// | request | answer |
+/// |---|---|
+/// | no `Authorization`, or another scheme | 401, `WWW-Authenticate: Bearer realm="…"` |
+/// | two `Authorization` headers, or not `Bearer <token>` | 400 `invalid_request` |
+/// | a token that does not verify (malformed, expired, revoked, other environment, …) | 401 `invalid_token` |
+/// | revocation state stale, audit sink down | 503 (fail closed) |
+///
+/// Only the `Authorization` header is read: tokens in query strings or bodies are never
+/// looked at.
+///
+/// ```
+/// use scopekey::{KeySet, SigningKey, Verifier, VerifierConfig};
+/// use scopekey_tower::{AuthLayer, AuthState, Realm};
+/// use std::sync::Arc;
+///
+/// let key = SigningKey::generate()?;
+/// let verifier = Verifier::new(
+///     KeySet::single(key.public_key().clone()),
+///     VerifierConfig::new("https://auth.example", "https://api.example", "production".parse()?),
+/// )?;
+/// let layer = AuthLayer::new(AuthState::new(Arc::new(verifier), Realm::new("api")?));
+/// # let _ = layer;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct AuthLayer {
+    state: AuthState,
+}
+
+impl AuthLayer {
+    /// A layer verifying with `state`.
+    pub fn new(state: AuthState) -> Self {
+        Self { state }
+    }
+}
+
+impl<S> Layer<S> for AuthLayer {
+    type Service = Auth<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        Auth {
+            inner,
+            state: self.state.clone(),
+        }
+    }
+}
+
+/// The service of [`AuthLayer`].
+#[derive(Debug, Clone)]
+pub struct Auth<S> {
+    inner: S,
+    state: AuthState,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Auth<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: From<String>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        match self.state.authenticate(request.headers_mut()) {
+            Ok(grant) => {
+                request.extensions_mut().insert(grant);
+                request.extensions_mut().insert(self.state.realm.clone());
+                ResponseFuture::inner(self.inner.call(request))
+            }
+            Err(rejection) => ResponseFuture::rejected(rejection.into_response(&self.state.realm)),
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! # scopekey-tower
+//!
+//! tower middleware for [scopekey](scopekey) tokens: validate on the way in, authorize on the way
+//! through.
+//!
+//! - [`AuthLayer`] reads `Authorization: Bearer` (RFC 6750 section 2.1), verifies the token
+//!   with the core [`Verifier`](scopekey::Verifier) (signature, claims, revocation, audit),
+//!   marks the header sensitive, and inserts the [`Grant`](scopekey::Grant) into the request's
+//!   extensions.
+//! - [`RequireScopeLayer`] requires one fixed scope for a route.
+//! - [`Rejection`] renders every refusal per RFC 6750 section 3: status, `WWW-Authenticate`
+//!   challenge and a fixed JSON body that leaks nothing of the token.
+//!
+//! Generic over request and response bodies (the response body must be buildable from a
+//! `String`); no dependency on any web framework.
+//!
+//! ## Accept and reject
+//!
+//! ```
+//! use http::{Request, Response, StatusCode};
+//! use scopekey::{Issuer, KeySet, SigningKey, TokenRequest, Verifier, VerifierConfig};
+//! use scopekey_tower::{AuthLayer, AuthState, Realm, RequireScopeLayer};
+//! use std::sync::Arc;
+//! use tower::{ServiceBuilder, ServiceExt, service_fn};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let key = SigningKey::generate()?;
+//! let keys = KeySet::single(key.public_key().clone());
+//! let issuer = Issuer::new(key, "https://auth.example", "production".parse()?)?;
+//! let verifier = Verifier::new(keys, VerifierConfig::new("https://auth.example", "https://api.example", "production".parse()?))?;
+//! let realm = Realm::new("api")?;
+//!
+//! let service = ServiceBuilder::new()
+//!     .layer(AuthLayer::new(AuthState::new(Arc::new(verifier), realm.clone())))
+//!     .layer(RequireScopeLayer::new("billing/invoices:read".parse()?, realm))
+//!     .service(service_fn(|_req: Request<String>| async {
+//!         Ok::<_, std::convert::Infallible>(Response::new("invoices".to_owned()))
+//!     }));
+//!
+//! // Accepted: a token that grants the scope.
+//! let token = issuer.issue(&TokenRequest::new("billing-ui", "https://api.example", "billing:read".parse()?))?;
+//! let request = Request::builder()
+//!     .header("authorization", format!("Bearer {}", token.token().as_str()))
+//!     .body(String::new())?;
+//! assert_eq!(service.clone().oneshot(request).await?.status(), StatusCode::OK);
+//!
+//! // Rejected: no credentials.
+//! let response = service.oneshot(Request::new(String::new())).await?;
+//! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+//! assert_eq!(response.headers()["www-authenticate"], "Bearer realm=\"api\"");
+//! # Ok(())
+//! # }
+//! ```
+
+mod auth;
+mod future;
+mod rejection;
+mod require;
+
+pub use auth::{Auth, AuthLayer, AuthState};
+pub use future::ResponseFuture;
+pub use rejection::{InvalidRealm, Realm, Rejection, bearer_token};
+pub use require::{RequireScope, RequireScopeLayer};

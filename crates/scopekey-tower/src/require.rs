@@ -1,0 +1,79 @@
+//! [`RequireScopeLayer`]: a route-level requirement for one fixed scope.
+
+use crate::future::ResponseFuture;
+use crate::rejection::{Realm, Rejection};
+use http::{Request, Response};
+use scopekey::{Grant, Scope};
+use std::task::{Context, Poll};
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// Requires the request's [`Grant`] (inserted by [`AuthLayer`](crate::AuthLayer)) to allow one
+/// fixed scope; answers 403 `insufficient_scope` with `scope="…"` otherwise, and 401 when no
+/// grant is present (the auth layer did not run: fail closed).
+///
+/// ```
+/// use scopekey_tower::{Realm, RequireScopeLayer};
+///
+/// let layer = RequireScopeLayer::new("tokens:revoke".parse()?, Realm::new("api")?);
+/// # let _ = layer;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct RequireScopeLayer {
+    scope: Scope,
+    realm: Realm,
+}
+
+impl RequireScopeLayer {
+    /// Requires `scope`, answering refusals for `realm`.
+    pub fn new(scope: Scope, realm: Realm) -> Self {
+        Self { scope, realm }
+    }
+}
+
+impl<S> Layer<S> for RequireScopeLayer {
+    type Service = RequireScope<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequireScope {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service of [`RequireScopeLayer`].
+#[derive(Debug, Clone)]
+pub struct RequireScope<S> {
+    inner: S,
+    layer: RequireScopeLayer,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RequireScope<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: From<String>,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future, ResBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let scope = &self.layer.scope;
+        let decision = match request.extensions().get::<Grant>() {
+            None => Err(Rejection::MissingCredentials),
+            Some(grant) => grant
+                .authorize(scope.resource(), scope.action())
+                .map_err(|d| Rejection::from_denied(&d)),
+        };
+        match decision {
+            Ok(()) => ResponseFuture::inner(self.inner.call(request)),
+            Err(r) => ResponseFuture::rejected(r.into_response(&self.layer.realm)),
+        }
+    }
+}
