@@ -1,0 +1,170 @@
+//! The axum extractors driven with `oneshot` through an axum `Router`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::Path;
+use axum::routing::get;
+use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use http::{Request, StatusCode};
+use http_body_util::BodyExt as _;
+use scopekey::{Action, Issuer, KeySet, SigningKey, TokenRequest, Verifier, VerifierConfig};
+use scopekey_axum::{AuthLayer, AuthState, Authorized, Forbidden, Realm, Require, required_scope};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+const ISS: &str = "https://auth.example";
+const AUD: &str = "https://api.example";
+
+required_scope!(
+    /// Reading invoices.
+    struct InvoicesRead = "billing/invoices:read";
+);
+
+async fn project(auth: Authorized, Path(id): Path<String>) -> Result<String, Forbidden> {
+    auth.authorize(["projects", id.as_str()], Action::read())?;
+    Ok(format!("project {id} for {}", auth.subject()))
+}
+
+async fn invoices(r: Require<InvoicesRead>) -> String {
+    format!("invoices for {}", r.authorized().subject())
+}
+
+async fn maybe(auth: Option<Authorized>) -> String {
+    match auth {
+        Some(a) => format!("hello {}", a.subject()),
+        None => "hello anonymous".to_owned(),
+    }
+}
+
+fn setup() -> (Issuer, AuthState) {
+    let key = SigningKey::generate().unwrap();
+    let keys = KeySet::single(key.public_key().clone());
+    let verifier = Verifier::new(
+        keys,
+        VerifierConfig::new(ISS, AUD, "production".parse().unwrap()),
+    )
+    .unwrap();
+    let issuer = Issuer::new(key, ISS, "production".parse().unwrap()).unwrap();
+    (
+        issuer,
+        AuthState::new(Arc::new(verifier), Realm::new("axum-test").unwrap()),
+    )
+}
+
+fn router(state: AuthState, with_layer: bool) -> Router {
+    let protected = Router::new()
+        .route("/projects/{id}", get(project))
+        .route("/billing/invoices", get(invoices));
+    let protected = if with_layer {
+        protected.layer(AuthLayer::new(state.clone()))
+    } else {
+        protected
+    };
+    protected.route("/hello", get(maybe)).with_state(state)
+}
+
+async fn send(
+    app: &Router,
+    path: &str,
+    token: Option<&str>,
+) -> (StatusCode, Option<String>, String) {
+    let mut req = Request::builder().uri(path);
+    if let Some(t) = token {
+        req = req.header(AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let r = app
+        .clone()
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = r.status();
+    let challenge = r
+        .headers()
+        .get(WWW_AUTHENTICATE)
+        .map(|v| v.to_str().unwrap().to_owned());
+    let body =
+        String::from_utf8(r.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap();
+    (status, challenge, body)
+}
+
+fn mint(issuer: &Issuer, scopes: &str) -> String {
+    issuer
+        .issue(&TokenRequest::new("svc", AUD, scopes.parse().unwrap()))
+        .unwrap()
+        .token()
+        .as_str()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn extractors_work_with_and_without_the_layer() {
+    for with_layer in [true, false] {
+        let (issuer, state) = setup();
+        let app = router(state, with_layer);
+        let reader = mint(&issuer, "projects/42:read");
+        let (s, _, body) = send(&app, "/projects/42", Some(&reader)).await;
+        assert_eq!((s, body.as_str()), (StatusCode::OK, "project 42 for svc"));
+
+        let (s, c, body) = send(&app, "/projects/43", Some(&reader)).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        assert!(c.unwrap().ends_with("scope=\"projects/43:read\""));
+        assert!(body.contains("insufficient_scope"));
+
+        let (s, c, _) = send(&app, "/projects/42", None).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        assert_eq!(c.unwrap(), "Bearer realm=\"axum-test\"");
+
+        let (s, c, _) = send(&app, "/projects/42", Some("v4.public.nope")).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+        assert!(c.unwrap().contains("invalid_token"));
+
+        // An id that would escape its segment: percent-decoded by the router, refused here.
+        for id in ["42%2Fcomments", "..", "%2A", "42%3Awrite", "4%202"] {
+            let (s, _, body) = send(&app, &format!("/projects/{id}"), Some(&reader)).await;
+            assert_eq!(s, StatusCode::BAD_REQUEST, "{id}");
+            assert!(body.contains("invalid_resource"));
+        }
+
+        let billing = mint(&issuer, "billing:read");
+        let (s, _, body) = send(&app, "/billing/invoices", Some(&billing)).await;
+        assert_eq!((s, body.as_str()), (StatusCode::OK, "invoices for svc"));
+        let (s, c, _) = send(&app, "/billing/invoices", Some(&reader)).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        assert!(c.unwrap().ends_with("scope=\"billing/invoices:read\""));
+    }
+}
+
+#[tokio::test]
+async fn optional_extractor_is_none_only_without_credentials() {
+    let (issuer, state) = setup();
+    let app = router(state, false);
+    let (s, _, body) = send(&app, "/hello", None).await;
+    assert_eq!((s, body.as_str()), (StatusCode::OK, "hello anonymous"));
+    let token = mint(&issuer, "a:read");
+    let (_, _, body) = send(&app, "/hello", Some(&token)).await;
+    assert_eq!(body, "hello svc");
+    // A bad token is refused, not treated as anonymous.
+    let (s, _, _) = send(&app, "/hello", Some("v4.public.bad")).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[cfg(feature = "test-util")]
+#[test]
+fn handler_policy_is_unit_testable_without_keys() {
+    let auth = Authorized::for_tests("report-bot", "projects:read comments:write").unwrap();
+    assert!(auth.authorize(["projects", "7"], Action::read()).is_ok());
+    let denied = auth
+        .authorize(["projects", "7"], Action::write())
+        .unwrap_err();
+    assert_eq!(
+        denied.rejection().unwrap(),
+        &scopekey_axum::Rejection::InsufficientScope("projects/7:write".parse().unwrap())
+    );
+    assert!(
+        auth.authorize(["projects", "7/.."], Action::read())
+            .unwrap_err()
+            .invalid_resource()
+            .is_some()
+    );
+}

@@ -1,0 +1,241 @@
+//! The tower middleware driven with `oneshot`: every answer's status, challenge and body.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use http::{Request, Response, StatusCode};
+use scopekey::revocation::{RevocationList, RevocationTarget, Revoker};
+use scopekey::{
+    Grant, Issuer, KeySet, ManualClock, SigningKey, TokenRequest, Verifier, VerifierConfig,
+};
+use scopekey_tower::{AuthLayer, AuthState, Realm, RequireScopeLayer};
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tower::{ServiceBuilder, ServiceExt, service_fn};
+
+const ISS: &str = "https://auth.example";
+const AUD: &str = "https://api.example";
+
+struct Fixture {
+    issuer: Issuer,
+    clock: ManualClock,
+    revocations: Arc<RevocationList>,
+    state: AuthState,
+}
+
+fn fixture() -> Fixture {
+    let clock = ManualClock::at_unix(1_900_000_000);
+    let key = SigningKey::generate().unwrap();
+    let keys = KeySet::single(key.public_key().clone());
+    let revocations = Arc::new(RevocationList::new().with_clock(clock.clone()));
+    let verifier = Verifier::new(
+        keys,
+        VerifierConfig::new(ISS, AUD, "production".parse().unwrap()).clock(clock.clone()),
+    )
+    .unwrap()
+    .with_revocations(revocations.clone());
+    let issuer = Issuer::new(key, ISS, "production".parse().unwrap())
+        .unwrap()
+        .with_clock(clock.clone());
+    Fixture {
+        issuer,
+        clock,
+        revocations,
+        state: AuthState::new(Arc::new(verifier), Realm::new("test-api").unwrap()),
+    }
+}
+
+impl Fixture {
+    fn token(&self, scopes: &str) -> (String, scopekey::TokenId) {
+        let m = self
+            .issuer
+            .issue(&TokenRequest::new("svc", AUD, scopes.parse().unwrap()))
+            .unwrap();
+        (m.token().as_str().to_owned(), m.claims().token_id().clone())
+    }
+
+    /// Auth + a fixed requirement of `billing/invoices:read`, in front of a handler that echoes
+    /// the grant's subject and whether the Authorization header was marked sensitive.
+    async fn call(&self, auth: Option<&str>) -> Response<String> {
+        let realm = self.state.realm().clone();
+        let service = ServiceBuilder::new()
+            .layer(AuthLayer::new(self.state.clone()))
+            .layer(RequireScopeLayer::new(
+                "billing/invoices:read".parse().unwrap(),
+                realm,
+            ))
+            .service(service_fn(|req: Request<String>| async move {
+                let grant = req.extensions().get::<Grant>().expect("grant inserted");
+                let sensitive = req.headers()[AUTHORIZATION].is_sensitive();
+                Ok::<_, Infallible>(Response::new(format!("{} {sensitive}", grant.subject())))
+            }));
+        let mut req = Request::builder();
+        if let Some(a) = auth {
+            req = req.header(AUTHORIZATION, a);
+        }
+        service
+            .oneshot(req.body(String::new()).unwrap())
+            .await
+            .unwrap()
+    }
+}
+
+fn challenge(r: &Response<String>) -> Option<&str> {
+    r.headers()
+        .get(WWW_AUTHENTICATE)
+        .map(|v| v.to_str().unwrap())
+}
+
+#[tokio::test]
+async fn sufficient_scope_reaches_the_handler_with_the_grant() {
+    let f = fixture();
+    let (token, _) = f.token("billing:read");
+    let r = f.call(Some(&format!("Bearer {token}"))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.body(), "svc true");
+}
+
+#[tokio::test]
+async fn no_credentials_get_a_bare_challenge() {
+    let f = fixture();
+    for auth in [None, Some("Basic dXNlcjpwYXNz")] {
+        let r = f.call(auth).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(challenge(&r), Some("Bearer realm=\"test-api\""));
+        assert_eq!(
+            r.body(),
+            "{\"error\":\"unauthorized\",\"error_description\":\"bearer token required\"}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn bad_tokens_get_invalid_token_without_leaking_it() {
+    let f = fixture();
+    let (token, jti) = f.token("billing:read");
+    let mut tampered = token.clone();
+    tampered.replace_range(30..31, if &token[30..31] == "A" { "B" } else { "A" });
+    let cases = [
+        (
+            "Bearer v4.public.garbage".to_owned(),
+            "the token is malformed",
+        ),
+        (
+            format!("Bearer {tampered}"),
+            "the token signature is not valid here",
+        ),
+        (
+            format!("Bearer {}", "A".repeat(9000)),
+            "the token is malformed",
+        ),
+    ];
+    for (auth, description) in cases {
+        let r = f.call(Some(&auth)).await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{auth:.40}");
+        assert_eq!(
+            challenge(&r).unwrap(),
+            format!(
+                "Bearer realm=\"test-api\", error=\"invalid_token\", error_description=\"{description}\""
+            )
+        );
+        assert!(!r.body().contains(&auth[7..]));
+    }
+    f.revocations
+        .revoke(
+            RevocationTarget::Token {
+                token_id: jti,
+                expires_at: None,
+            },
+            "ops",
+            "test",
+        )
+        .unwrap();
+    let r = f.call(Some(&format!("Bearer {token}"))).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        challenge(&r)
+            .unwrap()
+            .contains("the token has been revoked")
+    );
+    let (fresh, _) = f.token("billing:read");
+    f.clock.advance(Duration::from_secs(3600));
+    let r = f.call(Some(&format!("Bearer {fresh}"))).await;
+    assert!(challenge(&r).unwrap().contains("the token has expired"));
+}
+
+#[tokio::test]
+async fn malformed_authorization_headers_are_invalid_requests() {
+    let f = fixture();
+    for auth in ["Bearer", "Bearer a b", "Bearer a=b"] {
+        let r = f.call(Some(auth)).await;
+        assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{auth}");
+        assert!(challenge(&r).unwrap().contains("error=\"invalid_request\""));
+    }
+}
+
+#[tokio::test]
+async fn missing_scope_is_403_with_the_needed_scope() {
+    let f = fixture();
+    let (token, _) = f.token("projects:read");
+    let r = f.call(Some(&format!("Bearer {token}"))).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        challenge(&r).unwrap(),
+        "Bearer realm=\"test-api\", error=\"insufficient_scope\", error_description=\"the token does not grant the required scope\", scope=\"billing/invoices:read\""
+    );
+    assert_eq!(
+        r.body(),
+        "{\"error\":\"insufficient_scope\",\"error_description\":\"the token does not grant the required scope\",\"scope\":\"billing/invoices:read\"}"
+    );
+}
+
+#[tokio::test]
+async fn a_stale_revocation_replica_answers_503() {
+    let clock = ManualClock::at_unix(1_900_000_000);
+    let key = SigningKey::generate().unwrap();
+    let replica =
+        Arc::new(RevocationList::replica(Duration::from_secs(30)).with_clock(clock.clone()));
+    let verifier = Verifier::new(
+        KeySet::single(key.public_key().clone()),
+        VerifierConfig::new(ISS, AUD, "production".parse().unwrap()).clock(clock.clone()),
+    )
+    .unwrap()
+    .with_revocations(replica);
+    let issuer = Issuer::new(key, ISS, "production".parse().unwrap())
+        .unwrap()
+        .with_clock(clock);
+    let token = issuer
+        .issue(&TokenRequest::new(
+            "svc",
+            AUD,
+            "billing:read".parse().unwrap(),
+        ))
+        .unwrap();
+    let service = ServiceBuilder::new()
+        .layer(AuthLayer::new(AuthState::new(
+            Arc::new(verifier),
+            Realm::new("x").unwrap(),
+        )))
+        .service(service_fn(|_req: Request<String>| async {
+            Ok::<_, Infallible>(Response::new(String::new()))
+        }));
+    let req = Request::builder()
+        .header(AUTHORIZATION, format!("Bearer {}", token.token().as_str()))
+        .body(String::new())
+        .unwrap();
+    let r = service.oneshot(req).await.unwrap();
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.headers().get(WWW_AUTHENTICATE).is_none());
+}
+
+#[tokio::test]
+async fn require_without_auth_layer_fails_closed() {
+    let realm = Realm::new("x").unwrap();
+    let service = ServiceBuilder::new()
+        .layer(RequireScopeLayer::new("a:read".parse().unwrap(), realm))
+        .service(service_fn(|_req: Request<String>| async {
+            Ok::<_, Infallible>(Response::new("reached".to_owned()))
+        }));
+    let r = service.oneshot(Request::new(String::new())).await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+}
