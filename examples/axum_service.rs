@@ -1,0 +1,303 @@
+//! An axum service protected by scopekey: the tower layer validates on the way in, handlers
+//! authorize the specific action on the specific resource on the way through.
+//!
+//! ```sh
+//! # With your own issuer's public key:
+//! cargo run --example axum_service -- --public-key public.paserk \
+//!     --issuer https://auth.example --audience https://api.example --env production \
+//!     --listen 127.0.0.1:3000
+//!
+//! # Or a self-contained demo: generates a key and writes ready-made tokens to DIR.
+//! cargo run --example axum_service -- --demo target/scopekey-demo --listen 127.0.0.1:3000
+//! ```
+//!
+//! Routes and what they need:
+//!
+//! | route | scope |
+//! |---|---|
+//! | `GET /healthz` | none |
+//! | `GET /projects/{id}` | `projects/{id}:read` |
+//! | `POST /projects/{id}/comments` | `projects/{id}/comments:write` (201) |
+//! | `DELETE /projects/{id}` | `projects/{id}:delete` (204) |
+//! | `GET /users/{id}` | `users/{id}:read` |
+//! | `GET /billing/invoices` | `billing/invoices:read` |
+//! | `POST /admin/revocations` | `tokens:revoke`; body `{"jti": "…"}` or `{"sub": "…"}` |
+//!
+//! See `docs/axum.md` for a walk-through with curl.
+
+use axum::extract::{FromRef, Path, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use clap::Parser;
+use scopekey::audit::JsonLinesSink;
+use scopekey::revocation::{RevocationList, RevocationTarget, Revoker};
+use scopekey::{
+    Action, Environment, Issuer, KeySet, PublicKey, SigningKey, TokenRequest, Verifier,
+    VerifierConfig,
+};
+use scopekey_axum::{
+    AuthLayer, AuthState, Authorized, Forbidden, Realm, Require, RequireScopeLayer, required_scope,
+};
+use serde::Deserialize;
+use serde_json::json;
+use std::error::Error;
+use std::net::SocketAddr;
+use std::path::{Path as FsPath, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The realm every refusal names.
+pub(crate) const REALM: &str = "scopekey-example";
+
+/// Issuer, audience and environment of `--demo` mode.
+pub(crate) const DEMO_ISSUER: &str = "https://auth.scopekey.example";
+/// See [`DEMO_ISSUER`].
+pub(crate) const DEMO_AUDIENCE: &str = "https://api.scopekey.example";
+/// See [`DEMO_ISSUER`].
+pub(crate) const DEMO_ENV: &str = "dev";
+
+#[derive(Parser, Debug)]
+#[command(about = "An axum service protected by scopekey tokens", long_about = None)]
+struct Args {
+    /// The issuer's public key (PASERK k4.public file); repeat during a key rotation.
+    #[arg(
+        long = "public-key",
+        value_name = "FILE",
+        required_unless_present = "demo"
+    )]
+    public_keys: Vec<PathBuf>,
+    /// Expected `iss`.
+    #[arg(long, required_unless_present = "demo")]
+    issuer: Option<String>,
+    /// Expected `aud`: this service.
+    #[arg(long, required_unless_present = "demo")]
+    audience: Option<String>,
+    /// Expected environment.
+    #[arg(long, required_unless_present = "demo")]
+    env: Option<String>,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Append audit events (JSON Lines) to this file.
+    #[arg(long, value_name = "FILE")]
+    audit_log: Option<PathBuf>,
+    /// Demo mode: generate a key, write its public key and demo tokens to DIR, and serve.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["public_keys", "issuer", "audience", "env"])]
+    demo: Option<PathBuf>,
+}
+
+/// The router's state: the auth state the extractors use and the revocation list the admin
+/// route writes to.
+#[derive(Clone, Debug)]
+pub(crate) struct AppState {
+    auth: AuthState,
+    revocations: Arc<RevocationList>,
+}
+
+impl FromRef<AppState> for AuthState {
+    fn from_ref(s: &AppState) -> Self {
+        s.auth.clone()
+    }
+}
+
+required_scope!(
+    /// `GET /billing/invoices`.
+    pub(crate) struct BillingInvoicesRead = "billing/invoices:read";
+);
+
+/// Builds the service: `verifier` must already carry `revocations` (and any audit sink).
+pub(crate) fn app(verifier: Arc<Verifier>, revocations: Arc<RevocationList>) -> Router {
+    // `REALM` is a valid realm literal.
+    let realm = Realm::new(REALM).unwrap_or_else(|_| unreachable!());
+    let auth = AuthState::new(verifier, realm.clone());
+    let state = AppState {
+        auth: auth.clone(),
+        revocations,
+    };
+    let revoke_scope = "tokens:revoke".parse().unwrap_or_else(|_| unreachable!());
+    let protected = Router::new()
+        .route("/projects/{id}", get(get_project).delete(delete_project))
+        .route("/projects/{id}/comments", post(post_comment))
+        .route("/users/{id}", get(get_user))
+        .route("/billing/invoices", get(get_invoices))
+        .route(
+            "/admin/revocations",
+            post(post_revocation).layer(RequireScopeLayer::new(revoke_scope, realm)),
+        )
+        .layer(AuthLayer::new(auth));
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .merge(protected)
+        .layer(middleware::from_fn(log_decision))
+        .with_state(state)
+}
+
+async fn get_project(auth: Authorized, Path(id): Path<String>) -> Result<Response, Forbidden> {
+    auth.authorize(["projects", id.as_str()], Action::read())?;
+    Ok(Json(json!({ "id": id, "name": format!("project {id}") })).into_response())
+}
+
+async fn delete_project(auth: Authorized, Path(id): Path<String>) -> Result<StatusCode, Forbidden> {
+    auth.authorize(["projects", id.as_str()], Action::delete())?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn post_comment(auth: Authorized, Path(id): Path<String>) -> Result<Response, Forbidden> {
+    auth.authorize(["projects", id.as_str(), "comments"], Action::write())?;
+    let body = Json(json!({ "project": id, "author": auth.subject() }));
+    Ok((StatusCode::CREATED, body).into_response())
+}
+
+async fn get_user(auth: Authorized, Path(id): Path<String>) -> Result<Response, Forbidden> {
+    auth.authorize(["users", id.as_str()], Action::read())?;
+    Ok(Json(json!({ "id": id })).into_response())
+}
+
+async fn get_invoices(_: Require<BillingInvoicesRead>) -> Json<serde_json::Value> {
+    Json(json!({ "invoices": [] }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevocationBody {
+    jti: Option<String>,
+    sub: Option<String>,
+    reason: Option<String>,
+}
+
+async fn post_revocation(
+    State(state): State<AppState>,
+    auth: Authorized,
+    body: Result<Json<RevocationBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let bad = |why: &str| {
+        let body = Json(json!({ "error": "invalid_request", "error_description": why }));
+        (StatusCode::BAD_REQUEST, body).into_response()
+    };
+    let Ok(Json(body)) = body else {
+        return bad("the body must be {\"jti\": \"...\"} or {\"sub\": \"...\"}");
+    };
+    let target = match (body.jti, body.sub) {
+        (Some(jti), None) => match jti.parse() {
+            Ok(token_id) => RevocationTarget::Token {
+                token_id,
+                expires_at: None,
+            },
+            Err(_) => return bad("jti is not a valid token id"),
+        },
+        (None, Some(sub)) => RevocationTarget::Subject {
+            subject: sub,
+            issued_before: None,
+        },
+        _ => return bad("give exactly one of jti and sub"),
+    };
+    let reason = body
+        .reason
+        .unwrap_or_else(|| "revoked through the admin API".into());
+    match state.revocations.revoke(target, auth.subject(), &reason) {
+        Ok(record) => Json(json!({
+            "revoked": record.target().to_string(),
+            "by": record.by(),
+            "at": record.at().unix_timestamp(),
+        }))
+        .into_response(),
+        Err(e) => bad(&e.to_string()),
+    }
+}
+
+/// One line per request: method, path, status and the decision.
+async fn log_decision(request: Request, next: Next) -> Response {
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let response = next.run(request).await;
+    let status = response.status();
+    let decision = match status.as_u16() {
+        200..=299 => "allowed",
+        400 => "refused: bad request",
+        401 => "refused: no valid token",
+        403 => "denied: insufficient scope",
+        503 => "refused: authorization unavailable",
+        _ => "other",
+    };
+    println!("{method} {path} -> {} {decision}", status.as_u16());
+    response
+}
+
+fn read_public_key(path: &FsPath) -> Result<PublicKey, Box<dyn Error>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read public key {}: {e}", path.display()))?;
+    Ok(PublicKey::from_paserk(text.trim()).map_err(|e| format!("{}: {e}", path.display()))?)
+}
+
+/// Demo mode: a fresh key, its public key and three tokens written to `dir`.
+fn demo(dir: &FsPath) -> Result<(KeySet, VerifierConfig), Box<dyn Error>> {
+    std::fs::create_dir_all(dir)?;
+    let key = SigningKey::generate()?;
+    std::fs::write(dir.join("public.paserk"), key.public_key().to_paserk())?;
+    let keys = KeySet::single(key.public_key().clone());
+    let env: Environment = DEMO_ENV.parse()?;
+    let issuer = Issuer::new(key, DEMO_ISSUER, env.clone())?;
+    let tokens = [
+        (
+            "reader",
+            "projects:read projects/*/comments:write",
+            "read projects, write comments",
+        ),
+        ("billing", "billing/invoices:read", "read invoices"),
+        ("admin", "tokens:revoke", "revoke tokens"),
+    ];
+    println!("demo: issuer {DEMO_ISSUER}, audience {DEMO_AUDIENCE}, env {DEMO_ENV}");
+    for (name, scopes, purpose) in tokens {
+        let minted = issuer.issue(
+            &TokenRequest::new(format!("demo-{name}"), DEMO_AUDIENCE, scopes.parse()?)
+                .purpose(purpose)
+                .ttl(Duration::from_secs(3600))
+                .allow_broad(),
+        )?;
+        let path = dir.join(format!("{name}.token"));
+        std::fs::write(&path, minted.token().as_str())?;
+        println!(
+            "demo: {} ({scopes}), jti {}, valid 1 h",
+            path.display(),
+            minted.claims().token_id()
+        );
+    }
+    Ok((keys, VerifierConfig::new(DEMO_ISSUER, DEMO_AUDIENCE, env)))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    let args = Args::parse();
+    let (keys, config) = match &args.demo {
+        Some(dir) => demo(dir)?,
+        None => {
+            let mut keys = KeySet::new();
+            for path in &args.public_keys {
+                keys.insert(read_public_key(path)?);
+            }
+            let (Some(iss), Some(aud), Some(env)) = (&args.issuer, &args.audience, &args.env)
+            else {
+                return Err("--issuer, --audience and --env are required".into());
+            };
+            (
+                keys,
+                VerifierConfig::new(iss.as_str(), aud.as_str(), env.parse()?),
+            )
+        }
+    };
+    let revocations = Arc::new(RevocationList::new());
+    let mut verifier = Verifier::new(keys, config)?.with_revocations(revocations.clone());
+    if let Some(path) = &args.audit_log {
+        verifier = verifier.with_audit(Arc::new(JsonLinesSink::open(path)?));
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    println!("listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app(Arc::new(verifier), revocations))
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
