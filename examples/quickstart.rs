@@ -136,6 +136,12 @@ fn main() -> Result<(), Box<dyn Error>> {
     // 8. Tokens expire in minutes: the other token's 15 minutes are up.
     clock.advance(Duration::from_secs(16 * 60 + 30));
     report(&verifier, "16 min later", second.token().as_str());
+
+    println!();
+    println!("Next: the same checks inside an HTTP service (see docs/axum.md):");
+    println!(
+        "  cargo run --example axum_service -- --demo target/scopekey-demo --listen 127.0.0.1:3000"
+    );
     Ok(())
 }
 

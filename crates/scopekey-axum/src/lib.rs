@@ -1,9 +1,9 @@
 //! # scopekey-axum
 //!
-//! axum extractors for [scopekey](scopekey) tokens, built on `axum-core` only.
+//! axum extractors for [scopekey] tokens, built on `axum-core` only.
 //!
 //! - [`Authorized`]: the verified grant in a handler signature. It takes the
-//!   [`Grant`](scopekey::Grant) that [`AuthLayer`] put in the request's extensions, or verifies
+//!   [`Grant`] that [`AuthLayer`] put in the request's extensions, or verifies
 //!   the bearer token itself with the [`AuthState`] found in the router state (via `FromRef`).
 //!   `Option<Authorized>` is the optional variant: `None` without credentials, but a request
 //!   with a bad token is still refused.
@@ -313,6 +313,11 @@ macro_rules! required_scope {
         }
     };
 }
+
+// The guide's code blocks are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/axum.md")]
+mod docs_axum_md {}
 
 #[doc(hidden)]
 pub mod __private {

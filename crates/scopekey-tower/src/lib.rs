@@ -1,6 +1,6 @@
 //! # scopekey-tower
 //!
-//! tower middleware for [scopekey](scopekey) tokens: validate on the way in, authorize on the way
+//! tower middleware for [scopekey] tokens: validate on the way in, authorize on the way
 //! through.
 //!
 //! - [`AuthLayer`] reads `Authorization: Bearer` (RFC 6750 section 2.1), verifies the token
