@@ -16,6 +16,7 @@ use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::{Arc, RwLock};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
 
@@ -497,6 +498,46 @@ impl KeySet {
     /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
+    }
+}
+
+/// A [`KeySet`] that can be replaced while verifiers use it: what a store replica keeps current,
+/// so a rotation done once reaches every verifier without a restart.
+///
+/// Readers take a snapshot (an `Arc` clone under a briefly held read lock); a writer swaps in a
+/// whole new set.
+#[derive(Debug, Default)]
+pub struct KeyRing {
+    current: RwLock<Arc<KeySet>>,
+}
+
+impl KeyRing {
+    /// A ring holding `keys`.
+    pub fn new(keys: KeySet) -> Self {
+        Self {
+            current: RwLock::new(Arc::new(keys)),
+        }
+    }
+
+    /// The current set.
+    pub fn snapshot(&self) -> Arc<KeySet> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces the set.
+    pub fn replace(&self, keys: KeySet) {
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
+    }
+
+    /// Changes the set with `f` (applied to a copy, then swapped in).
+    pub fn update(&self, f: impl FnOnce(&mut KeySet)) {
+        let mut guard = self.current.write().unwrap_or_else(|p| p.into_inner());
+        let mut next = KeySet::clone(&guard);
+        f(&mut next);
+        *guard = Arc::new(next);
     }
 }
 

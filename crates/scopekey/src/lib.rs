@@ -100,7 +100,7 @@ pub use issuer::{
     TokenRequest,
 };
 pub use keys::{
-    KeyEntry, KeyError, KeyErrorKind, KeyId, KeySet, PublicKey, SignatureError, SigningKey,
+    KeyEntry, KeyError, KeyErrorKind, KeyId, KeyRing, KeySet, PublicKey, SignatureError, SigningKey,
 };
 pub use scope::{Action, Resource, Scope, ScopeError, ScopeErrorKind, ScopeSet};
 pub use verifier::{

@@ -7,7 +7,7 @@ use crate::error::{ErrorKind, VerifyError};
 use crate::inventory::Inventory;
 use crate::issuer::DEFAULT_MAX_TTL;
 use crate::json;
-use crate::keys::{KeyId, KeySet};
+use crate::keys::{KeyId, KeyRing, KeySet};
 use crate::paseto;
 use crate::revocation::{RevocationCheck, RevocationStatus, TokenFacts};
 use crate::scope::{Action, Resource, Scope};
@@ -111,7 +111,7 @@ impl VerifierConfig {
 /// ```
 #[derive(Debug)]
 pub struct Verifier {
-    keys: KeySet,
+    keys: Arc<KeyRing>,
     config: VerifierConfig,
     assertion: Vec<u8>,
     revocations: Option<Arc<dyn RevocationCheck>>,
@@ -126,6 +126,15 @@ impl Verifier {
     /// [`ConfigError`] for an empty or invalid issuer or audience, a leeway above
     /// [`MAX_LEEWAY`], or a zero maximum lifetime.
     pub fn new(keys: KeySet, config: VerifierConfig) -> Result<Self, ConfigError> {
+        Self::with_key_ring(Arc::new(KeyRing::new(keys)), config)
+    }
+
+    /// A verifier trusting whatever `ring` holds at each verification: a store replica keeps it
+    /// current, so key rotations need no restart.
+    ///
+    /// # Errors
+    /// As [`Verifier::new`].
+    pub fn with_key_ring(keys: Arc<KeyRing>, config: VerifierConfig) -> Result<Self, ConfigError> {
         check_text("iss", &config.issuer).map_err(ConfigError)?;
         check_text("aud", &config.audience).map_err(ConfigError)?;
         if config.leeway > MAX_LEEWAY {
@@ -168,14 +177,15 @@ impl Verifier {
         self
     }
 
-    /// The trusted keys.
-    pub fn keys(&self) -> &KeySet {
-        &self.keys
+    /// The trusted keys, as of now.
+    pub fn keys(&self) -> Arc<KeySet> {
+        self.keys.snapshot()
     }
 
-    /// The trusted keys, to rotate them in place.
-    pub fn keys_mut(&mut self) -> &mut KeySet {
-        &mut self.keys
+    /// The ring of trusted keys, to rotate them in place:
+    /// `verifier.key_ring().update(|keys| { keys.insert(new_key); })`.
+    pub fn key_ring(&self) -> &Arc<KeyRing> {
+        &self.keys
     }
 
     /// Verifies a token and returns the grant it carries.
@@ -232,7 +242,8 @@ impl Verifier {
     fn check(&self, token: &str, now: time::OffsetDateTime) -> Result<(Claims, KeyId), Refusal> {
         let decoded = paseto::decode(token).map_err(|e| (e, None))?;
         let kid = key_id_from_footer(decoded.footer()).map_err(|e| (e, None))?;
-        let entry = self.keys.get(&kid).ok_or_else(|| {
+        let keys = self.keys.snapshot();
+        let entry = keys.get(&kid).ok_or_else(|| {
             let e = VerifyError::new(
                 ErrorKind::UnknownKey,
                 "token's key id is not in the key set: it was signed by a key this service does \
