@@ -114,6 +114,51 @@ impl TokenRecord {
     }
 }
 
+/// The fields of a [`TokenRecord`], for stores that load records from rows.
+#[derive(Debug, Clone)]
+pub struct TokenRecordParts {
+    /// `jti`.
+    pub token_id: TokenId,
+    /// Access or refresh.
+    pub token_type: TokenType,
+    /// `sub`.
+    pub subject: String,
+    /// `owner`.
+    pub owner: Option<String>,
+    /// `purpose`.
+    pub purpose: Option<String>,
+    /// The scopes granted.
+    pub scopes: ScopeSet,
+    /// `iat`.
+    pub issued_at: OffsetDateTime,
+    /// `exp`.
+    pub expires_at: OffsetDateTime,
+    /// The signing key.
+    pub key_id: KeyId,
+    /// `fam`.
+    pub family: Option<FamilyId>,
+    /// Last accepted use.
+    pub last_used: Option<OffsetDateTime>,
+}
+
+impl From<TokenRecordParts> for TokenRecord {
+    fn from(p: TokenRecordParts) -> Self {
+        Self {
+            token_id: p.token_id,
+            token_type: p.token_type,
+            subject: p.subject,
+            owner: p.owner,
+            purpose: p.purpose,
+            scopes: p.scopes,
+            issued_at: p.issued_at,
+            expires_at: p.expires_at,
+            key_id: p.key_id,
+            family: p.family,
+            last_used: p.last_used,
+        }
+    }
+}
+
 /// Which records to return; every condition set must hold.
 #[derive(Debug, Clone, Default)]
 pub struct InventoryQuery {

@@ -421,7 +421,7 @@ impl KeyEntry {
 /// assert_eq!(keys.len(), 1);
 /// # Ok::<(), scopekey::KeyError>(())
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct KeySet {
     keys: HashMap<KeyId, KeyEntry>,
 }

@@ -1,0 +1,642 @@
+//! The store: connection, migrations and every query, on SQLite or PostgreSQL.
+
+use crate::rows;
+use crate::{StoreError, StoreErrorKind};
+use scopekey::audit::AuditEvent;
+use scopekey::inventory::{InventoryQuery, TokenRecord};
+use scopekey::refresh::Rotation;
+use scopekey::revocation::{Revocation, RevocationTarget};
+use scopekey::{FamilyId, KeyId, KeySet, PublicKey, TokenId};
+use sqlx::Row as _;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
+use std::future::Future;
+use std::pin::Pin;
+
+/// A boxed, sendable database future. Boxing at a concrete site sidesteps rustc's
+/// higher-ranked `Send` inference limits with sqlx transactions in spawned futures.
+pub(crate) type DbFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send>>;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// The channel PostgreSQL notifications go to on every change.
+pub(crate) const CHANNEL: &str = "scopekey_changes";
+
+const MIGRATIONS_SQLITE: &[(i64, &str)] =
+    &[(1, include_str!("../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS_POSTGRES: &[(i64, &str)] =
+    &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+
+#[derive(Debug, Clone)]
+pub(crate) enum Backend {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same body against whichever pool the backend holds. Placeholders are written
+/// `$1`, `$2`, … in order of first appearance, which both drivers bind positionally.
+macro_rules! on {
+    ($backend:expr, $pool:ident => $body:expr) => {
+        match $backend {
+            Backend::Sqlite($pool) => $body,
+            Backend::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// Owns the store's runtime; shuts it down without blocking, so dropping a store inside an
+/// async context never panics.
+#[derive(Debug)]
+struct RuntimeHolder(Option<tokio::runtime::Runtime>);
+
+impl Drop for RuntimeHolder {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Inner {
+    backend: Backend,
+    runtime: RuntimeHolder,
+    /// The URL without its password, for messages.
+    shown: String,
+}
+
+/// A handle to the store. Cheap to clone; every clone shares the connection pool and runtime.
+#[derive(Debug, Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl Store {
+    /// Opens the store at `url` (`sqlite://path` creates the file if needed; `postgres://…`)
+    /// and applies pending migrations.
+    ///
+    /// # Errors
+    /// [`StoreErrorKind::UnsupportedUrl`], [`StoreErrorKind::Connect`],
+    /// [`StoreErrorKind::Migration`], [`StoreErrorKind::Runtime`].
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("scopekey-store")
+            .enable_all()
+            .build()
+            .map_err(|e| {
+                StoreError::new(StoreErrorKind::Runtime, "cannot start the store runtime")
+                    .with_source(e)
+            })?;
+        let shown = redact(url);
+        let owned = url.to_owned();
+        let fut: DbFuture<Backend> = Box::pin(async move {
+            let backend = connect(&owned).await?;
+            migrate(&backend).await?;
+            Ok(backend)
+        });
+        let backend = run_on(&runtime, fut)??;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                backend,
+                runtime: RuntimeHolder(Some(runtime)),
+                shown,
+            }),
+        })
+    }
+
+    /// The store's URL with any password removed.
+    pub fn url(&self) -> &str {
+        &self.inner.shown
+    }
+
+    pub(crate) fn backend(&self) -> &Backend {
+        &self.inner.backend
+    }
+
+    pub(crate) fn runtime(&self) -> Result<&tokio::runtime::Runtime, StoreError> {
+        self.inner
+            .runtime
+            .0
+            .as_ref()
+            .ok_or_else(|| StoreError::new(StoreErrorKind::Runtime, "store runtime is gone"))
+    }
+
+    /// Runs `f(backend)` on the store's runtime and waits for it.
+    pub(crate) fn block<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(Backend) -> DbFuture<T>,
+    {
+        let fut = f(self.inner.backend.clone());
+        run_on(self.runtime()?, fut)?
+    }
+
+    // ---- revocations -------------------------------------------------------------------------
+
+    /// Records a revocation (and notifies every PostgreSQL replica). Returns its row id and the
+    /// record. It takes effect in this process once a replica applies it; [`Replica`]'s
+    /// [`Revoker`](scopekey::revocation::Revoker) does both at once.
+    ///
+    /// [`Replica`]: crate::Replica
+    ///
+    /// # Errors
+    /// [`StoreErrorKind::InvalidInput`] for an invalid `by`, `reason` or subject, otherwise a
+    /// query error.
+    pub fn revoke(
+        &self,
+        target: RevocationTarget,
+        by: &str,
+        reason: &str,
+    ) -> Result<(i64, Arc<Revocation>), StoreError> {
+        let now = now_seconds();
+        let record = Revocation::new(target, by, at(now)?, reason)
+            .map_err(|e| StoreError::new(StoreErrorKind::InvalidInput, e.to_string()))?;
+        let (kind, value, instant) = rows::revocation_columns(record.target());
+        let (by, reason) = (record.by().to_owned(), record.reason().to_owned());
+        let id = self.block(move |b| Box::pin(async move {
+            let sql = "INSERT INTO scopekey_revocations (kind, value, instant, revoked_by, revoked_at, reason) \
+                       VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
+            let id: i64 = on!(&b, pool => {
+                let mut tx = pool.begin().await.map_err(StoreError::query)?;
+                let row = sqlx::query(sql)
+                    .bind(kind).bind(value).bind(instant).bind(by).bind(now).bind(reason)
+                    .fetch_one(&mut *tx).await.map_err(StoreError::query)?;
+                let id: i64 = row.try_get("id").map_err(StoreError::query)?;
+                tx.commit().await.map_err(StoreError::query)?;
+                id
+            });
+            notify(&b, "revocation").await?;
+            Ok(id)
+        }))?;
+        Ok((id, Arc::new(record)))
+    }
+
+    /// Every revocation with a row id above `after`, in id order.
+    ///
+    /// # Errors
+    /// A query error, or [`StoreErrorKind::Corrupt`] naming the first row that does not parse.
+    pub fn revocations_after(&self, after: i64) -> Result<Vec<(i64, Revocation)>, StoreError> {
+        self.block(move |b| Box::pin(async move { load_revocations(&b, after).await }))
+    }
+
+    // ---- keys ----------------------------------------------------------------------------------
+
+    /// Adds (or re-adds, clearing any retirement) a public key that every replica will trust
+    /// from `not_before` (default: now).
+    ///
+    /// # Errors
+    /// A query error.
+    pub fn add_key(
+        &self,
+        key: &PublicKey,
+        not_before: Option<OffsetDateTime>,
+    ) -> Result<(), StoreError> {
+        let kid = key.key_id().as_str().to_owned();
+        let paserk = key.to_paserk();
+        let nb = not_before.map(OffsetDateTime::unix_timestamp);
+        let now = now_seconds();
+        self.block(move |b| Box::pin(async move {
+            let sql = "INSERT INTO scopekey_keys (kid, public_key, not_before, retire_at, added_at) \
+                       VALUES ($1, $2, $3, NULL, $4) \
+                       ON CONFLICT (kid) DO UPDATE SET not_before = excluded.not_before, retire_at = NULL";
+            on!(&b, pool => {
+                sqlx::query(sql).bind(kid).bind(paserk).bind(nb).bind(now)
+                    .execute(pool).await.map_err(StoreError::query)?;
+            });
+            notify(&b, "keys").await
+        }))
+    }
+
+    /// Retires a key from `at` on (default: now) everywhere. Returns whether the key was known.
+    ///
+    /// # Errors
+    /// A query error.
+    pub fn retire_key(&self, kid: &KeyId, at: Option<OffsetDateTime>) -> Result<bool, StoreError> {
+        let kid = kid.as_str().to_owned();
+        let when = at.map_or_else(now_seconds, OffsetDateTime::unix_timestamp);
+        self.block(move |b| Box::pin(async move {
+            let n = on!(&b, pool => sqlx::query("UPDATE scopekey_keys SET retire_at = $1 WHERE kid = $2")
+                .bind(when).bind(kid).execute(pool).await.map_err(StoreError::query)?.rows_affected());
+            notify(&b, "keys").await?;
+            Ok(n > 0)
+        }))
+    }
+
+    /// The key set every replica verifies with.
+    ///
+    /// # Errors
+    /// A query error, or [`StoreErrorKind::Corrupt`] for a row whose key does not import or
+    /// whose key id does not match its key.
+    pub fn key_set(&self) -> Result<KeySet, StoreError> {
+        self.block(|b| Box::pin(async move { load_keys(&b).await }))
+    }
+
+    // ---- inventory -----------------------------------------------------------------------------
+
+    /// Records an issued token.
+    ///
+    /// # Errors
+    /// A query error.
+    pub fn record_token(&self, record: &TokenRecord) -> Result<(), StoreError> {
+        let r = record.clone();
+        self.block(move |b| Box::pin(async move {
+            let sql = "INSERT INTO scopekey_tokens (jti, token_type, subject, owner, purpose, scopes, issued_at, expires_at, kid, family, last_used) \
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+            on!(&b, pool => {
+                sqlx::query(sql)
+                    .bind(r.token_id().as_str().to_owned())
+                    .bind(r.token_type().as_str())
+                    .bind(r.subject().to_owned())
+                    .bind(r.owner().map(str::to_owned))
+                    .bind(r.purpose().map(str::to_owned))
+                    .bind(r.scopes().to_string())
+                    .bind(r.issued_at().unix_timestamp())
+                    .bind(r.expires_at().unix_timestamp())
+                    .bind(r.key_id().as_str().to_owned())
+                    .bind(r.family().map(|f| f.as_str().to_owned()))
+                    .bind(r.last_used().map(OffsetDateTime::unix_timestamp))
+                    .execute(pool).await.map_err(StoreError::query)?;
+            });
+            Ok(())
+        }))
+    }
+
+    /// Records last uses, keeping the latest per token.
+    ///
+    /// # Errors
+    /// A query error.
+    pub fn touch_tokens(&self, uses: Vec<(TokenId, i64)>) -> Result<(), StoreError> {
+        self.block(move |b| Box::pin(async move {
+            let sql = "UPDATE scopekey_tokens SET last_used = $1 WHERE jti = $2 AND (last_used IS NULL OR last_used < $1)";
+            on!(&b, pool => {
+                let mut tx = pool.begin().await.map_err(StoreError::query)?;
+                for (jti, t) in uses {
+                    sqlx::query(sql).bind(t).bind(jti.as_str().to_owned())
+                        .execute(&mut *tx).await.map_err(StoreError::query)?;
+                }
+                tx.commit().await.map_err(StoreError::query)?;
+            });
+            Ok(())
+        }))
+    }
+
+    /// The inventory records matching `query`, in issue order.
+    ///
+    /// # Errors
+    /// A query error, or [`StoreErrorKind::Corrupt`] for a row that does not parse.
+    pub fn tokens(&self, query: &InventoryQuery) -> Result<Vec<TokenRecord>, StoreError> {
+        let query = query.clone();
+        self.block(move |b| Box::pin(async move {
+            let sql = "SELECT jti, token_type, subject, owner, purpose, scopes, issued_at, expires_at, kid, family, last_used \
+                       FROM scopekey_tokens ORDER BY issued_at, jti";
+            let records = on!(&b, pool => {
+                let rows = sqlx::query(sql).fetch_all(pool).await.map_err(StoreError::query)?;
+                rows.iter().map(rows::token_record).collect::<Result<Vec<_>, _>>()?
+            });
+            Ok(records.into_iter().filter(|r| query.matches(r)).collect())
+        }))
+    }
+
+    /// One token's record.
+    ///
+    /// # Errors
+    /// As [`Store::tokens`].
+    pub fn token(&self, jti: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        let jti = jti.as_str().to_owned();
+        self.block(move |b| Box::pin(async move {
+            let sql = "SELECT jti, token_type, subject, owner, purpose, scopes, issued_at, expires_at, kid, family, last_used \
+                       FROM scopekey_tokens WHERE jti = $1";
+            on!(&b, pool => {
+                let row = sqlx::query(sql).bind(jti).fetch_optional(pool).await.map_err(StoreError::query)?;
+                row.as_ref().map(rows::token_record).transpose()
+            })
+        }))
+    }
+
+    // ---- refresh families ----------------------------------------------------------------------
+
+    /// Starts a refresh family.
+    ///
+    /// # Errors
+    /// A query error (including a family id already in use).
+    pub fn begin_family(
+        &self,
+        family: &FamilyId,
+        first: &TokenId,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let (fam, jti, exp) = (
+            family.as_str().to_owned(),
+            first.as_str().to_owned(),
+            expires_at.unix_timestamp(),
+        );
+        self.block(move |b| Box::pin(async move {
+            let sql = "INSERT INTO scopekey_refresh_families (family, current_jti, expires_at, dead) VALUES ($1, $2, $3, 0)";
+            on!(&b, pool => { sqlx::query(sql).bind(fam).bind(jti).bind(exp).execute(pool).await.map_err(StoreError::query)?; });
+            Ok(())
+        }))
+    }
+
+    /// Presents refresh token `presented` of `family`: atomically, at most one caller moves the
+    /// family on to `next`; any other presentation is reuse and kills the family.
+    ///
+    /// # Errors
+    /// A query error.
+    pub fn rotate_family(
+        &self,
+        family: &FamilyId,
+        presented: &TokenId,
+        next: &TokenId,
+        expires_at: OffsetDateTime,
+    ) -> Result<Rotation, StoreError> {
+        let fam = family.as_str().to_owned();
+        let (presented, next) = (presented.as_str().to_owned(), next.as_str().to_owned());
+        let exp = expires_at.unix_timestamp();
+        self.block(move |b| Box::pin(async move {
+            on!(&b, pool => {
+                let mut tx = pool.begin().await.map_err(StoreError::query)?;
+                let moved = sqlx::query(
+                    "UPDATE scopekey_refresh_families SET current_jti = $1, expires_at = $2 \
+                     WHERE family = $3 AND current_jti = $4 AND dead = 0")
+                    .bind(next).bind(exp).bind(fam.clone()).bind(presented.clone())
+                    .execute(&mut *tx).await.map_err(StoreError::query)?.rows_affected();
+                let outcome = if moved == 1 {
+                    sqlx::query("INSERT INTO scopekey_refresh_used (family, jti) VALUES ($1, $2)")
+                        .bind(fam).bind(presented)
+                        .execute(&mut *tx).await.map_err(StoreError::query)?;
+                    Rotation::Rotated
+                } else {
+                    let known = sqlx::query("UPDATE scopekey_refresh_families SET dead = 1 WHERE family = $1")
+                        .bind(fam).execute(&mut *tx).await.map_err(StoreError::query)?.rows_affected();
+                    if known == 1 { Rotation::Reused } else { Rotation::UnknownFamily }
+                };
+                tx.commit().await.map_err(StoreError::query)?;
+                Ok(outcome)
+            })
+        }))
+    }
+
+    // ---- audit ---------------------------------------------------------------------------------
+
+    /// Appends audit events.
+    ///
+    /// # Errors
+    /// A query error.
+    pub fn append_audit(&self, events: Vec<AuditEvent>) -> Result<(), StoreError> {
+        self.block(move |b| Box::pin(async move { append_audit(&b, events).await }))
+    }
+
+    /// The audit trail as JSON lines, oldest first, at most `limit` events from `offset`.
+    ///
+    /// # Errors
+    /// A query error.
+    pub fn audit_log(&self, offset: i64, limit: i64) -> Result<Vec<String>, StoreError> {
+        self.block(move |b| Box::pin(async move {
+            on!(&b, pool => {
+                let rows = sqlx::query("SELECT body FROM scopekey_audit ORDER BY id LIMIT $1 OFFSET $2")
+                    .bind(limit).bind(offset).fetch_all(pool).await.map_err(StoreError::query)?;
+                rows.iter().map(|r| r.try_get::<String, _>("body").map_err(StoreError::query)).collect()
+            })
+        }))
+    }
+}
+
+pub(crate) fn append_audit(b: &Backend, events: Vec<AuditEvent>) -> DbFuture<()> {
+    let b = b.clone();
+    Box::pin(async move { append_audit_inner(&b, events).await })
+}
+
+async fn append_audit_inner(b: &Backend, events: Vec<AuditEvent>) -> Result<(), StoreError> {
+    let sql =
+        "INSERT INTO scopekey_audit (time, event, jti, subject, body) VALUES ($1, $2, $3, $4, $5)";
+    on!(b, pool => {
+        let mut tx = pool.begin().await.map_err(StoreError::query)?;
+        for e in events {
+            let body = e.to_json();
+            let kind = serde_json::from_str::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v["event"].as_str().map(str::to_owned))
+                .unwrap_or_default();
+            sqlx::query(sql)
+                .bind(e.time.clone()).bind(kind)
+                .bind(e.jti.as_ref().map(|j| j.as_str().to_owned()))
+                .bind(e.sub.clone()).bind(body)
+                .execute(&mut *tx).await.map_err(StoreError::query)?;
+        }
+        tx.commit().await.map_err(StoreError::query)?;
+    });
+    Ok(())
+}
+
+pub(crate) async fn load_revocations(
+    b: &Backend,
+    after: i64,
+) -> Result<Vec<(i64, Revocation)>, StoreError> {
+    let sql = "SELECT id, kind, value, instant, revoked_by, revoked_at, reason \
+               FROM scopekey_revocations WHERE id > $1 ORDER BY id";
+    on!(b, pool => {
+        let rows = sqlx::query(sql).bind(after).fetch_all(pool).await.map_err(StoreError::query)?;
+        rows.iter().map(rows::revocation).collect()
+    })
+}
+
+pub(crate) async fn load_keys(b: &Backend) -> Result<KeySet, StoreError> {
+    let sql = "SELECT kid, public_key, not_before, retire_at FROM scopekey_keys ORDER BY kid";
+    on!(b, pool => {
+        let rows = sqlx::query(sql).fetch_all(pool).await.map_err(StoreError::query)?;
+        let mut set = KeySet::new();
+        for row in &rows {
+            let (key, nb, ra) = rows::key(row)?;
+            set.insert_with_window(key, nb, ra);
+        }
+        Ok(set)
+    })
+}
+
+/// Tells PostgreSQL replicas something changed (SQLite replicas poll).
+async fn notify(b: &Backend, what: &str) -> Result<(), StoreError> {
+    if let Backend::Postgres(pool) = b {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(what)
+            .execute(pool)
+            .await
+            .map_err(StoreError::query)?;
+    }
+    Ok(())
+}
+
+async fn connect(url: &str) -> Result<Backend, StoreError> {
+    let connect_err = |e: sqlx::Error| {
+        StoreError::new(
+            StoreErrorKind::Connect,
+            format!("cannot connect to {}: {e}", redact(url)),
+        )
+        .with_source(e)
+    };
+    if url.starts_with("sqlite:") {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(connect_err)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(connect_err)?;
+        Ok(Backend::Sqlite(pool))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(connect_err)?
+            .application_name("scopekey");
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(connect_err)?;
+        Ok(Backend::Postgres(pool))
+    } else {
+        Err(StoreError::new(
+            StoreErrorKind::UnsupportedUrl,
+            format!(
+                "unsupported store URL {}: use sqlite://PATH or postgres://USER@HOST/DB",
+                redact(url)
+            ),
+        ))
+    }
+}
+
+fn migrate(b: &Backend) -> DbFuture<()> {
+    let b = b.clone();
+    Box::pin(async move { migrate_inner(&b).await })
+}
+
+async fn migrate_inner(b: &Backend) -> Result<(), StoreError> {
+    let fail = |e: sqlx::Error| {
+        StoreError::new(StoreErrorKind::Migration, format!("migration failed: {e}")).with_source(e)
+    };
+    let (migrations, lock): (&'static [(i64, &'static str)], Option<&'static str>) = match b {
+        Backend::Sqlite(_) => (MIGRATIONS_SQLITE, None),
+        // One migrator at a time across instances.
+        Backend::Postgres(_) => (
+            MIGRATIONS_POSTGRES,
+            Some("SELECT pg_advisory_xact_lock(7236815)"),
+        ),
+    };
+    // Every statement of every migration, owned, in order; `;` ends a statement (the shipped
+    // migrations hold no `;` inside literals).
+    let plan: Vec<(i64, Vec<String>)> = migrations
+        .iter()
+        .map(|(v, sql)| {
+            let statements = sql
+                .split(';')
+                .map(str::trim)
+                .filter(|st| !st.is_empty())
+                .map(str::to_owned)
+                .collect();
+            (*v, statements)
+        })
+        .collect();
+    on!(b, pool => {
+        let mut tx = pool.begin().await.map_err(fail)?;
+        if let Some(lock) = lock {
+            sqlx::query(lock).execute(&mut *tx).await.map_err(fail)?;
+        }
+        sqlx::query("CREATE TABLE IF NOT EXISTS scopekey_schema_version (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
+            .execute(&mut *tx).await.map_err(fail)?;
+        let row = sqlx::query("SELECT MAX(version) AS v FROM scopekey_schema_version")
+            .fetch_one(&mut *tx).await.map_err(fail)?;
+        let current: Option<i64> = row.try_get("v").map_err(fail)?;
+        let current = current.unwrap_or(0);
+        for (version, statements) in plan {
+            if version <= current {
+                continue;
+            }
+            for statement in statements {
+                sqlx::query(&statement).execute(&mut *tx).await.map_err(fail)?;
+            }
+            sqlx::query("INSERT INTO scopekey_schema_version (version, applied_at) VALUES ($1, $2)")
+                .bind(version).bind(now_seconds())
+                .execute(&mut *tx).await.map_err(fail)?;
+        }
+        tx.commit().await.map_err(fail)?;
+    });
+    Ok(())
+}
+
+/// Spawns `fut` on `rt` and waits on a plain channel: safe from any thread, including from
+/// inside another runtime (where it blocks that thread for the duration).
+pub(crate) fn run_on<T: Send + 'static>(
+    rt: &tokio::runtime::Runtime,
+    fut: impl Future<Output = T> + Send + 'static,
+) -> Result<T, StoreError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    rt.spawn(async move {
+        let _ = tx.send(fut.await);
+    });
+    rx.recv()
+        .map_err(|_| StoreError::new(StoreErrorKind::Runtime, "the store runtime stopped"))
+}
+
+pub(crate) fn now_seconds() -> i64 {
+    OffsetDateTime::now_utc().unix_timestamp()
+}
+
+pub(crate) fn at(t: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp(t)
+        .map_err(|_| StoreError::new(StoreErrorKind::Corrupt, format!("time {t} out of range")))
+}
+
+/// The URL with any password replaced by `***`.
+pub(crate) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.chars().take(200).collect();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{user}:***@{host}"),
+            None => format!("{userinfo}@{host}"),
+        },
+        None => authority.to_owned(),
+    };
+    format!("{scheme}://{authority}{path}")
+        .chars()
+        .take(200)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact("postgres://u:secret@h:5432/db"),
+            "postgres://u:***@h:5432/db"
+        );
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("sqlite://a/b.db"), "sqlite://a/b.db");
+        assert!(
+            !redact("postgres://u:p@ss:w@rd@h/db").contains("rd@h/db")
+                || !redact("postgres://u:p@ss:w@rd@h/db").contains("ss")
+        );
+    }
+
+    #[test]
+    fn unsupported_urls_are_refused() {
+        let e = Store::open("mysql://u:secret@h/db").unwrap_err();
+        assert_eq!(e.kind(), StoreErrorKind::UnsupportedUrl);
+        assert!(!e.to_string().contains("secret"));
+    }
+}

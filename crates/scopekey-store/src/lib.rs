@@ -1,0 +1,127 @@
+//! # scopekey-store
+//!
+//! Durable and shared state for [scopekey]: revocations (with who, when and why), the public key
+//! set, the token inventory, refresh families and the audit trail, in one store chosen by URL:
+//!
+//! - `sqlite://path/to/file.db`: the embedded default, no server to run;
+//! - `postgres://user:password@host/db`: for deployments with many instances.
+//!
+//! Versioned migrations ship with the crate and are applied on [`Store::open`].
+//!
+//! The hot path never waits on the database: a [`Replica`] keeps an in-memory
+//! [`RevocationList`](scopekey::revocation::RevocationList) and [`KeyRing`](scopekey::KeyRing)
+//! current in the background (PostgreSQL pushes changes with `LISTEN/NOTIFY` and a periodic
+//! reconciliation catches anything missed; SQLite is polled every 250 ms), and verification
+//! fails closed when the replica has not confirmed it is current within its bound (30 s by
+//! default).
+//!
+//! ```
+//! use scopekey::{KeySet, SigningKey, VerifierConfig};
+//! use scopekey::revocation::{RevocationTarget, Revoker};
+//! use scopekey_store::{Replica, ReplicaOptions, Store};
+//!
+//! let dir = std::env::temp_dir().join(format!("scopekey-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir)?;
+//! let store = Store::open(&format!("sqlite://{}/state.db", dir.display()))?;
+//!
+//! let key = SigningKey::generate()?;
+//! store.add_key(key.public_key(), None)?; // every replica will trust it
+//! let replica = Replica::start(&store, ReplicaOptions::default())?;
+//! let verifier = replica.verifier(VerifierConfig::new("iss", "aud", "production".parse()?))?;
+//!
+//! replica.revoke(
+//!     RevocationTarget::Subject { subject: "ci".into(), issued_before: None },
+//!     "alice", "leaked",
+//! )?;
+//! # drop((verifier, replica, store)); std::fs::remove_dir_all(&dir)?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The API is blocking: the store runs its own small tokio runtime, so it can be used from
+//! plain threads, CLIs and tests. From async code, call it inside `spawn_blocking`.
+
+mod backend;
+mod replica;
+mod rows;
+mod sinks;
+
+pub use backend::Store;
+pub use replica::{Replica, ReplicaOptions};
+pub use sinks::{StoreAuditSink, StoreFamilies, StoreInventory};
+
+use std::fmt;
+
+/// What went wrong in the store.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StoreErrorKind {
+    /// The URL is not `sqlite://…` or `postgres://…`.
+    UnsupportedUrl,
+    /// The database could not be reached.
+    Connect,
+    /// A migration failed.
+    Migration,
+    /// A query failed.
+    Query,
+    /// A row does not parse: it is reported, never treated as absent.
+    Corrupt,
+    /// The store's runtime is gone or could not be started.
+    Runtime,
+    /// The input was refused before reaching the database.
+    InvalidInput,
+}
+
+/// A store operation that failed.
+#[derive(Debug, thiserror::Error)]
+pub struct StoreError {
+    kind: StoreErrorKind,
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl StoreError {
+    pub(crate) fn new(kind: StoreErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    pub(crate) fn with_source(
+        mut self,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        self.source = Some(Box::new(source));
+        self
+    }
+
+    pub(crate) fn query(e: sqlx::Error) -> Self {
+        let kind = match &e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
+                StoreErrorKind::Connect
+            }
+            _ => StoreErrorKind::Query,
+        };
+        Self::new(kind, format!("database error: {e}")).with_source(e)
+    }
+
+    pub(crate) fn corrupt(table: &str, key: impl fmt::Display, why: impl fmt::Display) -> Self {
+        Self::new(
+            StoreErrorKind::Corrupt,
+            format!("{table} row {key} does not parse: {why}"),
+        )
+    }
+
+    /// What went wrong, for matching.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}

@@ -1,0 +1,236 @@
+//! The store behind the core's traits: inventory, refresh families and audit sink.
+
+use crate::backend::append_audit;
+use crate::{Store, StoreError};
+use scopekey::audit::{AuditError, AuditEvent, AuditSink};
+use scopekey::inventory::{Inventory, InventoryError, InventoryQuery, TokenRecord};
+use scopekey::refresh::{FamilyError, RefreshFamilies, Rotation};
+use scopekey::{FamilyId, TokenId};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+
+/// Most audit events or last-use notes waiting to be written.
+const BACKLOG: usize = 10_000;
+
+impl Store {
+    /// An [`AuditSink`] writing to this store in batches, off the request path.
+    ///
+    /// # Errors
+    /// When the store's runtime is gone.
+    pub fn audit_sink(&self) -> Result<StoreAuditSink, StoreError> {
+        let (tx, mut rx) = mpsc::channel::<AuditEvent>(BACKLOG);
+        let state = Arc::new(Pending::default());
+        let (b, s) = (self.backend().clone(), state.clone());
+        self.runtime()?.spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                while batch.len() < 500 {
+                    match rx.try_recv() {
+                        Ok(e) => batch.push(e),
+                        Err(_) => break,
+                    }
+                }
+                let n = batch.len();
+                // Retry until written: events are never dropped; while failing, new events are
+                // refused so that callers fail closed.
+                loop {
+                    match append_audit(&b, batch.clone()).await {
+                        Ok(()) => {
+                            s.failed.store(false, Ordering::SeqCst);
+                            break;
+                        }
+                        Err(_) => {
+                            s.failed.store(true, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                        }
+                    }
+                }
+                s.count.fetch_sub(n, Ordering::SeqCst);
+            }
+        });
+        Ok(StoreAuditSink { tx, state })
+    }
+
+    /// An [`Inventory`] in this store; last uses are batched and written once a second.
+    ///
+    /// # Errors
+    /// When the store's runtime is gone.
+    pub fn inventory(&self) -> Result<StoreInventory, StoreError> {
+        let (tx, mut rx) = mpsc::channel::<(TokenId, i64)>(BACKLOG);
+        let state = Arc::new(Pending::default());
+        let (store, s) = (self.clone(), state.clone());
+        let b = self.backend().clone();
+        self.runtime()?.spawn(async move {
+            let _ = b;
+            while let Some(first) = rx.recv().await {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                let mut latest: HashMap<TokenId, i64> = HashMap::new();
+                let mut n = 1;
+                latest.insert(first.0, first.1);
+                while let Ok((jti, t)) = rx.try_recv() {
+                    n += 1;
+                    let e = latest.entry(jti).or_insert(t);
+                    *e = (*e).max(t);
+                }
+                let uses: Vec<(TokenId, i64)> = latest.into_iter().collect();
+                let st = store.clone();
+                // Last use is best effort: a failed batch is retried once, then dropped.
+                let write = tokio::task::spawn_blocking(move || {
+                    st.touch_tokens(uses.clone())
+                        .or_else(|_| st.touch_tokens(uses))
+                })
+                .await;
+                s.failed
+                    .store(!matches!(write, Ok(Ok(()))), Ordering::SeqCst);
+                s.count.fetch_sub(n, Ordering::SeqCst);
+            }
+        });
+        Ok(StoreInventory {
+            store: self.clone(),
+            tx,
+            state,
+        })
+    }
+
+    /// [`RefreshFamilies`] in this store: rotation is one atomic update, so two processes
+    /// presenting the same refresh token get at most one new pair.
+    pub fn families(&self) -> StoreFamilies {
+        StoreFamilies {
+            store: self.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    count: AtomicUsize,
+    failed: AtomicBool,
+}
+
+impl Pending {
+    fn wait_empty(&self, timeout: Duration) -> bool {
+        let start = std::time::Instant::now();
+        while self.count.load(Ordering::SeqCst) > 0 {
+            if start.elapsed() > timeout {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+}
+
+/// An [`AuditSink`] writing to the store. See [`Store::audit_sink`].
+#[derive(Debug, Clone)]
+pub struct StoreAuditSink {
+    tx: mpsc::Sender<AuditEvent>,
+    state: Arc<Pending>,
+}
+
+impl StoreAuditSink {
+    /// Waits until every queued event is written; returns whether that happened in `timeout`.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        self.state.wait_empty(timeout)
+    }
+}
+
+impl AuditSink for StoreAuditSink {
+    fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
+        if self.state.failed.load(Ordering::SeqCst) {
+            return Err(AuditError::new(
+                "store",
+                "the store is not accepting audit events",
+            ));
+        }
+        self.state.count.fetch_add(1, Ordering::SeqCst);
+        self.tx.try_send(event.clone()).map_err(|_| {
+            self.state.count.fetch_sub(1, Ordering::SeqCst);
+            AuditError::new("store", "the audit backlog is full")
+        })
+    }
+}
+
+/// An [`Inventory`] in the store. See [`Store::inventory`].
+#[derive(Debug, Clone)]
+pub struct StoreInventory {
+    store: Store,
+    tx: mpsc::Sender<(TokenId, i64)>,
+    state: Arc<Pending>,
+}
+
+impl StoreInventory {
+    /// Waits until every queued last use is written; returns whether that happened in
+    /// `timeout`.
+    pub fn flush(&self, timeout: Duration) -> bool {
+        self.state.wait_empty(timeout)
+    }
+}
+
+fn inventory_error(e: StoreError) -> InventoryError {
+    InventoryError::new(e.to_string(), Some(Box::new(e)))
+}
+
+impl Inventory for StoreInventory {
+    fn record_issued(&self, record: TokenRecord) -> Result<(), InventoryError> {
+        self.store.record_token(&record).map_err(inventory_error)
+    }
+
+    fn touch(&self, token_id: &TokenId, at: OffsetDateTime) {
+        self.state.count.fetch_add(1, Ordering::SeqCst);
+        if self
+            .tx
+            .try_send((token_id.clone(), at.unix_timestamp()))
+            .is_err()
+        {
+            // Full backlog: last use is best effort and never blocks a request.
+            self.state.count.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    fn get(&self, token_id: &TokenId) -> Result<Option<TokenRecord>, InventoryError> {
+        self.store.token(token_id).map_err(inventory_error)
+    }
+
+    fn query(&self, query: &InventoryQuery) -> Result<Vec<TokenRecord>, InventoryError> {
+        self.store.tokens(query).map_err(inventory_error)
+    }
+}
+
+/// [`RefreshFamilies`] in the store. See [`Store::families`].
+#[derive(Debug, Clone)]
+pub struct StoreFamilies {
+    store: Store,
+}
+
+fn family_error(e: StoreError) -> FamilyError {
+    FamilyError::new(e.to_string(), Some(Box::new(e)))
+}
+
+impl RefreshFamilies for StoreFamilies {
+    fn begin(
+        &self,
+        family: &FamilyId,
+        first: &TokenId,
+        expires_at: OffsetDateTime,
+    ) -> Result<(), FamilyError> {
+        self.store
+            .begin_family(family, first, expires_at)
+            .map_err(family_error)
+    }
+
+    fn rotate(
+        &self,
+        family: &FamilyId,
+        presented: &TokenId,
+        next: &TokenId,
+        expires_at: OffsetDateTime,
+    ) -> Result<Rotation, FamilyError> {
+        self.store
+            .rotate_family(family, presented, next, expires_at)
+            .map_err(family_error)
+    }
+}
