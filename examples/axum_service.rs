@@ -9,6 +9,9 @@
 //!
 //! # Or a self-contained demo: generates a key and writes ready-made tokens to DIR.
 //! cargo run --example axum_service -- --demo target/scopekey-demo --listen 127.0.0.1:3000
+//!
+//! # Either, with durable shared state (revocations, keys, inventory, audit):
+//! cargo run --example axum_service -- --demo target/scopekey-demo --store sqlite://target/scopekey-demo/state.db
 //! ```
 //!
 //! Routes and what they need:
@@ -41,6 +44,7 @@ use scopekey::{
 use scopekey_axum::{
     AuthLayer, AuthState, Authorized, Forbidden, Realm, Require, RequireScopeLayer, required_scope,
 };
+use scopekey_store::{Replica, ReplicaOptions, Store};
 use serde::Deserialize;
 use serde_json::json;
 use std::error::Error;
@@ -84,17 +88,21 @@ struct Args {
     /// Append audit events (JSON Lines) to this file.
     #[arg(long, value_name = "FILE")]
     audit_log: Option<PathBuf>,
+    /// Keep revocations, keys, the token inventory and the audit trail in this store
+    /// (`sqlite://PATH` or `postgres://…`); shared by every instance given the same URL.
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
     /// Demo mode: generate a key, write its public key and demo tokens to DIR, and serve.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["public_keys", "issuer", "audience", "env"])]
     demo: Option<PathBuf>,
 }
 
-/// The router's state: the auth state the extractors use and the revocation list the admin
-/// route writes to.
+/// The router's state: the auth state the extractors use and where the admin route writes
+/// revocations (the in-memory list, or the store through its replica).
 #[derive(Clone, Debug)]
 pub(crate) struct AppState {
     auth: AuthState,
-    revocations: Arc<RevocationList>,
+    revocations: Arc<dyn Revoker>,
 }
 
 impl FromRef<AppState> for AuthState {
@@ -108,8 +116,9 @@ required_scope!(
     pub(crate) struct BillingInvoicesRead = "billing/invoices:read";
 );
 
-/// Builds the service: `verifier` must already carry `revocations` (and any audit sink).
-pub(crate) fn app(verifier: Arc<Verifier>, revocations: Arc<RevocationList>) -> Router {
+/// Builds the service: `verifier` must already check what `revocations` writes (and carry any
+/// audit sink).
+pub(crate) fn app(verifier: Arc<Verifier>, revocations: Arc<dyn Revoker>) -> Router {
     // `REALM` is a valid realm literal.
     let realm = Realm::new(REALM).unwrap_or_else(|_| unreachable!());
     let auth = AuthState::new(verifier, realm.clone());
@@ -231,6 +240,27 @@ fn read_public_key(path: &FsPath) -> Result<PublicKey, Box<dyn Error>> {
     Ok(PublicKey::from_paserk(text.trim()).map_err(|e| format!("{}: {e}", path.display()))?)
 }
 
+/// What the router checks tokens with, and where the admin route writes revocations.
+pub(crate) type Backing = (Arc<Verifier>, Arc<dyn Revoker>);
+
+/// Verifier and revocation writer backed by `store`: a replica keeps keys and revocations
+/// current; last uses and audit events go to the store. Keys in `extra` are added to the store.
+pub(crate) fn with_store(
+    store: &Store,
+    extra: &KeySet,
+    config: VerifierConfig,
+) -> Result<Backing, Box<dyn Error>> {
+    for entry in extra.iter() {
+        store.add_key(entry.key(), None)?;
+    }
+    let replica = Arc::new(Replica::start(store, ReplicaOptions::default())?);
+    let verifier = replica
+        .verifier(config)?
+        .with_inventory(Arc::new(store.inventory()?))
+        .with_audit(Arc::new(store.audit_sink()?));
+    Ok((Arc::new(verifier), replica))
+}
+
 /// Demo mode: a fresh key, its public key and three tokens written to `dir`.
 fn demo(dir: &FsPath) -> Result<(KeySet, VerifierConfig), Box<dyn Error>> {
     std::fs::create_dir_all(dir)?;
@@ -287,14 +317,31 @@ async fn main() -> Result<(), Box<dyn Error>> {
             )
         }
     };
-    let revocations = Arc::new(RevocationList::new());
-    let mut verifier = Verifier::new(keys, config)?.with_revocations(revocations.clone());
-    if let Some(path) = &args.audit_log {
-        verifier = verifier.with_audit(Arc::new(JsonLinesSink::open(path)?));
-    }
+    let (verifier, revocations): Backing = match &args.store {
+        Some(url) => {
+            if args.audit_log.is_some() {
+                return Err(
+                    "--audit-log and --store are exclusive: with a store, audit goes there".into(),
+                );
+            }
+            let url = url.clone();
+            // Opening the store blocks (it connects and migrates): off the async workers.
+            let store = tokio::task::spawn_blocking(move || Store::open(&url)).await??;
+            println!("store: {}", store.url());
+            with_store(&store, &keys, config)?
+        }
+        None => {
+            let list = Arc::new(RevocationList::new());
+            let mut verifier = Verifier::new(keys, config)?.with_revocations(list.clone());
+            if let Some(path) = &args.audit_log {
+                verifier = verifier.with_audit(Arc::new(JsonLinesSink::open(path)?));
+            }
+            (Arc::new(verifier), list)
+        }
+    };
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app(Arc::new(verifier), revocations))
+    axum::serve(listener, app(verifier, revocations))
         .with_graceful_shutdown(async {
             let _ = tokio::signal::ctrl_c().await;
         })

@@ -40,6 +40,11 @@
 //! The API is blocking: the store runs its own small tokio runtime, so it can be used from
 //! plain threads, CLIs and tests. From async code, call it inside `spawn_blocking`.
 
+// The deployment guide's code blocks are compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/deployment.md")]
+mod docs_deployment_md {}
+
 mod backend;
 mod replica;
 mod rows;

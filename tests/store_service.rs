@@ -1,0 +1,121 @@
+//! Two instances of the example service sharing one store: a revocation posted to one is
+//! refused by the other, and the audit trail and inventory land in the store.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
+
+#[path = "../examples/axum_service.rs"]
+mod service;
+
+use reqwest::{Client, StatusCode};
+use scopekey::inventory::InventoryQuery;
+use scopekey::{Issuer, KeySet, SigningKey, TokenRequest, VerifierConfig};
+use scopekey_store::Store;
+use std::time::{Duration, Instant};
+
+const ISS: &str = "https://auth.example";
+const AUD: &str = "https://api.example";
+
+async fn serve(store: Store, keys: KeySet) -> String {
+    let config = VerifierConfig::new(ISS, AUD, "production".parse().unwrap());
+    let (verifier, revoker) = tokio::task::spawn_blocking(move || {
+        service::with_store(&store, &keys, config).map_err(|e| e.to_string())
+    })
+    .await
+    .unwrap()
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        axum::serve(listener, service::app(verifier, revoker))
+            .await
+            .unwrap()
+    });
+    base
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revocation_through_one_instance_is_refused_by_the_other() {
+    let dir = std::env::temp_dir().join(format!("scopekey-svc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}/state.db", dir.display());
+    let key = SigningKey::generate().unwrap();
+    let keys = KeySet::single(key.public_key().clone());
+    let (u1, u2) = (url.clone(), url.clone());
+    let store_a = tokio::task::spawn_blocking(move || Store::open(&u1).unwrap())
+        .await
+        .unwrap();
+    let store_b = tokio::task::spawn_blocking(move || Store::open(&u2).unwrap())
+        .await
+        .unwrap();
+    let a = serve(store_a.clone(), keys.clone()).await;
+    let b = serve(store_b, KeySet::new()).await; // B learns the key from the store
+
+    let issuer = Issuer::new(key, ISS, "production".parse().unwrap()).unwrap();
+    let mint = |sub: &str, scopes: &str| {
+        let m = issuer
+            .issue(&TokenRequest::new(sub, AUD, scopes.parse().unwrap()))
+            .unwrap();
+        (
+            m.token().as_str().to_owned(),
+            m.claims().token_id().to_string(),
+        )
+    };
+    let (admin, _) = mint("ops", "tokens:revoke");
+    let (victim, victim_jti) = mint("leaky", "projects:read");
+    let client = Client::new();
+    let get = |base: &str, token: &str| {
+        client
+            .get(format!("{base}/projects/1"))
+            .header("authorization", format!("Bearer {token}"))
+            .send()
+    };
+    assert_eq!(get(&a, &victim).await.unwrap().status(), StatusCode::OK);
+    assert_eq!(get(&b, &victim).await.unwrap().status(), StatusCode::OK);
+
+    let r = client
+        .post(format!("{a}/admin/revocations"))
+        .header("authorization", format!("Bearer {admin}"))
+        .header("content-type", "application/json")
+        .body(serde_json::json!({ "jti": victim_jti, "reason": "leaked" }).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    // Instance A refuses at once; instance B within its poll interval.
+    assert_eq!(
+        get(&a, &victim).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let start = Instant::now();
+    loop {
+        let status = get(&b, &victim).await.unwrap().status();
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_millis(1500),
+            "instance B still accepts the token"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // The audit trail and last uses are in the store.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let store = store_a.clone();
+    let (log, records) = tokio::task::spawn_blocking(move || {
+        (
+            store.audit_log(0, 1000).unwrap(),
+            store.tokens(&InventoryQuery::all()).unwrap(),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        log.iter()
+            .any(|l| l.contains("\"event\":\"refused\"") && l.contains("\"reason\":\"revoked\""))
+    );
+    assert!(log.iter().any(|l| l.contains("\"event\":\"verified\"")));
+    // Tokens minted outside the store's issuer are not in the inventory; that is what the
+    // inventory's "minted outside the registry" report will be for.
+    assert!(records.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}
