@@ -94,6 +94,11 @@ impl Decoded {
         &self.footer
     }
 
+    /// The message (claims) bytes. Not yet authenticated.
+    pub(crate) fn message(&self) -> &[u8] {
+        &self.body[..self.body.len() - SIGNATURE_LEN]
+    }
+
     /// Verifies the signature and returns the authenticated message.
     pub(crate) fn verify(
         &self,

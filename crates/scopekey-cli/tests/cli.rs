@@ -1,0 +1,539 @@
+//! The built `scopekey` binary, run as an operator would run it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use assert_cmd::Command;
+use std::path::{Path, PathBuf};
+
+struct Env {
+    dir: PathBuf,
+}
+
+impl Env {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("scopekey-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Self { dir }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.join(p)
+    }
+
+    fn store(&self) -> String {
+        format!("sqlite://{}", self.path("state.db").display())
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        let out = Command::cargo_bin("scopekey")
+            .unwrap()
+            .args(args)
+            .output()
+            .unwrap();
+        Output {
+            code: out.status.code().unwrap(),
+            stdout: String::from_utf8(out.stdout).unwrap(),
+            stderr: String::from_utf8(out.stderr).unwrap(),
+        }
+    }
+
+    fn keygen(&self, name: &str) -> (String, String) {
+        let out = self.run(&["keygen", "--out", self.path(name).to_str().unwrap()]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        (
+            self.path(name).join("secret.paserk").display().to_string(),
+            self.path(name).join("public.paserk").display().to_string(),
+        )
+    }
+
+    fn mint(&self, secret: &str, extra: &[&str]) -> String {
+        let mut args = vec![
+            "mint",
+            "--secret-key",
+            secret,
+            "--issuer",
+            "https://auth.example",
+            "--audience",
+            "https://api.example",
+            "--env",
+            "production",
+            "--subject",
+            "ci-deploy",
+            "--scope",
+            "projects:read",
+        ];
+        args.extend_from_slice(extra);
+        let out = self.run(&args);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let token = out.stdout.trim().to_owned();
+        assert!(token.starts_with("v4.public.") && !token.contains('\n'));
+        token
+    }
+
+    fn verify(&self, public: &str, token: &str, extra: &[&str]) -> Output {
+        let mut args = vec![
+            "verify",
+            "--public-key",
+            public,
+            "--issuer",
+            "https://auth.example",
+            "--audience",
+            "https://api.example",
+            "--env",
+            "production",
+        ];
+        args.extend_from_slice(extra);
+        args.push(token);
+        self.run(&args)
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[derive(Debug)]
+struct Output {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+#[test]
+fn keygen_mint_verify_round_trip() {
+    let env = Env::new("roundtrip");
+    let (secret, public) = env.keygen("keys");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(&secret).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    // Refuses to overwrite without --force.
+    let again = env.run(&["keygen", "--out", env.path("keys").to_str().unwrap()]);
+    assert_eq!(again.code, 2);
+    assert!(again.stderr.contains("--force"));
+
+    let token = env.mint(&secret, &["--owner", "team-infra", "--purpose", "deploys"]);
+    let out = env.verify(
+        &public,
+        &token,
+        &["--resource", "projects/42", "--action", "read"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let claims: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(claims["verified"], true);
+    assert_eq!(claims["sub"], "ci-deploy");
+    assert_eq!(claims["owner"], "team-infra");
+    assert_eq!(claims["scope"], "projects:read");
+
+    // Denied action: exit 1 with the reason.
+    let out = env.verify(
+        &public,
+        &token,
+        &["--resource", "projects/42", "--action", "delete"],
+    );
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("denied"), "{}", out.stderr);
+
+    // Inspect never needs a key and says it did not verify.
+    let out = env.run(&["inspect", &token]);
+    assert_eq!(out.code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["verified"], false);
+    assert_eq!(v["claims"]["sub"], "ci-deploy");
+    assert!(v["expires"].as_str().unwrap().starts_with("expires in"));
+    assert!(v["kid"].as_str().unwrap().starts_with("k4.pid."));
+    // From standard input too.
+    let out = Command::cargo_bin("scopekey")
+        .unwrap()
+        .args(["inspect", "-"])
+        .write_stdin(token.clone())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}
+
+#[test]
+fn refusals_exit_1_with_their_reason() {
+    let env = Env::new("refusals");
+    let (secret, public) = env.keygen("keys");
+    let token = env.mint(&secret, &[]);
+
+    let mut tampered = token.clone();
+    let i = 20;
+    let c = if &token[i..=i] == "A" { "B" } else { "A" };
+    tampered.replace_range(i..=i, c);
+    let out = env.verify(&public, &tampered, &[]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("bad_signature"), "{}", out.stderr);
+
+    let out = env.run(&[
+        "verify",
+        "--public-key",
+        &public,
+        "--issuer",
+        "https://auth.example",
+        "--audience",
+        "https://other.example",
+        "--env",
+        "production",
+        &token,
+    ]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("wrong_audience"), "{}", out.stderr);
+
+    // Another environment: the implicit assertion makes the signature fail.
+    let out = env.run(&[
+        "verify",
+        "--public-key",
+        &public,
+        "--issuer",
+        "https://auth.example",
+        "--audience",
+        "https://api.example",
+        "--env",
+        "staging",
+        &token,
+    ]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("bad_signature"), "{}", out.stderr);
+
+    let short = env.mint(&secret, &["--ttl", "1s"]);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let out = env.verify(&public, &short, &["--leeway", "0"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("expired"), "{}", out.stderr);
+
+    // Revoked, through the store.
+    let store = env.store();
+    let revoked = env.mint(&secret, &["--store", &store]);
+    let jti = {
+        let v: serde_json::Value =
+            serde_json::from_str(&env.run(&["inspect", &revoked]).stdout).unwrap();
+        v["claims"]["jti"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(env.verify(&public, &revoked, &["--store", &store]).code, 0);
+    let out = env.run(&[
+        "revoke",
+        "--store",
+        &store,
+        "--jti",
+        &jti,
+        "--reason",
+        "leaked in a CI log",
+        "--by",
+        "alice",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains(&jti) && out.stdout.contains("alice"),
+        "{}",
+        out.stdout
+    );
+    let out = env.verify(&public, &revoked, &["--store", &store]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("revoked"), "{}", out.stderr);
+    // Other tokens are untouched.
+    assert_eq!(env.verify(&public, &token, &["--store", &store]).code, 0);
+
+    // Usage errors exit 2.
+    assert_eq!(env.run(&["verify", "--issuer", "x"]).code, 2);
+    assert_eq!(
+        env.run(&[
+            "mint",
+            "--secret-key",
+            "/nonexistent",
+            "--issuer",
+            "i",
+            "--audience",
+            "a",
+            "--env",
+            "e",
+            "--subject",
+            "s",
+            "--scope",
+            "a:read"
+        ])
+        .code,
+        2
+    );
+    let out = env.run(&[
+        "mint",
+        "--secret-key",
+        &secret,
+        "--issuer",
+        "i",
+        "--audience",
+        "a",
+        "--env",
+        "e",
+        "--subject",
+        "s",
+        "--scope",
+        "a:*",
+    ]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("--allow-broad"), "{}", out.stderr);
+}
+
+#[test]
+fn keys_and_inventory_in_the_store() {
+    let env = Env::new("keys");
+    let (secret, public) = env.keygen("old");
+    let (new_secret, new_public) = env.keygen("new");
+    let store = env.store();
+    assert_eq!(
+        env.run(&["keys", "add", "--store", &store, "--public-key", &public])
+            .code,
+        0
+    );
+    let token = env.mint(&secret, &["--store", &store, "--owner", "team-a"]);
+    // verify --store without --public-key uses the store's key set.
+    let store_verify = |t: &str| {
+        env.run(&[
+            "verify",
+            "--store",
+            &store,
+            "--issuer",
+            "https://auth.example",
+            "--audience",
+            "https://api.example",
+            "--env",
+            "production",
+            t,
+        ])
+    };
+    assert_eq!(store_verify(&token).code, 0);
+    let new_token = env.mint(&new_secret, &[]);
+    assert!(store_verify(&new_token).stderr.contains("unknown_key"));
+    assert_eq!(
+        env.run(&[
+            "keys",
+            "add",
+            "--store",
+            &store,
+            "--public-key",
+            &new_public
+        ])
+        .code,
+        0
+    );
+    let kid = std::fs::read_to_string(&public).unwrap();
+    let kid = scopekey::PublicKey::from_paserk(kid.trim())
+        .unwrap()
+        .key_id()
+        .to_string();
+    assert_eq!(
+        env.run(&["keys", "retire", "--store", &store, "--key-id", &kid])
+            .code,
+        0
+    );
+    assert_eq!(store_verify(&new_token).code, 0);
+    assert!(store_verify(&token).stderr.contains("unknown_key"));
+    let list = env.run(&["keys", "list", "--store", &store]);
+    assert_eq!(list.stdout.lines().count(), 2);
+    assert!(list.stdout.contains("inactive"));
+
+    let out = env.run(&["tokens", "--store", &store, "--owner", "team-a", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let rows: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["subject"], "ci-deploy");
+    let table = env.run(&["tokens", "--store", &store]);
+    assert!(table.stdout.starts_with("JTI"));
+    assert!(
+        !table.stdout.contains(&token[10..40]),
+        "the inventory never shows tokens"
+    );
+    let unused = env.run(&[
+        "tokens",
+        "--store",
+        &store,
+        "--unused-since",
+        "30d",
+        "--json",
+    ]);
+    assert_eq!(
+        unused.stdout.lines().count(),
+        0,
+        "just issued: not unused for 30 days"
+    );
+}
+
+fn write(path: &Path, bytes: &[u8]) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn scan_finds_leaks_and_never_prints_a_whole_token() {
+    let env = Env::new("scan");
+    let (secret, public) = env.keygen("keys");
+    let (_, other_public) = env.keygen("other");
+    let valid = env.mint(&secret, &[]);
+    let short = env.mint(&secret, &["--ttl", "1s"]);
+    let mut forged = valid.clone();
+    let last = 30; // inside the claims, so the footer (kid) still names a trusted key
+    let c = if &forged[last..=last] == "A" {
+        "B"
+    } else {
+        "A"
+    };
+    forged.replace_range(last..=last, c);
+
+    let tree = env.path("repo");
+    write(
+        &tree.join(".env"),
+        format!("API_URL=https://api\nSCOPEKEY_TOKEN={valid}\n").as_bytes(),
+    );
+    write(
+        &tree.join("logs/ci.log"),
+        format!("2030-01-01 step 3\n2030-01-01 curl -H 'Authorization: Bearer {short}' ...\n")
+            .as_bytes(),
+    );
+    write(
+        &tree.join("config/settings.json"),
+        format!("{{\n  \"a\": 1,\n  \"token\": \"{forged}\"\n}}\n").as_bytes(),
+    );
+    write(
+        &tree.join("dist/app.min.js"),
+        format!("var a=1;var t=\"{valid}\";var b=2;").as_bytes(),
+    );
+    let mut binary = vec![0u8, 1, 2, 3];
+    binary.extend_from_slice(valid.as_bytes());
+    write(&tree.join("assets/blob.bin"), &binary);
+    let mut latin1 = b"caf\xe9 \xff\xfe ".to_vec();
+    latin1.extend_from_slice(valid.as_bytes());
+    write(&tree.join("notes/latin1.txt"), &latin1);
+    write(&tree.join("ignored/secret.txt"), valid.as_bytes());
+    write(&tree.join(".gitignore"), b"ignored/\n");
+
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // let `short` expire
+    let out = env.run(&[
+        "scan",
+        "--public-key",
+        &public,
+        "--json",
+        tree.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    for t in [&valid, &short, &forged] {
+        assert!(!out.stdout.contains(t.as_str()) && !out.stderr.contains(t.as_str()));
+        assert!(!out.stdout.contains(&t[..40]));
+    }
+    let found: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let at = |suffix: &str| -> &serde_json::Value {
+        found
+            .iter()
+            .find(|f| f["path"].as_str().unwrap().ends_with(suffix))
+            .unwrap_or_else(|| panic!("nothing found in {suffix}: {found:?}"))
+    };
+    let f = at(".env");
+    assert_eq!(
+        (f["line"].as_u64(), f["column"].as_u64()),
+        (Some(2), Some(16))
+    );
+    assert_eq!(f["status"], "valid");
+    assert_eq!(f["sub"], "ci-deploy");
+    assert_eq!(f["token"], format!("{}…", &valid[..12]));
+    let f = at("ci.log");
+    assert_eq!(
+        (f["line"].as_u64(), f["column"].as_u64()),
+        (Some(2), Some(43))
+    );
+    assert_eq!(f["status"], "expired");
+    let f = at("settings.json");
+    assert_eq!(
+        (f["line"].as_u64(), f["column"].as_u64()),
+        (Some(3), Some(13))
+    );
+    assert_eq!(f["status"], "bad-signature");
+    let f = at("app.min.js");
+    assert_eq!(
+        (f["line"].as_u64(), f["column"].as_u64()),
+        (Some(1), Some(16))
+    );
+    assert_eq!(f["status"], "valid");
+    let f = at("latin1.txt");
+    assert_eq!(f["column"].as_u64(), Some(9)); // 8 bytes, two of them invalid UTF-8, before it
+    assert_eq!(
+        found.len(),
+        5,
+        "binary and gitignored files are skipped: {found:?}"
+    );
+
+    // With another key: unknown-key; without keys: unverified.
+    let out = env.run(&[
+        "scan",
+        "--public-key",
+        &other_public,
+        tree.join(".env").to_str().unwrap(),
+    ]);
+    assert!(out.stdout.contains("status=unknown-key"), "{}", out.stdout);
+    let out = env.run(&["scan", tree.join(".env").to_str().unwrap()]);
+    assert!(out.stdout.contains("status=unverified"));
+    assert!(
+        out.stdout
+            .starts_with(&format!("{}:2:16:", tree.join(".env").display()))
+    );
+
+    // Standard input.
+    let out = Command::cargo_bin("scopekey")
+        .unwrap()
+        .args(["scan", "-"])
+        .write_stdin(format!("x {valid}\n"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8(out.stdout).unwrap().starts_with("-:1:3:"));
+}
+
+#[test]
+fn scan_is_clean_on_a_tree_without_tokens_and_handles_big_files() {
+    let env = Env::new("scanclean");
+    let tree = env.path("clean");
+    write(
+        &tree.join("README.md"),
+        b"v4.public is the format; v4.publicity is not a token\n",
+    );
+    write(
+        &tree.join("src/main.rs"),
+        b"fn main() { println!(\"hello\"); }\n",
+    );
+    // 100 MB of text without tokens, and a NUL-bearing binary file.
+    let line = b"2030-01-01T00:00:00Z INFO request served in 3 ms, path=/projects/42 status=200\n";
+    let mut big = Vec::with_capacity(100 * 1024 * 1024);
+    while big.len() < 100 * 1024 * 1024 {
+        big.extend_from_slice(line);
+    }
+    write(&tree.join("logs/big.log"), &big);
+    write(&tree.join("bin/data"), &[0u8; 4096]);
+    let out = env.run(&["scan", tree.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+    assert!(out.stdout.is_empty());
+
+    // A token at the very end of the 100 MB file is still found, with the right line.
+    let (secret, _) = env.keygen("keys");
+    let token = env.mint(&secret, &[]);
+    big.extend_from_slice(token.as_bytes());
+    write(&tree.join("logs/big.log"), &big);
+    let out = env.run(&["scan", tree.join("logs/big.log").to_str().unwrap()]);
+    assert_eq!(out.code, 1);
+    let lines = big.iter().filter(|&&b| b == b'\n').count() + 1;
+    assert!(
+        out.stdout.contains(&format!(":{lines}:1:")),
+        "{}",
+        out.stdout
+    );
+}
