@@ -344,7 +344,7 @@ fn concurrent_refresh_yields_exactly_one_new_pair() {
             Refresher::new(
                 issuer(&key),
                 AUD,
-                replica.keys().snapshot().as_ref().clone(),
+                replica.keys(),
                 replica.clone(),
                 Arc::new(store.families()),
             )

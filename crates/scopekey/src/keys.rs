@@ -541,6 +541,12 @@ impl KeyRing {
     }
 }
 
+impl From<KeySet> for Arc<KeyRing> {
+    fn from(keys: KeySet) -> Self {
+        Arc::new(KeyRing::new(keys))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

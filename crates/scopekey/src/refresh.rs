@@ -37,7 +37,7 @@ use crate::audit::{AuditEvent, AuditKind, AuditSink};
 use crate::claims::{FamilyId, TokenId, TokenType};
 use crate::error::VerifyError;
 use crate::issuer::{IssueError, Issuer, Minted, TokenRequest};
-use crate::keys::KeySet;
+use crate::keys::KeyRing;
 use crate::revocation::{RevocationCheck, RevocationTarget, Revoker};
 use crate::scope::ScopeSet;
 use crate::verifier::{ConfigError, Verifier, VerifierConfig};
@@ -284,15 +284,16 @@ pub struct Refresher {
 
 impl Refresher {
     /// A refresher minting with `issuer` for `audience`, verifying refresh tokens against
-    /// `keys` (so they survive a signing-key rotation), checking and writing revocations
-    /// through `revocations`, and keeping families in `families`.
+    /// `keys` (a [`KeySet`](crate::KeySet), or a shared [`KeyRing`] that a store replica keeps
+    /// current, so refresh tokens survive a signing-key rotation), checking and writing
+    /// revocations through `revocations`, and keeping families in `families`.
     ///
     /// # Errors
     /// [`ConfigError`] for an invalid audience.
     pub fn new(
         issuer: Issuer,
         audience: &str,
-        keys: KeySet,
+        keys: impl Into<Arc<KeyRing>>,
         revocations: Arc<dyn Revocations>,
         families: Arc<dyn RefreshFamilies>,
     ) -> Result<Self, ConfigError> {
@@ -301,7 +302,7 @@ impl Refresher {
             .max_lifetime(MAX_REFRESH_TTL)
             .shared_clock(issuer.clock().clone());
         let check: Arc<dyn RevocationCheck> = revocations.clone();
-        let verifier = Verifier::new(keys, config)?.with_revocations(check);
+        let verifier = Verifier::with_key_ring(keys.into(), config)?.with_revocations(check);
         Ok(Self {
             issuer,
             audience: audience.to_owned(),
