@@ -115,11 +115,17 @@ enum Command {
     /// Manage the key set every instance verifies with.
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// List the token inventory.
+    /// List the token inventory, report on it (--over-limit, --unregistered), or prune it.
     #[command(
-        after_help = "Example:\n  scopekey tokens --store sqlite://scopekey.db --subject ci-deploy --unused-since 30d"
+        after_help = "Example:\n  scopekey tokens --store sqlite://scopekey.db --subject ci-deploy --unused-since 30d\n  scopekey tokens prune --store sqlite://scopekey.db --unused-since 30d --dry-run"
     )]
     Tokens(TokensArgs),
+    /// Register, list, show and disable consumers.
+    #[command(subcommand)]
+    Consumers(ConsumersCommand),
+    /// Check role definitions, or import them into the store.
+    #[command(subcommand)]
+    Roles(RolesCommand),
     /// Find scopekey tokens in files, folders or standard input; exits 1 when any is found.
     #[command(
         after_help = "Example:\n  scopekey scan --public-key keys/public.paserk .\n  git log -p | scopekey scan -"
@@ -128,6 +134,8 @@ enum Command {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("who").required(true).args(["subject", "consumer"])))]
+#[command(group(clap::ArgGroup::new("what").required(true).multiple(true).args(["scopes", "role"])))]
 struct MintArgs {
     /// The secret key (PASERK k4.secret file).
     #[arg(long, value_name = "FILE")]
@@ -141,11 +149,20 @@ struct MintArgs {
     /// The environment the token belongs to.
     #[arg(long)]
     env: String,
-    /// `sub`: the consumer.
+    /// `sub`: the consumer (for an unregistered consumer; prefer --consumer).
     #[arg(long)]
-    subject: String,
+    subject: Option<String>,
+    /// A registered consumer: with --store its ceiling is enforced and it must be enabled.
+    #[arg(long)]
+    consumer: Option<String>,
+    /// A role whose scopes to grant; repeat for more (roles from --roles FILE or the store).
+    #[arg(long)]
+    role: Vec<String>,
+    /// Role definitions (TOML) to expand --role with, instead of the store's.
+    #[arg(long, value_name = "FILE")]
+    roles: Option<PathBuf>,
     /// A scope (`resource:action`); repeat for more.
-    #[arg(long = "scope", required = true)]
+    #[arg(long = "scope")]
     scopes: Vec<String>,
     /// Lifetime, e.g. `15m`, `1h`, `90s`.
     #[arg(long, default_value = "15m")]
@@ -265,10 +282,19 @@ enum KeysCommand {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 struct TokensArgs {
+    #[command(subcommand)]
+    action: Option<TokensAction>,
     /// The store.
-    #[arg(long, value_name = "URL")]
-    store: String,
+    #[arg(long, value_name = "URL", required = true)]
+    store: Option<String>,
+    /// Report consumers holding more than this many live tokens.
+    #[arg(long, value_name = "N")]
+    over_limit: Option<usize>,
+    /// Report live tokens whose subject is not a registered consumer.
+    #[arg(long)]
+    unregistered: bool,
     /// Only this consumer's tokens.
     #[arg(long)]
     subject: Option<String>,
@@ -281,6 +307,108 @@ struct TokensArgs {
     /// JSON lines instead of a table.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokensAction {
+    /// Revoke every live token not used since a cut-off (never used: since issue).
+    #[command(
+        after_help = "Example:\n  scopekey tokens prune --store sqlite://scopekey.db --unused-since 30d --dry-run"
+    )]
+    Prune {
+        /// The store.
+        #[arg(long, value_name = "URL")]
+        store: String,
+        /// The cut-off, as a duration before now, e.g. `30d`.
+        #[arg(long, value_name = "DURATION")]
+        unused_since: String,
+        /// Only list what would be revoked.
+        #[arg(long)]
+        dry_run: bool,
+        /// Who (recorded; default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ConsumersCommand {
+    /// Register a consumer with its owner, purpose, environment and ceiling.
+    #[command(
+        after_help = "Example:\n  scopekey consumers add --store sqlite://scopekey.db --name analytics --owner team-data \\\n    --purpose dashboards --env production --ceiling metrics:read"
+    )]
+    Add {
+        /// The store.
+        #[arg(long, value_name = "URL")]
+        store: String,
+        /// The consumer's name (its tokens' `sub`).
+        #[arg(long)]
+        name: String,
+        /// Who answers for it.
+        #[arg(long)]
+        owner: String,
+        /// What it is for.
+        #[arg(long)]
+        purpose: String,
+        /// Where it runs.
+        #[arg(long)]
+        env: String,
+        /// The most it may ever be granted (a scope; repeat for more).
+        #[arg(long = "ceiling", required = true)]
+        ceiling: Vec<String>,
+        /// Allow broad scopes in the ceiling.
+        #[arg(long)]
+        allow_broad: bool,
+    },
+    /// List consumers.
+    List {
+        /// The store.
+        #[arg(long, value_name = "URL")]
+        store: String,
+    },
+    /// Show one consumer, its live tokens and what it can touch right now.
+    Show {
+        /// The store.
+        #[arg(long, value_name = "URL")]
+        store: String,
+        /// The consumer.
+        name: String,
+    },
+    /// Disable a consumer: no more tokens, and its live tokens are revoked in the same step.
+    #[command(
+        after_help = "Example:\n  scopekey consumers disable --store sqlite://scopekey.db analytics --reason \"vendor contract ended\""
+    )]
+    Disable {
+        /// The store.
+        #[arg(long, value_name = "URL")]
+        store: String,
+        /// The consumer.
+        name: String,
+        /// Why (recorded).
+        #[arg(long)]
+        reason: String,
+        /// Who (recorded; default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum RolesCommand {
+    /// Validate a role file; errors name the file, line and scope.
+    #[command(after_help = "Example:\n  scopekey roles check roles.toml")]
+    Check {
+        /// The role file (TOML: `[roles]` with `name = \"scope scope\"`).
+        file: PathBuf,
+    },
+    /// Validate a role file and store its roles.
+    Import {
+        /// The store.
+        #[arg(long, value_name = "URL")]
+        store: String,
+        /// The role file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -326,6 +454,8 @@ fn dispatch(command: Command) -> Outcome {
         Command::Revoke(a) => revoke(a),
         Command::Keys(k) => keys(k),
         Command::Tokens(a) => tokens(a),
+        Command::Consumers(c) => consumers(c),
+        Command::Roles(r) => roles(r),
         Command::Scan(a) => scan_command(a),
     }
 }
@@ -483,27 +613,44 @@ fn write_secret(path: &Path, bytes: &[u8]) -> Outcome {
 fn mint(a: MintArgs) -> Outcome {
     let key = SigningKey::from_paserk(&read_small(&a.secret_key)?)
         .map_err(|e| usage(format!("{}: {e}", a.secret_key.display())))?;
-    let scopes = a
+    let store = a.store.as_deref().map(open_store).transpose()?;
+    let mut listed = a
         .scopes
         .iter()
         .flat_map(|s| s.split(' '))
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse().map_err(|e| usage(format!("--scope: {e}"))))
-        .collect::<Result<Vec<_>, _>>()?;
+        .map(|s| {
+            s.parse::<scopekey::Scope>()
+                .map_err(|e| usage(format!("--scope: {e}")))
+        })
+        .collect::<Result<std::collections::BTreeSet<_>, _>>()?;
+    if !a.role.is_empty() {
+        let defs = match (&a.roles, &store) {
+            (Some(path), _) => load_roles(path)?,
+            (None, Some(store)) => store.roles().map_err(|e| usage(format!("store: {e}")))?,
+            (None, None) => {
+                return Err(usage(
+                    "--role needs role definitions: give --roles FILE or --store URL",
+                ));
+            }
+        };
+        let expanded = defs
+            .expand(a.role.iter().map(String::as_str), a.allow_broad)
+            .map_err(|e| refused(format!("{e} (see `scopekey roles check`)")))?;
+        listed.extend(expanded.iter().cloned());
+    }
     let scopes =
-        scopekey::ScopeSet::from_scopes(scopes).map_err(|e| usage(format!("--scope: {e}")))?;
+        scopekey::ScopeSet::from_scopes(listed).map_err(|e| usage(format!("--scope: {e}")))?;
     let mut issuer = Issuer::new(key, a.issuer, environment(&a.env)?)
         .map_err(|e| usage(format!("--issuer: {e}")))?
         .with_max_ttl(Duration::from_secs(30 * 86_400));
-    let _store_keepalive;
-    if let Some(url) = &a.store {
-        let store = open_store(url)?;
+    if let Some(store) = &store {
         issuer = issuer.with_inventory(Arc::new(
             store.inventory().map_err(|e| usage(e.to_string()))?,
         ));
-        _store_keepalive = store;
     }
-    let mut request = TokenRequest::new(a.subject, a.audience, scopes).ttl(duration(&a.ttl)?);
+    let subject = a.consumer.clone().or(a.subject).unwrap_or_default();
+    let mut request = TokenRequest::new(subject, a.audience, scopes).ttl(duration(&a.ttl)?);
     if let Some(o) = a.owner {
         request = request.owner(o);
     }
@@ -513,13 +660,33 @@ fn mint(a: MintArgs) -> Outcome {
     if a.allow_broad {
         request = request.allow_broad();
     }
-    let minted = issuer.issue(&request).map_err(|e| match e.kind() {
+    let minted = match (&a.consumer, &store) {
+        (Some(name), Some(store)) => {
+            let consumer = store
+                .consumer(name)
+                .map_err(|e| usage(format!("store: {e}")))?
+                .ok_or_else(|| {
+                    refused(format!(
+                        "unknown consumer {name:?}: register it with `scopekey consumers add`"
+                    ))
+                })?;
+            issuer.issue_for(&consumer, &request)
+        }
+        _ => issuer.issue(&request),
+    };
+    let minted = minted.map_err(|e| match e.kind() {
         scopekey::IssueErrorKind::BroadScope => refused(format!("{e} (pass --allow-broad)")),
         scopekey::IssueErrorKind::Record => usage(e),
         _ => refused(e),
     })?;
     println!("{}", minted.token().as_str());
     Ok(())
+}
+
+fn load_roles(path: &Path) -> Result<scopekey::consumer::Roles, Failure> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
+    scopekey::consumer::Roles::from_toml(&path.display().to_string(), &text).map_err(refused)
 }
 
 fn claims_json(c: &scopekey::Claims, now: OffsetDateTime) -> serde_json::Value {
@@ -705,9 +872,67 @@ fn keys(k: KeysCommand) -> Outcome {
     }
 }
 
+fn who(by: Option<String>) -> String {
+    by.or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "scopekey-cli".into())
+}
+
 fn tokens(a: TokensArgs) -> Outcome {
-    let store = open_store(&a.store)?;
+    if let Some(TokensAction::Prune {
+        store,
+        unused_since,
+        dry_run,
+        by,
+    }) = a.action
+    {
+        return prune(&store, &unused_since, dry_run, &who(by));
+    }
+    let store = open_store(a.store.as_deref().unwrap_or_default())?;
     let now = OffsetDateTime::now_utc();
+    let inventory = store.inventory().map_err(|e| usage(e.to_string()))?;
+    if let Some(limit) = a.over_limit {
+        let over = scopekey::inventory::consumers_over_limit(&inventory, now, limit)
+            .map_err(|e| usage(e.to_string()))?;
+        for (subject, n) in &over {
+            println!("{subject}: {n} live tokens (limit {limit})");
+        }
+        return if over.is_empty() {
+            Ok(())
+        } else {
+            Err(refused(format!(
+                "{} consumer(s) over the limit",
+                over.len()
+            )))
+        };
+    }
+    if a.unregistered {
+        let registered: std::collections::HashSet<String> = store
+            .consumers()
+            .map_err(|e| usage(format!("store: {e}")))?
+            .into_iter()
+            .map(|c| c.name().to_owned())
+            .collect();
+        let outside =
+            scopekey::inventory::unregistered_tokens(&inventory, now, |s| registered.contains(s))
+                .map_err(|e| usage(e.to_string()))?;
+        for r in &outside {
+            println!(
+                "{} sub={} issued={} expires={}",
+                r.token_id(),
+                r.subject(),
+                fmt_time(r.issued_at()),
+                fmt_time(r.expires_at())
+            );
+        }
+        return if outside.is_empty() {
+            Ok(())
+        } else {
+            Err(refused(format!(
+                "{} token(s) minted outside the registry",
+                outside.len()
+            )))
+        };
+    }
     let mut q = InventoryQuery::all();
     if let Some(s) = a.subject {
         q = q.subject(s);
@@ -719,7 +944,6 @@ fn tokens(a: TokensArgs) -> Outcome {
         let secs = i64::try_from(duration(d)?.as_secs()).unwrap_or(i64::MAX);
         q = q.unused_since(now - time::Duration::seconds(secs));
     }
-    let inventory = store.inventory().map_err(|e| usage(e.to_string()))?;
     let records = inventory.query(&q).map_err(|e| usage(e.to_string()))?;
     let row = |r: &TokenRecord| {
         serde_json::json!({
@@ -760,6 +984,148 @@ fn tokens(a: TokensArgs) -> Outcome {
         );
     }
     Ok(())
+}
+
+fn prune(url: &str, unused_since: &str, dry_run: bool, by: &str) -> Outcome {
+    let store = open_store(url)?;
+    let now = OffsetDateTime::now_utc();
+    let secs = i64::try_from(duration(unused_since)?.as_secs()).unwrap_or(i64::MAX);
+    let cutoff = now - time::Duration::seconds(secs);
+    let inventory = store.inventory().map_err(|e| usage(e.to_string()))?;
+    let replica = Replica::start(&store, ReplicaOptions::default())
+        .map_err(|e| usage(format!("store: {e}")))?;
+    let pruned = scopekey::inventory::prune(&inventory, &replica, cutoff, now, dry_run, by)
+        .map_err(|e| usage(e.to_string()))?;
+    let verb = if dry_run { "would revoke" } else { "revoked" };
+    for r in &pruned {
+        println!(
+            "{verb} {} sub={} last_used={}",
+            r.token_id(),
+            r.subject(),
+            r.last_used().map_or("never".into(), fmt_time)
+        );
+    }
+    println!("{} token(s) {verb}", pruned.len());
+    Ok(())
+}
+
+fn consumers(c: ConsumersCommand) -> Outcome {
+    use scopekey::consumer::Consumer;
+    match c {
+        ConsumersCommand::Add {
+            store,
+            name,
+            owner,
+            purpose,
+            env,
+            ceiling,
+            allow_broad,
+        } => {
+            let scopes = ceiling
+                .iter()
+                .flat_map(|s| s.split(' '))
+                .filter(|s| !s.is_empty())
+                .map(|s| s.parse().map_err(|e| usage(format!("--ceiling: {e}"))))
+                .collect::<Result<Vec<scopekey::Scope>, _>>()?;
+            let ceiling = scopekey::ScopeSet::from_scopes(scopes)
+                .map_err(|e| usage(format!("--ceiling: {e}")))?;
+            if ceiling.is_broad() && !allow_broad {
+                return Err(refused(
+                    "the ceiling holds a broad scope: pass --allow-broad if that is really meant",
+                ));
+            }
+            let consumer = Consumer::new(&name, &owner, &purpose, environment(&env)?, ceiling)
+                .map_err(usage)?;
+            open_store(&store)?
+                .add_consumer(&consumer)
+                .map_err(|e| usage(format!("store: {e}")))?;
+            println!("registered {name} (ceiling: {})", consumer.ceiling());
+            Ok(())
+        }
+        ConsumersCommand::List { store } => {
+            for c in open_store(&store)?
+                .consumers()
+                .map_err(|e| usage(format!("store: {e}")))?
+            {
+                println!(
+                    "{:<24} {:<8} owner={} env={} ceiling={} purpose={}",
+                    c.name(),
+                    if c.is_enabled() {
+                        "enabled"
+                    } else {
+                        "disabled"
+                    },
+                    c.owner(),
+                    c.environment(),
+                    c.ceiling(),
+                    c.purpose()
+                );
+            }
+            Ok(())
+        }
+        ConsumersCommand::Show { store, name } => {
+            let store = open_store(&store)?;
+            let c = store
+                .consumer(&name)
+                .map_err(|e| usage(format!("store: {e}")))?
+                .ok_or_else(|| refused(format!("unknown consumer {name:?}")))?;
+            let now = OffsetDateTime::now_utc();
+            let inventory = store.inventory().map_err(|e| usage(e.to_string()))?;
+            let replica = Replica::start(&store, ReplicaOptions::default())
+                .map_err(|e| usage(format!("store: {e}")))?;
+            let live = inventory
+                .query(&InventoryQuery::all().subject(&name).live_at(now))
+                .map_err(|e| usage(e.to_string()))?;
+            let reach =
+                scopekey::inventory::reachable_scopes(&inventory, &name, now, Some(&replica))
+                    .map_err(|e| usage(e.to_string()))?;
+            print_json(&serde_json::json!({
+                "name": c.name(), "owner": c.owner(), "purpose": c.purpose(),
+                "env": c.environment().as_str(), "ceiling": c.ceiling().to_string(),
+                "created": fmt_time(c.created_at()), "disabled": c.disabled_at().map(fmt_time),
+                "live_tokens": live.iter().map(|r| r.token_id().as_str()).collect::<Vec<_>>(),
+                "can_touch_now": reach.to_string(),
+            }))
+        }
+        ConsumersCommand::Disable {
+            store,
+            name,
+            reason,
+            by,
+        } => {
+            let record = open_store(&store)?
+                .disable_consumer(&name, &who(by), &reason)
+                .map_err(|e| usage(format!("store: {e}")))?
+                .ok_or_else(|| refused(format!("unknown consumer {name:?}")))?;
+            println!("disabled {name}; revoked {}", record.target());
+            Ok(())
+        }
+    }
+}
+
+fn roles(r: RolesCommand) -> Outcome {
+    match r {
+        RolesCommand::Check { file } => {
+            let roles = load_roles(&file)?;
+            for (name, scopes) in roles.iter() {
+                let broad = if scopes.is_broad() {
+                    "  (broad: needs --allow-broad)"
+                } else {
+                    ""
+                };
+                println!("{name} = {scopes}{broad}");
+            }
+            Ok(())
+        }
+        RolesCommand::Import { store, file } => {
+            let roles = load_roles(&file)?;
+            open_store(&store)?
+                .put_roles(&roles)
+                .map_err(|e| usage(format!("store: {e}")))?;
+            println!("imported {} role(s)", roles.iter().count());
+            Ok(())
+        }
+    }
 }
 
 fn scan_command(a: ScanArgs) -> Outcome {

@@ -3,6 +3,7 @@
 use crate::rows;
 use crate::{StoreError, StoreErrorKind};
 use scopekey::audit::AuditEvent;
+use scopekey::consumer::{Consumer, Roles};
 use scopekey::inventory::{InventoryQuery, TokenRecord};
 use scopekey::refresh::Rotation;
 use scopekey::revocation::{Revocation, RevocationTarget};
@@ -375,6 +376,138 @@ impl Store {
                 };
                 tx.commit().await.map_err(StoreError::query)?;
                 Ok(outcome)
+            })
+        }))
+    }
+
+    // ---- consumers and roles -----------------------------------------------------------------
+
+    /// Registers a consumer.
+    ///
+    /// # Errors
+    /// A query error (including a name already registered).
+    pub fn add_consumer(&self, c: &Consumer) -> Result<(), StoreError> {
+        let c = c.clone();
+        self.block(move |b| Box::pin(async move {
+            let sql = "INSERT INTO scopekey_consumers (name, owner, purpose, environment, ceiling, created_at, disabled_at) \
+                       VALUES ($1, $2, $3, $4, $5, $6, $7)";
+            on!(&b, pool => {
+                sqlx::query(sql)
+                    .bind(c.name().to_owned()).bind(c.owner().to_owned()).bind(c.purpose().to_owned())
+                    .bind(c.environment().as_str().to_owned()).bind(c.ceiling().to_string())
+                    .bind(c.created_at().unix_timestamp())
+                    .bind(c.disabled_at().map(OffsetDateTime::unix_timestamp))
+                    .execute(pool).await.map_err(StoreError::query)?;
+            });
+            Ok(())
+        }))
+    }
+
+    /// Every registered consumer, by name.
+    ///
+    /// # Errors
+    /// A query error, or [`StoreErrorKind::Corrupt`] for a row that does not parse.
+    pub fn consumers(&self) -> Result<Vec<Consumer>, StoreError> {
+        self.block(|b| Box::pin(async move {
+            let sql = "SELECT name, owner, purpose, environment, ceiling, created_at, disabled_at FROM scopekey_consumers ORDER BY name";
+            on!(&b, pool => {
+                let rows = sqlx::query(sql).fetch_all(pool).await.map_err(StoreError::query)?;
+                rows.iter().map(rows::consumer).collect()
+            })
+        }))
+    }
+
+    /// One consumer.
+    ///
+    /// # Errors
+    /// As [`Store::consumers`].
+    pub fn consumer(&self, name: &str) -> Result<Option<Consumer>, StoreError> {
+        Ok(self.consumers()?.into_iter().find(|c| c.name() == name))
+    }
+
+    /// Disables a consumer and, in the same transaction, revokes every token issued to it so
+    /// far. Returns the revocation, or `None` if no such consumer exists.
+    ///
+    /// # Errors
+    /// [`StoreErrorKind::InvalidInput`] for an invalid `by` or `reason`, otherwise a query error.
+    pub fn disable_consumer(
+        &self,
+        name: &str,
+        by: &str,
+        reason: &str,
+    ) -> Result<Option<Arc<Revocation>>, StoreError> {
+        let now = now_seconds();
+        let target = RevocationTarget::Subject {
+            subject: name.to_owned(),
+            issued_before: Some(at(now + 1)?),
+        };
+        let record = Revocation::new(target, by, at(now)?, reason)
+            .map_err(|e| StoreError::new(StoreErrorKind::InvalidInput, e.to_string()))?;
+        let (kind, value, instant) = rows::revocation_columns(record.target());
+        let (name, by, reason) = (
+            name.to_owned(),
+            record.by().to_owned(),
+            record.reason().to_owned(),
+        );
+        let found = self.block(move |b| Box::pin(async move {
+            let found = on!(&b, pool => {
+                let mut tx = pool.begin().await.map_err(StoreError::query)?;
+                let n = sqlx::query("UPDATE scopekey_consumers SET disabled_at = $1 WHERE name = $2")
+                    .bind(now).bind(name).execute(&mut *tx).await.map_err(StoreError::query)?.rows_affected();
+                if n == 1 {
+                    sqlx::query("INSERT INTO scopekey_revocations (kind, value, instant, revoked_by, revoked_at, reason) VALUES ($1, $2, $3, $4, $5, $6)")
+                        .bind(kind).bind(value).bind(instant).bind(by).bind(now).bind(reason)
+                        .execute(&mut *tx).await.map_err(StoreError::query)?;
+                }
+                tx.commit().await.map_err(StoreError::query)?;
+                n == 1
+            });
+            notify(&b, "revocation").await?;
+            Ok(found)
+        }))?;
+        Ok(found.then(|| Arc::new(record)))
+    }
+
+    /// Stores role definitions, replacing roles of the same name.
+    ///
+    /// # Errors
+    /// A query error.
+    pub fn put_roles(&self, roles: &Roles) -> Result<(), StoreError> {
+        let list: Vec<(String, String)> = roles
+            .iter()
+            .map(|(n, s)| (n.to_owned(), s.to_string()))
+            .collect();
+        self.block(move |b| Box::pin(async move {
+            let sql = "INSERT INTO scopekey_roles (name, scopes) VALUES ($1, $2) \
+                       ON CONFLICT (name) DO UPDATE SET scopes = excluded.scopes";
+            on!(&b, pool => {
+                let mut tx = pool.begin().await.map_err(StoreError::query)?;
+                for (name, scopes) in list {
+                    sqlx::query(sql).bind(name).bind(scopes).execute(&mut *tx).await.map_err(StoreError::query)?;
+                }
+                tx.commit().await.map_err(StoreError::query)?;
+            });
+            Ok(())
+        }))
+    }
+
+    /// The stored role definitions.
+    ///
+    /// # Errors
+    /// A query error, or [`StoreErrorKind::Corrupt`] for a row that does not parse.
+    pub fn roles(&self) -> Result<Roles, StoreError> {
+        self.block(|b| Box::pin(async move {
+            on!(&b, pool => {
+                let rows = sqlx::query("SELECT name, scopes FROM scopekey_roles ORDER BY name")
+                    .fetch_all(pool).await.map_err(StoreError::query)?;
+                let mut roles = Roles::new();
+                for row in &rows {
+                    let name: String = row.try_get("name").map_err(StoreError::query)?;
+                    let scopes: String = row.try_get("scopes").map_err(StoreError::query)?;
+                    let set = scopes.parse().map_err(|e| StoreError::corrupt("scopekey_roles", &name, e))?;
+                    roles.insert(&name, set).map_err(|e| StoreError::corrupt("scopekey_roles", &name, e))?;
+                }
+                Ok(roles)
             })
         }))
     }

@@ -3,6 +3,7 @@
 
 use crate::StoreError;
 use crate::backend::at;
+use scopekey::consumer::Consumer;
 use scopekey::inventory::{TokenRecord, TokenRecordParts};
 use scopekey::revocation::{Revocation, RevocationTarget};
 use scopekey::{KeyId, PublicKey, TokenType};
@@ -180,4 +181,33 @@ where
             .transpose()?,
     };
     Ok(parts.into())
+}
+
+pub(crate) fn consumer<R>(row: &R) -> Result<Consumer, StoreError>
+where
+    R: Row,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> &'r str: sqlx::ColumnIndex<R>,
+{
+    const T: &str = "scopekey_consumers";
+    let name: String = get(row, T, "?", "name")?;
+    let shown: String = name.chars().take(60).collect();
+    let bad = |why: String| StoreError::corrupt(T, &shown, why);
+    let time = |t: i64| at(t).map_err(|_| bad("time out of range".into()));
+    let env = get::<String, _>(row, T, &shown, "environment")?
+        .parse()
+        .map_err(|e: scopekey::InvalidId| bad(e.to_string()))?;
+    let ceiling = get::<String, _>(row, T, &shown, "ceiling")?
+        .parse()
+        .map_err(|e: scopekey::ScopeError| bad(e.to_string()))?;
+    let owner: String = get(row, T, &shown, "owner")?;
+    let purpose: String = get(row, T, &shown, "purpose")?;
+    let created = time(get(row, T, &shown, "created_at")?)?;
+    let disabled = get::<Option<i64>, _>(row, T, &shown, "disabled_at")?
+        .map(time)
+        .transpose()?;
+    Consumer::from_parts(&name, &owner, &purpose, env, ceiling, created, disabled)
+        .map_err(|e| bad(e.to_string()))
 }

@@ -369,3 +369,72 @@ impl Inventory for MemoryInventory {
         Ok(out)
     }
 }
+
+/// Live tokens not used since `unused_since` (never used counts from issue), revoked one by one
+/// unless `dry_run`. Returns exactly the tokens that were (or would be) revoked.
+///
+/// # Errors
+/// [`InventoryError`] when the inventory cannot be read or a revocation fails; tokens revoked
+/// before the failure stay revoked.
+pub fn prune(
+    inventory: &dyn Inventory,
+    revoker: &dyn crate::revocation::Revoker,
+    unused_since: OffsetDateTime,
+    now: OffsetDateTime,
+    dry_run: bool,
+    by: &str,
+) -> Result<Vec<TokenRecord>, InventoryError> {
+    let stale = inventory.query(
+        &InventoryQuery::all()
+            .live_at(now)
+            .unused_since(unused_since),
+    )?;
+    if !dry_run {
+        for r in &stale {
+            let target = crate::revocation::RevocationTarget::Token {
+                token_id: r.token_id.clone(),
+                expires_at: Some(r.expires_at),
+            };
+            revoker
+                .revoke(target, by, "pruned: not used since the cut-off")
+                .map_err(|e| {
+                    InventoryError::new(format!("pruning stopped: {e}"), Some(Box::new(e)))
+                })?;
+        }
+    }
+    Ok(stale)
+}
+
+/// Consumers holding more than `limit` live tokens at `now`, with their counts, most first.
+///
+/// # Errors
+/// When the inventory cannot be read.
+pub fn consumers_over_limit(
+    inventory: &dyn Inventory,
+    now: OffsetDateTime,
+    limit: usize,
+) -> Result<Vec<(String, usize)>, InventoryError> {
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for r in inventory.query(&InventoryQuery::all().live_at(now))? {
+        *counts.entry(r.subject).or_default() += 1;
+    }
+    let mut over: Vec<(String, usize)> = counts.into_iter().filter(|(_, n)| *n > limit).collect();
+    over.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    Ok(over)
+}
+
+/// Live tokens whose `sub` is not a registered consumer (minted outside the registry).
+///
+/// # Errors
+/// When the inventory cannot be read.
+pub fn unregistered_tokens(
+    inventory: &dyn Inventory,
+    now: OffsetDateTime,
+    is_registered: impl Fn(&str) -> bool,
+) -> Result<Vec<TokenRecord>, InventoryError> {
+    Ok(inventory
+        .query(&InventoryQuery::all().live_at(now))?
+        .into_iter()
+        .filter(|r| !is_registered(&r.subject))
+        .collect())
+}

@@ -34,6 +34,12 @@ pub enum IssueErrorKind {
     Randomness,
     /// The inventory or the audit sink could not record the token, so it was withheld.
     Record,
+    /// The consumer is disabled.
+    ConsumerDisabled,
+    /// The consumer belongs to another environment than the issuer.
+    ConsumerEnvironment,
+    /// A requested scope is beyond the consumer's ceiling (the message names it).
+    BeyondCeiling,
 }
 
 /// A token that could not be minted, and why.
@@ -285,6 +291,52 @@ impl Issuer {
     /// [`IssueErrorKind::Randomness`] if no token id could be drawn.
     pub fn issue(&self, request: &TokenRequest) -> Result<Minted, IssueError> {
         self.issue_typed(request, TokenType::Access, None, None)
+    }
+
+    /// Mints a token for a registered `consumer`: the subject is the consumer's name, owner and
+    /// purpose default to the consumer's, and every scope must be within its ceiling.
+    ///
+    /// # Errors
+    /// [`IssueErrorKind::ConsumerDisabled`], [`IssueErrorKind::ConsumerEnvironment`] when the
+    /// consumer runs in another environment, [`IssueErrorKind::BeyondCeiling`] naming the
+    /// offending scopes, then as [`Issuer::issue`].
+    pub fn issue_for(
+        &self,
+        consumer: &crate::consumer::Consumer,
+        request: &TokenRequest,
+    ) -> Result<Minted, IssueError> {
+        if !consumer.is_enabled() {
+            return Err(IssueError::new(
+                IssueErrorKind::ConsumerDisabled,
+                format!(
+                    "consumer {:?} is disabled; no token may be minted for it",
+                    consumer.name()
+                ),
+            ));
+        }
+        if consumer.environment() != &self.environment {
+            return Err(IssueError::new(
+                IssueErrorKind::ConsumerEnvironment,
+                format!(
+                    "consumer {:?} belongs to {}, this issuer to {}",
+                    consumer.name(),
+                    consumer.environment(),
+                    self.environment
+                ),
+            ));
+        }
+        consumer
+            .check_ceiling(&request.scopes)
+            .map_err(|e| IssueError::new(IssueErrorKind::BeyondCeiling, e.to_string()))?;
+        let mut request = request.clone();
+        request.subject = consumer.name().to_owned();
+        request
+            .owner
+            .get_or_insert_with(|| consumer.owner().to_owned());
+        request
+            .purpose
+            .get_or_insert_with(|| consumer.purpose().to_owned());
+        self.issue(&request)
     }
 
     /// Mints a token of `token_type`, with a given id when the caller registered it first

@@ -79,6 +79,7 @@ pub mod audit;
 mod b64;
 mod claims;
 mod clock;
+pub mod consumer;
 pub mod danger;
 mod error;
 pub mod inventory;

@@ -1,0 +1,374 @@
+//! Consumers and roles: least privilege at issuance.
+//!
+//! A [`Consumer`] (an integration, a service, a CI job) is registered once with its owner,
+//! purpose, environment and a **ceiling**: the most it may ever be granted. Tokens are minted for
+//! it from named [`Roles`] (bundles of scopes expanded at mint time, so verification stays a pure
+//! scope check) and never beyond its ceiling ([`Issuer::issue_for`](crate::Issuer::issue_for)).
+//!
+//! ```
+//! use scopekey::consumer::{Consumer, Roles};
+//!
+//! let roles = Roles::from_toml("roles.toml", r#"
+//! [roles]
+//! metrics-reader = "metrics:read"
+//! publisher = "posts:write posts:read"
+//! "#)?;
+//! let analytics = Consumer::new(
+//!     "analytics", "team-data", "dashboards", "production".parse()?, "metrics:read".parse()?,
+//! )?;
+//! let scopes = roles.expand(["metrics-reader"], false)?;
+//! assert!(analytics.check_ceiling(&scopes).is_ok());
+//! let too_much = roles.expand(["publisher"], false)?;
+//! let refused = analytics.check_ceiling(&too_much).unwrap_err();
+//! assert_eq!(refused.offending().len(), 2);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use crate::claims::{Environment, check_text};
+use crate::scope::{Scope, ScopeSet};
+use std::collections::BTreeMap;
+use std::fmt;
+use time::OffsetDateTime;
+
+/// A registered consumer: the token's `sub`, who answers for it, what it is for, where it runs,
+/// and the most it may ever be granted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consumer {
+    name: String,
+    owner: String,
+    purpose: String,
+    environment: Environment,
+    ceiling: ScopeSet,
+    created_at: OffsetDateTime,
+    disabled_at: Option<OffsetDateTime>,
+}
+
+/// An invalid consumer or role definition.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct DefinitionError(String);
+
+impl Consumer {
+    /// A new, enabled consumer created now.
+    ///
+    /// # Errors
+    /// [`DefinitionError`] for an empty, over-long or control-character name, owner or purpose,
+    /// or an empty ceiling.
+    pub fn new(
+        name: &str,
+        owner: &str,
+        purpose: &str,
+        environment: Environment,
+        ceiling: ScopeSet,
+    ) -> Result<Self, DefinitionError> {
+        Self::from_parts(
+            name,
+            owner,
+            purpose,
+            environment,
+            ceiling,
+            OffsetDateTime::now_utc(),
+            None,
+        )
+    }
+
+    /// A consumer with every field given, for stores that load rows.
+    ///
+    /// # Errors
+    /// As [`Consumer::new`].
+    pub fn from_parts(
+        name: &str,
+        owner: &str,
+        purpose: &str,
+        environment: Environment,
+        ceiling: ScopeSet,
+        created_at: OffsetDateTime,
+        disabled_at: Option<OffsetDateTime>,
+    ) -> Result<Self, DefinitionError> {
+        for (field, value) in [("name", name), ("owner", owner), ("purpose", purpose)] {
+            check_text(field, value).map_err(|e| DefinitionError(format!("consumer {e}")))?;
+        }
+        if ceiling.is_empty() {
+            return Err(DefinitionError(format!(
+                "consumer {name:?}: the ceiling must grant at least one scope"
+            )));
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            owner: owner.to_owned(),
+            purpose: purpose.to_owned(),
+            environment,
+            ceiling,
+            created_at,
+            disabled_at,
+        })
+    }
+
+    /// The name: every token of this consumer has it as `sub`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    /// Who answers for it.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+    /// What it is for.
+    pub fn purpose(&self) -> &str {
+        &self.purpose
+    }
+    /// Where it runs.
+    pub fn environment(&self) -> &Environment {
+        &self.environment
+    }
+    /// The most it may ever be granted.
+    pub fn ceiling(&self) -> &ScopeSet {
+        &self.ceiling
+    }
+    /// When it was registered.
+    pub fn created_at(&self) -> OffsetDateTime {
+        self.created_at
+    }
+    /// When it was disabled, if it was.
+    pub fn disabled_at(&self) -> Option<OffsetDateTime> {
+        self.disabled_at
+    }
+    /// Whether tokens may be minted for it.
+    pub fn is_enabled(&self) -> bool {
+        self.disabled_at.is_none()
+    }
+
+    /// Checks that the ceiling covers every scope of `scopes`.
+    ///
+    /// # Errors
+    /// [`BeyondCeiling`], naming every offending scope.
+    pub fn check_ceiling(&self, scopes: &ScopeSet) -> Result<(), BeyondCeiling> {
+        let offending: Vec<Scope> = scopes
+            .iter()
+            .filter(|s| !self.ceiling.allows_scope(s))
+            .cloned()
+            .collect();
+        if offending.is_empty() {
+            Ok(())
+        } else {
+            Err(BeyondCeiling {
+                consumer: self.name.clone(),
+                offending,
+            })
+        }
+    }
+}
+
+/// Scopes a consumer's ceiling does not cover.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BeyondCeiling {
+    consumer: String,
+    offending: Vec<Scope>,
+}
+
+impl BeyondCeiling {
+    /// The scopes beyond the ceiling.
+    pub fn offending(&self) -> &[Scope] {
+        &self.offending
+    }
+}
+
+impl fmt::Display for BeyondCeiling {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list: Vec<String> = self.offending.iter().map(ToString::to_string).collect();
+        write!(
+            f,
+            "consumer {:?} may not be granted {}: beyond its ceiling",
+            self.consumer,
+            list.join(" ")
+        )
+    }
+}
+
+impl std::error::Error for BeyondCeiling {}
+
+/// Named bundles of scopes, e.g. `publisher = "posts:write posts:read"`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Roles {
+    roles: BTreeMap<String, ScopeSet>,
+}
+
+/// A role definition or expansion that failed, naming the file, line and scope.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct RoleError {
+    message: String,
+    line: Option<usize>,
+}
+
+impl RoleError {
+    /// The 1-based line in the role file, when the problem has one.
+    pub fn line(&self) -> Option<usize> {
+        self.line
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoleFile {
+    roles: BTreeMap<toml::Spanned<String>, toml::Spanned<String>>,
+}
+
+/// Role names: lowercase letters, digits, `-` and `_`, starting with a letter, at most 64 bytes.
+fn valid_role_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 64
+        && b[0].is_ascii_lowercase()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'_')
+}
+
+impl Roles {
+    /// No roles.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Defines (or replaces) a role.
+    ///
+    /// # Errors
+    /// [`RoleError`] for an invalid name or an empty scope set.
+    pub fn insert(&mut self, name: &str, scopes: ScopeSet) -> Result<(), RoleError> {
+        if !valid_role_name(name) {
+            return Err(RoleError {
+                message: format!("role {name:?}: names are lowercase letters, digits, - and _"),
+                line: None,
+            });
+        }
+        if scopes.is_empty() {
+            return Err(RoleError {
+                message: format!("role {name:?} grants nothing"),
+                line: None,
+            });
+        }
+        self.roles.insert(name.to_owned(), scopes);
+        Ok(())
+    }
+
+    /// Loads roles from TOML text: a `[roles]` table of `name = "scope scope …"`. `file` names
+    /// the source in messages.
+    ///
+    /// # Errors
+    /// [`RoleError`] naming the file, line and offending role or scope: invalid TOML, an unknown
+    /// table, an invalid role name, an invalid or duplicate scope, or an empty role.
+    pub fn from_toml(file: &str, text: &str) -> Result<Self, RoleError> {
+        let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
+        let parsed: RoleFile = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| line_of(s.start));
+            RoleError {
+                message: format!(
+                    "{file}{}: {}",
+                    line.map(|l| format!(":{l}")).unwrap_or_default(),
+                    e.message()
+                ),
+                line,
+            }
+        })?;
+        let mut roles = Self::new();
+        for (name, scopes) in parsed.roles {
+            let line = line_of(name.span().start);
+            let name = name.into_inner();
+            let at = |message: String| RoleError {
+                message: format!("{file}:{line}: role {name:?}: {message}"),
+                line: Some(line),
+            };
+            let set: ScopeSet = scopes.get_ref().parse().map_err(|e| at(format!("{e}")))?;
+            roles.insert(&name, set).map_err(|e| at(e.message))?;
+        }
+        Ok(roles)
+    }
+
+    /// The scopes of a role.
+    pub fn get(&self, name: &str) -> Option<&ScopeSet> {
+        self.roles.get(name)
+    }
+
+    /// Every role, by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &ScopeSet)> {
+        self.roles.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// The union of the scopes of `names`, as a token will carry them.
+    ///
+    /// # Errors
+    /// [`RoleError`] for an unknown role, or a role holding a broad scope without
+    /// `allow_broad` (the same opt-in as a broad scope).
+    pub fn expand<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a str>,
+        allow_broad: bool,
+    ) -> Result<ScopeSet, RoleError> {
+        let mut all = std::collections::BTreeSet::new();
+        for name in names {
+            let set = self.roles.get(name).ok_or_else(|| RoleError {
+                message: format!("unknown role {name:?}"),
+                line: None,
+            })?;
+            if let Some(b) = set.broad().next().filter(|_| !allow_broad) {
+                return Err(RoleError {
+                    message: format!(
+                        "role {name:?} holds the broad scope {b}, which needs an explicit opt-in"
+                    ),
+                    line: None,
+                });
+            }
+            all.extend(set.iter().cloned());
+        }
+        ScopeSet::from_scopes(all).map_err(|e| RoleError {
+            message: e.to_string(),
+            line: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_files_are_validated_with_file_and_line() {
+        let ok = Roles::from_toml(
+            "roles.toml",
+            "# roles\n[roles]\nreader = \"projects:read\"\npublisher = \"posts:write posts:read\"\n",
+        )
+        .unwrap();
+        assert_eq!(ok.get("publisher").unwrap().len(), 2);
+        let cases = [
+            (
+                "[roles]\nreader = \"projects:read\"\nbad = \"projects/:read\"\n",
+                3,
+                "empty segment",
+            ),
+            ("[roles]\n\nReader = \"a:read\"\n", 3, "names are lowercase"),
+            ("[roles]\nx = \"a:read a:read\"\n", 2, "duplicate"),
+            ("[roles]\nx = \"\"\n", 2, "grants nothing"),
+            ("[roles]\nx = \"a:read\"\nx = \"b:read\"\n", 3, "duplicate"),
+            ("[roles]\nx = \"a:read\"\n[other]\n", 3, "unknown field"),
+            ("[roles]\nx = 3\n", 2, "string"),
+        ];
+        for (text, line, what) in cases {
+            let e = Roles::from_toml("r.toml", text).unwrap_err();
+            assert_eq!(e.line(), Some(line), "{text:?}: {e}");
+            assert!(e.to_string().starts_with(&format!("r.toml:{line}")), "{e}");
+            assert!(e.to_string().contains(what), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn broad_roles_need_the_opt_in() {
+        let roles =
+            Roles::from_toml("r", "[roles]\nadmin = \"projects:*\"\nr = \"a:read\"\n").unwrap();
+        assert!(roles.expand(["admin"], false).is_err());
+        assert!(roles.expand(["admin"], true).is_ok());
+        assert!(roles.expand(["r", "missing"], false).is_err());
+        assert_eq!(
+            roles.expand(["r", "r"], false).unwrap().to_string(),
+            "a:read"
+        );
+    }
+}
