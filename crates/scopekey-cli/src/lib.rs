@@ -996,7 +996,11 @@ fn prune(url: &str, unused_since: &str, dry_run: bool, by: &str) -> Outcome {
         .map_err(|e| usage(format!("store: {e}")))?;
     let pruned = scopekey::inventory::prune(&inventory, &replica, cutoff, now, dry_run, by)
         .map_err(|e| usage(e.to_string()))?;
-    let verb = if dry_run { "would revoke" } else { "revoked" };
+    let (verb, summary) = if dry_run {
+        ("would revoke", "would be revoked")
+    } else {
+        ("revoked", "revoked")
+    };
     for r in &pruned {
         println!(
             "{verb} {} sub={} last_used={}",
@@ -1005,7 +1009,7 @@ fn prune(url: &str, unused_since: &str, dry_run: bool, by: &str) -> Outcome {
             r.last_used().map_or("never".into(), fmt_time)
         );
     }
-    println!("{} token(s) {verb}", pruned.len());
+    println!("{} token(s) {summary}", pruned.len());
     Ok(())
 }
 

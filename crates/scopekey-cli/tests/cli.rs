@@ -537,3 +537,217 @@ fn scan_is_clean_on_a_tree_without_tokens_and_handles_big_files() {
         out.stdout
     );
 }
+
+#[test]
+fn consumers_roles_ceilings_disable_and_prune() {
+    let env = Env::new("consumers");
+    let (secret, public) = env.keygen("keys");
+    let store = env.store();
+    let ok = |out: Output| {
+        assert_eq!(out.code, 0, "{}\n{}", out.stdout, out.stderr);
+        out
+    };
+    ok(env.run(&["keys", "add", "--store", &store, "--public-key", &public]));
+    ok(env.run(&[
+        "consumers",
+        "add",
+        "--store",
+        &store,
+        "--name",
+        "analytics",
+        "--owner",
+        "team-data",
+        "--purpose",
+        "dashboards",
+        "--env",
+        "production",
+        "--ceiling",
+        "metrics:read",
+    ]));
+    ok(env.run(&[
+        "consumers",
+        "add",
+        "--store",
+        &store,
+        "--name",
+        "publisher",
+        "--owner",
+        "team-web",
+        "--purpose",
+        "blog",
+        "--env",
+        "production",
+        "--ceiling",
+        "posts:write posts:read",
+    ]));
+
+    // Roles: checked with file and line, imported, expanded at mint time.
+    let roles = env.path("roles.toml");
+    std::fs::write(
+        &roles,
+        "[roles]\nreader = \"metrics:read\"\nwriter = \"posts:write posts:read\"\n",
+    )
+    .unwrap();
+    let bad = env.path("bad.toml");
+    std::fs::write(
+        &bad,
+        "[roles]\nreader = \"metrics:read\"\nbroken = \"metrics/:read\"\n",
+    )
+    .unwrap();
+    let out = env.run(&["roles", "check", bad.to_str().unwrap()]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains(&format!("{}:3", bad.display()))
+            && out.stderr.contains("metrics/:read"),
+        "{}",
+        out.stderr
+    );
+    ok(env.run(&["roles", "check", roles.to_str().unwrap()]));
+    ok(env.run(&[
+        "roles",
+        "import",
+        "--store",
+        &store,
+        roles.to_str().unwrap(),
+    ]));
+
+    let mint = |consumer: &str, extra: &[&str]| {
+        let mut args = vec![
+            "mint",
+            "--secret-key",
+            &secret,
+            "--issuer",
+            "https://auth.example",
+            "--audience",
+            "https://api.example",
+            "--env",
+            "production",
+            "--consumer",
+            consumer,
+            "--store",
+            &store,
+        ];
+        args.extend_from_slice(extra);
+        env.run(&args)
+    };
+    // Within the ceiling.
+    let analytics = ok(mint("analytics", &["--role", "reader"]))
+        .stdout
+        .trim()
+        .to_owned();
+    let publisher = ok(mint("publisher", &["--role", "writer"]))
+        .stdout
+        .trim()
+        .to_owned();
+    // Beyond it: exit 1, naming the scope. By role and by scope.
+    for extra in [
+        &["--role", "writer"][..],
+        &["--scope", "metrics:write"][..],
+        &["--role", "reader", "--scope", "billing:read"][..],
+    ] {
+        let out = mint("analytics", extra);
+        assert_eq!(out.code, 1, "{extra:?}");
+        assert!(out.stderr.contains("beyond its ceiling"), "{}", out.stderr);
+    }
+    assert!(
+        mint("analytics", &["--scope", "billing:read"])
+            .stderr
+            .contains("billing:read")
+    );
+    let out = mint("nobody", &["--scope", "metrics:read"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("unknown consumer"));
+
+    // Disable: its tokens are refused at once; the other consumer is unaffected; no new tokens.
+    let verify = |t: &str| {
+        env.run(&[
+            "verify",
+            "--store",
+            &store,
+            "--issuer",
+            "https://auth.example",
+            "--audience",
+            "https://api.example",
+            "--env",
+            "production",
+            t,
+        ])
+    };
+    assert_eq!(verify(&analytics).code, 0);
+    ok(env.run(&[
+        "consumers",
+        "disable",
+        "--store",
+        &store,
+        "analytics",
+        "--reason",
+        "contract ended",
+    ]));
+    let out = verify(&analytics);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("revoked"), "{}", out.stderr);
+    assert_eq!(verify(&publisher).code, 0);
+    let out = mint("analytics", &["--role", "reader"]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("disabled"), "{}", out.stderr);
+    let list = ok(env.run(&["consumers", "list", "--store", &store])).stdout;
+    assert!(list.contains("analytics") && list.contains("disabled"));
+    let show = ok(env.run(&["consumers", "show", "--store", &store, "publisher"])).stdout;
+    let show: serde_json::Value = serde_json::from_str(&show).unwrap();
+    assert_eq!(show["can_touch_now"], "posts:read posts:write");
+
+    // Reports.
+    let out = env.run(&["tokens", "--store", &store, "--unregistered"]);
+    assert_eq!(
+        out.code, 0,
+        "every token here was minted for a registered consumer"
+    );
+    let out = env.run(&["tokens", "--store", &store, "--over-limit", "0"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stdout.contains("publisher: 1 live tokens"),
+        "{}",
+        out.stdout
+    );
+
+    // Prune: one token used recently, one never used.
+    let used = ok(mint("publisher", &["--role", "writer"]))
+        .stdout
+        .trim()
+        .to_owned();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let jti_of = |t: &str| {
+        let v: serde_json::Value = serde_json::from_str(&env.run(&["inspect", t]).stdout).unwrap();
+        v["claims"]["jti"].as_str().unwrap().to_owned()
+    };
+    let s = scopekey_store::Store::open(&store).unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    s.touch_tokens(vec![(jti_of(&used).parse().unwrap(), now)])
+        .unwrap();
+    drop(s);
+    let dry = ok(env.run(&[
+        "tokens",
+        "prune",
+        "--store",
+        &store,
+        "--unused-since",
+        "1s",
+        "--dry-run",
+    ]))
+    .stdout;
+    assert!(dry.contains(&jti_of(&publisher)), "{dry}");
+    assert!(!dry.contains(&jti_of(&used)), "{dry}");
+    assert!(dry.contains("1 token(s) would be revoked"), "{dry}");
+    assert!(
+        !dry.contains(&jti_of(&analytics)),
+        "already revoked: not listed: {dry}"
+    );
+    assert_eq!(verify(&publisher).code, 0, "the dry run revoked nothing");
+    let real = ok(env.run(&["tokens", "prune", "--store", &store, "--unused-since", "1s"])).stdout;
+    assert!(
+        real.contains(&jti_of(&publisher)) && real.contains("1 token(s) revoked"),
+        "{real}"
+    );
+    assert_eq!(verify(&publisher).code, 1);
+    assert_eq!(verify(&used).code, 0);
+}

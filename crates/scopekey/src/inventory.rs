@@ -370,32 +370,45 @@ impl Inventory for MemoryInventory {
     }
 }
 
-/// Live tokens not used since `unused_since` (never used counts from issue), revoked one by one
-/// unless `dry_run`. Returns exactly the tokens that were (or would be) revoked.
+/// Live, not yet revoked tokens not used since `unused_since` (never used counts from issue),
+/// revoked one by one unless `dry_run`. Returns exactly the tokens that were (or would be)
+/// revoked.
 ///
 /// # Errors
-/// [`InventoryError`] when the inventory cannot be read or a revocation fails; tokens revoked
-/// before the failure stay revoked.
+/// [`InventoryError`] when the inventory cannot be read, the revocation state is stale (it
+/// cannot say which tokens are already revoked), or a revocation fails; tokens revoked before a
+/// failure stay revoked.
 pub fn prune(
     inventory: &dyn Inventory,
-    revoker: &dyn crate::revocation::Revoker,
+    revocations: &dyn crate::refresh::Revocations,
     unused_since: OffsetDateTime,
     now: OffsetDateTime,
     dry_run: bool,
     by: &str,
 ) -> Result<Vec<TokenRecord>, InventoryError> {
-    let stale = inventory.query(
-        &InventoryQuery::all()
-            .live_at(now)
-            .unused_since(unused_since),
-    )?;
+    let query = InventoryQuery::all()
+        .live_at(now)
+        .unused_since(unused_since);
+    let mut stale = Vec::new();
+    for r in inventory.query(&query)? {
+        match revocations.status_of(&r.facts()) {
+            RevocationStatus::NotRevoked => stale.push(r),
+            RevocationStatus::Revoked(_) => {}
+            RevocationStatus::Stale { .. } => {
+                return Err(InventoryError::new(
+                    "revocation state is stale; pruning needs a current list",
+                    None,
+                ));
+            }
+        }
+    }
     if !dry_run {
         for r in &stale {
             let target = crate::revocation::RevocationTarget::Token {
                 token_id: r.token_id.clone(),
                 expires_at: Some(r.expires_at),
             };
-            revoker
+            revocations
                 .revoke(target, by, "pruned: not used since the cut-off")
                 .map_err(|e| {
                     InventoryError::new(format!("pruning stopped: {e}"), Some(Box::new(e)))
