@@ -119,3 +119,79 @@ async fn a_revocation_through_one_instance_is_refused_by_the_other() {
     assert!(records.is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_consumer_is_refused_by_the_service_and_others_are_not() {
+    use scopekey::consumer::Consumer;
+    let dir = std::env::temp_dir().join(format!("scopekey-svc-disable-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}/state.db", dir.display());
+    let key = SigningKey::generate().unwrap();
+    let public = key.public_key().clone();
+    let store = tokio::task::spawn_blocking(move || {
+        let s = Store::open(&url).unwrap();
+        s.add_key(&public, None).unwrap();
+        for (name, ceiling) in [
+            ("analytics", "projects:read"),
+            ("publisher", "projects:read"),
+        ] {
+            let c = Consumer::new(
+                name,
+                "team",
+                "tests",
+                "production".parse().unwrap(),
+                ceiling.parse().unwrap(),
+            )
+            .unwrap();
+            s.add_consumer(&c).unwrap();
+        }
+        s
+    })
+    .await
+    .unwrap();
+    let base = serve(store.clone(), KeySet::new()).await;
+    let issuer = Issuer::new(key, ISS, "production".parse().unwrap()).unwrap();
+    let s2 = store.clone();
+    let consumers = tokio::task::spawn_blocking(move || s2.consumers().unwrap())
+        .await
+        .unwrap();
+    let mint = |name: &str| {
+        let c = consumers.iter().find(|c| c.name() == name).unwrap();
+        issuer
+            .issue_for(
+                c,
+                &TokenRequest::new(name, AUD, "projects:read".parse().unwrap()),
+            )
+            .unwrap()
+            .token()
+            .as_str()
+            .to_owned()
+    };
+    let (analytics, publisher) = (mint("analytics"), mint("publisher"));
+    let client = Client::new();
+    let status = |t: String| {
+        let req = client
+            .get(format!("{base}/projects/1"))
+            .header("authorization", format!("Bearer {t}"));
+        async move { req.send().await.unwrap().status() }
+    };
+    assert_eq!(status(analytics.clone()).await, StatusCode::OK);
+    let s3 = store.clone();
+    tokio::task::spawn_blocking(move || {
+        s3.disable_consumer("analytics", "ops", "contract ended")
+            .unwrap()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let start = Instant::now();
+    while status(analytics.clone()).await != StatusCode::UNAUTHORIZED {
+        assert!(
+            start.elapsed() < Duration::from_millis(1500),
+            "the service still accepts the disabled consumer"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status(publisher).await, StatusCode::OK);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -55,7 +55,8 @@
 //!   stale. See `docs/revocation-playbook.md`.
 //! - [`refresh`]: single-use refresh tokens rotated on every exchange; reuse revokes the family.
 //! - [`audit`]: every decision as a structured event; sinks fail closed. See `docs/audit.md`.
-//! - [`inventory`]: every issued token with owner, purpose, scopes and last use.
+//! - [`inventory`]: every issued token with owner, purpose, scopes and last use; pruning.
+//! - [`consumer`]: registered consumers with ceilings, and roles; see `docs/consumers.md`.
 //! - [`Clock`]: time is injected, so tests move it without sleeping.
 //!
 //! The wire format and its environment binding are described in `docs/tokens.md`; the
@@ -126,6 +127,10 @@ mod docs_audit_md {}
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/revocation-playbook.md")]
 mod docs_revocation_playbook_md {}
+
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/consumers.md")]
+mod docs_consumers_md {}
 
 #[cfg(doctest)]
 #[doc = include_str!("../../../README.md")]
