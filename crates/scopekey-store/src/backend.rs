@@ -294,11 +294,29 @@ impl Store {
     /// A query error, or [`StoreErrorKind::Corrupt`] for a row that does not parse.
     pub fn tokens(&self, query: &InventoryQuery) -> Result<Vec<TokenRecord>, StoreError> {
         let query = query.clone();
+        let ts = |t: Option<OffsetDateTime>| t.map(OffsetDateTime::unix_timestamp);
+        let subject = query.subject_filter().map(str::to_owned);
+        let owner = query.owner_filter().map(str::to_owned);
+        let (live_at, expiring_before, unused_since) = (
+            ts(query.live_at_filter()),
+            ts(query.expiring_before_filter()),
+            ts(query.unused_since_filter()),
+        );
         self.block(move |b| Box::pin(async move {
+            // The conditions run in the database; `matches` below re-checks every row, so the
+            // result is exactly the in-memory inventory's.
             let sql = "SELECT jti, token_type, subject, owner, purpose, scopes, issued_at, expires_at, kid, family, last_used \
-                       FROM scopekey_tokens ORDER BY issued_at, jti";
+                       FROM scopekey_tokens \
+                       WHERE ($1 IS NULL OR subject = $1) \
+                         AND ($2 IS NULL OR owner = $2) \
+                         AND ($3 IS NULL OR expires_at > $3) \
+                         AND ($4 IS NULL OR expires_at < $4) \
+                         AND ($5 IS NULL OR COALESCE(last_used, issued_at) < $5) \
+                       ORDER BY issued_at, jti";
             let records = on!(&b, pool => {
-                let rows = sqlx::query(sql).fetch_all(pool).await.map_err(StoreError::query)?;
+                let rows = sqlx::query(sql)
+                    .bind(subject).bind(owner).bind(live_at).bind(expiring_before).bind(unused_since)
+                    .fetch_all(pool).await.map_err(StoreError::query)?;
                 rows.iter().map(rows::token_record).collect::<Result<Vec<_>, _>>()?
             });
             Ok(records.into_iter().filter(|r| query.matches(r)).collect())

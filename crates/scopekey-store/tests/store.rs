@@ -574,3 +574,74 @@ fn urls_are_checked_and_passwords_never_shown() {
     assert_eq!(e.kind(), StoreErrorKind::Connect);
     assert!(!e.to_string().contains("hunter2"), "{e}");
 }
+
+/// The store filters in SQL; it must answer exactly what the in-memory inventory answers.
+#[test]
+fn store_queries_agree_with_the_in_memory_inventory() {
+    use scopekey::inventory::{MemoryInventory, TokenRecord, TokenRecordParts};
+    for db in backends("querydiff") {
+        let store = Store::open(&db.url()).unwrap();
+        let memory = MemoryInventory::new();
+        let t = |s: i64| OffsetDateTime::from_unix_timestamp(1_900_000_000 + s).unwrap();
+        let kid = KeyId::of_public_key_bytes(&[1; 32]).unwrap();
+        let rows = [
+            ("a", Some("o1"), 0, 100, None),
+            ("a", Some("o2"), 10, 50, Some(40)),
+            ("b", None, 20, 200, Some(20)),
+            ("b", Some("o1"), 30, 30 + 3600, Some(90)),
+            ("c", Some("o1"), 50, 60, None),
+            ("c", None, 60, 61, Some(61)),
+        ];
+        for (i, (sub, owner, iat, exp, used)) in rows.into_iter().enumerate() {
+            let record: TokenRecord = TokenRecordParts {
+                token_id: format!("tok-{i}").parse().unwrap(),
+                token_type: scopekey::TokenType::Access,
+                subject: sub.into(),
+                owner: owner.map(Into::into),
+                purpose: None,
+                scopes: "a:read".parse().unwrap(),
+                issued_at: t(iat),
+                expires_at: t(exp),
+                key_id: kid.clone(),
+                family: None,
+                last_used: used.map(t),
+            }
+            .into();
+            store.record_token(&record).unwrap();
+            memory.record_issued(record).unwrap();
+        }
+        let q = InventoryQuery::all;
+        let queries = [
+            q(),
+            q().subject("a"),
+            q().subject("zz"),
+            q().owner("o1"),
+            q().subject("b").owner("o1"),
+            q().live_at(t(50)),
+            q().live_at(t(60)),
+            q().live_at(t(61)),
+            q().expiring_before(t(60)),
+            q().expiring_before(t(61)),
+            q().unused_since(t(20)),
+            q().unused_since(t(21)),
+            q().unused_since(t(61)).live_at(t(55)),
+            q().owner("o1")
+                .live_at(t(0))
+                .unused_since(t(100))
+                .expiring_before(t(5000)),
+        ];
+        for query in &queries {
+            let ids = |v: Vec<TokenRecord>| {
+                v.into_iter()
+                    .map(|r| r.token_id().to_string())
+                    .collect::<Vec<_>>()
+            };
+            assert_eq!(
+                ids(store.tokens(query).unwrap()),
+                ids(memory.query(query).unwrap()),
+                "{}: {query:?}",
+                db.url()
+            );
+        }
+    }
+}

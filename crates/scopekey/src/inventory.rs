@@ -205,6 +205,31 @@ impl InventoryQuery {
         self
     }
 
+    /// The consumer condition, if set (for stores that filter in SQL).
+    pub fn subject_filter(&self) -> Option<&str> {
+        self.subject.as_deref()
+    }
+
+    /// The owner condition, if set.
+    pub fn owner_filter(&self) -> Option<&str> {
+        self.owner.as_deref()
+    }
+
+    /// The "not expired at" condition, if set.
+    pub fn live_at_filter(&self) -> Option<OffsetDateTime> {
+        self.live_at
+    }
+
+    /// The "expiring before" condition, if set.
+    pub fn expiring_before_filter(&self) -> Option<OffsetDateTime> {
+        self.expiring_before
+    }
+
+    /// The "not used since" condition, if set.
+    pub fn unused_since_filter(&self) -> Option<OffsetDateTime> {
+        self.unused_since
+    }
+
     /// Whether `r` matches.
     pub fn matches(&self, r: &TokenRecord) -> bool {
         self.subject.as_deref().is_none_or(|s| r.subject == s)
