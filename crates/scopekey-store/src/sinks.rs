@@ -52,7 +52,13 @@ impl Store {
                 s.count.fetch_sub(n, Ordering::SeqCst);
             }
         });
-        Ok(StoreAuditSink { tx, state })
+        Ok(StoreAuditSink {
+            inner: Arc::new(AuditInner {
+                tx,
+                state,
+                _store: self.clone(),
+            }),
+        })
     }
 
     /// An [`Inventory`] in this store; last uses are batched and written once a second.
@@ -63,9 +69,7 @@ impl Store {
         let (tx, mut rx) = mpsc::channel::<(TokenId, i64)>(BACKLOG);
         let state = Arc::new(Pending::default());
         let (store, s) = (self.clone(), state.clone());
-        let b = self.backend().clone();
         self.runtime()?.spawn(async move {
-            let _ = b;
             while let Some(first) = rx.recv().await {
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 let mut latest: HashMap<TokenId, i64> = HashMap::new();
@@ -125,30 +129,47 @@ impl Pending {
 }
 
 /// An [`AuditSink`] writing to the store. See [`Store::audit_sink`].
+///
+/// It keeps the store's runtime alive, and when its last clone is dropped it waits (up to 5 s)
+/// for queued events to be written, so shutting down does not lose the tail of the trail.
 #[derive(Debug, Clone)]
 pub struct StoreAuditSink {
+    inner: Arc<AuditInner>,
+}
+
+#[derive(Debug)]
+struct AuditInner {
     tx: mpsc::Sender<AuditEvent>,
     state: Arc<Pending>,
+    /// Keeps the runtime that writes the queue running while the sink exists.
+    _store: Store,
+}
+
+impl Drop for AuditInner {
+    fn drop(&mut self) {
+        let _ = self.state.wait_empty(Duration::from_secs(5));
+    }
 }
 
 impl StoreAuditSink {
     /// Waits until every queued event is written; returns whether that happened in `timeout`.
     pub fn flush(&self, timeout: Duration) -> bool {
-        self.state.wait_empty(timeout)
+        self.inner.state.wait_empty(timeout)
     }
 }
 
 impl AuditSink for StoreAuditSink {
     fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
-        if self.state.failed.load(Ordering::SeqCst) {
+        let state = &self.inner.state;
+        if state.failed.load(Ordering::SeqCst) {
             return Err(AuditError::new(
                 "store",
                 "the store is not accepting audit events",
             ));
         }
-        self.state.count.fetch_add(1, Ordering::SeqCst);
-        self.tx.try_send(event.clone()).map_err(|_| {
-            self.state.count.fetch_sub(1, Ordering::SeqCst);
+        state.count.fetch_add(1, Ordering::SeqCst);
+        self.inner.tx.try_send(event.clone()).map_err(|_| {
+            state.count.fetch_sub(1, Ordering::SeqCst);
             AuditError::new("store", "the audit backlog is full")
         })
     }

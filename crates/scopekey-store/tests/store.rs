@@ -645,3 +645,22 @@ fn store_queries_agree_with_the_in_memory_inventory() {
         }
     }
 }
+
+/// Dropping the store handle, then the sink, loses no queued audit event.
+#[test]
+fn queued_audit_events_survive_dropping_the_handles() {
+    use scopekey::audit::{AuditEvent, AuditKind, AuditSink};
+    for db in backends("auditdrop") {
+        let store = Store::open(&db.url()).unwrap();
+        let sink = store.audit_sink().unwrap();
+        drop(store);
+        let at = OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap();
+        for _ in 0..300 {
+            sink.record(&AuditEvent::bare(at, AuditKind::Verified))
+                .unwrap();
+        }
+        drop(sink); // waits for the queue to be written
+        let store = Store::open(&db.url()).unwrap();
+        assert_eq!(store.audit_log(0, 1000).unwrap().len(), 300, "{}", db.url());
+    }
+}
