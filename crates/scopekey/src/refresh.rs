@@ -444,7 +444,8 @@ impl Refresher {
                 previous_jti: claims.token_id().clone(),
             },
             pair.refresh.claims(),
-            Some(grant.key_id()),
+            // The event describes the new refresh token, signed with the issuer's current key.
+            Some(self.issuer.key_id()),
         ))?;
         Ok(pair)
     }

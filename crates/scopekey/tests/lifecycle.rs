@@ -343,13 +343,19 @@ fn refresh_reuse_kills_both_chains_and_is_audited() {
             ..
         }
     ) && e.fam.as_ref() == Some(&family)));
-    assert_eq!(
-        events
-            .iter()
-            .filter(|e| matches!(e.kind, AuditKind::Refreshed { .. }))
-            .count(),
-        3
-    );
+    let refreshed: Vec<&AuditEvent> = events
+        .iter()
+        .filter(|e| matches!(e.kind, AuditKind::Refreshed { .. }))
+        .collect();
+    assert_eq!(refreshed.len(), 3);
+    for (e, pair) in refreshed.iter().zip(&chain[1..]) {
+        assert_eq!(e.jti.as_ref(), Some(pair.refresh().claims().token_id()));
+        assert_eq!(
+            e.kid.as_ref(),
+            Some(w.issuers[0].key_id()),
+            "signed with the current key"
+        );
+    }
 }
 
 #[test]
