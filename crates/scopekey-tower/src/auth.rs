@@ -3,23 +3,57 @@
 use crate::future::ResponseFuture;
 use crate::rejection::{Realm, Rejection, bearer_token};
 use http::{Request, Response};
+use scopekey::cache::{GrantCache, GrantCacheConfig};
 use scopekey::{Grant, Verifier};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower_layer::Layer;
 use tower_service::Service;
 
-/// What the middleware and extractors share: the verifier and the realm.
+/// What the middleware and extractors share: the verifier, the realm and a verified-grant
+/// cache.
+///
+/// The cache is on by default ([`GrantCacheConfig::default`]: 10,000 tokens, 16 MiB): a token
+/// seen again skips only its signature check; expiry, revocation, keys and environment are
+/// checked on every request (see [`scopekey::cache`]).
 #[derive(Debug, Clone)]
 pub struct AuthState {
     verifier: Arc<Verifier>,
     realm: Realm,
+    cache: Option<Arc<GrantCache>>,
 }
 
 impl AuthState {
-    /// Verifies with `verifier`, answering refusals for `realm`.
+    /// Verifies with `verifier`, answering refusals for `realm`, through a default-sized
+    /// grant cache (unless the verifier has its own).
     pub fn new(verifier: Arc<Verifier>, realm: Realm) -> Self {
-        Self { verifier, realm }
+        let cache = verifier
+            .grant_cache()
+            .is_none()
+            .then(|| Arc::new(GrantCache::default()));
+        Self {
+            verifier,
+            realm,
+            cache,
+        }
+    }
+
+    /// Sizes the layer's grant cache (a new, empty one).
+    pub fn with_grant_cache(mut self, config: GrantCacheConfig) -> Self {
+        self.cache = Some(Arc::new(GrantCache::new(config)));
+        self
+    }
+
+    /// Verifies every request in full, signature included (the verifier's own cache, if any,
+    /// still applies).
+    pub fn without_grant_cache(mut self) -> Self {
+        self.cache = None;
+        self
+    }
+
+    /// The layer's grant cache, if on.
+    pub fn grant_cache(&self) -> Option<&GrantCache> {
+        self.cache.as_deref()
     }
 
     /// The verifier.
@@ -45,9 +79,11 @@ impl AuthState {
             }
         }
         let token = bearer_token(headers)?;
-        self.verifier
-            .verify(token)
-            .map_err(|e| Rejection::from_verify_error(&e))
+        match &self.cache {
+            Some(cache) => self.verifier.verify_cached(token, cache),
+            None => self.verifier.verify(token),
+        }
+        .map_err(|e| Rejection::from_verify_error(&e))
     }
 }
 

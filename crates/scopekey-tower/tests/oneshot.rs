@@ -239,3 +239,30 @@ async fn require_without_auth_layer_fails_closed() {
     let r = service.oneshot(Request::new(String::new())).await.unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn the_layer_caches_grants_by_default_and_still_honours_revocation() {
+    let f = fixture();
+    let (token, jti) = f.token("billing:read");
+    let bearer = format!("Bearer {token}");
+    assert_eq!(f.call(Some(&bearer)).await.status(), StatusCode::OK);
+    assert_eq!(f.call(Some(&bearer)).await.status(), StatusCode::OK);
+    let stats = f.state.grant_cache().unwrap().stats();
+    assert_eq!((stats.hits, stats.misses), (1, 1));
+    f.revocations
+        .revoke(
+            RevocationTarget::Token {
+                token_id: jti,
+                expires_at: None,
+            },
+            "ops",
+            "leaked",
+        )
+        .unwrap();
+    let r = f.call(Some(&bearer)).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert!(challenge(&r).unwrap().contains("invalid_token"));
+    // Opting out verifies every request in full.
+    let plain = f.state.clone().without_grant_cache();
+    assert!(plain.grant_cache().is_none());
+}

@@ -16,6 +16,7 @@ use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
@@ -509,6 +510,9 @@ impl KeySet {
 #[derive(Debug, Default)]
 pub struct KeyRing {
     current: RwLock<Arc<KeySet>>,
+    /// Bumped on every change, after the new set is in place: cached grants made under an
+    /// older version are not served.
+    version: AtomicU64,
 }
 
 impl KeyRing {
@@ -516,7 +520,14 @@ impl KeyRing {
     pub fn new(keys: KeySet) -> Self {
         Self {
             current: RwLock::new(Arc::new(keys)),
+            version: AtomicU64::new(0),
         }
+    }
+
+    /// How many times the set has changed. Read it *before* taking a snapshot: a grant cached
+    /// with that version is then never newer than the keys it was checked against.
+    pub fn version(&self) -> u64 {
+        self.version.load(Ordering::Acquire)
     }
 
     /// The current set.
@@ -529,7 +540,9 @@ impl KeyRing {
 
     /// Replaces the set.
     pub fn replace(&self, keys: KeySet) {
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(keys);
+        let mut guard = self.current.write().unwrap_or_else(|p| p.into_inner());
+        *guard = Arc::new(keys);
+        self.version.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Changes the set with `f` (applied to a copy, then swapped in).
@@ -538,6 +551,7 @@ impl KeyRing {
         let mut next = KeySet::clone(&guard);
         f(&mut next);
         *guard = Arc::new(next);
+        self.version.fetch_add(1, Ordering::AcqRel);
     }
 }
 

@@ -78,6 +78,7 @@
 
 pub mod audit;
 mod b64;
+pub mod cache;
 mod claims;
 mod clock;
 pub mod consumer;

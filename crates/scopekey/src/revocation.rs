@@ -266,15 +266,110 @@ pub trait Revoker: Send + Sync + fmt::Debug {
     ) -> Result<Arc<Revocation>, RevokeError>;
 }
 
+/// One single-token revocation, packed: 12 bytes besides its 16-byte key, so a million
+/// revoked tokens take under 64 MiB (see `docs/performance.md`). Times are whole seconds since
+/// 1970 (`u32` reaches 2106; later expiries are kept as "unknown", which only keeps the entry
+/// longer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TokenEntry {
+    /// The token's expiry, or [`UNKNOWN_EXPIRY`].
+    expires: u32,
+    /// When it was revoked.
+    at: u32,
+    /// Index of who and why in [`Entries::notes`].
+    note: u32,
+}
+
+const UNKNOWN_EXPIRY: u32 = u32::MAX;
+
+/// Who revoked and why, shared by every single-token revocation that says the same.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct Note {
+    by: Box<str>,
+    reason: Box<str>,
+}
+
+/// A token id as the revocation list stores it: the 16 bytes of a scopekey-generated id
+/// (22 canonical base64url characters), or the text of any other id.
+fn packed_id(id: &TokenId) -> Option<[u8; 16]> {
+    if id.as_str().len() != 22 {
+        return None;
+    }
+    crate::b64::decode(id.as_str()).and_then(|bytes| <[u8; 16]>::try_from(bytes).ok())
+}
+
 #[derive(Debug, Default)]
 struct Entries {
-    tokens: HashMap<TokenId, (i64, Arc<Revocation>)>,
+    /// Single-token revocations of ids scopekey generated.
+    packed: HashMap<[u8; 16], TokenEntry>,
+    /// Single-token revocations of other ids (tokens minted elsewhere).
+    other_tokens: HashMap<TokenId, TokenEntry>,
+    notes: Vec<Arc<Note>>,
+    note_index: HashMap<Arc<Note>, u32>,
     families: HashMap<FamilyId, Arc<Revocation>>,
     /// Per consumer: the widest revocation (`None` = every token).
     subjects: HashMap<String, (Option<i64>, Arc<Revocation>)>,
     keys: HashMap<KeyId, Arc<Revocation>>,
     issued_before: Option<(i64, Arc<Revocation>)>,
     last_purge: i64,
+}
+
+impl TokenEntry {
+    /// Until when the entry matters: the token's expiry plus the largest leeway, or, when the
+    /// expiry is unknown, the revocation time plus the retention.
+    fn keep_until(&self, retention: i64) -> i64 {
+        if self.expires == UNKNOWN_EXPIRY {
+            i64::from(self.at).saturating_add(retention)
+        } else {
+            i64::from(self.expires) + crate::MAX_LEEWAY.as_secs() as i64
+        }
+    }
+}
+
+impl Entries {
+    fn token_count(&self) -> usize {
+        self.packed.len() + self.other_tokens.len()
+    }
+
+    /// The index of the shared note saying who and why, added if new.
+    fn note_for(&mut self, by: &str, reason: &str) -> u32 {
+        // Bulk revocations repeat the same note: check the last one before allocating.
+        if let Some(last) = self.notes.last()
+            && *last.by == *by
+            && *last.reason == *reason
+        {
+            return u32::try_from(self.notes.len() - 1).unwrap_or(u32::MAX);
+        }
+        let note = Arc::new(Note {
+            by: by.into(),
+            reason: reason.into(),
+        });
+        if let Some(i) = self.note_index.get(&note) {
+            return *i;
+        }
+        // More than four billion distinct (who, why) pairs cannot fit in memory anyway.
+        let i = u32::try_from(self.notes.len()).unwrap_or(u32::MAX);
+        self.notes.push(note.clone());
+        self.note_index.insert(note, i);
+        i
+    }
+
+    /// The full record of a single-token revocation.
+    fn token_record(&self, token_id: TokenId, t: &TokenEntry) -> Arc<Revocation> {
+        let note = self.notes.get(t.note as usize);
+        Arc::new(Revocation {
+            target: RevocationTarget::Token {
+                token_id,
+                expires_at: (t.expires != UNKNOWN_EXPIRY)
+                    .then(|| OffsetDateTime::from_unix_timestamp(i64::from(t.expires)).ok())
+                    .flatten(),
+            },
+            by: note.map_or_else(String::new, |n| n.by.to_string()),
+            at: OffsetDateTime::from_unix_timestamp(i64::from(t.at))
+                .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+            reason: note.map_or_else(String::new, |n| n.reason.to_string()),
+        })
+    }
 }
 
 /// The in-memory revocation list: O(1) hash lookups under a shared read lock, so verifications
@@ -358,11 +453,22 @@ impl RevocationList {
                 token_id,
                 expires_at,
             } => {
-                let retention = i64::try_from(self.retention.as_secs()).unwrap_or(i64::MAX);
-                let until = expires_at
-                    .map_or(now.saturating_add(retention), |t| t.unix_timestamp())
-                    .saturating_add(crate::MAX_LEEWAY.as_secs() as i64);
-                e.tokens.insert(token_id.clone(), (until, record.clone()));
+                let entry = TokenEntry {
+                    expires: expires_at
+                        .and_then(|t| u32::try_from(t.unix_timestamp()).ok())
+                        .filter(|t| *t != UNKNOWN_EXPIRY)
+                        .unwrap_or(UNKNOWN_EXPIRY),
+                    at: u32::try_from(record.at.unix_timestamp()).unwrap_or(0),
+                    note: e.note_for(&record.by, &record.reason),
+                };
+                match packed_id(token_id) {
+                    Some(key) => {
+                        e.packed.entry(key).or_insert(entry);
+                    }
+                    None => {
+                        e.other_tokens.entry(token_id.clone()).or_insert(entry);
+                    }
+                }
             }
             RevocationTarget::Family(fam) => {
                 e.families.entry(fam.clone()).or_insert(record.clone());
@@ -392,35 +498,78 @@ impl RevocationList {
             }
         }
         if now - e.last_purge >= PURGE_INTERVAL_SECS {
-            Self::purge_locked(&mut e, now);
+            self.purge_locked(&mut e, now);
         }
     }
 
     /// Drops single-token entries whose token has expired; returns how many.
     pub fn purge_expired(&self) -> usize {
         let now = self.clock.now().unix_timestamp();
-        Self::purge_locked(&mut self.write(), now)
+        self.purge_locked(&mut self.write(), now)
     }
 
-    fn purge_locked(e: &mut Entries, now: i64) -> usize {
-        let before = e.tokens.len();
-        e.tokens.retain(|_, (until, _)| *until > now);
+    fn purge_locked(&self, e: &mut Entries, now: i64) -> usize {
+        let retention = i64::try_from(self.retention.as_secs()).unwrap_or(i64::MAX);
+        let keep = |t: &TokenEntry| t.keep_until(retention) > now;
+        let before = e.token_count();
+        e.packed.retain(|_, t| keep(t));
+        e.other_tokens.retain(|_, t| keep(t));
         e.last_purge = now;
-        before - e.tokens.len()
+        before - e.token_count()
     }
 
     /// How many single-token entries the list holds.
     pub fn token_entries(&self) -> usize {
-        self.read().tokens.len()
+        self.read().token_count()
+    }
+
+    /// An estimate of the memory the list holds, in bytes: its hash tables at their current
+    /// capacity plus the text of ids, subjects and notes. With scopekey-generated token ids
+    /// the single-token table costs at most 58 bytes per entry (at the worst point of its
+    /// growth, half full), so 1,000,000 revoked tokens take under 64 MB.
+    pub fn memory_estimate(&self) -> usize {
+        fn table<K, V>(map: &HashMap<K, V>) -> usize {
+            // hashbrown: a power-of-two number of buckets, 7/8 of them usable, one control
+            // byte each.
+            let buckets = if map.capacity() == 0 {
+                0
+            } else {
+                (map.capacity() * 8 / 7).next_power_of_two()
+            };
+            buckets * (std::mem::size_of::<(K, V)>() + 1)
+        }
+        let e = self.read();
+        let text = |s: &str| s.len();
+        table(&e.packed)
+            + table(&e.other_tokens)
+            + e.other_tokens
+                .keys()
+                .map(|k| text(k.as_str()))
+                .sum::<usize>()
+            + table(&e.note_index)
+            + e.notes
+                .iter()
+                .map(|n| text(&n.by) + text(&n.reason) + std::mem::size_of::<Note>() + 16)
+                .sum::<usize>()
+            + table(&e.families)
+            + table(&e.subjects)
+            + e.subjects.keys().map(|k| text(k)).sum::<usize>()
+            + table(&e.keys)
     }
 
     /// Every revocation record in the list.
     pub fn records(&self) -> Vec<Arc<Revocation>> {
         let e = self.read();
-        let mut out: Vec<Arc<Revocation>> = e
-            .tokens
-            .values()
-            .map(|(_, r)| r.clone())
+        let tokens = e
+            .packed
+            .iter()
+            .map(|(k, t)| e.token_record(TokenId(crate::b64::encode(k).into_boxed_str()), t))
+            .chain(
+                e.other_tokens
+                    .iter()
+                    .map(|(k, t)| e.token_record(k.clone(), t)),
+            );
+        let mut out: Vec<Arc<Revocation>> = tokens
             .chain(e.families.values().cloned())
             .chain(e.subjects.values().map(|(_, r)| r.clone()))
             .chain(e.keys.values().cloned())
@@ -471,10 +620,16 @@ impl RevocationCheck for RevocationList {
                     .filter(|(before, _)| before.is_none_or(|b| iat < b))
                     .map(|(_, r)| r)
             })
-            .or_else(|| t.family.and_then(|f| e.families.get(f)))
-            .or_else(|| e.tokens.get(t.token_id).map(|(_, r)| r));
-        match hit {
-            Some(r) => RevocationStatus::Revoked(r.clone()),
+            .or_else(|| t.family.and_then(|f| e.families.get(f)));
+        if let Some(r) = hit {
+            return RevocationStatus::Revoked(r.clone());
+        }
+        let token = match packed_id(t.token_id) {
+            Some(key) => e.packed.get(&key),
+            None => e.other_tokens.get(t.token_id),
+        };
+        match token {
+            Some(entry) => RevocationStatus::Revoked(e.token_record(t.token_id.clone(), entry)),
             None => RevocationStatus::NotRevoked,
         }
     }

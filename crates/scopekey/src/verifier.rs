@@ -1,6 +1,7 @@
 //! Verifying tokens and authorizing actions.
 
 use crate::audit::{AuditEvent, AuditKind, AuditSink};
+use crate::cache::{GrantCache, Verified};
 use crate::claims::{Claims, Environment, TokenType, check_text};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{ErrorKind, VerifyError};
@@ -13,7 +14,12 @@ use crate::revocation::{RevocationCheck, RevocationStatus, TokenFacts};
 use crate::scope::{Action, Resource, Scope};
 use serde_json::Value;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// Gives every verifier its own number, so a cache shared between verifiers never serves one
+/// verifier's grant to another.
+static NEXT_VERIFIER_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Clock skew tolerated by default: 60 seconds.
 pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
@@ -111,7 +117,9 @@ impl VerifierConfig {
 /// ```
 #[derive(Debug)]
 pub struct Verifier {
+    id: u64,
     keys: Arc<KeyRing>,
+    cache: Option<GrantCache>,
     config: VerifierConfig,
     assertion: Vec<u8>,
     revocations: Option<Arc<dyn RevocationCheck>>,
@@ -148,8 +156,10 @@ impl Verifier {
             return Err(ConfigError("maximum lifetime must be at least 1 s".into()));
         }
         Ok(Self {
+            id: NEXT_VERIFIER_ID.fetch_add(1, Ordering::Relaxed),
             assertion: paseto::implicit_assertion(&config.environment, config.token_type),
             keys,
+            cache: None,
             config,
             revocations: None,
             audit: None,
@@ -169,6 +179,18 @@ impl Verifier {
     pub fn with_audit(mut self, sink: Arc<dyn AuditSink>) -> Self {
         self.audit = Some(sink);
         self
+    }
+
+    /// Caches verified grants in `cache`, so a token seen again skips the signature check
+    /// (and nothing else): see [`crate::cache`]. Off by default.
+    pub fn with_grant_cache(mut self, cache: GrantCache) -> Self {
+        self.cache = Some(cache);
+        self
+    }
+
+    /// The verifier's own grant cache, if [`with_grant_cache`](Self::with_grant_cache) set one.
+    pub fn grant_cache(&self) -> Option<&GrantCache> {
+        self.cache.as_ref()
     }
 
     /// Notes each accepted token's last use in `inventory` (never blocking).
@@ -201,20 +223,37 @@ impl Verifier {
     /// Nothing in the token is trusted before its signature verifies except the key id, which
     /// only selects a key from the configured set.
     pub fn verify(&self, token: &str) -> Result<Grant, VerifyError> {
+        self.verify_inner(token, self.cache.as_ref())
+    }
+
+    /// Verifies a token like [`verify`](Self::verify), through `cache` (which may be shared
+    /// by several verifiers: entries are bound to the verifier that made them). The verifier's
+    /// own cache, if any, is not used.
+    ///
+    /// # Errors
+    /// As [`verify`](Self::verify).
+    pub fn verify_cached(&self, token: &str, cache: &GrantCache) -> Result<Grant, VerifyError> {
+        self.verify_inner(token, Some(cache))
+    }
+
+    fn verify_inner(&self, token: &str, cache: Option<&GrantCache>) -> Result<Grant, VerifyError> {
         let now = self.config.clock.now();
-        match self.check(token, now) {
-            Ok((claims, key_id)) => {
+        match self.check(token, now, cache) {
+            Ok(verified) => {
                 if let Some(sink) = &self.audit {
-                    let event =
-                        AuditEvent::for_token(now, AuditKind::Verified, &claims, Some(&key_id));
+                    let event = AuditEvent::for_token(
+                        now,
+                        AuditKind::Verified,
+                        &verified.claims,
+                        Some(&verified.key_id),
+                    );
                     sink.record(&event).map_err(|e| audit_failed(&e))?;
                 }
                 if let Some(inventory) = &self.inventory {
-                    inventory.touch(claims.token_id(), now);
+                    inventory.touch(verified.claims.token_id(), now);
                 }
                 Ok(Grant {
-                    claims,
-                    key_id,
+                    verified,
                     audit: self.audit.clone(),
                     clock: self.config.clock.clone(),
                 })
@@ -239,7 +278,65 @@ impl Verifier {
     }
 
     /// Everything but the audit trail. On failure, the claims if the signature had verified.
-    fn check(&self, token: &str, now: time::OffsetDateTime) -> Result<(Claims, KeyId), Refusal> {
+    fn check(
+        &self,
+        token: &str,
+        now: time::OffsetDateTime,
+        cache: Option<&GrantCache>,
+    ) -> Result<Arc<Verified>, Refusal> {
+        // Read before the key snapshot: an entry is never tagged newer than its keys.
+        let ring_version = self.keys.version();
+        let unix_now = now.unix_timestamp();
+        if token.len() <= paseto::MAX_TOKEN_LEN
+            && let Some(verified) =
+                cache.and_then(|c| c.get(token, self.id, ring_version, unix_now))
+        {
+            // A hit skips the signature and parsing; everything that can change since is
+            // checked again.
+            let checked = self
+                .check_claims(&verified.claims, unix_now)
+                .and_then(|()| self.check_revocation(&verified.claims, &verified.key_id));
+            return match checked {
+                Ok(()) => Ok(verified),
+                Err(e) => {
+                    if let Some(c) = cache {
+                        c.remove(token);
+                    }
+                    Err((e, Some(Box::new(verified.claims.clone()))))
+                }
+            };
+        }
+        let (claims, key_id, retire_at) = self.check_signed(token, now)?;
+        if let Err(e) = self.check_claims(&claims, unix_now) {
+            return Err((e, Some(Box::new(claims))));
+        }
+        if let Err(e) = self.check_revocation(&claims, &key_id) {
+            return Err((e, Some(Box::new(claims))));
+        }
+        let leeway = i64::try_from(self.config.leeway.as_secs()).unwrap_or(0);
+        let valid_until = (claims.expires_at.unix_timestamp() + leeway)
+            .min(retire_at.map_or(i64::MAX, |t| t.unix_timestamp()));
+        let verified = Arc::new(Verified { claims, key_id });
+        if let Some(c) = cache {
+            c.insert(
+                token,
+                self.id,
+                ring_version,
+                valid_until,
+                unix_now,
+                verified.clone(),
+            );
+        }
+        Ok(verified)
+    }
+
+    /// Decoding, key, signature and claims parsing: what the cache saves. Returns the claims,
+    /// the key id and the key's `retire_at`.
+    fn check_signed(
+        &self,
+        token: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<(Claims, KeyId, Option<time::OffsetDateTime>), Refusal> {
         let decoded = paseto::decode(token).map_err(|e| (e, None))?;
         let kid = key_id_from_footer(decoded.footer()).map_err(|e| (e, None))?;
         let keys = self.keys.snapshot();
@@ -271,35 +368,33 @@ impl Verifier {
             )
         })?;
         let claims = Claims::from_map(map).map_err(|e| (e, None))?;
-        let key_id = entry.key().key_id().clone();
-        if let Err(e) = self.check_claims(&claims, now.unix_timestamp()) {
-            return Err((e, Some(Box::new(claims))));
-        }
+        Ok((claims, entry.key().key_id().clone(), entry.retire_at()))
+    }
+
+    fn check_revocation(&self, claims: &Claims, key_id: &KeyId) -> Result<(), VerifyError> {
         if let Some(revocations) = &self.revocations {
-            match revocations.status_of(&TokenFacts::of(&claims, &key_id)) {
+            match revocations.status_of(&TokenFacts::of(claims, key_id)) {
                 RevocationStatus::NotRevoked => {}
                 RevocationStatus::Revoked(record) => {
-                    let e = VerifyError::new(
+                    return Err(VerifyError::new(
                         ErrorKind::Revoked,
                         format!(
                             "token was revoked ({} revocation at {}); its consumer needs a new token",
                             record.target().kind(),
                             crate::rfc3339::format(record.at())
                         ),
-                    );
-                    return Err((e, Some(Box::new(claims))));
+                    ));
                 }
                 RevocationStatus::Stale { .. } => {
-                    let e = VerifyError::new(
+                    return Err(VerifyError::new(
                         ErrorKind::RevocationStale,
                         "revocation state is stale (the store has not been reached within its \
                          bound); refusing until it is current again",
-                    );
-                    return Err((e, Some(Box::new(claims))));
+                    ));
                 }
             }
         }
-        Ok((claims, key_id))
+        Ok(())
     }
 
     fn check_claims(&self, c: &Claims, now: i64) -> Result<(), VerifyError> {
@@ -437,8 +532,7 @@ fn audit_failed(e: &crate::audit::AuditError) -> VerifyError {
 /// revocation status were checked. Only [`Verifier::verify`] creates one.
 #[derive(Debug, Clone)]
 pub struct Grant {
-    claims: Claims,
-    key_id: KeyId,
+    verified: Arc<Verified>,
     audit: Option<Arc<dyn AuditSink>>,
     clock: Arc<dyn Clock>,
 }
@@ -469,8 +563,10 @@ impl Grant {
             other: serde_json::Map::new(),
         };
         Self {
-            claims,
-            key_id: crate::KeyId::of_key_bytes(&[0; 32]),
+            verified: Arc::new(Verified {
+                claims,
+                key_id: crate::KeyId::of_key_bytes(&[0; 32]),
+            }),
             audit: None,
             clock: Arc::new(SystemClock),
         }
@@ -478,17 +574,17 @@ impl Grant {
 
     /// The verified claims.
     pub fn claims(&self) -> &Claims {
-        &self.claims
+        &self.verified.claims
     }
 
     /// The consumer the token was issued to (`sub`).
     pub fn subject(&self) -> &str {
-        self.claims.subject()
+        self.verified.claims.subject()
     }
 
     /// The key that signed the token.
     pub fn key_id(&self) -> &KeyId {
-        &self.key_id
+        &self.verified.key_id
     }
 
     /// Authorizes `action` on `resource`, at the point of action, and records the decision
@@ -498,7 +594,7 @@ impl Grant {
     /// [`Denied`], naming the scope that would have been needed; also when the decision could
     /// not be recorded ([`DenyReason::AuditUnavailable`]).
     pub fn authorize(&self, resource: &Resource, action: &Action) -> Result<(), Denied> {
-        let allowed = self.claims.scopes.allows(resource, action);
+        let allowed = self.verified.claims.scopes.allows(resource, action);
         let denied = |reason| Denied {
             scope: Scope::new(resource.clone(), action.clone()),
             reason,
@@ -510,8 +606,12 @@ impl Grant {
             } else {
                 AuditKind::Denied { resource, action }
             };
-            let event =
-                AuditEvent::for_token(self.clock.now(), kind, &self.claims, Some(&self.key_id));
+            let event = AuditEvent::for_token(
+                self.clock.now(),
+                kind,
+                &self.verified.claims,
+                Some(&self.verified.key_id),
+            );
             if sink.record(&event).is_err() {
                 return Err(denied(DenyReason::AuditUnavailable));
             }

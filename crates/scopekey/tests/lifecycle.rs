@@ -785,3 +785,66 @@ fn inventory_answers_who_what_and_when() {
     assert!(reach.is_empty());
     let _ = b1;
 }
+
+#[test]
+fn a_million_single_token_revocations_fit_in_64_bytes_each() {
+    let clock = ManualClock::at_unix(NOW);
+    let list = RevocationList::new().with_clock(clock.clone());
+    let mut ids = Vec::new();
+    for i in 0..1_000_000 {
+        // 22 canonical base64url characters, like generated ids, without a million syscalls.
+        let id: scopekey::TokenId = format!("{i:0>21}A").parse().unwrap();
+        ids.push(id.clone());
+        let target = RevocationTarget::Token {
+            token_id: id,
+            expires_at: Some(at(NOW + 900)),
+        };
+        list.apply(Arc::new(
+            scopekey::revocation::Revocation::new(target, "ops", at(NOW), "mass leak").unwrap(),
+        ));
+    }
+    assert_eq!(list.token_entries(), 1_000_000);
+    let per_entry = list.memory_estimate() / 1_000_000;
+    assert!(per_entry <= 64, "{per_entry} bytes per entry");
+    // Packed entries still answer with the full record.
+    let w = world();
+    let key = w
+        .verifier
+        .keys()
+        .iter()
+        .next()
+        .unwrap()
+        .key()
+        .key_id()
+        .clone();
+    let claims = w.issuers[0]
+        .issue(&TokenRequest::new(
+            "ci",
+            AUD,
+            "projects:read".parse().unwrap(),
+        ))
+        .unwrap()
+        .claims()
+        .clone();
+    let mut facts = scopekey::revocation::TokenFacts::of(&claims, &key);
+    assert!(matches!(
+        scopekey::revocation::RevocationCheck::status_of(&list, &facts),
+        scopekey::revocation::RevocationStatus::NotRevoked
+    ));
+    facts.token_id = &ids[123_456];
+    match scopekey::revocation::RevocationCheck::status_of(&list, &facts) {
+        scopekey::revocation::RevocationStatus::Revoked(r) => {
+            assert_eq!(r.by(), "ops");
+            assert_eq!(r.reason(), "mass leak");
+            assert_eq!(r.at(), at(NOW));
+            assert_eq!(
+                r.target(),
+                &RevocationTarget::Token {
+                    token_id: ids[123_456].clone(),
+                    expires_at: Some(at(NOW + 900))
+                }
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+}

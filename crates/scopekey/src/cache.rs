@@ -1,0 +1,384 @@
+//! The verified-grant cache: skip the signature check for a token seen moments ago, and
+//! nothing else.
+//!
+//! A service sees the same token on request after request. Checking its Ed25519 signature is
+//! the whole cost of verification (tens of microseconds); everything else is nanoseconds. A
+//! [`GrantCache`] remembers, per exact token, the claims that a full verification produced, so
+//! the next request skips base64, the signature and JSON parsing. What can change between two
+//! requests is checked again on every hit:
+//!
+//! - **time**: issuer, audience, environment, `nbf`, `exp` and lifetime are re-checked against
+//!   the clock (an entry is also never served past its token's expiry plus the leeway);
+//! - **revocation**: the revocation check runs on every hit, and a stale list fails closed;
+//! - **keys**: an entry is bound to the verifier and to the version of its key ring, and is
+//!   never served past its key's `retire_at`, so retiring or removing a key takes effect on
+//!   the next request;
+//! - **audit and inventory**: a hit records a `verified` event and notes the last use, like a
+//!   full verification.
+//!
+//! The cache is keyed by the whole token. The slot is picked by a randomly keyed SipHash of
+//! the token's signature (for any token that is in the cache, a collision-resistant digest of
+//! everything it signs, computed by the signer: Ed25519 hashes the message with SHA-512, and
+//! `verify_strict` admits exactly one signature encoding), and a hit also requires the
+//! presented token to be byte-for-byte the cached one, so a forgery that copies a cached
+//! token's signature is an ordinary miss and goes through the full check.
+//!
+//! It is bounded in entries and in (estimated) bytes, split into shards that each have their
+//! own read-write lock: concurrent hits take shared locks on different shards and never wait
+//! on one another.
+//!
+//! ```
+//! use scopekey::cache::{GrantCache, GrantCacheConfig};
+//! use scopekey::{Issuer, KeySet, SigningKey, TokenRequest, Verifier, VerifierConfig};
+//!
+//! let key = SigningKey::generate()?;
+//! let keys = KeySet::single(key.public_key().clone());
+//! let issuer = Issuer::new(key, "https://auth.example", "production".parse()?)?;
+//! let verifier = Verifier::new(
+//!     keys,
+//!     VerifierConfig::new("https://auth.example", "https://api.example", "production".parse()?),
+//! )?
+//! .with_grant_cache(GrantCache::new(GrantCacheConfig::default().max_entries(50_000)));
+//!
+//! let minted = issuer.issue(&TokenRequest::new("ci", "https://api.example", "projects:read".parse()?))?;
+//! verifier.verify(minted.token().as_str())?; // full verification, then cached
+//! verifier.verify(minted.token().as_str())?; // a hit: no signature check
+//! assert_eq!(verifier.grant_cache().map(|c| c.len()), Some(1));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use crate::claims::Claims;
+use crate::keys::KeyId;
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hasher, RandomState};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+/// Number of independently locked shards.
+const SHARDS: usize = 16;
+
+/// What the cache charges for an entry besides three times the token's length (the token
+/// itself and its parsed claims): a deliberate over-estimate, so the byte bound holds.
+const ENTRY_OVERHEAD: usize = 512;
+
+/// Limits of a [`GrantCache`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrantCacheConfig {
+    max_entries: usize,
+    max_bytes: usize,
+}
+
+impl Default for GrantCacheConfig {
+    /// 10,000 entries and 16 MiB.
+    fn default() -> Self {
+        Self {
+            max_entries: 10_000,
+            max_bytes: 16 << 20,
+        }
+    }
+}
+
+impl GrantCacheConfig {
+    /// At most `n` tokens are cached (at least one per shard, 16).
+    pub fn max_entries(mut self, n: usize) -> Self {
+        self.max_entries = n;
+        self
+    }
+
+    /// At most about `bytes` of memory is held (each entry is charged three times its
+    /// token's length plus 512 bytes, which over-estimates what it holds).
+    pub fn max_bytes(mut self, bytes: usize) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+}
+
+/// What a full verification established about a token: shared by the cache and every
+/// [`Grant`](crate::Grant) made from it.
+#[derive(Debug)]
+pub(crate) struct Verified {
+    pub(crate) claims: Claims,
+    pub(crate) key_id: KeyId,
+}
+
+#[derive(Debug)]
+struct Entry {
+    token: Box<str>,
+    verifier: u64,
+    ring_version: u64,
+    /// Unix seconds from which the entry is never served: the token's expiry plus the leeway,
+    /// or its key's `retire_at` if earlier.
+    valid_until: i64,
+    charge: usize,
+    verified: Arc<Verified>,
+}
+
+#[derive(Debug, Default)]
+struct Shard {
+    entries: HashMap<u64, Arc<Entry>, PassThrough>,
+    bytes: usize,
+}
+
+/// Hits and misses of a [`GrantCache`] since it was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CacheStats {
+    /// Verifications served from the cache (then re-checked, and possibly refused).
+    pub hits: u64,
+    /// Verifications that went through the full check.
+    pub misses: u64,
+}
+
+/// One shard: its lock, and counters on their own cache line so that counting a hit on one
+/// shard does not slow down another.
+#[derive(Debug, Default)]
+#[repr(align(64))]
+struct Slot {
+    shard: RwLock<Shard>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// A bounded, sharded cache of verified grants. See the [module documentation](self).
+#[derive(Debug)]
+pub struct GrantCache {
+    shards: Box<[Slot]>,
+    hasher: RandomState,
+    max_entries_per_shard: usize,
+    max_bytes_per_shard: usize,
+}
+
+impl Default for GrantCache {
+    fn default() -> Self {
+        Self::new(GrantCacheConfig::default())
+    }
+}
+
+impl GrantCache {
+    /// An empty cache with these limits.
+    pub fn new(config: GrantCacheConfig) -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Slot::default()).collect(),
+            hasher: RandomState::new(),
+            max_entries_per_shard: config.max_entries.div_ceil(SHARDS).max(1),
+            max_bytes_per_shard: config.max_bytes.div_ceil(SHARDS).max(1),
+        }
+    }
+
+    /// How many tokens are cached.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| read(&s.shard).entries.len())
+            .sum()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes charged for the cached entries (an over-estimate of what they hold).
+    pub fn charged_bytes(&self) -> usize {
+        self.shards.iter().map(|s| read(&s.shard).bytes).sum()
+    }
+
+    /// Forgets every entry (for instance after changing what a verifier trusts by other means
+    /// than its key ring).
+    pub fn clear(&self) {
+        for slot in self.shards.iter() {
+            let mut s = write(&slot.shard);
+            s.entries.clear();
+            s.bytes = 0;
+        }
+    }
+
+    /// Hits and misses so far.
+    pub fn stats(&self) -> CacheStats {
+        self.shards
+            .iter()
+            .fold(CacheStats::default(), |acc, s| CacheStats {
+                hits: acc.hits + s.hits.load(Ordering::Relaxed),
+                misses: acc.misses + s.misses.load(Ordering::Relaxed),
+            })
+    }
+
+    fn slot(&self, token: &str) -> (u64, &Slot) {
+        let h = self.hasher.hash_one(signature_part(token));
+        // The low bits pick the shard; the map uses the whole value.
+        (h, &self.shards[(h as usize) % SHARDS])
+    }
+
+    /// The cached verification of exactly `token`, made by verifier `verifier` with key ring
+    /// version `ring_version`, if still servable at `now`.
+    pub(crate) fn get(
+        &self,
+        token: &str,
+        verifier: u64,
+        ring_version: u64,
+        now: i64,
+    ) -> Option<Arc<Verified>> {
+        let (h, slot) = self.slot(token);
+        let shard = &slot.shard;
+        let miss = || {
+            slot.misses.fetch_add(1, Ordering::Relaxed);
+            None
+        };
+        let Some(entry) = read(shard).entries.get(&h).cloned() else {
+            return miss();
+        };
+        if entry.token.as_ref() != token
+            || entry.verifier != verifier
+            || entry.ring_version != ring_version
+        {
+            return miss();
+        }
+        if now >= entry.valid_until {
+            let mut s = write(shard);
+            if s.entries.get(&h).is_some_and(|e| Arc::ptr_eq(e, &entry)) {
+                s.entries.remove(&h);
+                s.bytes -= entry.charge;
+            }
+            drop(s);
+            return miss();
+        }
+        slot.hits.fetch_add(1, Ordering::Relaxed);
+        Some(entry.verified.clone())
+    }
+
+    /// Caches a full verification of `token`, servable until `valid_until` (Unix seconds).
+    pub(crate) fn insert(
+        &self,
+        token: &str,
+        verifier: u64,
+        ring_version: u64,
+        valid_until: i64,
+        now: i64,
+        verified: Arc<Verified>,
+    ) {
+        let charge = token.len().saturating_mul(3).saturating_add(ENTRY_OVERHEAD);
+        if charge > self.max_bytes_per_shard || valid_until <= now {
+            return;
+        }
+        let (h, slot) = self.slot(token);
+        let entry = Arc::new(Entry {
+            token: token.into(),
+            verifier,
+            ring_version,
+            valid_until,
+            charge,
+            verified,
+        });
+        let mut s = write(&slot.shard);
+        if let Some(old) = s.entries.remove(&h) {
+            s.bytes -= old.charge;
+        }
+        if s.entries.len() >= self.max_entries_per_shard
+            || s.bytes + charge > self.max_bytes_per_shard
+        {
+            // Drop what can no longer be served, then the entries closest to expiry, until
+            // the new one fits.
+            let before = s.entries.len();
+            s.entries.retain(|_, e| e.valid_until > now);
+            if s.entries.len() != before {
+                s.bytes = s.entries.values().map(|e| e.charge).sum();
+            }
+            while s.entries.len() >= self.max_entries_per_shard
+                || s.bytes + charge > self.max_bytes_per_shard
+            {
+                let Some((&victim, _)) = s.entries.iter().min_by_key(|(_, e)| e.valid_until) else {
+                    break;
+                };
+                if let Some(old) = s.entries.remove(&victim) {
+                    s.bytes -= old.charge;
+                }
+            }
+        }
+        s.bytes += charge;
+        s.entries.insert(h, entry);
+    }
+
+    /// Drops the entry for exactly `token`, if any (after it was found revoked).
+    pub(crate) fn remove(&self, token: &str) {
+        let (h, slot) = self.slot(token);
+        let mut s = write(&slot.shard);
+        if s.entries.get(&h).is_some_and(|e| e.token.as_ref() == token)
+            && let Some(old) = s.entries.remove(&h)
+        {
+            s.bytes -= old.charge;
+        }
+    }
+}
+
+/// The part of a token that carries its signature: for PASETO (`v4.public.<payload>[.<footer>]`)
+/// the end of the payload, for a JWS (`header.claims.signature`) the last segment; at most 86
+/// characters (64 bytes in base64url). Anything malformed yields some slice: it only picks a
+/// slot, and the full comparison decides.
+fn signature_part(token: &str) -> &[u8] {
+    let bytes = token.as_bytes();
+    let end = match bytes.strip_prefix(b"v4.public.") {
+        Some(rest) => 10 + rest.iter().position(|&b| b == b'.').unwrap_or(rest.len()),
+        None => bytes.len(),
+    };
+    let segment_start = bytes[..end]
+        .iter()
+        .rposition(|&b| b == b'.')
+        .map_or(0, |i| i + 1);
+    &bytes[segment_start.max(end.saturating_sub(86))..end]
+}
+
+fn read(shard: &RwLock<Shard>) -> std::sync::RwLockReadGuard<'_, Shard> {
+    // Every update leaves a shard consistent before anything that could panic.
+    shard.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write(shard: &RwLock<Shard>) -> std::sync::RwLockWriteGuard<'_, Shard> {
+    shard.write().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The maps' keys are already keyed SipHash values; hashing them again would only cost time.
+#[derive(Debug, Clone, Copy, Default)]
+struct PassThrough;
+
+#[derive(Debug, Default)]
+struct PassThroughHasher(u64);
+
+impl BuildHasher for PassThrough {
+    type Hasher = PassThroughHasher;
+    fn build_hasher(&self) -> PassThroughHasher {
+        PassThroughHasher(0)
+    }
+}
+
+impl Hasher for PassThroughHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_part_finds_the_signature_of_either_format() {
+        let sig = "S".repeat(86);
+        let paseto = format!("v4.public.{}{sig}.eyJraWQiOiJ4In0", "P".repeat(40));
+        assert_eq!(signature_part(&paseto), sig.as_bytes());
+        let paseto_no_footer = format!("v4.public.{}{sig}", "P".repeat(40));
+        assert_eq!(signature_part(&paseto_no_footer), sig.as_bytes());
+        let jwt = format!("eyJh.eyJi.{sig}");
+        assert_eq!(signature_part(&jwt), sig.as_bytes());
+        assert_eq!(signature_part("a.b.c"), b"c");
+        assert_eq!(signature_part(""), b"");
+        assert_eq!(signature_part("v4.public."), b"");
+        assert_eq!(signature_part("..."), b"");
+    }
+}
