@@ -10,6 +10,12 @@ use time::OffsetDateTime;
 pub trait Clock: Send + Sync + fmt::Debug {
     /// The current instant, in UTC.
     fn now(&self) -> OffsetDateTime;
+
+    /// The current instant in whole seconds since 1970: what the checks on a cached grant
+    /// need. Override it when it can be had without building a calendar date.
+    fn now_unix(&self) -> i64 {
+        self.now().unix_timestamp()
+    }
 }
 
 /// The system clock.
@@ -19,6 +25,30 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> OffsetDateTime {
         OffsetDateTime::now_utc()
+    }
+
+    fn now_unix(&self) -> i64 {
+        match std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            Ok(d) => i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+            // A clock set before 1970: round toward the past, like `now().unix_timestamp()`.
+            Err(e) => {
+                let d = e.duration();
+                -i64::try_from(d.as_secs()).unwrap_or(i64::MAX) - i64::from(d.subsec_nanos() > 0)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_system_clocks_two_readings_agree() {
+        let a = SystemClock.now().unix_timestamp();
+        let b = SystemClock.now_unix();
+        let c = SystemClock.now().unix_timestamp();
+        assert!(a <= b && b <= c, "{a} {b} {c}");
     }
 }
 

@@ -1,0 +1,466 @@
+//! scopekey against the raw signature and peer token libraries, in one run.
+//!
+//! `cargo bench --bench compare` from the workspace root. Every library verifies the same
+//! claims: 8 scopes, `iss`, `sub`, `aud`, `exp`, `nbf`, `iat`, `jti` and `env`, under Ed25519.
+//! Results: `target/criterion/<group>/<id>/new/estimates.json`; `docs/performance.md` has
+//! the table.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use scopekey::cache::GrantCache;
+use scopekey::revocation::{RevocationCheck, RevocationList, RevocationTarget, TokenFacts};
+use scopekey::{
+    Action, Issuer, KeySet, Resource, ScopeSet, SigningKey, TokenId, TokenRequest, TokenType,
+    Verifier, VerifierConfig,
+};
+use std::future::Future;
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Duration;
+
+const ISS: &str = "https://auth.example";
+const AUD: &str = "https://api.example";
+const ENV: &str = "production";
+const SUB: &str = "ci-deploy";
+const SCOPES: &str = "projects:read comments:write billing/invoices:read users:read \
+                      teams:read deployments:read builds:write artifacts:read";
+const SEED: [u8; 32] = [7; 32];
+
+struct Fixture {
+    issuer: Issuer,
+    request: TokenRequest,
+    token: String,
+    cold: Verifier,
+    cached: Verifier,
+    resource: Resource,
+    action: Action,
+}
+
+fn fixture() -> Fixture {
+    let key = SigningKey::from_seed(&SEED).unwrap();
+    let keys = KeySet::single(key.public_key().clone());
+    let issuer = Issuer::new(key, ISS, ENV.parse().unwrap()).unwrap();
+    let request = TokenRequest::new(SUB, AUD, SCOPES.parse().unwrap());
+    let token = issuer.issue(&request).unwrap().token().as_str().to_owned();
+    // A revocation list that is not empty: 1,000 other tokens revoked.
+    let revocations = Arc::new(RevocationList::new());
+    for _ in 0..1000 {
+        scopekey::revocation::Revoker::revoke(
+            revocations.as_ref(),
+            RevocationTarget::Token {
+                token_id: TokenId::generate().unwrap(),
+                expires_at: None,
+            },
+            "ops",
+            "bench",
+        )
+        .unwrap();
+    }
+    let config = || VerifierConfig::new(ISS, AUD, ENV.parse().unwrap());
+    let cold = Verifier::new(keys.clone(), config())
+        .unwrap()
+        .with_revocations(revocations.clone());
+    let cached = Verifier::new(keys, config())
+        .unwrap()
+        .with_revocations(revocations)
+        .with_grant_cache(GrantCache::default());
+    cached.verify(&token).unwrap();
+    Fixture {
+        issuer,
+        request,
+        token,
+        cold,
+        cached,
+        resource: Resource::from_segments(["projects", "42"]).unwrap(),
+        action: Action::read(),
+    }
+}
+
+fn unix_now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Peers (bench-only dependencies)
+// ---------------------------------------------------------------------------------------------
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct JwtClaims {
+    iss: String,
+    sub: String,
+    aud: String,
+    exp: i64,
+    nbf: i64,
+    iat: i64,
+    jti: String,
+    env: String,
+    scope: String,
+}
+
+struct Jwt {
+    token: String,
+    key: jsonwebtoken::DecodingKey,
+    validation: jsonwebtoken::Validation,
+}
+
+fn jwt() -> Jwt {
+    use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+    // PKCS#8 v1 wrapping of the Ed25519 seed (RFC 8410).
+    let mut pkcs8 = vec![
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    pkcs8.extend_from_slice(&SEED);
+    let public = ed25519_dalek::SigningKey::from_bytes(&SEED).verifying_key();
+    let now = unix_now();
+    let claims = JwtClaims {
+        iss: ISS.into(),
+        sub: SUB.into(),
+        aud: AUD.into(),
+        exp: now + 900,
+        nbf: now,
+        iat: now,
+        jti: TokenId::generate().unwrap().as_str().into(),
+        env: ENV.into(),
+        scope: SCOPES.split_whitespace().collect::<Vec<_>>().join(" "),
+    };
+    let mut header = Header::new(Algorithm::EdDSA);
+    header.kid = Some("k4.pid.bench".into());
+    let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(&pkcs8)).unwrap();
+    let mut validation = Validation::new(Algorithm::EdDSA);
+    validation.set_issuer(&[ISS]);
+    validation.set_audience(&[AUD]);
+    validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+    validation.validate_nbf = true;
+    Jwt {
+        token,
+        key: DecodingKey::from_ed_der(public.as_bytes()),
+        validation,
+    }
+}
+
+fn jwt_verify(j: &Jwt) -> bool {
+    let data = jsonwebtoken::decode::<JwtClaims>(&j.token, &j.key, &j.validation).unwrap();
+    data.claims.env == ENV && data.claims.scope.split(' ').any(|s| s == "projects:read")
+}
+
+struct Paseto {
+    token: String,
+    key: pasetors::keys::AsymmetricPublicKey<pasetors::version4::V4>,
+    footer: pasetors::footer::Footer,
+    implicit: Vec<u8>,
+    rules: pasetors::claims::ClaimsValidationRules,
+}
+
+/// pasetors verifies the very token scopekey minted (same claims, footer and implicit
+/// assertion), then reads the environment and scope claims.
+fn paseto(f: &Fixture) -> Paseto {
+    let key = SigningKey::from_seed(&SEED).unwrap();
+    let public = pasetors::keys::AsymmetricPublicKey::from(key.public_key().as_bytes()).unwrap();
+    let mut footer = pasetors::footer::Footer::new();
+    let footer_b64 = f.token.rsplit('.').next().unwrap();
+    footer.parse_bytes(&base64_url_decode(footer_b64)).unwrap();
+    let mut rules = pasetors::claims::ClaimsValidationRules::new();
+    rules.validate_issuer_with(ISS);
+    rules.validate_audience_with(AUD);
+    Paseto {
+        token: f.token.clone(),
+        key: public,
+        footer,
+        implicit: scopekey::paseto::implicit_assertion(&ENV.parse().unwrap(), TokenType::Access),
+        rules,
+    }
+}
+
+fn base64_url_decode(text: &str) -> Vec<u8> {
+    // The footer is ASCII JSON; decode it with the alphabet by hand (bench setup only).
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bits = 0u32;
+    let mut n = 0;
+    let mut out = Vec::new();
+    for c in text.bytes() {
+        let v = ALPHABET.iter().position(|&a| a == c).unwrap() as u32;
+        bits = (bits << 6) | v;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+            bits &= (1 << n) - 1;
+        }
+    }
+    out
+}
+
+fn paseto_verify(p: &Paseto) -> bool {
+    use pasetors::token::UntrustedToken;
+    use pasetors::{Public, public, version4::V4};
+    let untrusted = UntrustedToken::<Public, V4>::try_from(p.token.as_str()).unwrap();
+    let trusted = public::verify(
+        &p.key,
+        &untrusted,
+        &p.rules,
+        Some(&p.footer),
+        Some(&p.implicit),
+    )
+    .unwrap();
+    let claims = trusted.payload_claims().unwrap();
+    claims.get_claim("env").and_then(|v| v.as_str()) == Some(ENV)
+        && claims
+            .get_claim("scope")
+            .and_then(|v| v.as_str())
+            .is_some_and(|s| s.split(' ').any(|s| s == "projects:read"))
+}
+
+struct Biscuit {
+    token: String,
+    root: biscuit_auth::PublicKey,
+}
+
+fn biscuit() -> Biscuit {
+    let root = biscuit_auth::KeyPair::new();
+    let exp = time::OffsetDateTime::now_utc() + time::Duration::minutes(15);
+    let exp = exp
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let mut code = format!(
+        "issuer(\"{ISS}\"); subject(\"{SUB}\"); audience(\"{AUD}\"); environment(\"{ENV}\");\n\
+         token_id(\"{}\");\ncheck if time($t), $t < {exp};\n",
+        TokenId::generate().unwrap()
+    );
+    for scope in SCOPES.split_whitespace() {
+        let (resource, action) = scope.split_once(':').unwrap();
+        code.push_str(&format!("right(\"{resource}\", \"{action}\");\n"));
+    }
+    let token = biscuit_auth::Biscuit::builder()
+        .code(&code)
+        .unwrap()
+        .build(&root)
+        .unwrap()
+        .to_base64()
+        .unwrap();
+    Biscuit {
+        token,
+        root: root.public(),
+    }
+}
+
+fn biscuit_verify(b: &Biscuit) -> bool {
+    let token = biscuit_auth::Biscuit::from_base64(&b.token, b.root).unwrap();
+    let mut authorizer = biscuit_auth::AuthorizerBuilder::new()
+        .code(
+            "resource(\"projects\"); operation(\"read\");\n\
+             check if environment(\"production\"), audience(\"https://api.example\");\n\
+             allow if resource($r), operation($o), right($r, $o);",
+        )
+        .unwrap()
+        .time()
+        .build(&token)
+        .unwrap();
+    authorizer.authorize().is_ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Groups
+// ---------------------------------------------------------------------------------------------
+
+fn verify(c: &mut Criterion) {
+    let f = fixture();
+    let mut g = c.benchmark_group("verify");
+
+    let dalek = ed25519_dalek::SigningKey::from_bytes(&SEED);
+    let public = dalek.verifying_key();
+    let message = [0x5a_u8; 250];
+    let signature = ed25519_dalek::Signer::sign(&dalek, &message);
+    g.bench_function("ed25519_dalek_verify_strict", |b| {
+        b.iter(|| {
+            public
+                .verify_strict(black_box(&message), black_box(&signature))
+                .unwrap()
+        })
+    });
+
+    g.bench_function("scopekey_cold", |b| {
+        b.iter(|| {
+            let grant = f.cold.verify(black_box(&f.token)).unwrap();
+            grant.authorize(&f.resource, &f.action).unwrap();
+        })
+    });
+
+    f.cached.verify(&f.token).unwrap();
+    let stats = f.cached.grant_cache().unwrap().stats();
+    assert!(
+        stats.hits >= 1,
+        "the cached bench runs from the cache: {stats:?}"
+    );
+    g.bench_function("scopekey_cached", |b| {
+        b.iter(|| {
+            let grant = f.cached.verify(black_box(&f.token)).unwrap();
+            grant.authorize(&f.resource, &f.action).unwrap();
+        })
+    });
+
+    let j = jwt();
+    assert!(jwt_verify(&j));
+    g.bench_function("jsonwebtoken_eddsa", |b| {
+        b.iter(|| jwt_verify(black_box(&j)))
+    });
+
+    let p = paseto(&f);
+    assert!(paseto_verify(&p));
+    g.bench_function("pasetors_v4_public", |b| {
+        b.iter(|| paseto_verify(black_box(&p)))
+    });
+
+    let bi = biscuit();
+    assert!(biscuit_verify(&bi));
+    g.bench_function("biscuit_verify_authorize", |b| {
+        b.iter(|| biscuit_verify(black_box(&bi)))
+    });
+    g.finish();
+}
+
+fn mint(c: &mut Criterion) {
+    let f = fixture();
+    let mut g = c.benchmark_group("mint");
+    let dalek = ed25519_dalek::SigningKey::from_bytes(&SEED);
+    let message = [0x5a_u8; 250];
+    g.bench_function("ed25519_dalek_sign", |b| {
+        b.iter(|| ed25519_dalek::Signer::sign(&dalek, black_box(&message)))
+    });
+    g.bench_function("scopekey_mint", |b| {
+        b.iter(|| f.issuer.issue(black_box(&f.request)).unwrap())
+    });
+    g.finish();
+}
+
+fn check(c: &mut Criterion) {
+    let mut g = c.benchmark_group("check");
+
+    // One check against a 32-scope set (4 actions on 8 resource trees), matching deep.
+    let mut scopes = String::new();
+    for r in [
+        "projects",
+        "comments",
+        "billing",
+        "users",
+        "teams",
+        "deployments",
+        "builds",
+        "artifacts",
+    ] {
+        for a in ["read", "write", "delete", "admin"] {
+            scopes.push_str(&format!("{r}/{a}x:{a} "));
+        }
+    }
+    let set: ScopeSet = scopes
+        .trim()
+        .replace("projects/readx:read", "projects:read")
+        .parse()
+        .unwrap();
+    assert_eq!(set.len(), 32);
+    let resource = Resource::from_segments(["projects", "42", "comments", "7"]).unwrap();
+    let action = Action::read();
+    assert!(set.allows(&resource, &action));
+    g.bench_function("scopeset_allows_32", |b| {
+        b.iter(|| black_box(&set).allows(black_box(&resource), black_box(&action)))
+    });
+
+    // A lookup (of a token that is not revoked, the common case) with 1,000,000 revoked.
+    let list = RevocationList::new();
+    let before = rss_bytes();
+    for _ in 0..1_000_000 {
+        list.apply(Arc::new(
+            scopekey::revocation::Revocation::new(
+                RevocationTarget::Token {
+                    token_id: TokenId::generate().unwrap(),
+                    expires_at: None,
+                },
+                "ops",
+                time::OffsetDateTime::now_utc(),
+                "mass leak",
+            )
+            .unwrap(),
+        ));
+    }
+    let after = rss_bytes();
+    eprintln!(
+        "revocation list, 1,000,000 single-token entries: estimate {} bytes/entry, resident \
+         set grew {} bytes/entry",
+        list.memory_estimate() / 1_000_000,
+        after.saturating_sub(before) / 1_000_000
+    );
+    let f = fixture();
+    let claims = f.cold.verify(&f.token).unwrap().claims().clone();
+    let key_id = f.issuer.key_id().clone();
+    let facts = TokenFacts::of(&claims, &key_id);
+    g.bench_function("revocation_lookup_1m", |b| {
+        b.iter(|| list.status_of(black_box(&facts)))
+    });
+    drop(list);
+
+    // A full request through the tower layer (default grant cache, warm), body included.
+    // The handler is ready at once, so one poll with a no-op waker drives the whole request.
+    let state = scopekey_tower::AuthState::new(
+        Arc::new(
+            Verifier::new(
+                KeySet::single(SigningKey::from_seed(&SEED).unwrap().public_key().clone()),
+                VerifierConfig::new(ISS, AUD, ENV.parse().unwrap()),
+            )
+            .unwrap()
+            .with_revocations(Arc::new(RevocationList::new())),
+        ),
+        scopekey_tower::Realm::new("bench").unwrap(),
+    );
+    let service = tower::ServiceBuilder::new()
+        .layer(scopekey_tower::AuthLayer::new(state.clone()))
+        .service(tower::service_fn(|req: http::Request<String>| async move {
+            let grant = req.extensions().get::<scopekey::Grant>().unwrap();
+            let ok = grant
+                .authorize(
+                    &Resource::from_segments(["projects", "42"]).unwrap(),
+                    &Action::read(),
+                )
+                .is_ok();
+            Ok::<_, std::convert::Infallible>(http::Response::new(if ok {
+                req.into_body()
+            } else {
+                String::new()
+            }))
+        }));
+    let bearer = http::HeaderValue::from_str(&format!("Bearer {}", f.token)).unwrap();
+    let call = || {
+        let mut request = http::Request::new(String::from("{\"hello\":\"world\"}"));
+        request
+            .headers_mut()
+            .insert(http::header::AUTHORIZATION, bearer.clone());
+        let future = std::pin::pin!(tower::ServiceExt::oneshot(service.clone(), request));
+        match future.poll(&mut std::task::Context::from_waker(std::task::Waker::noop())) {
+            std::task::Poll::Ready(response) => response.unwrap(),
+            std::task::Poll::Pending => panic!("the service is ready at once"),
+        }
+    };
+    assert_eq!(call().body(), "{\"hello\":\"world\"}");
+    assert_eq!(call().body(), "{\"hello\":\"world\"}");
+    assert_eq!(state.grant_cache().unwrap().stats().hits, 1, "warm");
+    g.bench_function("tower_layer_oneshot", |b| {
+        b.iter(|| assert_eq!(call().body().len(), 17))
+    });
+    g.finish();
+}
+
+/// The resident set size, from `/proc/self/statm` (0 elsewhere).
+fn rss_bytes() -> usize {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<usize>().ok())
+        .map_or(0, |pages| pages * 4096)
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    targets = verify, mint, check
+}
+criterion_main!(benches);
