@@ -449,8 +449,11 @@ impl Resource {
     }
 
     /// The segments, in order.
+    #[allow(clippy::manual_pattern_char_comparison)]
     pub fn segments(&self) -> impl Iterator<Item = &str> + Clone + '_ {
-        self.0.split('/')
+        // A predicate, not the `'/'` pattern clippy prefers: segments are short, and a plain
+        // loop beats a `memchr` call per segment (about 25% of a scope check).
+        self.0.split(|c: char| c == '/')
     }
 
     /// Whether any segment is the wildcard `*`.
@@ -657,14 +660,6 @@ impl Scope {
     pub fn covers(&self, other: &Scope) -> bool {
         self.allows(&other.resource, &other.action)
     }
-
-    fn canonical_bytes(&self) -> impl Iterator<Item = u8> + '_ {
-        self.resource
-            .as_str()
-            .bytes()
-            .chain(std::iter::once(b':'))
-            .chain(self.action.as_str().bytes())
-    }
 }
 
 impl FromStr for Scope {
@@ -712,7 +707,20 @@ impl TryFrom<&str> for Scope {
 impl Ord for Scope {
     /// Canonical order: byte order of the written form `resource:action`.
     fn cmp(&self, other: &Self) -> Ordering {
-        self.canonical_bytes().cmp(other.canonical_bytes())
+        // Equivalent to comparing the bytes of `resource:action`, without iterating byte by
+        // byte: resources never contain `:`, so when one resource is a prefix of the other,
+        // the `:` that follows the shorter one decides.
+        let (a, b) = (self.resource.0.as_bytes(), other.resource.0.as_bytes());
+        let n = a.len().min(b.len());
+        match a[..n].cmp(&b[..n]) {
+            Ordering::Equal => {}
+            unequal => return unequal,
+        }
+        match (a.get(n), b.get(n)) {
+            (None, None) => self.action.as_str().cmp(other.action.as_str()),
+            (None, Some(next)) => b':'.cmp(next),
+            (Some(next), _) => next.cmp(&b':'),
+        }
     }
 }
 
@@ -788,17 +796,32 @@ impl Node {
         }
     }
 
+    /// The literal child named `seg`: a length-first scan when there are few children (no
+    /// string comparison unless the lengths match), a binary search otherwise.
+    fn child(&self, seg: &str) -> Option<&Node> {
+        if self.children.len() <= 8 {
+            self.children
+                .iter()
+                .find(|(s, _)| s.len() == seg.len() && **s == *seg)
+                .map(|(_, n)| n)
+        } else {
+            self.children
+                .binary_search_by(|(s, _)| (**s).cmp(seg))
+                .ok()
+                .map(|i| &self.children[i].1)
+        }
+    }
+
     /// Whether this node or a node below it on the path `segs` grants `action`. Every tree
     /// node is visited at most once, so the cost is bounded by the size of the set.
     fn allows<'a>(&self, mut segs: impl Iterator<Item = &'a str> + Clone, action: &Action) -> bool {
         let Some(seg) = segs.next() else {
             return false;
         };
-        if let Ok(i) = self.children.binary_search_by(|(s, _)| (**s).cmp(seg)) {
-            let child = &self.children[i].1;
-            if child.grants(action) || child.allows(segs.clone(), action) {
-                return true;
-            }
+        if let Some(child) = self.child(seg)
+            && (child.grants(action) || child.allows(segs.clone(), action))
+        {
+            return true;
         }
         match &self.wildcard {
             Some(w) => w.grants(action) || w.allows(segs, action),
@@ -1024,6 +1047,36 @@ serde_as_string!(ScopeSet, "a space-separated scope string");
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scope_order_is_the_byte_order_of_the_written_form() {
+        let written = [
+            "a:read",
+            "a:write",
+            "a/b:read",
+            "a-b:read",
+            "a.b:read",
+            "a0:read",
+            "ab:read",
+            "a/*:read",
+            "a:*",
+            "a/b/c:admin",
+            "A:read",
+            "a_:read",
+            "b:read",
+            "a/b:delete",
+        ];
+        let scopes: Vec<Scope> = written.iter().map(|s| s.parse().unwrap()).collect();
+        for x in &scopes {
+            for y in &scopes {
+                assert_eq!(
+                    x.cmp(y),
+                    x.to_string().as_bytes().cmp(y.to_string().as_bytes()),
+                    "{x} vs {y}"
+                );
+            }
+        }
+    }
 
     fn set(s: &str) -> ScopeSet {
         s.parse().unwrap()
