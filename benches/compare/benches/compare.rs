@@ -299,6 +299,8 @@ fn verify(c: &mut Criterion) {
         })
     });
 
+    cache_memory(&f);
+
     let j = jwt();
     assert!(jwt_verify(&j));
     g.bench_function("jsonwebtoken_eddsa", |b| {
@@ -446,6 +448,36 @@ fn check(c: &mut Criterion) {
         b.iter(|| assert_eq!(call().body().len(), 17))
     });
     g.finish();
+}
+
+/// Memory per cached grant: 5,000 distinct tokens (minted first) verified into a fresh cache.
+fn cache_memory(f: &Fixture) {
+    const N: usize = 5_000;
+    let tokens: Vec<String> = (0..N)
+        .map(|_| f.issuer.issue(&f.request).unwrap().token().as_str().to_owned())
+        .collect();
+    let verifier = Verifier::new(
+        KeySet::single(SigningKey::from_seed(&SEED).unwrap().public_key().clone()),
+        VerifierConfig::new(ISS, AUD, ENV.parse().unwrap()),
+    )
+    .unwrap()
+    .with_grant_cache(GrantCache::new(
+        scopekey::cache::GrantCacheConfig::default().max_entries(N),
+    ));
+    let before = rss_bytes();
+    for t in &tokens {
+        verifier.verify(t).unwrap();
+    }
+    let after = rss_bytes();
+    let cache = verifier.grant_cache().unwrap();
+    eprintln!(
+        "grant cache, {} entries of {}-byte tokens: charged {} bytes/entry, resident set grew \
+         {} bytes/entry",
+        cache.len(),
+        tokens[0].len(),
+        cache.charged_bytes() / cache.len().max(1),
+        after.saturating_sub(before) / cache.len().max(1)
+    );
 }
 
 /// The resident set size, from `/proc/self/statm` (0 elsewhere).

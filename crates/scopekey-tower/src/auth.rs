@@ -13,7 +13,7 @@ use tower_service::Service;
 /// What the middleware and extractors share: the verifier, the realm and a verified-grant
 /// cache.
 ///
-/// The cache is on by default ([`GrantCacheConfig::default`]: 10,000 tokens, 16 MiB): a token
+/// The cache is on by default ([`GrantCacheConfig::default`]: 4,096 tokens, 32 MiB): a token
 /// seen again skips only its signature check; expiry, revocation, keys and environment are
 /// checked on every request (see [`scopekey::cache`]).
 #[derive(Debug, Clone)]
