@@ -454,7 +454,14 @@ fn check(c: &mut Criterion) {
 fn cache_memory(f: &Fixture) {
     const N: usize = 5_000;
     let tokens: Vec<String> = (0..N)
-        .map(|_| f.issuer.issue(&f.request).unwrap().token().as_str().to_owned())
+        .map(|_| {
+            f.issuer
+                .issue(&f.request)
+                .unwrap()
+                .token()
+                .as_str()
+                .to_owned()
+        })
         .collect();
     let verifier = Verifier::new(
         KeySet::single(SigningKey::from_seed(&SEED).unwrap().public_key().clone()),
