@@ -292,7 +292,22 @@ impl Claims {
 
     /// The claims as the JSON object that is signed.
     pub(crate) fn to_json(&self) -> Vec<u8> {
+        self.to_json_with(|t| Value::String(rfc3339::format(t)))
+    }
+
+    /// The claims as a JWT claims set: the same, with NumericDate times.
+    #[cfg(feature = "jwt")]
+    pub(crate) fn to_jwt_json(&self) -> Vec<u8> {
+        self.to_json_with(|t| Value::from(t.unix_timestamp()))
+    }
+
+    fn to_json_with(&self, time: impl Fn(OffsetDateTime) -> Value) -> Vec<u8> {
         let mut m = Map::new();
+        m.insert("exp".into(), time(self.expires_at));
+        if let Some(nbf) = self.not_before {
+            m.insert("nbf".into(), time(nbf));
+        }
+        m.insert("iat".into(), time(self.issued_at));
         let mut put = |k: &str, v: String| {
             m.insert(k.to_owned(), Value::String(v));
         };
@@ -300,11 +315,6 @@ impl Claims {
         put("sub", self.subject.clone());
         put("aud", self.audience.clone());
         put("env", self.environment.as_str().to_owned());
-        put("exp", rfc3339::format(self.expires_at));
-        if let Some(nbf) = self.not_before {
-            put("nbf", rfc3339::format(nbf));
-        }
-        put("iat", rfc3339::format(self.issued_at));
         put("jti", self.token_id.as_str().to_owned());
         put("scope", self.scopes.to_string());
         if let Some(o) = &self.owner {
@@ -321,6 +331,49 @@ impl Claims {
         }
         // Serialising a map of strings and already-parsed values cannot fail.
         serde_json::to_vec(&Value::Object(m)).unwrap_or_default()
+    }
+
+    /// Types the claims of a verified JWT payload: NumericDate times (JSON integers within
+    /// 1970..=9999; strings and floats refused) and an `aud` that may be an array, in which
+    /// case it must hold `expected_audience` (which then becomes the claims' audience).
+    #[cfg(feature = "jwt")]
+    pub(crate) fn from_jwt_map(
+        mut map: Map<String, Value>,
+        expected_audience: &str,
+    ) -> Result<Self, VerifyError> {
+        for name in ["exp", "nbf", "iat"] {
+            let Some(v) = map.get_mut(name) else {
+                continue;
+            };
+            let seconds = match v {
+                Value::Number(n) if n.is_i64() || n.is_u64() => n.as_i64(),
+                _ => None,
+            };
+            let t = seconds
+                .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok())
+                .filter(|t| (1970..=9999).contains(&t.year()))
+                .ok_or_else(|| {
+                    VerifyError::claims(format!(
+                        "claim `{name}` must be a NumericDate: an integer number of seconds \
+                         between 1970 and 9999 (strings and fractions are refused)"
+                    ))
+                })?;
+            *v = Value::String(rfc3339::format(t));
+        }
+        if let Some(Value::Array(audiences)) = map.get("aud") {
+            if audiences.is_empty() || !audiences.iter().all(Value::is_string) {
+                return Err(VerifyError::claims(
+                    "claim `aud` must be a string or a non-empty array of strings",
+                ));
+            }
+            let chosen = if audiences.iter().any(|a| a == expected_audience) {
+                expected_audience.to_owned()
+            } else {
+                audiences[0].as_str().unwrap_or_default().to_owned()
+            };
+            map.insert("aud".into(), Value::String(chosen));
+        }
+        Self::from_map(map)
     }
 
     /// Types the claims of a verified payload. `map` has already been parsed strictly.

@@ -15,13 +15,24 @@ use serde_json::{Map, Value};
 /// A token split, decoded and parsed, with its signature **not** checked.
 #[derive(Debug)]
 pub struct UnverifiedToken {
-    decoded: Decoded,
+    parts: Parts,
     footer: Option<Map<String, Value>>,
     claims: Result<Map<String, Value>, String>,
 }
 
-/// Decodes a v4.public token without verifying it: the same length, header, base64url and JSON
-/// limits as verification, but no key and no signature check.
+#[derive(Debug)]
+enum Parts {
+    Paseto(Decoded),
+    #[cfg(feature = "jwt")]
+    Jwt {
+        decoded: crate::jwt::Decoded,
+        token: Box<str>,
+    },
+}
+
+/// Decodes a v4.public token (or, with the `jwt` feature, a JWT) without verifying it: the same
+/// length, header, base64url and JSON limits as verification, but no key and no signature
+/// check. A JWT whose header scopekey would refuse (`alg` none, `jku`, …) is refused here too.
 ///
 /// # Errors
 /// [`ErrorKind::Oversized`], [`ErrorKind::UnsupportedFormat`] or [`ErrorKind::Malformed`] when the
@@ -31,6 +42,25 @@ pub struct UnverifiedToken {
 /// # Security
 /// The result is attacker-controlled data. Do not authorize anything with it.
 pub fn decode_unverified(token: &str) -> Result<UnverifiedToken, VerifyError> {
+    #[cfg(feature = "jwt")]
+    if crate::jwt::routes_to_jwt(token) {
+        if token.len() > paseto::MAX_TOKEN_LEN {
+            return Err(VerifyError::new(
+                ErrorKind::Oversized,
+                format!("token is longer than {} bytes", paseto::MAX_TOKEN_LEN),
+            ));
+        }
+        let decoded = crate::jwt::decode(token)?;
+        let claims = json::parse_object(decoded.payload(), json::CLAIMS);
+        return Ok(UnverifiedToken {
+            parts: Parts::Jwt {
+                decoded,
+                token: token.into(),
+            },
+            footer: None,
+            claims,
+        });
+    }
     let decoded = paseto::decode(token)?;
     let footer = if decoded.footer().is_empty() {
         None
@@ -39,16 +69,38 @@ pub fn decode_unverified(token: &str) -> Result<UnverifiedToken, VerifyError> {
     };
     let claims = json::parse_object(decoded.message(), json::CLAIMS);
     Ok(UnverifiedToken {
-        decoded,
+        parts: Parts::Paseto(decoded),
         footer,
         claims,
     })
 }
 
 impl UnverifiedToken {
-    /// The raw footer bytes (empty when there is none).
+    /// PASETO or JWT.
+    pub fn format(&self) -> crate::TokenFormat {
+        match &self.parts {
+            Parts::Paseto(_) => crate::TokenFormat::Paseto,
+            #[cfg(feature = "jwt")]
+            Parts::Jwt { .. } => crate::TokenFormat::Jwt,
+        }
+    }
+
+    /// The JWT header (`None` for PASETO).
+    pub fn header(&self) -> Option<&Map<String, Value>> {
+        match &self.parts {
+            Parts::Paseto(_) => None,
+            #[cfg(feature = "jwt")]
+            Parts::Jwt { decoded, .. } => Some(decoded.header()),
+        }
+    }
+
+    /// The raw footer bytes (empty when there is none, and for a JWT).
     pub fn footer_bytes(&self) -> &[u8] {
-        self.decoded.footer()
+        match &self.parts {
+            Parts::Paseto(d) => d.footer(),
+            #[cfg(feature = "jwt")]
+            Parts::Jwt { .. } => &[],
+        }
     }
 
     /// The footer as a JSON object, if it is one.
@@ -56,9 +108,13 @@ impl UnverifiedToken {
         self.footer.as_ref()
     }
 
-    /// The `kid` the footer claims.
+    /// The `kid` the footer (PASETO) or header (JWT) claims.
     pub fn key_id(&self) -> Option<&str> {
-        self.footer.as_ref()?.get("kid")?.as_str()
+        match &self.parts {
+            Parts::Paseto(_) => self.footer.as_ref()?.get("kid")?.as_str(),
+            #[cfg(feature = "jwt")]
+            Parts::Jwt { decoded, .. } => Some(decoded.kid()),
+        }
     }
 
     /// The claims as JSON, or why they are not a valid JSON object.
@@ -75,7 +131,8 @@ impl UnverifiedToken {
     }
 
     /// Checks the signature with `key`, assuming the token belongs to `environment` and is of
-    /// `token_type` (both are bound through the implicit assertion).
+    /// `token_type` (for PASETO both are bound through the implicit assertion; a JWT is an
+    /// access token whose `env` claim must match).
     ///
     /// # Errors
     /// [`ErrorKind::BadSignature`] when it does not verify.
@@ -85,8 +142,25 @@ impl UnverifiedToken {
         environment: &Environment,
         token_type: TokenType,
     ) -> Result<(), VerifyError> {
-        let assertion = paseto::implicit_assertion(environment, token_type);
-        self.decoded.verify(key, &assertion).map(|_| ())
+        match &self.parts {
+            Parts::Paseto(decoded) => {
+                let assertion = paseto::implicit_assertion(environment, token_type);
+                decoded.verify(key, &assertion).map(|_| ())
+            }
+            #[cfg(feature = "jwt")]
+            Parts::Jwt { decoded, token } => {
+                decoded.verify(token, key)?;
+                if token_type != TokenType::Access
+                    || self.claim_str("env") != Some(environment.as_str())
+                {
+                    return Err(VerifyError::new(
+                        ErrorKind::WrongEnvironment,
+                        "the JWT verifies, but is not an access token of this environment",
+                    ));
+                }
+                Ok(())
+            }
+        }
     }
 
     /// Checks the signature against the token's own (unverified) `env` claim, as an access or a
@@ -96,6 +170,10 @@ impl UnverifiedToken {
     /// [`ErrorKind::BadSignature`] when neither verifies, [`ErrorKind::InvalidClaims`] when
     /// there is no usable `env` claim to try.
     pub fn check_signature_any_type(&self, key: &PublicKey) -> Result<TokenType, VerifyError> {
+        #[cfg(feature = "jwt")]
+        if let Parts::Jwt { decoded, token } = &self.parts {
+            return decoded.verify(token, key).map(|_| TokenType::Access);
+        }
         let env: Environment = self
             .claim_str("env")
             .and_then(|e| e.parse().ok())

@@ -17,6 +17,10 @@ pub enum ErrorKind {
     /// The footer is missing, too large, not a flat JSON object with only a `kid`, or carries
     /// secret key material.
     InvalidFooter,
+    /// A JWT header scopekey refuses: an `alg` other than `EdDSA` (`none`, `HS256`, …), a header
+    /// that carries or points to a key (`jwk`, `jku`, `x5u`, `x5c`, …), `crit`, a `typ` other than
+    /// `at+jwt`, no `kid`, or any other member.
+    InvalidHeader,
     /// The key id is not in the key set, or the key is not yet valid or already retired.
     UnknownKey,
     /// The signature does not verify: an altered token, the wrong key, or a token bound to
@@ -55,6 +59,7 @@ impl ErrorKind {
             Self::Malformed => "malformed",
             Self::UnsupportedFormat => "unsupported_format",
             Self::InvalidFooter => "invalid_footer",
+            Self::InvalidHeader => "invalid_header",
             Self::UnknownKey => "unknown_key",
             Self::BadSignature => "bad_signature",
             Self::InvalidClaims => "invalid_claims",

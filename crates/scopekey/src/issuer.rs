@@ -194,6 +194,7 @@ impl TokenRequest {
 /// ```
 #[derive(Debug)]
 pub struct Issuer {
+    format: TokenFormat,
     key: SigningKey,
     issuer: String,
     environment: Environment,
@@ -219,6 +220,7 @@ impl Issuer {
         let issuer = issuer.into();
         check_text("iss", &issuer).map_err(|e| IssueError::new(IssueErrorKind::InvalidClaim, e))?;
         Ok(Self {
+            format: TokenFormat::Paseto,
             footer: kid_footer(key.key_id()),
             key,
             issuer,
@@ -229,6 +231,18 @@ impl Issuer {
             audit: None,
             inventory: None,
         })
+    }
+
+    /// Mints access tokens in `format` (PASETO v4.public by default). Refresh tokens are always
+    /// PASETO.
+    pub fn with_format(mut self, format: TokenFormat) -> Self {
+        self.format = format;
+        self
+    }
+
+    /// The format access tokens are minted in.
+    pub fn format(&self) -> TokenFormat {
+        self.format
     }
 
     /// Records an `issued` event for every token. If the sink fails, the token is withheld.
@@ -349,8 +363,16 @@ impl Issuer {
         max_ttl: Option<Duration>,
     ) -> Result<Minted, IssueError> {
         let claims = self.claims_for(request, token_id, max_ttl.unwrap_or(self.max_ttl))?;
-        let assertion = paseto::implicit_assertion(&self.environment, token_type);
-        let token = paseto::sign(&self.key, &claims.to_json(), &self.footer, &assertion);
+        let token = match (self.format, token_type) {
+            #[cfg(feature = "jwt")]
+            (TokenFormat::Jwt, TokenType::Access) => {
+                crate::jwt::sign(&self.key, &claims.to_jwt_json())
+            }
+            _ => {
+                let assertion = paseto::implicit_assertion(&self.environment, token_type);
+                paseto::sign(&self.key, &claims.to_json(), &self.footer, &assertion)
+            }
+        };
         let record_failed = |what: &str, e: &dyn std::fmt::Display| {
             IssueError::new(
                 IssueErrorKind::Record,
@@ -452,6 +474,46 @@ impl Issuer {
             family: r.family.clone(),
             other: Map::new(),
         })
+    }
+}
+
+/// The wire format of minted access tokens.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum TokenFormat {
+    /// PASETO v4.public with a `{"kid":…}` footer and the environment bound in the implicit
+    /// assertion: the default.
+    #[default]
+    Paseto,
+    /// JWT (JWS compact, `alg` EdDSA, `typ` at+jwt), for gateways that only speak JWT: see
+    /// [`crate::jwt`]. Needs the `jwt` feature.
+    #[cfg(feature = "jwt")]
+    Jwt,
+}
+
+impl TokenFormat {
+    /// `paseto` or `jwt`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Paseto => "paseto",
+            #[cfg(feature = "jwt")]
+            Self::Jwt => "jwt",
+        }
+    }
+}
+
+impl std::str::FromStr for TokenFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "paseto" => Ok(Self::Paseto),
+            #[cfg(feature = "jwt")]
+            "jwt" => Ok(Self::Jwt),
+            #[cfg(not(feature = "jwt"))]
+            "jwt" => Err("JWT needs scopekey's `jwt` feature".into()),
+            other => Err(format!("unknown token format {other:?} (paseto or jwt)")),
+        }
     }
 }
 

@@ -87,6 +87,10 @@ mod error;
 pub mod inventory;
 mod issuer;
 mod json;
+#[cfg(feature = "jwt")]
+pub mod jwks;
+#[cfg(feature = "jwt")]
+pub mod jwt;
 mod keys;
 pub mod paserk;
 pub mod paseto;
@@ -101,7 +105,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{ErrorKind, VerifyError};
 pub use issuer::{
     BearerToken, DEFAULT_MAX_TTL, DEFAULT_TTL, IssueError, IssueErrorKind, Issuer, Minted,
-    TokenRequest,
+    TokenFormat, TokenRequest,
 };
 pub use keys::{
     KeyEntry, KeyError, KeyErrorKind, KeyId, KeyRing, KeySet, PublicKey, SignatureError, SigningKey,

@@ -8,7 +8,7 @@ use crate::error::{ErrorKind, VerifyError};
 use crate::inventory::Inventory;
 use crate::issuer::DEFAULT_MAX_TTL;
 use crate::json;
-use crate::keys::{KeyId, KeyRing, KeySet};
+use crate::keys::{KeyEntry, KeyId, KeyRing, KeySet};
 use crate::paseto;
 use crate::revocation::{RevocationCheck, RevocationStatus, TokenFacts};
 use crate::scope::{Action, Resource, Scope};
@@ -43,6 +43,8 @@ pub struct VerifierConfig {
     max_lifetime: Duration,
     clock: Arc<dyn Clock>,
     token_type: TokenType,
+    #[cfg(feature = "jwt")]
+    accept_jwt: bool,
 }
 
 impl VerifierConfig {
@@ -62,7 +64,17 @@ impl VerifierConfig {
             max_lifetime: DEFAULT_MAX_TTL,
             clock: Arc::new(SystemClock),
             token_type: TokenType::Access,
+            #[cfg(feature = "jwt")]
+            accept_jwt: true,
         }
+    }
+
+    /// Whether JWT access tokens are accepted next to PASETO (with the `jwt` feature: yes by
+    /// default). Turn it off for a service that only ever receives PASETO.
+    #[cfg(feature = "jwt")]
+    pub fn accept_jwt(mut self, accept: bool) -> Self {
+        self.accept_jwt = accept;
+        self
     }
 
     /// Clock skew to tolerate on `exp`, `nbf` and `iat`; at most [`MAX_LEEWAY`].
@@ -349,27 +361,13 @@ impl Verifier {
         token: &str,
         now: time::OffsetDateTime,
     ) -> Result<(Claims, KeyId, Option<time::OffsetDateTime>), Refusal> {
+        #[cfg(feature = "jwt")]
+        if crate::jwt::routes_to_jwt(token) && token.len() <= paseto::MAX_TOKEN_LEN {
+            return self.check_signed_jwt(token, now);
+        }
         let decoded = paseto::decode(token).map_err(|e| (e, None))?;
         let kid = key_id_from_footer(decoded.footer()).map_err(|e| (e, None))?;
-        let keys = self.keys.snapshot();
-        let entry = keys.get(&kid).ok_or_else(|| {
-            let e = VerifyError::new(
-                ErrorKind::UnknownKey,
-                "token's key id is not in the key set: it was signed by a key this service does \
-                 not trust (add the issuer's current public key if keys were rotated)",
-            );
-            (e, None)
-        })?;
-        if !entry.is_active_at(now) {
-            let e = VerifyError::new(
-                ErrorKind::UnknownKey,
-                format!(
-                    "token's key {} is retired or not yet valid",
-                    entry.key().key_id()
-                ),
-            );
-            return Err((e, None));
-        }
+        let entry = self.active_key(&kid, now).map_err(|e| (e, None))?;
         let payload = decoded
             .verify(entry.key(), &self.assertion)
             .map_err(|e| (e, None))?;
@@ -381,6 +379,75 @@ impl Verifier {
         })?;
         let claims = Claims::from_map(map).map_err(|e| (e, None))?;
         Ok((claims, entry.key().key_id().clone(), entry.retire_at()))
+    }
+
+    /// The JWT counterpart of [`check_signed`](Self::check_signed): header first, then the key,
+    /// the signature, and only then the claims.
+    #[cfg(feature = "jwt")]
+    fn check_signed_jwt(
+        &self,
+        token: &str,
+        now: time::OffsetDateTime,
+    ) -> Result<(Claims, KeyId, Option<time::OffsetDateTime>), Refusal> {
+        if !self.config.accept_jwt {
+            return Err((
+                VerifyError::new(
+                    ErrorKind::UnsupportedFormat,
+                    "this verifier accepts PASETO v4.public only, not JWTs",
+                ),
+                None,
+            ));
+        }
+        if self.config.token_type != TokenType::Access {
+            return Err((
+                VerifyError::new(
+                    ErrorKind::UnsupportedFormat,
+                    "refresh tokens are PASETO v4.public; a JWT is an access token",
+                ),
+                None,
+            ));
+        }
+        let decoded = crate::jwt::decode(token).map_err(|e| (e, None))?;
+        let entry = self.active_key(decoded.kid(), now).map_err(|e| (e, None))?;
+        let payload = decoded.verify(token, entry.key()).map_err(|e| (e, None))?;
+        let map = json::parse_object(payload, json::CLAIMS).map_err(|e| {
+            (
+                VerifyError::claims(format!("claims are not valid: {e}")),
+                None,
+            )
+        })?;
+        if !map.contains_key("env") {
+            return Err((
+                VerifyError::claims(
+                    "claim `env` is missing: a JWT names its environment in the claims",
+                ),
+                None,
+            ));
+        }
+        let claims = Claims::from_jwt_map(map, &self.config.audience).map_err(|e| (e, None))?;
+        Ok((claims, entry.key().key_id().clone(), entry.retire_at()))
+    }
+
+    /// The trusted, currently valid key named `kid`, looked up in memory only.
+    fn active_key(&self, kid: &str, now: time::OffsetDateTime) -> Result<KeyEntry, VerifyError> {
+        let keys = self.keys.snapshot();
+        let entry = keys.get(kid).ok_or_else(|| {
+            VerifyError::new(
+                ErrorKind::UnknownKey,
+                "token's key id is not in the key set: it was signed by a key this service does \
+                 not trust (add the issuer's current public key if keys were rotated)",
+            )
+        })?;
+        if !entry.is_active_at(now) {
+            return Err(VerifyError::new(
+                ErrorKind::UnknownKey,
+                format!(
+                    "token's key {} is retired or not yet valid",
+                    entry.key().key_id()
+                ),
+            ));
+        }
+        Ok(entry.clone())
     }
 
     fn check_revocation(&self, claims: &Claims, key_id: &KeyId) -> Result<(), VerifyError> {
