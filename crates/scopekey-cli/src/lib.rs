@@ -126,6 +126,19 @@ enum Command {
     /// Check role definitions, or import them into the store.
     #[command(subcommand)]
     Roles(RolesCommand),
+    /// Print the key set as a JWKS (RFC 7517) for JWT gateways: retired keys left out.
+    #[cfg(feature = "jwt")]
+    #[command(
+        after_help = "Example:\n  scopekey jwks --store sqlite://scopekey.db > jwks.json\n  scopekey jwks --public-key keys/public.paserk"
+    )]
+    Jwks {
+        /// A public key (PASERK k4.public file); repeat for more. Without it, the store's key set.
+        #[arg(long = "public-key", value_name = "FILE")]
+        public_keys: Vec<PathBuf>,
+        /// The store whose key set to publish.
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
+    },
     /// Find scopekey tokens in files, folders or standard input; exits 1 when any is found.
     #[command(
         after_help = "Example:\n  scopekey scan --public-key keys/public.paserk .\n  git log -p | scopekey scan -"
@@ -179,6 +192,9 @@ struct MintArgs {
     /// Record the token in this store's inventory.
     #[arg(long, value_name = "URL")]
     store: Option<String>,
+    /// Token format: `paseto` (PASETO v4.public, the default) or `jwt` (JWS, EdDSA, at+jwt).
+    #[arg(long, default_value = "paseto", value_name = "FORMAT")]
+    format: String,
 }
 
 #[derive(Debug, Args)]
@@ -271,6 +287,19 @@ enum KeysCommand {
         /// From this RFC 3339 time (default: now).
         #[arg(long, value_name = "TIME")]
         at: Option<String>,
+    },
+    /// Import the public keys of a JWKS (a scopekey issuer's published keys) into the key set.
+    #[cfg(feature = "jwt")]
+    #[command(
+        after_help = "Example:\n  scopekey keys import --store sqlite://scopekey.db --jwks issuer-jwks.json"
+    )]
+    Import {
+        /// The store.
+        #[arg(long, value_name = "URL")]
+        store: String,
+        /// The JWKS file (`-` for standard input).
+        #[arg(long, value_name = "FILE")]
+        jwks: PathBuf,
     },
     /// List the key set.
     #[command(after_help = "Example:\n  scopekey keys list --store sqlite://scopekey.db")]
@@ -457,6 +486,8 @@ fn dispatch(command: Command) -> Outcome {
         Command::Consumers(c) => consumers(c),
         Command::Roles(r) => roles(r),
         Command::Scan(a) => scan_command(a),
+        #[cfg(feature = "jwt")]
+        Command::Jwks { public_keys, store } => jwks(&public_keys, store.as_deref()),
     }
 }
 
@@ -641,9 +672,14 @@ fn mint(a: MintArgs) -> Outcome {
     }
     let scopes =
         scopekey::ScopeSet::from_scopes(listed).map_err(|e| usage(format!("--scope: {e}")))?;
+    let format: scopekey::TokenFormat = a
+        .format
+        .parse()
+        .map_err(|e| usage(format!("--format: {e}")))?;
     let mut issuer = Issuer::new(key, a.issuer, environment(&a.env)?)
         .map_err(|e| usage(format!("--issuer: {e}")))?
-        .with_max_ttl(Duration::from_secs(30 * 86_400));
+        .with_max_ttl(Duration::from_secs(30 * 86_400))
+        .with_format(format);
     if let Some(store) = &store {
         issuer = issuer.with_inventory(Arc::new(
             store.inventory().map_err(|e| usage(e.to_string()))?,
@@ -703,17 +739,25 @@ fn inspect(token: Option<String>) -> Outcome {
     let token = token_arg(token)?;
     let t = decode_unverified(&token).map_err(|e| refused(format!("{:?}: {e}", e.kind())))?;
     let now = OffsetDateTime::now_utc();
-    let expires = t
-        .claim_str("exp")
-        .and_then(|e| OffsetDateTime::parse(e, &Rfc3339).ok())
-        .map(|e| relative(e, now));
+    let exp = match t.claims().ok().and_then(|c| c.get("exp")) {
+        Some(serde_json::Value::String(e)) => OffsetDateTime::parse(e, &Rfc3339).ok(),
+        Some(serde_json::Value::Number(n)) => n
+            .as_i64()
+            .and_then(|s| OffsetDateTime::from_unix_timestamp(s).ok()),
+        _ => None,
+    };
+    let expires = exp.map(|e| relative(e, now));
     let claims = match t.claims() {
         Ok(c) => serde_json::Value::Object(c.clone()),
         Err(why) => serde_json::json!({ "error": why }),
     };
     print_json(&serde_json::json!({
         "verified": false,
-        "header": "v4.public",
+        "format": t.format().as_str(),
+        "header": match t.header() {
+            Some(h) => serde_json::Value::Object(h.clone()),
+            None => "v4.public".into(),
+        },
         "footer": t.footer().map(|f| serde_json::Value::Object(f.clone())),
         "kid": t.key_id(),
         "claims": claims,
@@ -847,6 +891,26 @@ fn keys(k: KeysCommand) -> Outcome {
                 )))
             }
         }
+        #[cfg(feature = "jwt")]
+        KeysCommand::Import { store, jwks } => {
+            let text = if jwks.as_os_str() == "-" {
+                token_arg(None)?
+            } else {
+                read_small(&jwks)?
+            };
+            let set = KeySet::from_jwks(&text)
+                .map_err(|e| refused(format!("{}: {e}", jwks.display())))?;
+            let store = open_store(&store)?;
+            let mut entries: Vec<_> = set.iter().collect();
+            entries.sort_by(|a, b| a.key().key_id().cmp(b.key().key_id()));
+            for e in entries {
+                store
+                    .add_key(e.key(), None)
+                    .map_err(|e| usage(format!("store: {e}")))?;
+                println!("added {}", e.key().key_id());
+            }
+            Ok(())
+        }
         KeysCommand::List { store } => {
             let set = open_store(&store)?
                 .key_set()
@@ -870,6 +934,19 @@ fn keys(k: KeysCommand) -> Outcome {
             Ok(())
         }
     }
+}
+
+#[cfg(feature = "jwt")]
+fn jwks(public_keys: &[PathBuf], store: Option<&str>) -> Outcome {
+    let set = match (public_keys.is_empty(), store) {
+        (false, None) => key_set(public_keys)?,
+        (true, Some(url)) => open_store(url)?
+            .key_set()
+            .map_err(|e| usage(format!("store: {e}")))?,
+        _ => return Err(usage("give --public-key FILE (repeatable) or --store URL")),
+    };
+    println!("{}", set.to_jwks(OffsetDateTime::now_utc()));
+    Ok(())
 }
 
 fn who(by: Option<String>) -> String {

@@ -1,7 +1,9 @@
 //! Finding scopekey tokens in files, so a leak is found before an attacker finds it.
 //!
-//! The scanner looks for `v4.public.` with SIMD substring search (memchr) and only then extends
-//! the match over base64url characters, so text without tokens is scanned at memory speed.
+//! The scanner looks for `v4.public.` (PASETO) and `eyJ` (the start of a JWT's base64url JSON
+//! header) with SIMD substring search (memchr) and only then extends the match over base64url
+//! characters, so text without tokens is scanned at memory speed. A JWT candidate must have three
+//! dot-separated base64url parts and a header that decodes to a JSON object with an `alg`.
 //! Files are read in 1 MiB chunks with an overlap of one maximum token, so memory stays bounded
 //! whatever the file size; files with a NUL byte in their first 8 KiB are treated as binary and
 //! skipped.
@@ -14,6 +16,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 const HEADER: &[u8] = b"v4.public.";
+const JWT_START: &[u8] = b"eyJ";
 const CHUNK: usize = 1 << 20;
 const BINARY_SNIFF: usize = 8 * 1024;
 
@@ -58,7 +61,7 @@ pub struct Finding {
     pub line: u64,
     /// 1-based column, in bytes.
     pub column: u64,
-    /// `paseto-v4-public`.
+    /// `paseto-v4-public` or `jwt`.
     pub format: &'static str,
     /// The footer's `kid`, if readable.
     pub kid: Option<String>,
@@ -111,6 +114,7 @@ impl Finding {
 pub struct Scanner {
     keys: Option<KeySet>,
     finder: memmem::Finder<'static>,
+    jwt_finder: memmem::Finder<'static>,
 }
 
 impl Scanner {
@@ -119,6 +123,7 @@ impl Scanner {
         Self {
             keys,
             finder: memmem::Finder::new(HEADER),
+            jwt_finder: memmem::Finder::new(JWT_START),
         }
     }
 
@@ -180,6 +185,8 @@ impl Scanner {
         lines: &mut LineCounter,
         out: &mut Vec<Finding>,
     ) {
+        // Candidates of both formats, then findings in the order they appear.
+        let mut spans = Vec::new();
         let mut pos = from;
         while pos < limit {
             let Some(i) = self.finder.find(&data[pos..]) else {
@@ -195,13 +202,45 @@ impl Scanner {
                 continue;
             }
             let end = token_end(data, start);
-            let (line, column) = lines.position(data, start);
-            out.push(self.finding(path, &data[start..end], line, column));
+            spans.push((start, end, "paseto-v4-public"));
             pos = end.max(start + HEADER.len());
+        }
+        let mut pos = from;
+        while pos < limit {
+            let Some(i) = self.jwt_finder.find(&data[pos..]) else {
+                break;
+            };
+            let start = pos + i;
+            if start >= limit {
+                break;
+            }
+            if start > 0 && (is_b64(data[start - 1]) || data[start - 1] == b'.') {
+                pos = start + JWT_START.len();
+                continue;
+            }
+            match jwt_end(data, start) {
+                Some(end) => {
+                    spans.push((start, end, "jwt"));
+                    pos = end;
+                }
+                None => pos = start + JWT_START.len(),
+            }
+        }
+        spans.sort_unstable();
+        for (start, end, format) in spans {
+            let (line, column) = lines.position(data, start);
+            out.push(self.finding(path, &data[start..end], line, column, format));
         }
     }
 
-    fn finding(&self, path: &str, token: &[u8], line: u64, column: u64) -> Finding {
+    fn finding(
+        &self,
+        path: &str,
+        token: &[u8],
+        line: u64,
+        column: u64,
+        format: &'static str,
+    ) -> Finding {
         // Every byte of `token` is ASCII: the header and base64url characters.
         let text = String::from_utf8_lossy(token);
         let redacted: String = text.chars().take(12).chain(std::iter::once('…')).collect();
@@ -209,7 +248,7 @@ impl Scanner {
             path: path.to_owned(),
             line,
             column,
-            format: "paseto-v4-public",
+            format,
             kid: None,
             jti: None,
             sub: None,
@@ -225,7 +264,14 @@ impl Scanner {
         f.jti = t.claim_str("jti").map(str::to_owned);
         f.sub = t.claim_str("sub").map(str::to_owned);
         f.env = t.claim_str("env").map(str::to_owned);
-        f.exp = t.claim_str("exp").map(str::to_owned);
+        f.exp = t.claim_str("exp").map(str::to_owned).or_else(|| {
+            // A JWT's NumericDate, shown as RFC 3339 like PASETO's.
+            let claims = t.claims().ok()?;
+            let secs = claims.get("exp")?.as_i64()?;
+            let at = time::OffsetDateTime::from_unix_timestamp(secs).ok()?;
+            at.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        });
         f.status = match &self.keys {
             None => Status::Unverified,
             Some(keys) => match f.kid.as_deref().and_then(|k| keys.get(k)) {
@@ -333,6 +379,57 @@ fn token_end(data: &[u8], start: usize) -> usize {
     i
 }
 
+/// The end of a JWT starting at `start` (at `eyJ`): three dot-separated base64url runs whose
+/// first decodes to a JSON object naming an `alg`; `None` if the text there is not one.
+fn jwt_end(data: &[u8], start: usize) -> Option<usize> {
+    let max = (start + MAX_TOKEN_LEN).min(data.len());
+    let run = |mut i: usize| {
+        let from = i;
+        while i < max && is_b64(data[i]) {
+            i += 1;
+        }
+        (i > from).then_some(i)
+    };
+    let header_end = run(start)?;
+    if data.get(header_end) != Some(&b'.') {
+        return None;
+    }
+    let payload_end = run(header_end + 1)?;
+    if data.get(payload_end) != Some(&b'.') {
+        return None;
+    }
+    let end = run(payload_end + 1)?;
+    let header = std::str::from_utf8(&data[start..header_end]).ok()?;
+    let header = base64_decode(header)?;
+    let value: serde_json::Value = serde_json::from_slice(&header).ok()?;
+    value.get("alg")?;
+    Some(end)
+}
+
+/// Lenient base64url decoding for recognising a JWT header (never for verification).
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let (mut bits, mut n) = (0u32, 0);
+    for c in text.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        };
+        bits = (bits << 6) | u32::from(v);
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+            bits &= (1 << n) - 1;
+        }
+    }
+    Some(out)
+}
+
 /// Counts lines incrementally, so positions cost O(distance since the last one).
 #[derive(Debug, Default)]
 struct LineCounter {
@@ -404,6 +501,31 @@ mod tests {
         assert_eq!(found[0].redacted, "v4.public.ey…");
         let in_memory = s.scan_bytes("f", &data);
         assert_eq!((in_memory[0].line, in_memory[0].column), (2, 4));
+    }
+
+    #[test]
+    fn finds_jwts_next_to_pasetos_in_order() {
+        let header = base64_decode("eyJhbGciOiJFZERTQSJ9").unwrap();
+        assert_eq!(header, br#"{"alg":"EdDSA"}"#);
+        let jwt = "eyJhbGciOiJFZERTQSJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl";
+        let text = format!("a v4.public.abc\nAuthorization: Bearer {jwt}\n");
+        let found = Scanner::new(None).scan_bytes("f", text.as_bytes());
+        assert_eq!(found.len(), 2);
+        assert_eq!(found[0].format, "paseto-v4-public");
+        assert_eq!(
+            (found[1].format, found[1].line, found[1].column),
+            ("jwt", 2, 23)
+        );
+        assert_eq!(found[1].redacted, "eyJhbGciOiJF…");
+        // Base64 JSON that is not a JWT: no finding.
+        for not_jwt in [
+            "eyJzdWIiOiJ4In0",
+            "eyJzdWIiOiJ4In0.eyJzdWIiOiJ4In0.c2ln",
+            "x.eyJhbGciOiJFZERTQSJ9.eyJ9.c2ln",
+        ] {
+            let found = Scanner::new(None).scan_bytes("f", not_jwt.as_bytes());
+            assert!(found.iter().all(|f| f.format != "jwt"), "{not_jwt}");
+        }
     }
 
     #[test]

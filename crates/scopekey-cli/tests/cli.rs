@@ -753,3 +753,136 @@ fn consumers_roles_ceilings_disable_and_prune() {
     assert_eq!(verify(&publisher).code, 1);
     assert_eq!(verify(&used).code, 0);
 }
+
+#[test]
+fn jwt_tokens_mint_verify_inspect_scan_and_jwks() {
+    let env = Env::new("jwt");
+    let (secret, public) = env.keygen("keys");
+    let out = env.run(&[
+        "mint",
+        "--secret-key",
+        &secret,
+        "--issuer",
+        "https://auth.example",
+        "--audience",
+        "https://api.example",
+        "--env",
+        "production",
+        "--subject",
+        "gateway-client",
+        "--scope",
+        "projects:read",
+        "--format",
+        "jwt",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let jwt = out.stdout.trim().to_owned();
+    assert!(
+        jwt.starts_with("eyJ") && jwt.matches('.').count() == 2,
+        "{jwt}"
+    );
+
+    // verify and inspect recognise the format without being told.
+    let out = env.verify(
+        &public,
+        &jwt,
+        &["--resource", "projects/1", "--action", "read"],
+    );
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let claims: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(claims["sub"], "gateway-client");
+    let out = env.run(&["inspect", &jwt]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let shown: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(shown["format"], "jwt");
+    assert_eq!(shown["header"]["alg"], "EdDSA");
+    assert_eq!(shown["header"]["typ"], "at+jwt");
+    assert!(shown["claims"]["exp"].is_i64());
+    assert!(
+        shown["expires"]
+            .as_str()
+            .unwrap()
+            .starts_with("expires in "),
+        "{shown}"
+    );
+    // Another environment: refused.
+    let out = env.run(&[
+        "verify",
+        "--public-key",
+        &public,
+        "--issuer",
+        "https://auth.example",
+        "--audience",
+        "https://api.example",
+        "--env",
+        "staging",
+        &jwt,
+    ]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("wrong_environment"), "{}", out.stderr);
+
+    // scan finds it, checks it with the key, and never prints it whole.
+    let leak = env.path("leak.log");
+    std::fs::write(&leak, format!("curl -H 'Authorization: Bearer {jwt}'\n")).unwrap();
+    let out = env.run(&[
+        "scan",
+        "--public-key",
+        &public,
+        "--json",
+        leak.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(!out.stdout.contains(&jwt));
+    let finding: serde_json::Value =
+        serde_json::from_str(out.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(finding["format"], "jwt");
+    assert_eq!(finding["status"], "valid");
+    assert_eq!(finding["sub"], "gateway-client");
+
+    // jwks prints the key set; keys import reads it back into a store.
+    let out = env.run(&["jwks", "--public-key", &public]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let jwks: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    let key = &jwks["keys"][0];
+    assert_eq!(
+        (key["kty"].as_str(), key["crv"].as_str()),
+        (Some("OKP"), Some("Ed25519"))
+    );
+    assert_eq!(
+        (key["use"].as_str(), key["alg"].as_str()),
+        (Some("sig"), Some("EdDSA"))
+    );
+    assert!(key["kid"].as_str().unwrap().starts_with("k4.pid."));
+    let file = env.path("jwks.json");
+    std::fs::write(&file, &out.stdout).unwrap();
+    let out = env.run(&[
+        "keys",
+        "import",
+        "--store",
+        &env.store(),
+        "--jwks",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = env.run(&["jwks", "--store", &env.store()]);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap(),
+        jwks
+    );
+    // A JWKS holding a private key is refused.
+    std::fs::write(
+        &file,
+        out.stdout.replace("\"alg\"", "\"d\":\"AAAA\",\"alg\""),
+    )
+    .unwrap();
+    let out = env.run(&[
+        "keys",
+        "import",
+        "--store",
+        &env.store(),
+        "--jwks",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("private"), "{}", out.stderr);
+}
