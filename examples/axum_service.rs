@@ -19,6 +19,7 @@
 //! | route | scope |
 //! |---|---|
 //! | `GET /healthz` | none |
+//! | `GET /.well-known/jwks.json` | none: the public keys as a JWKS, for JWT gateways |
 //! | `GET /projects/{id}` | `projects/{id}:read` |
 //! | `POST /projects/{id}/comments` | `projects/{id}/comments:write` (201) |
 //! | `DELETE /projects/{id}` | `projects/{id}:delete` (204) |
@@ -139,9 +140,27 @@ pub(crate) fn app(verifier: Arc<Verifier>, revocations: Arc<dyn Revoker>) -> Rou
         .layer(AuthLayer::new(auth));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/.well-known/jwks.json", get(jwks))
         .merge(protected)
         .layer(middleware::from_fn(log_decision))
         .with_state(state)
+}
+
+/// The keys this service verifies with (retired ones left out), for gateways that verify JWTs
+/// before requests reach it. Public by nature; cacheable for a few minutes.
+async fn jwks(State(auth): State<AuthState>) -> Response {
+    let body = auth
+        .verifier()
+        .keys()
+        .to_jwks(time::OffsetDateTime::now_utc());
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "application/json"),
+            (axum::http::header::CACHE_CONTROL, "max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 async fn get_project(auth: Authorized, Path(id): Path<String>) -> Result<Response, Forbidden> {
