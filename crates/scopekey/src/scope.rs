@@ -225,6 +225,14 @@ fn check_segment(seg: &str, allow_wildcard: bool) -> Result<(), Fault> {
     if seg.len() > MAX_SEGMENT_LEN {
         return Err(Fault::at(MAX_SEGMENT_LEN, ScopeErrorKind::SegmentTooLong));
     }
+    if seg.bytes().all(is_segment_byte) {
+        // The common case, in one pass; the passes below only find what to report.
+        return if seg == "." || seg == ".." {
+            Err(Fault::at(0, ScopeErrorKind::DotSegment))
+        } else {
+            Ok(())
+        };
+    }
     if let Some((i, c)) = seg.char_indices().find(|&(_, c)| !c.is_ascii()) {
         return Err(Fault::char(i, ScopeErrorKind::NotAscii, c));
     }
@@ -246,7 +254,8 @@ fn check_resource(s: &str, allow_wildcard: bool) -> Result<(), Fault> {
         return Err(Fault::at(MAX_RESOURCE_LEN, ScopeErrorKind::TooLong));
     }
     let mut start = 0;
-    for (n, seg) in s.split('/').enumerate() {
+    #[allow(clippy::manual_pattern_char_comparison)] // faster on short segments, see `segments`
+    for (n, seg) in s.split(|c: char| c == '/').enumerate() {
         if n >= MAX_SEGMENTS {
             return Err(Fault::at(start, ScopeErrorKind::TooManySegments));
         }
@@ -266,10 +275,15 @@ fn check_action(s: &str) -> Result<(), Fault> {
     if s.len() > MAX_ACTION_LEN {
         return Err(Fault::at(MAX_ACTION_LEN, ScopeErrorKind::TooLong));
     }
+    let bytes = s.as_bytes();
+    let action_byte =
+        |b: u8| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-';
+    if bytes[0].is_ascii_lowercase() && bytes.iter().all(|&b| action_byte(b)) {
+        return Ok(());
+    }
     if let Some((i, c)) = s.char_indices().find(|&(_, c)| !c.is_ascii()) {
         return Err(Fault::char(i, ScopeErrorKind::NotAscii, c));
     }
-    let bytes = s.as_bytes();
     if !bytes[0].is_ascii_lowercase() {
         return Err(Fault::char(
             0,
@@ -277,10 +291,7 @@ fn check_action(s: &str) -> Result<(), Fault> {
             char::from(bytes[0]),
         ));
     }
-    if let Some(i) = bytes
-        .iter()
-        .position(|&b| !(b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'))
-    {
+    if let Some(i) = bytes.iter().position(|&b| !action_byte(b)) {
         return Err(Fault::char(
             i,
             ScopeErrorKind::InvalidAction,
@@ -567,14 +578,32 @@ impl FromStr for Action {
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         check_action(s).map_err(|f| ScopeError::new("action", s, f))?;
-        Ok(match s {
+        Ok(Self::from_checked(s))
+    }
+}
+
+impl Action {
+    /// An action from text that passed `check_action`; the standard ones are not allocated.
+    fn from_checked(s: &str) -> Self {
+        match s {
             "read" => Self::read(),
             "write" => Self::write(),
             "delete" => Self::delete(),
             "admin" => Self::admin(),
             "*" => Self::any(),
             other => Self(Cow::Owned(other.to_owned())),
-        })
+        }
+    }
+
+    /// The bit of a standard action in a compiled node, if it is one.
+    fn standard_bit(&self) -> Option<u8> {
+        match self.as_str() {
+            "read" => Some(1),
+            "write" => Some(2),
+            "delete" => Some(4),
+            "admin" => Some(8),
+            _ => None,
+        }
     }
 }
 
@@ -680,7 +709,7 @@ fn parse_scope(s: &str) -> Result<Scope, Fault> {
             ScopeErrorKind::TooLong,
         ));
     }
-    let Some(colon) = s.find(':') else {
+    let Some(colon) = s.bytes().position(|b| b == b':') else {
         // Report a bad character first if there is one: it is the likelier mistake.
         check_resource(s, true)?;
         return Err(Fault::at(s.len(), ScopeErrorKind::MissingAction));
@@ -690,9 +719,7 @@ fn parse_scope(s: &str) -> Result<Scope, Fault> {
     check_action(action).map_err(|f| f.shift(colon + 1))?;
     Ok(Scope {
         resource: Resource(resource.into()),
-        action: action
-            .parse()
-            .map_err(|_| Fault::at(colon + 1, ScopeErrorKind::InvalidAction))?,
+        action: Action::from_checked(action),
     })
 }
 
@@ -762,6 +789,9 @@ pub struct ScopeSet {
 #[derive(Clone, Default)]
 struct Node {
     any_action: bool,
+    /// `read`, `write`, `delete`, `admin` as bits (see `Action::standard_bit`).
+    standard: u8,
+    /// Other actions.
     actions: Vec<Action>,
     /// Literal children, sorted by segment for binary search.
     children: Vec<(Box<str>, Node)>,
@@ -770,7 +800,11 @@ struct Node {
 
 impl Node {
     fn grants(&self, action: &Action) -> bool {
-        self.any_action || self.actions.iter().any(|a| a == action)
+        self.any_action
+            || match action.standard_bit() {
+                Some(bit) => self.standard & bit != 0,
+                None => self.actions.iter().any(|a| a == action),
+            }
     }
 
     fn insert(&mut self, scope: &Scope) {
@@ -791,6 +825,8 @@ impl Node {
         }
         if scope.action.is_wildcard() {
             node.any_action = true;
+        } else if let Some(bit) = scope.action.standard_bit() {
+            node.standard |= bit;
         } else if !node.actions.contains(&scope.action) {
             node.actions.push(scope.action.clone());
         }
@@ -862,7 +898,10 @@ impl ScopeSet {
         if let Some(w) = scopes.windows(2).find(|w| w[0] == w[1]) {
             return Err((w[0].to_string(), Fault::at(0, ScopeErrorKind::Duplicate)));
         }
-        let mut root = Node::default();
+        let mut root = Node {
+            children: Vec::with_capacity(scopes.len()),
+            ..Node::default()
+        };
         for scope in &scopes {
             root.insert(scope);
         }
@@ -944,9 +983,11 @@ impl FromStr for ScopeSet {
         if s.is_empty() {
             return Ok(Self::new());
         }
-        let mut scopes = Vec::new();
+        let mut scopes =
+            Vec::with_capacity(s.bytes().filter(|&b| b == b' ').count().min(MAX_SCOPES) + 1);
         let mut start = 0;
-        for part in s.split(' ') {
+        #[allow(clippy::manual_pattern_char_comparison)] // faster on short parts, see `segments`
+        for part in s.split(|c: char| c == ' ') {
             if part.is_empty() {
                 return Err(err(Fault::char(start, ScopeErrorKind::BadSeparator, ' ')));
             }
