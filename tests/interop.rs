@@ -42,9 +42,12 @@ fn python(test: &str) -> Option<PathBuf> {
     }
 }
 
-fn run_python(python: &PathBuf, request: &Value) -> Value {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/interop.py");
-    let mut child = Command::new(python)
+/// Runs `program tests/interop/<script>` with `request` as JSON on stdin; returns its JSON answer.
+fn run_json(program: &std::path::Path, script: &str, request: &Value) -> Value {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/interop")
+        .join(script);
+    let mut child = Command::new(program)
         .arg(script)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -60,10 +63,15 @@ fn run_python(python: &PathBuf, request: &Value) -> Value {
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
-        "python failed: {}",
+        "{} failed: {}",
+        program.display(),
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn run_python(python: &std::path::Path, request: &Value) -> Value {
+    run_json(python, "interop.py", request)
 }
 
 fn verifier(keys: KeySet) -> Verifier {
@@ -258,23 +266,10 @@ fn the_node_snippet_verifies_a_scopekey_jwt() {
             SCOPES.parse().unwrap(),
         ))
         .unwrap();
+    let node = PathBuf::from(node);
     let run = |token: &str, env: &str| -> Value {
-        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/verify_jwt.js");
-        let mut child = Command::new(&node)
-            .arg(script)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
         let input = json!({ "token": token, "jwks": jwks, "expected": { "iss": ISS, "aud": AUD, "env": env } });
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.to_string().as_bytes())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        serde_json::from_slice(&out.stdout).unwrap()
+        run_json(&node, "verify_jwt.js", &input)
     };
     let ok = run(token.token().as_str(), "production");
     assert_eq!(ok["ok"], true, "{ok}");

@@ -66,11 +66,16 @@ impl Env {
         let out = self.run(&args);
         assert_eq!(out.code, 0, "{}", out.stderr);
         let token = out.stdout.trim().to_owned();
-        assert!(token.starts_with("v4.public.") && !token.contains('\n'));
+        let jwt = extra.windows(2).any(|w| w == ["--format", "jwt"]);
+        assert!(token.starts_with(if jwt { "eyJ" } else { "v4.public." }) && !token.contains('\n'));
         token
     }
 
     fn verify(&self, public: &str, token: &str, extra: &[&str]) -> Output {
+        self.verify_in("production", public, token, extra)
+    }
+
+    fn verify_in(&self, env: &str, public: &str, token: &str, extra: &[&str]) -> Output {
         let mut args = vec![
             "verify",
             "--public-key",
@@ -80,7 +85,7 @@ impl Env {
             "--audience",
             "https://api.example",
             "--env",
-            "production",
+            env,
         ];
         args.extend_from_slice(extra);
         args.push(token);
@@ -758,29 +763,8 @@ fn consumers_roles_ceilings_disable_and_prune() {
 fn jwt_tokens_mint_verify_inspect_scan_and_jwks() {
     let env = Env::new("jwt");
     let (secret, public) = env.keygen("keys");
-    let out = env.run(&[
-        "mint",
-        "--secret-key",
-        &secret,
-        "--issuer",
-        "https://auth.example",
-        "--audience",
-        "https://api.example",
-        "--env",
-        "production",
-        "--subject",
-        "gateway-client",
-        "--scope",
-        "projects:read",
-        "--format",
-        "jwt",
-    ]);
-    assert_eq!(out.code, 0, "{}", out.stderr);
-    let jwt = out.stdout.trim().to_owned();
-    assert!(
-        jwt.starts_with("eyJ") && jwt.matches('.').count() == 2,
-        "{jwt}"
-    );
+    let jwt = env.mint(&secret, &["--format", "jwt"]);
+    assert_eq!(jwt.matches('.').count(), 2, "{jwt}");
 
     // verify and inspect recognise the format without being told.
     let out = env.verify(
@@ -790,7 +774,7 @@ fn jwt_tokens_mint_verify_inspect_scan_and_jwks() {
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
     let claims: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
-    assert_eq!(claims["sub"], "gateway-client");
+    assert_eq!(claims["sub"], "ci-deploy");
     let out = env.run(&["inspect", &jwt]);
     assert_eq!(out.code, 0, "{}", out.stderr);
     let shown: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
@@ -806,18 +790,7 @@ fn jwt_tokens_mint_verify_inspect_scan_and_jwks() {
         "{shown}"
     );
     // Another environment: refused.
-    let out = env.run(&[
-        "verify",
-        "--public-key",
-        &public,
-        "--issuer",
-        "https://auth.example",
-        "--audience",
-        "https://api.example",
-        "--env",
-        "staging",
-        &jwt,
-    ]);
+    let out = env.verify_in("staging", &public, &jwt, &[]);
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("wrong_environment"), "{}", out.stderr);
 
@@ -837,7 +810,7 @@ fn jwt_tokens_mint_verify_inspect_scan_and_jwks() {
         serde_json::from_str(out.stdout.lines().next().unwrap()).unwrap();
     assert_eq!(finding["format"], "jwt");
     assert_eq!(finding["status"], "valid");
-    assert_eq!(finding["sub"], "gateway-client");
+    assert_eq!(finding["sub"], "ci-deploy");
 
     // jwks prints the key set; keys import reads it back into a store.
     let out = env.run(&["jwks", "--public-key", &public]);
