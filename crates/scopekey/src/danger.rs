@@ -44,12 +44,6 @@ enum Parts {
 pub fn decode_unverified(token: &str) -> Result<UnverifiedToken, VerifyError> {
     #[cfg(feature = "jwt")]
     if crate::jwt::routes_to_jwt(token) {
-        if token.len() > paseto::MAX_TOKEN_LEN {
-            return Err(VerifyError::new(
-                ErrorKind::Oversized,
-                format!("token is longer than {} bytes", paseto::MAX_TOKEN_LEN),
-            ));
-        }
         let decoded = crate::jwt::decode(token)?;
         let claims = json::parse_object(decoded.payload(), json::CLAIMS);
         return Ok(UnverifiedToken {

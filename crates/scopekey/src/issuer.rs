@@ -502,17 +502,27 @@ impl TokenFormat {
     }
 }
 
-impl std::str::FromStr for TokenFormat {
-    type Err = String;
+/// A token format name that is not `paseto` or `jwt` (or `jwt` without the `jwt` feature).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UnknownFormat(String);
 
-    fn from_str(s: &str) -> Result<Self, String> {
+impl std::str::FromStr for TokenFormat {
+    type Err = UnknownFormat;
+
+    fn from_str(s: &str) -> Result<Self, UnknownFormat> {
         match s {
             "paseto" => Ok(Self::Paseto),
             #[cfg(feature = "jwt")]
             "jwt" => Ok(Self::Jwt),
             #[cfg(not(feature = "jwt"))]
-            "jwt" => Err("JWT needs scopekey's `jwt` feature".into()),
-            other => Err(format!("unknown token format {other:?} (paseto or jwt)")),
+            "jwt" => Err(UnknownFormat(
+                "JWT needs scopekey's `jwt` feature (enable it in Cargo.toml)".into(),
+            )),
+            other => Err(UnknownFormat(format!(
+                "unknown token format {:?}: use paseto or jwt",
+                other.chars().take(40).collect::<String>()
+            ))),
         }
     }
 }

@@ -125,9 +125,10 @@ fn invalid_header(why: String) -> VerifyError {
     VerifyError::new(ErrorKind::InvalidHeader, why)
 }
 
-/// Splits a JWT, decodes its parts and checks its header. Nothing returned is authenticated.
-/// The caller has checked the length.
+/// Checks the length, splits a JWT, decodes its parts and checks its header. Nothing returned
+/// is authenticated.
 pub(crate) fn decode(token: &str) -> Result<Decoded, VerifyError> {
+    crate::paseto::check_length(token)?;
     let mut parts = token.split('.');
     let (Some(h), Some(p), Some(s), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())

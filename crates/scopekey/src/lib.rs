@@ -105,7 +105,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{ErrorKind, VerifyError};
 pub use issuer::{
     BearerToken, DEFAULT_MAX_TTL, DEFAULT_TTL, IssueError, IssueErrorKind, Issuer, Minted,
-    TokenFormat, TokenRequest,
+    TokenFormat, TokenRequest, UnknownFormat,
 };
 pub use keys::{
     KeyEntry, KeyError, KeyErrorKind, KeyId, KeyRing, KeySet, PublicKey, SignatureError, SigningKey,

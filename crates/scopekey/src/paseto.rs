@@ -118,9 +118,8 @@ impl Decoded {
     }
 }
 
-/// Checks the length and header, splits the token and decodes its parts. Nothing returned is
-/// authenticated yet.
-pub(crate) fn decode(token: &str) -> Result<Decoded, VerifyError> {
+/// Refuses a token longer than [`MAX_TOKEN_LEN`], before any decoding (of either format).
+pub(crate) fn check_length(token: &str) -> Result<(), VerifyError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(VerifyError::new(
             ErrorKind::Oversized,
@@ -130,6 +129,13 @@ pub(crate) fn decode(token: &str) -> Result<Decoded, VerifyError> {
             ),
         ));
     }
+    Ok(())
+}
+
+/// Checks the length and header, splits the token and decodes its parts. Nothing returned is
+/// authenticated yet.
+pub(crate) fn decode(token: &str) -> Result<Decoded, VerifyError> {
+    check_length(token)?;
     let Some(rest) = token.strip_prefix(HEADER) else {
         return Err(unsupported(token));
     };

@@ -361,8 +361,10 @@ impl Verifier {
         token: &str,
         now: time::OffsetDateTime,
     ) -> Result<(Claims, KeyId, Option<time::OffsetDateTime>), Refusal> {
+        // Before anything else, whatever the format.
+        paseto::check_length(token).map_err(|e| (e, None))?;
         #[cfg(feature = "jwt")]
-        if crate::jwt::routes_to_jwt(token) && token.len() <= paseto::MAX_TOKEN_LEN {
+        if crate::jwt::routes_to_jwt(token) {
             return self.check_signed_jwt(token, now);
         }
         let decoded = paseto::decode(token).map_err(|e| (e, None))?;
