@@ -1,6 +1,7 @@
 //! The claims a token carries, typed.
 
 use crate::error::VerifyError;
+use crate::json::ClaimsObject;
 use crate::rfc3339;
 use crate::scope::ScopeSet;
 use serde_json::{Map, Value};
@@ -337,12 +338,12 @@ impl Claims {
     /// 1970..=9999; strings and floats refused) and an `aud` that may be an array, in which
     /// case it must hold `expected_audience` (which then becomes the claims' audience).
     #[cfg(feature = "jwt")]
-    pub(crate) fn from_jwt_map(
-        mut map: Map<String, Value>,
+    pub(crate) fn from_jwt_object(
+        mut object: ClaimsObject,
         expected_audience: &str,
     ) -> Result<Self, VerifyError> {
         for name in ["exp", "nbf", "iat"] {
-            let Some(v) = map.get_mut(name) else {
+            let Some(v) = object.get_mut(name) else {
                 continue;
             };
             let seconds = match v {
@@ -360,7 +361,9 @@ impl Claims {
                 })?;
             *v = Value::String(rfc3339::format(t));
         }
-        if let Some(Value::Array(audiences)) = map.get("aud") {
+        if let Some(aud) = object.get_mut("aud")
+            && let Value::Array(audiences) = aud
+        {
             if audiences.is_empty() || !audiences.iter().all(Value::is_string) {
                 return Err(VerifyError::claims(
                     "claim `aud` must be a string or a non-empty array of strings",
@@ -371,13 +374,13 @@ impl Claims {
             } else {
                 audiences[0].as_str().unwrap_or_default().to_owned()
             };
-            map.insert("aud".into(), Value::String(chosen));
+            *aud = Value::String(chosen);
         }
-        Self::from_map(map)
+        Self::from_object(object)
     }
 
-    /// Types the claims of a verified payload. `map` has already been parsed strictly.
-    pub(crate) fn from_map(mut map: Map<String, Value>) -> Result<Self, VerifyError> {
+    /// Types the claims of a verified payload, already parsed strictly.
+    pub(crate) fn from_object(mut map: ClaimsObject) -> Result<Self, VerifyError> {
         let issuer = take_text(&mut map, "iss")?;
         let subject = take_text(&mut map, "sub")?;
         let audience = take_text(&mut map, "aud")?;
@@ -391,8 +394,7 @@ impl Claims {
         let token_id = take_parsed::<TokenId>(&mut map, "jti")?;
         let scope_text = take_string(&mut map, "scope")?
             .ok_or_else(|| VerifyError::claims("claim `scope` is missing"))?;
-        let scopes: ScopeSet = scope_text
-            .parse()
+        let scopes = ScopeSet::parse_owned(scope_text)
             .map_err(|e| VerifyError::claims(format!("claim `scope` is invalid: {e}")))?;
         if scopes.is_empty() {
             return Err(VerifyError::claims("claim `scope` grants nothing"));
@@ -418,13 +420,13 @@ impl Claims {
             owner,
             purpose,
             family,
-            other: map,
+            other: map.other,
         })
     }
 }
 
-fn take_string(map: &mut Map<String, Value>, name: &str) -> Result<Option<String>, VerifyError> {
-    match map.remove(name) {
+fn take_string(map: &mut ClaimsObject, name: &str) -> Result<Option<String>, VerifyError> {
+    match map.take(name) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
         Some(_) => Err(VerifyError::claims(format!(
@@ -433,15 +435,12 @@ fn take_string(map: &mut Map<String, Value>, name: &str) -> Result<Option<String
     }
 }
 
-fn take_text(map: &mut Map<String, Value>, name: &str) -> Result<String, VerifyError> {
+fn take_text(map: &mut ClaimsObject, name: &str) -> Result<String, VerifyError> {
     take_optional_text(map, name)?
         .ok_or_else(|| VerifyError::claims(format!("claim `{name}` is missing")))
 }
 
-fn take_optional_text(
-    map: &mut Map<String, Value>,
-    name: &str,
-) -> Result<Option<String>, VerifyError> {
+fn take_optional_text(map: &mut ClaimsObject, name: &str) -> Result<Option<String>, VerifyError> {
     let Some(s) = take_string(map, name)? else {
         return Ok(None);
     };
@@ -450,7 +449,7 @@ fn take_optional_text(
 }
 
 fn take_parsed<T: FromStr<Err = InvalidId>>(
-    map: &mut Map<String, Value>,
+    map: &mut ClaimsObject,
     name: &str,
 ) -> Result<T, VerifyError> {
     let s = take_string(map, name)?
@@ -459,11 +458,8 @@ fn take_parsed<T: FromStr<Err = InvalidId>>(
         .map_err(|e| VerifyError::claims(format!("claim `{name}` is invalid: {e}")))
 }
 
-fn take_time(
-    map: &mut Map<String, Value>,
-    name: &str,
-) -> Result<Option<OffsetDateTime>, VerifyError> {
-    match map.remove(name) {
+fn take_time(map: &mut ClaimsObject, name: &str) -> Result<Option<OffsetDateTime>, VerifyError> {
+    match map.take(name) {
         None => Ok(None),
         Some(Value::String(s)) => rfc3339::parse(&s).map(Some).ok_or_else(|| {
             VerifyError::claims(format!(

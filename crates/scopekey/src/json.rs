@@ -59,12 +59,151 @@ pub(crate) fn parse_object(bytes: &[u8], limits: Limits) -> Result<Map<String, V
     }
 }
 
+/// The claim names this library defines, in the order [`ClaimsObject`] keeps them.
+pub(crate) const KNOWN_CLAIMS: [&str; 12] = [
+    "iss", "sub", "aud", "env", "exp", "nbf", "iat", "jti", "scope", "owner", "purpose", "fam",
+];
+
+/// A claims object parsed in one pass: the members in [`KNOWN_CLAIMS`] by position, the others
+/// in a map. Holds exactly what [`parse_object`] would return, without building a map of the
+/// known members only to take them out again.
+#[derive(Debug, Default)]
+pub(crate) struct ClaimsObject {
+    known: [Option<Value>; KNOWN_CLAIMS.len()],
+    /// The members this library does not define.
+    pub(crate) other: Map<String, Value>,
+}
+
+impl ClaimsObject {
+    fn index(name: &str) -> Option<usize> {
+        KNOWN_CLAIMS.iter().position(|k| *k == name)
+    }
+
+    /// Removes and returns the member `name`, which must be one of [`KNOWN_CLAIMS`].
+    pub(crate) fn take(&mut self, name: &str) -> Option<Value> {
+        Self::index(name).and_then(|i| self.known[i].take())
+    }
+
+    /// The member `name`, which must be one of [`KNOWN_CLAIMS`].
+    #[cfg(feature = "jwt")]
+    pub(crate) fn get_mut(&mut self, name: &str) -> Option<&mut Value> {
+        Self::index(name).and_then(|i| self.known[i].as_mut())
+    }
+}
+
+/// Parses `bytes` as one JSON object of claims under `limits`: the same refusals, in the same
+/// order, as [`parse_object`].
+pub(crate) fn parse_claims(bytes: &[u8], limits: Limits) -> Result<ClaimsObject, String> {
+    if bytes.first() != Some(&b'{') || bytes.last() != Some(&b'}') {
+        return Err("not a JSON object (or whitespace around it)".to_owned());
+    }
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let claims =
+        de::Deserializer::deserialize_map(&mut de, ClaimsVisitor(ValueSeed { depth: 0, limits }))
+            .map_err(|e| describe(&e))?;
+    de.end().map_err(|e| describe(&e))?;
+    Ok(claims)
+}
+
+struct ClaimsVisitor(ValueSeed);
+
+impl<'de> Visitor<'de> for ClaimsVisitor {
+    type Value = ClaimsObject;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ClaimsObject, A::Error> {
+        let seed = self.0;
+        seed.enter()?;
+        let mut out = ClaimsObject::default();
+        let mut members = 0;
+        while let Some(key) = map.next_key_seed(KeySeed(seed.limits))? {
+            if members >= seed.limits.max_members {
+                return Err(de::Error::custom(format_args!(
+                    "object with more than {} members",
+                    seed.limits.max_members
+                )));
+            }
+            let duplicate = match &key {
+                Key::Known(i) => out.known[*i].is_some(),
+                Key::Other(name) => out.other.contains_key(name),
+            };
+            if duplicate {
+                let name = match &key {
+                    Key::Known(i) => KNOWN_CLAIMS[*i],
+                    Key::Other(name) => name.as_str(),
+                };
+                let shown: String = name.chars().take(32).collect();
+                return Err(de::Error::custom(format_args!(
+                    "duplicate member {shown:?}"
+                )));
+            }
+            let value = map.next_value_seed(seed.nested())?;
+            match key {
+                Key::Known(i) => out.known[i] = Some(value),
+                Key::Other(name) => {
+                    out.other.insert(name, value);
+                }
+            }
+            members += 1;
+        }
+        Ok(out)
+    }
+}
+
+/// A member name: one of [`KNOWN_CLAIMS`] (not allocated) or another.
+enum Key {
+    Known(usize),
+    Other(String),
+}
+
+struct KeySeed(Limits);
+
+impl KeySeed {
+    fn key<E: de::Error>(&self, v: &str) -> Result<Option<Key>, E> {
+        if v.len() > self.0.max_string {
+            return Err(E::custom(format_args!(
+                "string longer than {} bytes",
+                self.0.max_string
+            )));
+        }
+        Ok(ClaimsObject::index(v).map(Key::Known))
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Key;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Key, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for KeySeed {
+    type Value = Key;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a member name")
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Key, E> {
+        Ok(self.key(v)?.unwrap_or_else(|| Key::Other(v.to_owned())))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Key, E> {
+        Ok(self.key(&v)?.unwrap_or(Key::Other(v)))
+    }
+}
+
 fn describe(e: &serde_json::Error) -> String {
     // serde_json's messages name the problem and a column, never the input bytes; the custom
     // messages below are ours.
     format!("invalid JSON: {e}")
 }
 
+#[derive(Clone, Copy)]
 struct ValueSeed {
     depth: usize,
     limits: Limits,
@@ -262,6 +401,55 @@ mod tests {
         assert!(parse(r#"{"a":1e400}"#).is_err());
         let arr = format!("{{\"a\":[{}]}}", vec!["0"; 300].join(","));
         assert!(parse(&arr).unwrap_err().contains("array"));
+    }
+
+    /// `parse_claims` is `parse_object` split in two: same refusals, same messages, same
+    /// members.
+    #[test]
+    fn claims_parser_agrees_with_the_generic_parser() {
+        let members: Vec<String> = (0..65).map(|i| format!("\"k{i}\":0")).collect();
+        let many = format!("{{{}}}", members.join(","));
+        let known_many = format!(
+            "{{{},{}}}",
+            KNOWN_CLAIMS.map(|k| format!("\"{k}\":1")).join(","),
+            members[..52].join(",")
+        );
+        let long_name = format!("{{\"{}\":1}}", "x".repeat(5000));
+        let deep = format!("{{\"scope\":{}1{}}}", "[".repeat(16), "]".repeat(16));
+        let inputs: Vec<&str> = vec![
+            r#"{"iss":"a","sub":"b","x":{"y":[1,2.5,null,true]},"scope":"p:read"}"#,
+            r#"{"iss":"a","iss":"b"}"#,
+            r#"{"iss":"a","\u0069ss":"b"}"#,
+            r#"{"x":1,"x":2}"#,
+            r#"{"x":1,"\u0078":2}"#,
+            r#"{"exp":{"a":1,"a":2}}"#,
+            r#"{"aud":["a","b"],"exp":1700000000}"#,
+            r#"{"iss":"a",}"#,
+            r#"{"iss":"a"} "#,
+            r#"{"iss":"a"}{}"#,
+            r#"{"scope":1e400}"#,
+            "{}",
+            "[]",
+            "",
+            &many,
+            &known_many,
+            &long_name,
+            &deep,
+        ];
+        for input in inputs {
+            let generic = parse(input);
+            let claims = parse_claims(input.as_bytes(), CLAIMS);
+            match (generic, claims) {
+                (Ok(mut map), Ok(mut object)) => {
+                    for name in KNOWN_CLAIMS {
+                        assert_eq!(map.remove(name), object.take(name), "{input}: {name}");
+                    }
+                    assert_eq!(map, object.other, "{input}");
+                }
+                (Err(a), Err(b)) => assert_eq!(a, b, "{input}"),
+                (a, b) => panic!("{input}: generic {a:?}, claims {b:?}"),
+            }
+        }
     }
 
     #[test]

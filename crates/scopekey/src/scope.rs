@@ -32,6 +32,7 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::OnceLock;
 
 /// Longest accepted resource segment, in bytes.
 pub const MAX_SEGMENT_LEN: usize = 128;
@@ -597,13 +598,7 @@ impl Action {
 
     /// The bit of a standard action in a compiled node, if it is one.
     fn standard_bit(&self) -> Option<u8> {
-        match self.as_str() {
-            "read" => Some(1),
-            "write" => Some(2),
-            "delete" => Some(4),
-            "admin" => Some(8),
-            _ => None,
-        }
+        standard_bit(self.as_str())
     }
 }
 
@@ -700,6 +695,12 @@ impl FromStr for Scope {
 }
 
 fn parse_scope(s: &str) -> Result<Scope, Fault> {
+    let colon = check_scope(s)?;
+    Ok(scope_from_checked(s, colon))
+}
+
+/// Checks the grammar of one written scope and returns the position of its `:`.
+fn check_scope(s: &str) -> Result<usize, Fault> {
     if s.is_empty() {
         return Err(Fault::at(0, ScopeErrorKind::Empty));
     }
@@ -714,13 +715,22 @@ fn parse_scope(s: &str) -> Result<Scope, Fault> {
         check_resource(s, true)?;
         return Err(Fault::at(s.len(), ScopeErrorKind::MissingAction));
     };
-    let (resource, action) = (&s[..colon], &s[colon + 1..]);
-    check_resource(resource, true)?;
-    check_action(action).map_err(|f| f.shift(colon + 1))?;
-    Ok(Scope {
-        resource: Resource(resource.into()),
-        action: Action::from_checked(action),
-    })
+    check_resource(&s[..colon], true)?;
+    check_action(&s[colon + 1..]).map_err(|f| f.shift(colon + 1))?;
+    Ok(colon)
+}
+
+/// A scope from text that passed [`check_scope`], whose `:` is at `colon`.
+fn scope_from_checked(s: &str, colon: usize) -> Scope {
+    Scope {
+        resource: Resource(s[..colon].into()),
+        action: Action::from_checked(&s[colon + 1..]),
+    }
+}
+
+/// Splits checked scope text at its first `:` (a resource never contains one).
+fn split_checked(s: &str) -> (&str, &str) {
+    s.split_once(':').unwrap_or((s, ""))
 }
 
 impl TryFrom<&str> for Scope {
@@ -779,10 +789,35 @@ impl fmt::Debug for Scope {
 /// (byte) order. Parsing accepts any order but refuses duplicates, empty entries and any
 /// separator other than a single space; [`Display`](fmt::Display) and serde always write the
 /// canonical form.
+///
+/// The set keeps its canonical string once; the tree refers to segments in it by position, so
+/// parsing a typical token's scopes allocates three or four times, not once per scope and
+/// segment. The scopes as [`Scope`] values are built on first use of [`ScopeSet::iter`] (or
+/// of a method that returns them).
 #[derive(Clone, Default)]
 pub struct ScopeSet {
-    scopes: Vec<Scope>,
+    /// The canonical written form.
+    text: Box<str>,
+    /// How many scopes `text` holds.
+    len: usize,
     root: Node,
+    /// The scopes as values, built on demand.
+    scopes: OnceLock<Vec<Scope>>,
+}
+
+/// A segment of a set's canonical text, by position.
+#[derive(Clone, Copy)]
+struct Span {
+    start: u32,
+    len: u32,
+}
+
+impl Span {
+    fn of<'t>(self, text: &'t str) -> &'t str {
+        let start = self.start as usize;
+        text.get(start..start + self.len as usize)
+            .unwrap_or_default()
+    }
 }
 
 /// A node of the compiled tree: what is granted at this resource, and the children.
@@ -793,8 +828,9 @@ struct Node {
     standard: u8,
     /// Other actions.
     actions: Vec<Action>,
-    /// Literal children, sorted by segment for binary search.
-    children: Vec<(Box<str>, Node)>,
+    /// Literal children, sorted by segment for binary search; segments are spans of the set's
+    /// text.
+    children: Vec<(Span, Node)>,
     wildcard: Option<Box<Node>>,
 }
 
@@ -807,42 +843,58 @@ impl Node {
             }
     }
 
-    fn insert(&mut self, scope: &Scope) {
+    /// Adds the checked scope `text[at..at + scope.len()]` (its `:` at `colon`).
+    fn insert(&mut self, text: &str, at: usize, scope: &str, colon: usize) {
         let mut node = self;
-        for seg in scope.resource.segments() {
+        let mut start = at;
+        #[allow(clippy::manual_pattern_char_comparison)] // see `Resource::segments`
+        for seg in scope[..colon].split(|c: char| c == '/') {
             node = if seg == "*" {
                 node.wildcard.get_or_insert_with(Box::default)
             } else {
-                let i = match node.children.binary_search_by(|(s, _)| (**s).cmp(seg)) {
+                // Canonical order often adds children in order: try the end first.
+                let found = match node.children.last() {
+                    Some((last, _)) if last.of(text) < seg => Err(node.children.len()),
+                    _ => node.children.binary_search_by(|(s, _)| s.of(text).cmp(seg)),
+                };
+                let i = match found {
                     Ok(i) => i,
                     Err(i) => {
-                        node.children.insert(i, (seg.into(), Node::default()));
+                        // `text` is at most a few hundred KiB (MAX_SCOPES scopes of bounded
+                        // length), far below u32::MAX.
+                        let span = Span {
+                            start: u32::try_from(start).unwrap_or(u32::MAX),
+                            len: u32::try_from(seg.len()).unwrap_or(0),
+                        };
+                        node.children.insert(i, (span, Node::default()));
                         i
                     }
                 };
                 &mut node.children[i].1
             };
+            start += seg.len() + 1;
         }
-        if scope.action.is_wildcard() {
+        let action = &scope[colon + 1..];
+        if action == "*" {
             node.any_action = true;
-        } else if let Some(bit) = scope.action.standard_bit() {
+        } else if let Some(bit) = standard_bit(action) {
             node.standard |= bit;
-        } else if !node.actions.contains(&scope.action) {
-            node.actions.push(scope.action.clone());
+        } else if !node.actions.iter().any(|a| a.as_str() == action) {
+            node.actions.push(Action::from_checked(action));
         }
     }
 
     /// The literal child named `seg`: a length-first scan when there are few children (no
     /// string comparison unless the lengths match), a binary search otherwise.
-    fn child(&self, seg: &str) -> Option<&Node> {
+    fn child(&self, text: &str, seg: &str) -> Option<&Node> {
         if self.children.len() <= 8 {
             self.children
                 .iter()
-                .find(|(s, _)| s.len() == seg.len() && **s == *seg)
+                .find(|(s, _)| s.len as usize == seg.len() && s.of(text) == seg)
                 .map(|(_, n)| n)
         } else {
             self.children
-                .binary_search_by(|(s, _)| (**s).cmp(seg))
+                .binary_search_by(|(s, _)| s.of(text).cmp(seg))
                 .ok()
                 .map(|i| &self.children[i].1)
         }
@@ -850,19 +902,35 @@ impl Node {
 
     /// Whether this node or a node below it on the path `segs` grants `action`. Every tree
     /// node is visited at most once, so the cost is bounded by the size of the set.
-    fn allows<'a>(&self, mut segs: impl Iterator<Item = &'a str> + Clone, action: &Action) -> bool {
+    fn allows<'a>(
+        &self,
+        text: &str,
+        mut segs: impl Iterator<Item = &'a str> + Clone,
+        action: &Action,
+    ) -> bool {
         let Some(seg) = segs.next() else {
             return false;
         };
-        if let Some(child) = self.child(seg)
-            && (child.grants(action) || child.allows(segs.clone(), action))
+        if let Some(child) = self.child(text, seg)
+            && (child.grants(action) || child.allows(text, segs.clone(), action))
         {
             return true;
         }
         match &self.wildcard {
-            Some(w) => w.grants(action) || w.allows(segs, action),
+            Some(w) => w.grants(action) || w.allows(text, segs, action),
             None => false,
         }
+    }
+}
+
+/// The bit of a standard action in a compiled node, if it is one.
+fn standard_bit(action: &str) -> Option<u8> {
+    match action {
+        "read" => Some(1),
+        "write" => Some(2),
+        "delete" => Some(4),
+        "admin" => Some(8),
+        _ => None,
     }
 }
 
@@ -889,23 +957,71 @@ impl ScopeSet {
             }
             list.push(scope);
         }
-        Self::from_vec(list).map_err(|(scope, fault)| ScopeError::new("scope", &scope, fault))
+        list.sort();
+        if let Some(w) = list.windows(2).find(|w| w[0] == w[1]) {
+            return Err(ScopeError::new(
+                "scope",
+                &w[0].to_string(),
+                Fault::at(0, ScopeErrorKind::Duplicate),
+            ));
+        }
+        let mut text = String::new();
+        for (i, scope) in list.iter().enumerate() {
+            if i > 0 {
+                text.push(' ');
+            }
+            text.push_str(scope.resource.as_str());
+            text.push(':');
+            text.push_str(scope.action.as_str());
+        }
+        let set = Self::compile(text.into_boxed_str(), list.len());
+        // Already built: keep them rather than parse them again on first use.
+        let _ = set.scopes.set(list);
+        Ok(set)
     }
 
-    /// Sorts, refuses duplicates and compiles. On a duplicate, returns it and a fault at 0.
-    fn from_vec(mut scopes: Vec<Scope>) -> Result<Self, (String, Fault)> {
-        scopes.sort();
-        if let Some(w) = scopes.windows(2).find(|w| w[0] == w[1]) {
-            return Err((w[0].to_string(), Fault::at(0, ScopeErrorKind::Duplicate)));
-        }
+    /// Compiles canonical text holding `len` checked scopes, in byte order, without
+    /// duplicates.
+    fn compile(text: Box<str>, len: usize) -> Self {
         let mut root = Node {
-            children: Vec::with_capacity(scopes.len()),
+            children: Vec::with_capacity(len),
             ..Node::default()
         };
-        for scope in &scopes {
-            root.insert(scope);
+        let mut at = 0;
+        if !text.is_empty() {
+            #[allow(clippy::manual_pattern_char_comparison)] // see `Resource::segments`
+            for part in text.split(|c: char| c == ' ') {
+                let colon = part.bytes().position(|b| b == b':').unwrap_or(part.len());
+                root.insert(&text, at, part, colon);
+                at += part.len() + 1;
+            }
         }
-        Ok(Self { scopes, root })
+        Self {
+            text,
+            len,
+            root,
+            scopes: OnceLock::new(),
+        }
+    }
+
+    /// The written scopes, in canonical order.
+    fn parts(&self) -> impl Iterator<Item = &str> {
+        self.text.split(' ').filter(|p| !p.is_empty())
+    }
+
+    /// The scopes as values, built on first use.
+    fn scopes(&self) -> &[Scope] {
+        self.scopes.get_or_init(|| {
+            self.parts()
+                .map(|p| {
+                    let (resource, action) = split_checked(p);
+                    Scope {
+                        resource: Resource(resource.into()),
+                        action: Action::from_checked(action),
+                    }
+                })
+                .collect()
+        })
     }
 
     /// Whether some scope in the set allows `action` on `resource`.
@@ -914,7 +1030,7 @@ impl ScopeSet {
     /// action only by a `*` grant: asking about "every project" is answered yes only when
     /// every project is granted.
     pub fn allows(&self, resource: &Resource, action: &Action) -> bool {
-        self.root.allows(resource.segments(), action)
+        self.root.allows(&self.text, resource.segments(), action)
     }
 
     /// Whether some scope in the set covers `scope`.
@@ -924,55 +1040,70 @@ impl ScopeSet {
 
     /// Whether everything `self` allows, `other` allows too.
     pub fn is_subset_of(&self, other: &ScopeSet) -> bool {
-        self.scopes.iter().all(|s| other.allows_scope(s))
+        self.scopes().iter().all(|s| other.allows_scope(s))
     }
 
     /// Whether any scope is broad (a `*` action or a `*` resource segment).
     pub fn is_broad(&self) -> bool {
-        self.scopes.iter().any(Scope::is_broad)
+        self.parts().any(|p| {
+            let (resource, action) = split_checked(p);
+            action == "*" || resource.split('/').any(|s| s == "*")
+        })
     }
 
     /// The broad scopes, in canonical order.
     pub fn broad(&self) -> impl Iterator<Item = &Scope> {
-        self.scopes.iter().filter(|s| s.is_broad())
+        self.iter().filter(|s| s.is_broad())
     }
 
     /// Whether every scope is a `read` scope: the default, least-privilege posture.
     pub fn is_read_only(&self) -> bool {
-        self.scopes.iter().all(|s| s.action.is_read())
+        self.parts().all(|p| split_checked(p).1 == "read")
     }
 
     /// The scopes that go beyond read (write, delete, admin, custom actions, `*`).
     pub fn beyond_read(&self) -> impl Iterator<Item = &Scope> {
-        self.scopes.iter().filter(|s| !s.action.is_read())
+        self.iter().filter(|s| !s.action.is_read())
     }
 
     /// The scopes in canonical order.
     pub fn iter(&self) -> std::slice::Iter<'_, Scope> {
-        self.scopes.iter()
+        self.scopes().iter()
     }
 
     /// How many scopes the set holds.
     pub fn len(&self) -> usize {
-        self.scopes.len()
+        self.len
     }
 
     /// Whether the set is empty.
     pub fn is_empty(&self) -> bool {
-        self.scopes.is_empty()
+        self.len == 0
     }
 
     /// Whether the set holds exactly this scope (set membership, not coverage).
     pub fn contains(&self, scope: &Scope) -> bool {
-        self.scopes.binary_search(scope).is_ok()
+        self.scopes().binary_search(scope).is_ok()
+    }
+
+    /// The canonical written form, as [`Display`](fmt::Display) writes it.
+    pub fn as_str(&self) -> &str {
+        &self.text
     }
 }
 
-impl FromStr for ScopeSet {
-    type Err = ScopeError;
+impl ScopeSet {
+    /// [`FromStr`], keeping `s` as the set's text when it is already canonical (as tokens carry
+    /// it) instead of copying it.
+    pub(crate) fn parse_owned(s: String) -> Result<Self, ScopeError> {
+        match Self::check_str(&s)? {
+            Checked::Canonical(count) => Ok(Self::compile(s.into_boxed_str(), count)),
+            Checked::Sorted(set) => Ok(set),
+        }
+    }
 
-    /// Parses a space-separated scope string. The empty string is the empty set.
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
+    /// Checks `s`; builds the set unless `s` is already canonical.
+    fn check_str(s: &str) -> Result<Checked, ScopeError> {
         let err = |fault| ScopeError::new("scopes", s, fault);
         if s.len() > MAX_SCOPE_STRING_LEN {
             return Err(err(Fault::at(
@@ -981,23 +1112,61 @@ impl FromStr for ScopeSet {
             )));
         }
         if s.is_empty() {
-            return Ok(Self::new());
+            return Ok(Checked::Sorted(Self::new()));
         }
-        let mut scopes =
-            Vec::with_capacity(s.bytes().filter(|&b| b == b' ').count().min(MAX_SCOPES) + 1);
+        // One pass checks every scope and whether the string is already canonical (strictly
+        // increasing, so also free of duplicates), which is how tokens carry it.
+        let mut count = 0;
         let mut start = 0;
+        let mut canonical = true;
+        let mut previous = "";
         #[allow(clippy::manual_pattern_char_comparison)] // faster on short parts, see `segments`
         for part in s.split(|c: char| c == ' ') {
             if part.is_empty() {
                 return Err(err(Fault::char(start, ScopeErrorKind::BadSeparator, ' ')));
             }
-            if scopes.len() >= MAX_SCOPES {
+            if count >= MAX_SCOPES {
                 return Err(err(Fault::at(start, ScopeErrorKind::TooManyScopes)));
             }
-            scopes.push(parse_scope(part).map_err(|f| err(f.shift(start)))?);
+            check_scope(part).map_err(|f| err(f.shift(start)))?;
+            // Byte order of the written form is the order of `Scope`.
+            canonical &= count == 0 || previous < part;
+            previous = part;
+            count += 1;
             start += part.len() + 1;
         }
-        Self::from_vec(scopes).map_err(|(_, fault)| err(fault))
+        if canonical {
+            return Ok(Checked::Canonical(count));
+        }
+        let mut parts: Vec<&str> = s.split(' ').collect();
+        parts.sort_unstable();
+        if parts.windows(2).any(|w| w[0] == w[1]) {
+            return Err(err(Fault::at(0, ScopeErrorKind::Duplicate)));
+        }
+        Ok(Checked::Sorted(Self::compile(
+            parts.join(" ").into_boxed_str(),
+            count,
+        )))
+    }
+}
+
+/// What [`ScopeSet::check_str`] found.
+enum Checked {
+    /// The string is canonical and holds this many scopes.
+    Canonical(usize),
+    /// The string was not canonical; this is the set.
+    Sorted(ScopeSet),
+}
+
+impl FromStr for ScopeSet {
+    type Err = ScopeError;
+
+    /// Parses a space-separated scope string. The empty string is the empty set.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match Self::check_str(s)? {
+            Checked::Canonical(count) => Ok(Self::compile(s.into(), count)),
+            Checked::Sorted(set) => Ok(set),
+        }
     }
 }
 
@@ -1011,7 +1180,8 @@ impl TryFrom<&str> for ScopeSet {
 
 impl PartialEq for ScopeSet {
     fn eq(&self, other: &Self) -> bool {
-        self.scopes == other.scopes
+        // The written form is canonical: equal sets are equal strings.
+        self.text == other.text
     }
 }
 
@@ -1019,19 +1189,13 @@ impl Eq for ScopeSet {}
 
 impl std::hash::Hash for ScopeSet {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.scopes.hash(state);
+        self.text.hash(state);
     }
 }
 
 impl fmt::Display for ScopeSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, scope) in self.scopes.iter().enumerate() {
-            if i > 0 {
-                f.write_str(" ")?;
-            }
-            fmt::Display::fmt(scope, f)?;
-        }
-        Ok(())
+        f.write_str(&self.text)
     }
 }
 

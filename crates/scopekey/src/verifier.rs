@@ -373,13 +373,13 @@ impl Verifier {
         let payload = decoded
             .verify(entry.key(), &self.assertion)
             .map_err(|e| (e, None))?;
-        let map = json::parse_object(payload, json::CLAIMS).map_err(|e| {
+        let object = json::parse_claims(payload, json::CLAIMS).map_err(|e| {
             (
                 VerifyError::claims(format!("claims are not valid: {e}")),
                 None,
             )
         })?;
-        let claims = Claims::from_map(map).map_err(|e| (e, None))?;
+        let claims = Claims::from_object(object).map_err(|e| (e, None))?;
         Ok((claims, entry.key().key_id().clone(), entry.retire_at()))
     }
 
@@ -412,13 +412,13 @@ impl Verifier {
         let decoded = crate::jwt::decode(token).map_err(|e| (e, None))?;
         let entry = self.active_key(decoded.kid(), now).map_err(|e| (e, None))?;
         let payload = decoded.verify(token, entry.key()).map_err(|e| (e, None))?;
-        let map = json::parse_object(payload, json::CLAIMS).map_err(|e| {
+        let mut object = json::parse_claims(payload, json::CLAIMS).map_err(|e| {
             (
                 VerifyError::claims(format!("claims are not valid: {e}")),
                 None,
             )
         })?;
-        if !map.contains_key("env") {
+        if object.get_mut("env").is_none() {
             return Err((
                 VerifyError::claims(
                     "claim `env` is missing: a JWT names its environment in the claims",
@@ -426,7 +426,8 @@ impl Verifier {
                 None,
             ));
         }
-        let claims = Claims::from_jwt_map(map, &self.config.audience).map_err(|e| (e, None))?;
+        let claims =
+            Claims::from_jwt_object(object, &self.config.audience).map_err(|e| (e, None))?;
         Ok((claims, entry.key().key_id().clone(), entry.retire_at()))
     }
 
