@@ -813,7 +813,7 @@ struct Span {
 }
 
 impl Span {
-    fn of<'t>(self, text: &'t str) -> &'t str {
+    fn of(self, text: &str) -> &str {
         let start = self.start as usize;
         text.get(start..start + self.len as usize)
             .unwrap_or_default()
