@@ -263,6 +263,8 @@ impl GrantCache {
         now: i64,
         verified: Arc<Verified>,
     ) {
+        // A kept grant is checked again and again: build its scope tree once, now.
+        verified.claims.scopes.compile();
         let charge = token
             .len()
             .saturating_mul(CHARGE_PER_TOKEN_BYTE)

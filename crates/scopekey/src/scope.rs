@@ -477,12 +477,20 @@ impl Resource {
     /// where a `*` segment of `self` matches any one segment. A `*` in `other` is only matched
     /// by a `*` in `self` (a grant on one project does not cover "every project").
     pub fn covers(&self, other: &Resource) -> bool {
-        let mut theirs = other.segments();
-        self.segments().all(|mine| match theirs.next() {
+        covers(&self.0, other)
+    }
+}
+
+/// Whether a grant on the resource pattern `pattern` covers `other` (see [`Resource::covers`]).
+#[allow(clippy::manual_pattern_char_comparison)] // see `Resource::segments`
+fn covers(pattern: &str, other: &Resource) -> bool {
+    let mut theirs = other.segments();
+    pattern
+        .split(|c: char| c == '/')
+        .all(|mine| match theirs.next() {
             Some(t) => mine == "*" || mine == t,
             None => false,
         })
-    }
 }
 
 impl FromStr for Resource {
@@ -790,17 +798,20 @@ impl fmt::Debug for Scope {
 /// separator other than a single space; [`Display`](fmt::Display) and serde always write the
 /// canonical form.
 ///
-/// The set keeps its canonical string once; the tree refers to segments in it by position, so
-/// parsing a typical token's scopes allocates three or four times, not once per scope and
-/// segment. The scopes as [`Scope`] values are built on first use of [`ScopeSet::iter`] (or
-/// of a method that returns them).
+/// The set keeps its canonical string once. Checks against a set of up to
+/// [`ScopeSet::LINEAR_MAX`] scopes scan that string (a one-off check after verifying a token
+/// needs nothing more); a larger set, or one prepared with [`ScopeSet::compile`], is checked
+/// through a tree whose segments point into the string. Both answer the same (a property
+/// test holds them to the definition). The scopes as [`Scope`] values are built on first use
+/// of [`ScopeSet::iter`] (or of a method that returns them).
 #[derive(Clone, Default)]
 pub struct ScopeSet {
     /// The canonical written form.
     text: Box<str>,
     /// How many scopes `text` holds.
     len: usize,
-    root: Node,
+    /// The compiled tree, built on demand.
+    root: OnceLock<Node>,
     /// The scopes as values, built on demand.
     scopes: OnceLock<Vec<Scope>>,
 }
@@ -974,34 +985,52 @@ impl ScopeSet {
             text.push(':');
             text.push_str(scope.action.as_str());
         }
-        let set = Self::compile(text.into_boxed_str(), list.len());
+        let set = Self::from_canonical(text.into_boxed_str(), list.len());
         // Already built: keep them rather than parse them again on first use.
         let _ = set.scopes.set(list);
         Ok(set)
     }
 
-    /// Compiles canonical text holding `len` checked scopes, in byte order, without
+    /// Sets up to this many scopes are checked by scanning their text until
+    /// [`compile`](Self::compile) is called; larger sets are compiled on their first check.
+    pub const LINEAR_MAX: usize = 16;
+
+    /// A set of canonical text holding `len` checked scopes, in byte order, without
     /// duplicates.
-    fn compile(text: Box<str>, len: usize) -> Self {
-        let mut root = Node {
-            children: Vec::with_capacity(len),
-            ..Node::default()
-        };
-        let mut at = 0;
-        if !text.is_empty() {
-            #[allow(clippy::manual_pattern_char_comparison)] // see `Resource::segments`
-            for part in text.split(|c: char| c == ' ') {
-                let colon = part.bytes().position(|b| b == b':').unwrap_or(part.len());
-                root.insert(&text, at, part, colon);
-                at += part.len() + 1;
-            }
-        }
+    fn from_canonical(text: Box<str>, len: usize) -> Self {
         Self {
             text,
             len,
-            root,
+            root: OnceLock::new(),
             scopes: OnceLock::new(),
         }
+    }
+
+    /// Builds the lookup tree now, if it is not built yet.
+    ///
+    /// Worth calling on a set that will be checked many times (the grant cache does it for
+    /// the grants it keeps); a set of more than [`LINEAR_MAX`](Self::LINEAR_MAX) scopes is
+    /// compiled on its first check anyway. Compiling never changes an answer.
+    pub fn compile(&self) {
+        self.tree();
+    }
+
+    /// The lookup tree, built on first use.
+    fn tree(&self) -> &Node {
+        self.root.get_or_init(|| {
+            let text = &*self.text;
+            let mut root = Node {
+                children: Vec::with_capacity(self.len),
+                ..Node::default()
+            };
+            let mut at = 0;
+            for part in self.parts() {
+                let colon = part.bytes().position(|b| b == b':').unwrap_or(part.len());
+                root.insert(text, at, part, colon);
+                at += part.len() + 1;
+            }
+            root
+        })
     }
 
     /// The written scopes, in canonical order.
@@ -1030,7 +1059,19 @@ impl ScopeSet {
     /// action only by a `*` grant: asking about "every project" is answered yes only when
     /// every project is granted.
     pub fn allows(&self, resource: &Resource, action: &Action) -> bool {
-        self.root.allows(&self.text, resource.segments(), action)
+        let root = match self.root.get() {
+            Some(root) => root,
+            None if self.len <= Self::LINEAR_MAX => {
+                // The definition itself: some scope's action covers `action` and its resource
+                // covers `resource`.
+                return self.parts().any(|p| {
+                    let (pattern, granted) = split_checked(p);
+                    (granted == "*" || granted == action.as_str()) && covers(pattern, resource)
+                });
+            }
+            None => self.tree(),
+        };
+        root.allows(&self.text, resource.segments(), action)
     }
 
     /// Whether some scope in the set covers `scope`.
@@ -1097,7 +1138,7 @@ impl ScopeSet {
     /// it) instead of copying it.
     pub(crate) fn parse_owned(s: String) -> Result<Self, ScopeError> {
         match Self::check_str(&s)? {
-            Checked::Canonical(count) => Ok(Self::compile(s.into_boxed_str(), count)),
+            Checked::Canonical(count) => Ok(Self::from_canonical(s.into_boxed_str(), count)),
             Checked::Sorted(set) => Ok(set),
         }
     }
@@ -1143,7 +1184,7 @@ impl ScopeSet {
         if parts.windows(2).any(|w| w[0] == w[1]) {
             return Err(err(Fault::at(0, ScopeErrorKind::Duplicate)));
         }
-        Ok(Checked::Sorted(Self::compile(
+        Ok(Checked::Sorted(Self::from_canonical(
             parts.join(" ").into_boxed_str(),
             count,
         )))
@@ -1164,7 +1205,7 @@ impl FromStr for ScopeSet {
     /// Parses a space-separated scope string. The empty string is the empty set.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match Self::check_str(s)? {
-            Checked::Canonical(count) => Ok(Self::compile(s.into(), count)),
+            Checked::Canonical(count) => Ok(Self::from_canonical(s.into(), count)),
             Checked::Sorted(set) => Ok(set),
         }
     }

@@ -103,6 +103,31 @@ proptest! {
         prop_assert_eq!(set.allows(&r, &a), naive);
     }
 
+    /// Small sets are checked by a scan until compiled, large ones through the tree: both
+    /// answer as the definition does, before and after `compile`, however the set was built.
+    #[test]
+    fn scanned_and_compiled_checks_agree(
+        scopes in prop::collection::btree_set(scope().prop_map(|s| s.to_string()), 0..40),
+        requests in prop::collection::vec(request(), 1..8),
+    ) {
+        let written: Vec<String> = scopes.into_iter().rev().collect();
+        let parsed: ScopeSet = written.join(" ").parse().unwrap();
+        let built = ScopeSet::from_scopes(written.iter().map(|s| s.parse::<Scope>().unwrap())).unwrap();
+        let compiled: ScopeSet = parsed.to_string().parse().unwrap();
+        compiled.compile();
+        for (r, a) in &requests {
+            let naive = written.iter().any(|s| s.parse::<Scope>().unwrap().allows(r, a));
+            prop_assert_eq!(parsed.allows(r, a), naive);
+            prop_assert_eq!(built.allows(r, a), naive);
+            prop_assert_eq!(compiled.allows(r, a), naive);
+        }
+        parsed.compile();
+        for (r, a) in &requests {
+            prop_assert_eq!(parsed.allows(r, a), compiled.allows(r, a));
+        }
+        prop_assert_eq!(&parsed, &built);
+    }
+
     #[test]
     fn a_superset_never_allows_less(a in scope_set(), b in scope_set(), (r, act) in request()) {
         let union = ScopeSet::from_scopes(
