@@ -1,7 +1,8 @@
 //! The claims a token carries, typed.
 
 use crate::error::VerifyError;
-use crate::json::ClaimsObject;
+use crate::json::{ClaimsObject, Field};
+use std::borrow::Cow;
 use crate::rfc3339;
 use crate::scope::ScopeSet;
 use serde_json::{Map, Value};
@@ -339,7 +340,7 @@ impl Claims {
     /// case it must hold `expected_audience` (which then becomes the claims' audience).
     #[cfg(feature = "jwt")]
     pub(crate) fn from_jwt_object(
-        mut object: ClaimsObject,
+        mut object: ClaimsObject<'_>,
         expected_audience: &str,
     ) -> Result<Self, VerifyError> {
         for name in ["exp", "nbf", "iat"] {
@@ -347,7 +348,7 @@ impl Claims {
                 continue;
             };
             let seconds = match v {
-                Value::Number(n) if n.is_i64() || n.is_u64() => n.as_i64(),
+                Field::Value(Value::Number(n)) if n.is_i64() || n.is_u64() => n.as_i64(),
                 _ => None,
             };
             let t = seconds
@@ -359,10 +360,10 @@ impl Claims {
                          between 1970 and 9999 (strings and fractions are refused)"
                     ))
                 })?;
-            *v = Value::String(rfc3339::format(t));
+            *v = Field::Value(Value::String(rfc3339::format(t)));
         }
         if let Some(aud) = object.get_mut("aud")
-            && let Value::Array(audiences) = aud
+            && let Field::Value(Value::Array(audiences)) = aud
         {
             if audiences.is_empty() || !audiences.iter().all(Value::is_string) {
                 return Err(VerifyError::claims(
@@ -374,13 +375,13 @@ impl Claims {
             } else {
                 audiences[0].as_str().unwrap_or_default().to_owned()
             };
-            *aud = Value::String(chosen);
+            *aud = Field::Value(Value::String(chosen));
         }
         Self::from_object(object)
     }
 
     /// Types the claims of a verified payload, already parsed strictly.
-    pub(crate) fn from_object(mut map: ClaimsObject) -> Result<Self, VerifyError> {
+    pub(crate) fn from_object(mut map: ClaimsObject<'_>) -> Result<Self, VerifyError> {
         let issuer = take_text(&mut map, "iss")?;
         let subject = take_text(&mut map, "sub")?;
         let audience = take_text(&mut map, "aud")?;
@@ -394,8 +395,11 @@ impl Claims {
         let token_id = take_parsed::<TokenId>(&mut map, "jti")?;
         let scope_text = take_string(&mut map, "scope")?
             .ok_or_else(|| VerifyError::claims("claim `scope` is missing"))?;
-        let scopes = ScopeSet::parse_owned(scope_text)
-            .map_err(|e| VerifyError::claims(format!("claim `scope` is invalid: {e}")))?;
+        let scopes = match scope_text {
+            Cow::Borrowed(text) => text.parse(),
+            Cow::Owned(text) => ScopeSet::parse_owned(text),
+        }
+        .map_err(|e| VerifyError::claims(format!("claim `scope` is invalid: {e}")))?;
         if scopes.is_empty() {
             return Err(VerifyError::claims("claim `scope` grants nothing"));
         }
@@ -425,31 +429,38 @@ impl Claims {
     }
 }
 
-fn take_string(map: &mut ClaimsObject, name: &str) -> Result<Option<String>, VerifyError> {
+fn take_string<'de>(
+    map: &mut ClaimsObject<'de>,
+    name: &str,
+) -> Result<Option<Cow<'de, str>>, VerifyError> {
     match map.take(name) {
         None => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(VerifyError::claims(format!(
+        Some(Field::Str(s)) => Ok(Some(Cow::Borrowed(s))),
+        Some(Field::Value(Value::String(s))) => Ok(Some(Cow::Owned(s))),
+        Some(Field::Value(_)) => Err(VerifyError::claims(format!(
             "claim `{name}` must be a string"
         ))),
     }
 }
 
-fn take_text(map: &mut ClaimsObject, name: &str) -> Result<String, VerifyError> {
+fn take_text(map: &mut ClaimsObject<'_>, name: &str) -> Result<String, VerifyError> {
     take_optional_text(map, name)?
         .ok_or_else(|| VerifyError::claims(format!("claim `{name}` is missing")))
 }
 
-fn take_optional_text(map: &mut ClaimsObject, name: &str) -> Result<Option<String>, VerifyError> {
+fn take_optional_text(
+    map: &mut ClaimsObject<'_>,
+    name: &str,
+) -> Result<Option<String>, VerifyError> {
     let Some(s) = take_string(map, name)? else {
         return Ok(None);
     };
     check_text(name, &s).map_err(|e| VerifyError::claims(format!("claim {e}")))?;
-    Ok(Some(s))
+    Ok(Some(s.into_owned()))
 }
 
 fn take_parsed<T: FromStr<Err = InvalidId>>(
-    map: &mut ClaimsObject,
+    map: &mut ClaimsObject<'_>,
     name: &str,
 ) -> Result<T, VerifyError> {
     let s = take_string(map, name)?
@@ -458,16 +469,23 @@ fn take_parsed<T: FromStr<Err = InvalidId>>(
         .map_err(|e| VerifyError::claims(format!("claim `{name}` is invalid: {e}")))
 }
 
-fn take_time(map: &mut ClaimsObject, name: &str) -> Result<Option<OffsetDateTime>, VerifyError> {
-    match map.take(name) {
-        None => Ok(None),
-        Some(Value::String(s)) => rfc3339::parse(&s).map(Some).ok_or_else(|| {
-            VerifyError::claims(format!(
-                "claim `{name}` is not a strict RFC 3339 date-time like 2030-01-01T00:00:00Z"
-            ))
-        }),
-        Some(_) => Err(VerifyError::claims(format!(
-            "claim `{name}` must be an RFC 3339 string, not a number or other JSON type"
-        ))),
-    }
+fn take_time(
+    map: &mut ClaimsObject<'_>,
+    name: &str,
+) -> Result<Option<OffsetDateTime>, VerifyError> {
+    let s = match map.take(name) {
+        None => return Ok(None),
+        Some(Field::Str(s)) => Cow::Borrowed(s),
+        Some(Field::Value(Value::String(s))) => Cow::Owned(s),
+        Some(Field::Value(_)) => {
+            return Err(VerifyError::claims(format!(
+                "claim `{name}` must be an RFC 3339 string, not a number or other JSON type"
+            )));
+        }
+    };
+    rfc3339::parse(&s).map(Some).ok_or_else(|| {
+        VerifyError::claims(format!(
+            "claim `{name}` is not a strict RFC 3339 date-time like 2030-01-01T00:00:00Z"
+        ))
+    })
 }

@@ -66,34 +66,55 @@ pub(crate) const KNOWN_CLAIMS: [&str; 12] = [
 
 /// A claims object parsed in one pass: the members in [`KNOWN_CLAIMS`] by position, the others
 /// in a map. Holds exactly what [`parse_object`] would return, without building a map of the
-/// known members only to take them out again.
+/// known members only to take them out again, and without copying their strings when they
+/// hold no escape.
 #[derive(Debug, Default)]
-pub(crate) struct ClaimsObject {
-    known: [Option<Value>; KNOWN_CLAIMS.len()],
+pub(crate) struct ClaimsObject<'de> {
+    known: [Option<Field<'de>>; KNOWN_CLAIMS.len()],
     /// The members this library does not define.
     pub(crate) other: Map<String, Value>,
 }
 
-impl ClaimsObject {
+/// The value of a known member.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Field<'de> {
+    /// A string without escapes, borrowed from the input.
+    Str(&'de str),
+    /// Any other value (including strings that held escapes).
+    Value(Value),
+}
+
+impl Field<'_> {
+    /// The value as a [`Value`].
+    #[cfg(test)]
+    fn into_value(self) -> Value {
+        match self {
+            Self::Str(s) => Value::String(s.to_owned()),
+            Self::Value(v) => v,
+        }
+    }
+}
+
+impl<'de> ClaimsObject<'de> {
     fn index(name: &str) -> Option<usize> {
         KNOWN_CLAIMS.iter().position(|k| *k == name)
     }
 
     /// Removes and returns the member `name`, which must be one of [`KNOWN_CLAIMS`].
-    pub(crate) fn take(&mut self, name: &str) -> Option<Value> {
+    pub(crate) fn take(&mut self, name: &str) -> Option<Field<'de>> {
         Self::index(name).and_then(|i| self.known[i].take())
     }
 
     /// The member `name`, which must be one of [`KNOWN_CLAIMS`].
     #[cfg(feature = "jwt")]
-    pub(crate) fn get_mut(&mut self, name: &str) -> Option<&mut Value> {
+    pub(crate) fn get_mut(&mut self, name: &str) -> Option<&mut Field<'de>> {
         Self::index(name).and_then(|i| self.known[i].as_mut())
     }
 }
 
 /// Parses `bytes` as one JSON object of claims under `limits`: the same refusals, in the same
 /// order, as [`parse_object`].
-pub(crate) fn parse_claims(bytes: &[u8], limits: Limits) -> Result<ClaimsObject, String> {
+pub(crate) fn parse_claims(bytes: &[u8], limits: Limits) -> Result<ClaimsObject<'_>, String> {
     if bytes.first() != Some(&b'{') || bytes.last() != Some(&b'}') {
         return Err("not a JSON object (or whitespace around it)".to_owned());
     }
@@ -108,13 +129,13 @@ pub(crate) fn parse_claims(bytes: &[u8], limits: Limits) -> Result<ClaimsObject,
 struct ClaimsVisitor(ValueSeed);
 
 impl<'de> Visitor<'de> for ClaimsVisitor {
-    type Value = ClaimsObject;
+    type Value = ClaimsObject<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ClaimsObject, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ClaimsObject<'de>, A::Error> {
         let seed = self.0;
         seed.enter()?;
         let mut out = ClaimsObject::default();
@@ -140,16 +161,75 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
                     "duplicate member {shown:?}"
                 )));
             }
-            let value = map.next_value_seed(seed.nested())?;
             match key {
-                Key::Known(i) => out.known[i] = Some(value),
+                Key::Known(i) => out.known[i] = Some(map.next_value_seed(FieldSeed(seed.nested()))?),
                 Key::Other(name) => {
-                    out.other.insert(name, value);
+                    out.other.insert(name, map.next_value_seed(seed.nested())?);
                 }
             }
             members += 1;
         }
         Ok(out)
+    }
+}
+
+/// The value of a known member: [`ValueSeed`], but borrowing strings without escapes.
+struct FieldSeed(ValueSeed);
+
+impl<'de> DeserializeSeed<'de> for FieldSeed {
+    type Value = Field<'de>;
+
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Field<'de>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FieldSeed {
+    type Value = Field<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Field<'de>, E> {
+        self.0.string(v)?;
+        Ok(Field::Str(v))
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Field<'de>, E> {
+        self.0.visit_bool(v).map(Field::Value)
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Field<'de>, E> {
+        self.0.visit_i64(v).map(Field::Value)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Field<'de>, E> {
+        self.0.visit_u64(v).map(Field::Value)
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Field<'de>, E> {
+        self.0.visit_f64(v).map(Field::Value)
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Field<'de>, E> {
+        self.0.visit_str(v).map(Field::Value)
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Field<'de>, E> {
+        self.0.visit_string(v).map(Field::Value)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Field<'de>, E> {
+        self.0.visit_unit().map(Field::Value)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Field<'de>, A::Error> {
+        self.0.visit_seq(seq).map(Field::Value)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Field<'de>, A::Error> {
+        self.0.visit_map(map).map(Field::Value)
     }
 }
 
@@ -442,7 +522,8 @@ mod tests {
             match (generic, claims) {
                 (Ok(mut map), Ok(mut object)) => {
                     for name in KNOWN_CLAIMS {
-                        assert_eq!(map.remove(name), object.take(name), "{input}: {name}");
+                        let field = object.take(name).map(Field::into_value);
+                        assert_eq!(map.remove(name), field, "{input}: {name}");
                     }
                     assert_eq!(map, object.other, "{input}");
                 }

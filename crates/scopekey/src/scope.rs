@@ -484,6 +484,11 @@ impl Resource {
 /// Whether a grant on the resource pattern `pattern` covers `other` (see [`Resource::covers`]).
 #[allow(clippy::manual_pattern_char_comparison)] // see `Resource::segments`
 fn covers(pattern: &str, other: &Resource) -> bool {
+    let (p, r) = (pattern.as_bytes(), other.0.as_bytes());
+    if !p.iter().any(|&b| b == b'*') {
+        // Without a wildcard, a segment-wise prefix is a byte prefix ending at a `/`.
+        return r.starts_with(p) && (r.len() == p.len() || r.get(p.len()) == Some(&b'/'));
+    }
     let mut theirs = other.segments();
     pattern
         .split(|c: char| c == '/')
@@ -728,6 +733,54 @@ fn check_scope(s: &str) -> Result<usize, Fault> {
     Ok(colon)
 }
 
+/// One pass over a scope that is certainly valid, returning its `:`; `None` when it may be
+/// invalid, and then [`check_scope`] decides and says what is wrong. `Some` implies that
+/// `check_scope` accepts (a property test holds it to that).
+fn quick_check_scope(s: &[u8]) -> Option<usize> {
+    if s.len() > MAX_RESOURCE_LEN + 1 + MAX_ACTION_LEN {
+        return None;
+    }
+    let mut start = 0;
+    let mut segments = 0;
+    let mut star = false;
+    let mut i = 0;
+    let colon = loop {
+        let b = *s.get(i)?;
+        if b == b'/' || b == b':' {
+            let len = i - start;
+            let dots = (len == 1 || len == 2) && s[start..i].iter().all(|&c| c == b'.');
+            if len == 0 || len > MAX_SEGMENT_LEN || dots || (star && len != 1) {
+                return None;
+            }
+            segments += 1;
+            if segments > MAX_SEGMENTS {
+                return None;
+            }
+            if b == b':' {
+                break i;
+            }
+            start = i + 1;
+            star = false;
+        } else if b == b'*' {
+            star = true;
+        } else if !is_segment_byte(b) {
+            return None;
+        }
+        i += 1;
+    };
+    if colon > MAX_RESOURCE_LEN {
+        return None;
+    }
+    let action = &s[colon + 1..];
+    let valid_action = action == b"*"
+        || (action.len() <= MAX_ACTION_LEN
+            && action.first().is_some_and(u8::is_ascii_lowercase)
+            && action.iter().all(|&b| {
+                b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+            }));
+    valid_action.then_some(colon)
+}
+
 /// A scope from text that passed [`check_scope`], whose `:` is at `colon`.
 fn scope_from_checked(s: &str, colon: usize) -> Scope {
     Scope {
@@ -738,7 +791,11 @@ fn scope_from_checked(s: &str, colon: usize) -> Scope {
 
 /// Splits checked scope text at its first `:` (a resource never contains one).
 fn split_checked(s: &str) -> (&str, &str) {
-    s.split_once(':').unwrap_or((s, ""))
+    // A byte loop, not `split_once(':')`: scopes are short (see `Resource::segments`).
+    match s.bytes().position(|b| b == b':') {
+        Some(i) => (&s[..i], &s[i + 1..]),
+        None => (s, ""),
+    }
 }
 
 impl TryFrom<&str> for Scope {
@@ -1034,8 +1091,9 @@ impl ScopeSet {
     }
 
     /// The written scopes, in canonical order.
+    #[allow(clippy::manual_pattern_char_comparison)] // see `Resource::segments`
     fn parts(&self) -> impl Iterator<Item = &str> {
-        self.text.split(' ').filter(|p| !p.is_empty())
+        self.text.split(|c: char| c == ' ').filter(|p| !p.is_empty())
     }
 
     /// The scopes as values, built on first use.
@@ -1065,8 +1123,10 @@ impl ScopeSet {
                 // The definition itself: some scope's action covers `action` and its resource
                 // covers `resource`.
                 return self.parts().any(|p| {
-                    let (pattern, granted) = split_checked(p);
-                    (granted == "*" || granted == action.as_str()) && covers(pattern, resource)
+                    // Actions are short: find the `:` from the end.
+                    let colon = p.bytes().rposition(|b| b == b':').unwrap_or(p.len());
+                    let (pattern, granted) = (&p[..colon], p.get(colon + 1..).unwrap_or(""));
+                    (granted == action.as_str() || granted == "*") && covers(pattern, resource)
                 });
             }
             None => self.tree(),
@@ -1169,7 +1229,9 @@ impl ScopeSet {
             if count >= MAX_SCOPES {
                 return Err(err(Fault::at(start, ScopeErrorKind::TooManyScopes)));
             }
-            check_scope(part).map_err(|f| err(f.shift(start)))?;
+            if quick_check_scope(part.as_bytes()).is_none() {
+                check_scope(part).map_err(|f| err(f.shift(start)))?;
+            }
             // Byte order of the written form is the order of `Scope`.
             canonical &= count == 0 || previous < part;
             previous = part;
@@ -1293,6 +1355,42 @@ serde_as_string!(ScopeSet, "a space-separated scope string");
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    proptest::proptest! {
+        /// The one-pass check only ever accepts what the full check accepts, at the same `:`.
+        #[test]
+        fn quick_check_is_sound(text in "[a-z0-9*/:._-]{0,40}") {
+            if let Some(colon) = quick_check_scope(text.as_bytes()) {
+                proptest::prop_assert_eq!(check_scope(&text).ok(), Some(colon));
+            }
+        }
+
+        /// And it accepts the scopes a set is usually made of, or it would save nothing.
+        #[test]
+        fn quick_check_takes_ordinary_scopes(
+            segs in proptest::collection::vec("([a-z0-9_-][a-z0-9._-]{0,12}|[*])", 1..5),
+            action in "([a-z][a-z0-9_-]{0,8}|[*])",
+        ) {
+            let text = format!("{}:{action}", segs.join("/"));
+            proptest::prop_assert_eq!(quick_check_scope(text.as_bytes()), Some(text.find(':').unwrap_or(0)));
+        }
+    }
+
+    #[test]
+    fn quick_check_refuses_the_edges() {
+        let long_segment = format!("{}:read", "a".repeat(MAX_SEGMENT_LEN + 1));
+        let many = format!("{}:read", vec!["a"; MAX_SEGMENTS + 1].join("/"));
+        let long_action = format!("a:a{}", "b".repeat(MAX_ACTION_LEN));
+        for bad in [
+            "", "a", ":read", "a:", "a/:read", "/a:read", "./a:read", "a/..:read", "a*:read",
+            "*a:read", "a:Read", "a:1x", "a:re ad", "a:r*", "a:**", "a b:read", "é:read",
+            &long_segment, &many, &long_action,
+        ] {
+            assert_eq!(quick_check_scope(bad.as_bytes()), None, "{bad:?}");
+            assert!(check_scope(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(quick_check_scope(b"a/.b/..c/*:x-1"), Some(10));
+    }
 
     #[test]
     fn scope_order_is_the_byte_order_of_the_written_form() {
