@@ -10,6 +10,11 @@ pub(crate) fn encode(bytes: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
+/// Appends bytes as unpadded base64url to `out`.
+pub(crate) fn encode_into(bytes: &[u8], out: &mut String) {
+    URL_SAFE_NO_PAD.encode_string(bytes, out);
+}
+
 /// Decodes unpadded, canonical base64url. Refuses padding, `+` and `/`, whitespace and
 /// non-zero trailing bits.
 pub(crate) fn decode(text: &str) -> Option<Vec<u8>> {

@@ -2,10 +2,10 @@
 
 use crate::error::VerifyError;
 use crate::json::{ClaimsObject, Field};
-use std::borrow::Cow;
 use crate::rfc3339;
 use crate::scope::ScopeSet;
 use serde_json::{Map, Value};
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 use time::OffsetDateTime;
@@ -294,15 +294,76 @@ impl Claims {
 
     /// The claims as the JSON object that is signed.
     pub(crate) fn to_json(&self) -> Vec<u8> {
-        self.to_json_with(|t| Value::String(rfc3339::format(t)))
+        self.write_json(|t, out| {
+            out.push(b'"');
+            rfc3339::write(t, out);
+            out.push(b'"');
+        })
     }
 
     /// The claims as a JWT claims set: the same, with NumericDate times.
     #[cfg(feature = "jwt")]
     pub(crate) fn to_jwt_json(&self) -> Vec<u8> {
-        self.to_json_with(|t| Value::from(t.unix_timestamp()))
+        self.write_json(|t, out| out.extend_from_slice(t.unix_timestamp().to_string().as_bytes()))
     }
 
+    /// Writes the claims as one compact JSON object, members in byte order of their names:
+    /// the bytes `serde_json` writes for the same map (a test holds it to that), without
+    /// building the map.
+    fn write_json(&self, time: impl Fn(OffsetDateTime, &mut Vec<u8>)) -> Vec<u8> {
+        enum Member<'a> {
+            Str(&'a str),
+            Time(OffsetDateTime),
+            Value(&'a Value),
+        }
+        let mut members: Vec<(&str, Member<'_>)> = Vec::with_capacity(12 + self.other.len());
+        members.extend([
+            ("aud", Member::Str(&self.audience)),
+            ("env", Member::Str(self.environment.as_str())),
+            ("exp", Member::Time(self.expires_at)),
+            ("iat", Member::Time(self.issued_at)),
+            ("iss", Member::Str(&self.issuer)),
+            ("jti", Member::Str(self.token_id.as_str())),
+            ("scope", Member::Str(self.scopes.as_str())),
+            ("sub", Member::Str(&self.subject)),
+        ]);
+        let optional = [
+            ("fam", self.family.as_ref().map(|f| Member::Str(f.as_str()))),
+            ("nbf", self.not_before.map(Member::Time)),
+            ("owner", self.owner.as_deref().map(Member::Str)),
+            ("purpose", self.purpose.as_deref().map(Member::Str)),
+        ];
+        members.extend(optional.into_iter().filter_map(|(k, v)| Some((k, v?))));
+        // Claims this library defines win over an `other` member of the same name.
+        for (k, v) in &self.other {
+            if !members.iter().any(|(name, _)| *name == k.as_str()) {
+                members.push((k, Member::Value(v)));
+            }
+        }
+        members.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let mut out = Vec::with_capacity(
+            160 + self.scopes.as_str().len() + self.issuer.len() + self.audience.len(),
+        );
+        out.push(b'{');
+        for (i, (name, value)) in members.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            json_string(name, &mut out);
+            out.push(b':');
+            match value {
+                Member::Str(s) => json_string(s, &mut out),
+                Member::Time(t) => time(*t, &mut out),
+                // Writing an already-parsed value into memory cannot fail.
+                Member::Value(v) => serde_json::to_writer(&mut out, v).unwrap_or_default(),
+            }
+        }
+        out.push(b'}');
+        out
+    }
+
+    /// The former map-based encoding, kept to check [`Claims::write_json`] against.
+    #[cfg(test)]
     fn to_json_with(&self, time: impl Fn(OffsetDateTime) -> Value) -> Vec<u8> {
         let mut m = Map::new();
         m.insert("exp".into(), time(self.expires_at));
@@ -429,6 +490,12 @@ impl Claims {
     }
 }
 
+/// Appends `s` as a JSON string, escaped as `serde_json` escapes it.
+fn json_string(s: &str, out: &mut Vec<u8>) {
+    // Writing into memory cannot fail.
+    serde_json::to_writer(out, s).unwrap_or_default();
+}
+
 fn take_string<'de>(
     map: &mut ClaimsObject<'de>,
     name: &str,
@@ -488,4 +555,64 @@ fn take_time(
             "claim `{name}` is not a strict RFC 3339 date-time like 2030-01-01T00:00:00Z"
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(other: &str, optional: bool, text: &str) -> Claims {
+        let at = |s: i64| OffsetDateTime::from_unix_timestamp(s).unwrap();
+        Claims {
+            issuer: format!("https://auth.example/{text}"),
+            subject: text.to_owned(),
+            audience: "api".to_owned(),
+            environment: "production".parse().unwrap(),
+            expires_at: at(1_900_000_900),
+            not_before: optional.then(|| at(1_900_000_000)),
+            issued_at: at(1_900_000_000),
+            token_id: TokenId::generate().unwrap(),
+            scopes: "projects:read billing/invoices:write z:*".parse().unwrap(),
+            owner: optional.then(|| format!("team {text}")),
+            purpose: optional.then(|| "deploys".to_owned()),
+            family: optional.then(|| FamilyId::generate().unwrap()),
+            other: serde_json::from_str(other).unwrap(),
+        }
+    }
+
+    /// The direct writer produces the bytes the map-based encoding produced, member order
+    /// included, for both time encodings.
+    #[test]
+    fn writer_matches_the_map_encoding() {
+        for other in [
+            "{}",
+            r#"{"a":1,"zz":[true,null,{"k":"v"}],"m":-2.5}"#,
+            r#"{"aud":"shadowed","owner":"from other","nbf":5,"fam":"x","purpose":"p"}"#,
+            r#"{"scopes":"not ours","\u00e9":"\u0000\n\"\\"}"#,
+        ] {
+            for optional in [false, true] {
+                for text in [
+                    "plain",
+                    "quote \" back \\ slash",
+                    "é ü 漢字 \u{7f}",
+                    "</script>",
+                ] {
+                    let c = claims(other, optional, text);
+                    let rfc = c.to_json_with(|t| Value::String(rfc3339::format(t)));
+                    assert_eq!(
+                        String::from_utf8(c.to_json()).unwrap(),
+                        String::from_utf8(rfc).unwrap()
+                    );
+                    #[cfg(feature = "jwt")]
+                    {
+                        let jwt = c.to_json_with(|t| Value::from(t.unix_timestamp()));
+                        assert_eq!(
+                            String::from_utf8(c.to_jwt_json()).unwrap(),
+                            String::from_utf8(jwt).unwrap()
+                        );
+                    }
+                }
+            }
+        }
+    }
 }

@@ -199,6 +199,8 @@ pub struct Issuer {
     issuer: String,
     environment: Environment,
     footer: Vec<u8>,
+    /// The implicit assertions for access and refresh tokens, written once.
+    assertions: [Vec<u8>; 2],
     default_ttl: Duration,
     max_ttl: Duration,
     clock: Arc<dyn Clock>,
@@ -222,6 +224,10 @@ impl Issuer {
         Ok(Self {
             format: TokenFormat::Paseto,
             footer: kid_footer(key.key_id()),
+            assertions: [
+                paseto::implicit_assertion(&environment, TokenType::Access),
+                paseto::implicit_assertion(&environment, TokenType::Refresh),
+            ],
             key,
             issuer,
             environment,
@@ -369,8 +375,11 @@ impl Issuer {
                 crate::jwt::sign(&self.key, &claims.to_jwt_json())
             }
             _ => {
-                let assertion = paseto::implicit_assertion(&self.environment, token_type);
-                paseto::sign(&self.key, &claims.to_json(), &self.footer, &assertion)
+                let assertion = match token_type {
+                    TokenType::Refresh => &self.assertions[1],
+                    _ => &self.assertions[0],
+                };
+                paseto::sign(&self.key, &claims.to_json(), &self.footer, assertion)
             }
         };
         let record_failed = |what: &str, e: &dyn std::fmt::Display| {
@@ -420,7 +429,7 @@ impl Issuer {
                 "a token must grant at least one scope",
             ));
         }
-        if !r.allow_broad {
+        if !r.allow_broad && r.scopes.is_broad() {
             let broad: Vec<String> = r.scopes.broad().map(Scope::to_string).collect();
             if !broad.is_empty() {
                 return Err(IssueError::new(

@@ -162,7 +162,9 @@ impl<'de> Visitor<'de> for ClaimsVisitor {
                 )));
             }
             match key {
-                Key::Known(i) => out.known[i] = Some(map.next_value_seed(FieldSeed(seed.nested()))?),
+                Key::Known(i) => {
+                    out.known[i] = Some(map.next_value_seed(FieldSeed(seed.nested()))?)
+                }
                 Key::Other(name) => {
                     out.other.insert(name, map.next_value_seed(seed.nested())?);
                 }

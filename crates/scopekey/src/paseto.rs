@@ -73,10 +73,14 @@ pub fn sign(key: &SigningKey, message: &[u8], footer: &[u8], implicit_assertion:
     let mut body = Vec::with_capacity(message.len() + SIGNATURE_LEN);
     body.extend_from_slice(message);
     body.extend_from_slice(&signature);
-    let mut token = format!("{HEADER}{}", b64::encode(&body));
+    let mut token = String::with_capacity(
+        HEADER.len() + (body.len() * 4).div_ceil(3) + 1 + (footer.len() * 4).div_ceil(3),
+    );
+    token.push_str(HEADER);
+    b64::encode_into(&body, &mut token);
     if !footer.is_empty() {
         token.push('.');
-        token.push_str(&b64::encode(footer));
+        b64::encode_into(footer, &mut token);
     }
     token
 }

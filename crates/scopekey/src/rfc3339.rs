@@ -8,16 +8,51 @@ use time::{Date, Month, OffsetDateTime, Time};
 
 /// Formats a UTC instant as `YYYY-MM-DDTHH:MM:SSZ`.
 pub(crate) fn format(t: OffsetDateTime) -> String {
+    let mut out = Vec::with_capacity(20);
+    write(t, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends `t` as `format` writes it (20 ASCII bytes for years 0000 to 9999), without going
+/// through `fmt`.
+pub(crate) fn write(t: OffsetDateTime, out: &mut Vec<u8>) {
     let t = OffsetDateTime::from_unix_timestamp(t.unix_timestamp()).unwrap_or(t);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        // Outside what a claim may hold; written as `fmt` would, never reached from a claim.
+        out.extend_from_slice(
+            format!(
+                "{year:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute(),
+                t.second()
+            )
+            .as_bytes(),
+        );
+        return;
+    }
+    let two = |n: u8| [b'0' + n / 10, b'0' + n % 10];
+    // `year` is in 0..=9999 here.
+    let y = u16::try_from(year).unwrap_or(0);
+    out.extend_from_slice(&[
+        b'0' + (y / 1000) as u8,
+        b'0' + (y / 100 % 10) as u8,
+        b'0' + (y / 10 % 10) as u8,
+        b'0' + (y % 10) as u8,
+        b'-',
+    ]);
+    out.extend_from_slice(&two(u8::from(t.month())));
+    out.push(b'-');
+    out.extend_from_slice(&two(t.day()));
+    out.push(b'T');
+    out.extend_from_slice(&two(t.hour()));
+    out.push(b':');
+    out.extend_from_slice(&two(t.minute()));
+    out.push(b':');
+    out.extend_from_slice(&two(t.second()));
+    out.push(b'Z');
 }
 
 /// Parses a strict RFC 3339 date-time into a UTC instant with whole seconds.
@@ -77,6 +112,29 @@ fn digits(b: &[u8]) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The byte writer agrees with `fmt` over the whole range a claim can hold.
+    #[test]
+    fn writer_agrees_with_fmt() {
+        let mut t = 0i64;
+        while t <= 253_402_300_799 {
+            let at = OffsetDateTime::from_unix_timestamp(t).unwrap();
+            let expected = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+                at.year(),
+                u8::from(at.month()),
+                at.day(),
+                at.hour(),
+                at.minute(),
+                at.second()
+            );
+            assert_eq!(format(at), expected);
+            assert_eq!(parse(&expected), Some(at));
+            t += 86_399 * 37 + 12_345;
+        }
+        let last = OffsetDateTime::from_unix_timestamp(253_402_300_799).unwrap();
+        assert_eq!(format(last), "9999-12-31T23:59:59Z");
+    }
 
     #[test]
     fn parses_the_accepted_forms() {

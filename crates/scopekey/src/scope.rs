@@ -775,9 +775,9 @@ fn quick_check_scope(s: &[u8]) -> Option<usize> {
     let valid_action = action == b"*"
         || (action.len() <= MAX_ACTION_LEN
             && action.first().is_some_and(u8::is_ascii_lowercase)
-            && action.iter().all(|&b| {
-                b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
-            }));
+            && action
+                .iter()
+                .all(|&b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'));
     valid_action.then_some(colon)
 }
 
@@ -861,7 +861,7 @@ impl fmt::Debug for Scope {
 /// through a tree whose segments point into the string. Both answer the same (a property
 /// test holds them to the definition). The scopes as [`Scope`] values are built on first use
 /// of [`ScopeSet::iter`] (or of a method that returns them).
-#[derive(Clone, Default)]
+#[derive(Default)]
 pub struct ScopeSet {
     /// The canonical written form.
     text: Box<str>,
@@ -1093,7 +1093,9 @@ impl ScopeSet {
     /// The written scopes, in canonical order.
     #[allow(clippy::manual_pattern_char_comparison)] // see `Resource::segments`
     fn parts(&self) -> impl Iterator<Item = &str> {
-        self.text.split(|c: char| c == ' ').filter(|p| !p.is_empty())
+        self.text
+            .split(|c: char| c == ' ')
+            .filter(|p| !p.is_empty())
     }
 
     /// The scopes as values, built on first use.
@@ -1146,10 +1148,8 @@ impl ScopeSet {
 
     /// Whether any scope is broad (a `*` action or a `*` resource segment).
     pub fn is_broad(&self) -> bool {
-        self.parts().any(|p| {
-            let (resource, action) = split_checked(p);
-            action == "*" || resource.split('/').any(|s| s == "*")
-        })
+        // In checked scope text a `*` is always a whole segment or the whole action.
+        self.text.bytes().any(|b| b == b'*')
     }
 
     /// The broad scopes, in canonical order.
@@ -1281,6 +1281,14 @@ impl TryFrom<&str> for ScopeSet {
     }
 }
 
+impl Clone for ScopeSet {
+    /// Copies the text; the clone builds its own tree and scope values if it needs them (a
+    /// minted token's claims are cloned from the request and rarely checked).
+    fn clone(&self) -> Self {
+        Self::from_canonical(self.text.clone(), self.len)
+    }
+}
+
 impl PartialEq for ScopeSet {
     fn eq(&self, other: &Self) -> bool {
         // The written form is canonical: equal sets are equal strings.
@@ -1382,9 +1390,26 @@ mod tests {
         let many = format!("{}:read", vec!["a"; MAX_SEGMENTS + 1].join("/"));
         let long_action = format!("a:a{}", "b".repeat(MAX_ACTION_LEN));
         for bad in [
-            "", "a", ":read", "a:", "a/:read", "/a:read", "./a:read", "a/..:read", "a*:read",
-            "*a:read", "a:Read", "a:1x", "a:re ad", "a:r*", "a:**", "a b:read", "é:read",
-            &long_segment, &many, &long_action,
+            "",
+            "a",
+            ":read",
+            "a:",
+            "a/:read",
+            "/a:read",
+            "./a:read",
+            "a/..:read",
+            "a*:read",
+            "*a:read",
+            "a:Read",
+            "a:1x",
+            "a:re ad",
+            "a:r*",
+            "a:**",
+            "a b:read",
+            "é:read",
+            &long_segment,
+            &many,
+            &long_action,
         ] {
             assert_eq!(quick_check_scope(bad.as_bytes()), None, "{bad:?}");
             assert!(check_scope(bad).is_err(), "{bad:?}");
