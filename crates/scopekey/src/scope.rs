@@ -485,7 +485,7 @@ impl Resource {
 #[allow(clippy::manual_pattern_char_comparison)] // see `Resource::segments`
 fn covers(pattern: &str, other: &Resource) -> bool {
     let (p, r) = (pattern.as_bytes(), other.0.as_bytes());
-    if !p.iter().any(|&b| b == b'*') {
+    if !p.contains(&b'*') {
         // Without a wildcard, a segment-wise prefix is a byte prefix ending at a `/`.
         return r.starts_with(p) && (r.len() == p.len() || r.get(p.len()) == Some(&b'/'));
     }
