@@ -15,6 +15,12 @@ pub(crate) fn encode_into(bytes: &[u8], out: &mut String) {
     URL_SAFE_NO_PAD.encode_string(bytes, out);
 }
 
+/// Decodes unpadded, canonical base64url, appending to `out`; the same refusals as [`decode`].
+/// On `false`, `out` holds unspecified bytes past its former length.
+pub(crate) fn decode_into(text: &str, out: &mut Vec<u8>) -> bool {
+    URL_SAFE_NO_PAD.decode_vec(text, out).is_ok()
+}
+
 /// Decodes unpadded, canonical base64url. Refuses padding, `+` and `/`, whitespace and
 /// non-zero trailing bits.
 pub(crate) fn decode(text: &str) -> Option<Vec<u8>> {

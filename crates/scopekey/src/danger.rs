@@ -139,7 +139,7 @@ impl UnverifiedToken {
         match &self.parts {
             Parts::Paseto(decoded) => {
                 let assertion = paseto::implicit_assertion(environment, token_type);
-                decoded.verify(key, &assertion).map(|_| ())
+                decoded.verify_detached(key, &assertion)
             }
             #[cfg(feature = "jwt")]
             Parts::Jwt { decoded, token } => {

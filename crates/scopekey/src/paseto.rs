@@ -85,10 +85,20 @@ pub fn sign(key: &SigningKey, message: &[u8], footer: &[u8], implicit_assertion:
     token
 }
 
+/// Bytes of the pre-authentication encoding before the message: the piece count, the header's
+/// length, the header and the message's length.
+const PAE_PREFIX_LEN: usize = 8 + 8 + HEADER.len() + 8;
+
 /// A token split and decoded, not yet verified.
+///
+/// The message is decoded straight into the buffer the signature is checked over, after the
+/// start of its pre-authentication encoding, so verifying copies nothing.
 #[derive(Debug)]
 pub(crate) struct Decoded {
-    body: Vec<u8>,
+    /// `PAE(header, message, …)` up to the message's end (the rest is added by `verify`).
+    pae: Vec<u8>,
+    message_len: usize,
+    signature: [u8; SIGNATURE_LEN],
     footer: Vec<u8>,
 }
 
@@ -100,26 +110,51 @@ impl Decoded {
 
     /// The message (claims) bytes. Not yet authenticated.
     pub(crate) fn message(&self) -> &[u8] {
-        &self.body[..self.body.len() - SIGNATURE_LEN]
+        self.pae
+            .get(PAE_PREFIX_LEN..PAE_PREFIX_LEN + self.message_len)
+            .unwrap_or_default()
     }
 
     /// Verifies the signature and returns the authenticated message.
     pub(crate) fn verify(
-        &self,
+        &mut self,
         key: &PublicKey,
         implicit_assertion: &[u8],
     ) -> Result<&[u8], VerifyError> {
-        let (message, signature) = self.body.split_at(self.body.len() - SIGNATURE_LEN);
-        let m2 = pae(&[HEADER.as_bytes(), message, &self.footer, implicit_assertion]);
-        key.verify_signature(&m2, signature).map_err(|_| {
-            VerifyError::new(
-                ErrorKind::BadSignature,
-                "signature does not verify: the token was altered, signed by another key, or \
-                 bound to another environment or token type",
-            )
-        })?;
-        Ok(message)
+        // Complete the encoding: `… ‖ LE64(|footer|) ‖ footer ‖ LE64(|assertion|) ‖ assertion`.
+        self.pae.truncate(PAE_PREFIX_LEN + self.message_len);
+        self.pae.extend_from_slice(&le64(self.footer.len()));
+        self.pae.extend_from_slice(&self.footer);
+        self.pae.extend_from_slice(&le64(implicit_assertion.len()));
+        self.pae.extend_from_slice(implicit_assertion);
+        key.verify_signature(&self.pae, &self.signature)
+            .map_err(|_| bad_signature())?;
+        Ok(self.message())
     }
+
+    /// [`verify`](Self::verify) without touching `self`: assembles the encoding in a new buffer.
+    pub(crate) fn verify_detached(
+        &self,
+        key: &PublicKey,
+        implicit_assertion: &[u8],
+    ) -> Result<(), VerifyError> {
+        let m2 = pae(&[
+            HEADER.as_bytes(),
+            self.message(),
+            &self.footer,
+            implicit_assertion,
+        ]);
+        key.verify_signature(&m2, &self.signature)
+            .map_err(|_| bad_signature())
+    }
+}
+
+fn bad_signature() -> VerifyError {
+    VerifyError::new(
+        ErrorKind::BadSignature,
+        "signature does not verify: the token was altered, signed by another key, or bound to \
+         another environment or token type",
+    )
 }
 
 /// Refuses a token longer than [`MAX_TOKEN_LEN`], before any decoding (of either format).
@@ -164,15 +199,32 @@ pub(crate) fn decode(token: &str) -> Result<Decoded, VerifyError> {
             "token footer is not canonical unpadded base64url",
         ))?,
     };
-    let body = b64::decode(body).ok_or(VerifyError::malformed(
-        "token body is not canonical unpadded base64url",
-    ))?;
-    if body.len() < SIGNATURE_LEN {
+    // Room for the whole encoding, so `verify` does not reallocate for a typical assertion.
+    let mut pae = Vec::with_capacity(PAE_PREFIX_LEN + body.len() / 4 * 3 + 3 + footer.len() + 96);
+    pae.extend_from_slice(&le64(4));
+    pae.extend_from_slice(&le64(HEADER.len()));
+    pae.extend_from_slice(HEADER.as_bytes());
+    pae.extend_from_slice(&le64(0)); // the message length, written below
+    if !b64::decode_into(body, &mut pae) {
+        return Err(VerifyError::malformed(
+            "token body is not canonical unpadded base64url",
+        ));
+    }
+    let Some(message_len) = (pae.len() - PAE_PREFIX_LEN).checked_sub(SIGNATURE_LEN) else {
         return Err(VerifyError::malformed(
             "token body is too short to hold a signature",
         ));
-    }
-    Ok(Decoded { body, footer })
+    };
+    let mut signature = [0u8; SIGNATURE_LEN];
+    signature.copy_from_slice(&pae[PAE_PREFIX_LEN + message_len..]);
+    pae.truncate(PAE_PREFIX_LEN + message_len);
+    pae[PAE_PREFIX_LEN - 8..PAE_PREFIX_LEN].copy_from_slice(&le64(message_len));
+    Ok(Decoded {
+        pae,
+        message_len,
+        signature,
+        footer,
+    })
 }
 
 fn unsupported(token: &str) -> VerifyError {
@@ -212,7 +264,7 @@ pub fn verify(
     footer: &[u8],
     implicit_assertion: &[u8],
 ) -> Result<Vec<u8>, VerifyError> {
-    let decoded = decode(token)?;
+    let mut decoded = decode(token)?;
     let same_footer =
         decoded.footer.len() == footer.len() && bool::from(decoded.footer.as_slice().ct_eq(footer));
     if !same_footer {
@@ -239,6 +291,44 @@ mod tests {
             pae(&[b"test"]),
             b"\x01\x00\x00\x00\x00\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00test"
         );
+    }
+
+    /// The encoding `decode` and `verify` assemble in place is `pae` of the four pieces.
+    #[test]
+    fn in_place_encoding_is_the_pae_of_the_pieces() {
+        let key = SigningKey::generate().unwrap();
+        for (message, footer, assertion) in [
+            (&b"{}"[..], &b""[..], &b""[..]),
+            (b"{\"a\":1}", b"{\"kid\":\"x\"}", b"ctx"),
+            (&[7u8; 300][..], &b"f"[..], &[1u8; 500][..]),
+        ] {
+            let token = sign(&key, message, footer, assertion);
+            let mut decoded = decode(&token).unwrap();
+            assert_eq!(decoded.message(), message);
+            assert_eq!(
+                decoded.verify(key.public_key(), assertion).unwrap(),
+                message
+            );
+            assert_eq!(
+                decoded.pae,
+                pae(&[HEADER.as_bytes(), message, footer, assertion])
+            );
+            assert!(decoded.verify_detached(key.public_key(), assertion).is_ok());
+            assert!(decoded.verify_detached(key.public_key(), b"x").is_err());
+            // Verifying again (another assertion) starts from the message again.
+            assert!(decoded.verify(key.public_key(), b"other").is_err());
+            assert_eq!(
+                decoded.verify(key.public_key(), assertion).unwrap(),
+                message
+            );
+        }
+        let mut short = decode("v4.public.AAAA").map(|_| ()).unwrap_err();
+        assert_eq!(short.kind(), ErrorKind::Malformed);
+        short = decode(&format!("v4.public.{}", "A".repeat(84)))
+            .map(|_| ())
+            .unwrap_err();
+        assert_eq!(short.kind(), ErrorKind::Malformed);
+        assert!(decode(&format!("v4.public.{}", "A".repeat(86))).is_ok());
     }
 
     #[test]

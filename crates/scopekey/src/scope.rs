@@ -481,6 +481,15 @@ impl Resource {
     }
 }
 
+/// The resource part of the checked scope `scope` if its action is `action`.
+fn strip_action<'s>(scope: &'s str, action: &str) -> Option<&'s str> {
+    scope
+        .strip_suffix(action)?
+        .strip_suffix(':')
+        // The resource never holds `:`, so this `:` is the separator.
+        .filter(|pattern| !pattern.is_empty())
+}
+
 /// Whether a grant on the resource pattern `pattern` covers `other` (see [`Resource::covers`]).
 #[allow(clippy::manual_pattern_char_comparison)] // see `Resource::segments`
 fn covers(pattern: &str, other: &Resource) -> bool {
@@ -1124,11 +1133,11 @@ impl ScopeSet {
             None if self.len <= Self::LINEAR_MAX => {
                 // The definition itself: some scope's action covers `action` and its resource
                 // covers `resource`.
+                let action = action.as_str();
                 return self.parts().any(|p| {
-                    // Actions are short: find the `:` from the end.
-                    let colon = p.bytes().rposition(|b| b == b':').unwrap_or(p.len());
-                    let (pattern, granted) = (&p[..colon], p.get(colon + 1..).unwrap_or(""));
-                    (granted == action.as_str() || granted == "*") && covers(pattern, resource)
+                    // `pattern:action` or `pattern:*`, recognised from the end without a search.
+                    let pattern = strip_action(p, action).or_else(|| strip_action(p, "*"));
+                    pattern.is_some_and(|pattern| covers(pattern, resource))
                 });
             }
             None => self.tree(),

@@ -367,7 +367,7 @@ impl Verifier {
         if crate::jwt::routes_to_jwt(token) {
             return self.check_signed_jwt(token, now);
         }
-        let decoded = paseto::decode(token).map_err(|e| (e, None))?;
+        let mut decoded = paseto::decode(token).map_err(|e| (e, None))?;
         let kid = key_id_from_footer(decoded.footer()).map_err(|e| (e, None))?;
         let entry = self.active_key(&kid, now).map_err(|e| (e, None))?;
         let payload = decoded
