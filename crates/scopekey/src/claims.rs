@@ -21,7 +21,9 @@ pub(crate) fn check_text(name: &str, value: &str) -> Result<(), String> {
     if value.len() > MAX_TEXT_LEN {
         return Err(format!("`{name}` is longer than {MAX_TEXT_LEN} bytes"));
     }
-    if value.chars().any(char::is_control) {
+    // Printable ASCII (the usual case) in one byte pass; otherwise decode the characters.
+    let printable = value.bytes().all(|b| (0x20..0x7f).contains(&b));
+    if !printable && value.chars().any(char::is_control) {
         return Err(format!("`{name}` contains a control character"));
     }
     Ok(())

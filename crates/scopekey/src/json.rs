@@ -133,12 +133,88 @@ pub(crate) fn parse_claims(bytes: &[u8], limits: Limits) -> Result<ClaimsObject<
     if bytes.first() != Some(&b'{') || bytes.last() != Some(&b'}') {
         return Err("not a JSON object (or whitespace around it)".to_owned());
     }
+    if let Some(claims) = parse_flat(bytes, limits) {
+        return Ok(claims);
+    }
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let claims =
         de::Deserializer::deserialize_map(&mut de, ClaimsVisitor(ValueSeed { depth: 0, limits }))
             .map_err(|e| describe(&e))?;
     de.end().map_err(|e| describe(&e))?;
     Ok(claims)
+}
+
+/// The shape every PASETO token of this library has, read without serde: one object, no
+/// whitespace, every member a string without escapes or control characters, within `limits`
+/// and without duplicate names. `None` for anything else, and then the general parser decides
+/// (and names what is wrong); when this returns a value, it is the value the general parser
+/// returns (a property test holds it to that).
+fn parse_flat(bytes: &[u8], limits: Limits) -> Option<ClaimsObject<'_>> {
+    if limits.max_depth == 0 {
+        return None;
+    }
+    // Outside strings only ASCII punctuation is accepted below, so validating the whole input
+    // is validating every string.
+    let text = std::str::from_utf8(bytes).ok()?;
+    let b = text.as_bytes();
+    let mut out = ClaimsObject::default();
+    if b == b"{}" {
+        return Some(out);
+    }
+    let mut i = 1;
+    let mut members = 0;
+    loop {
+        let name = flat_string(text, &mut i, limits)?;
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i += 1;
+        let value = flat_string(text, &mut i, limits)?;
+        members += 1;
+        if members > limits.max_members {
+            return None;
+        }
+        match ClaimsObject::index(name) {
+            Some(k) => {
+                if out.known[k].is_some() {
+                    return None;
+                }
+                out.known[k] = Some(Field::Str(value));
+            }
+            None => {
+                if out.other.contains_key(name) {
+                    return None;
+                }
+                out.other
+                    .insert(name.to_owned(), Value::String(value.to_owned()));
+            }
+        }
+        match b.get(i) {
+            Some(b',') => i += 1,
+            Some(b'}') if i + 1 == b.len() => return Some(out),
+            _ => return None,
+        }
+    }
+}
+
+/// The string starting at `text[*i]` if it is a plain one (no escape, no control character,
+/// within `limits`); moves `*i` past it.
+fn flat_string<'a>(text: &'a str, i: &mut usize, limits: Limits) -> Option<&'a str> {
+    let b = text.as_bytes();
+    if b.get(*i) != Some(&b'"') {
+        return None;
+    }
+    let start = *i + 1;
+    let len = b
+        .get(start..)?
+        .iter()
+        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)?;
+    if b.get(start + len) != Some(&b'"') || len > limits.max_string {
+        return None;
+    }
+    *i = start + len + 1;
+    // Both ends are next to an ASCII `"`, so they are character boundaries.
+    text.get(start..start + len)
 }
 
 struct ClaimsVisitor(ValueSeed);
@@ -548,6 +624,95 @@ mod tests {
                 (a, b) => panic!("{input}: generic {a:?}, claims {b:?}"),
             }
         }
+    }
+
+    fn agree(input: &[u8]) -> Result<(), String> {
+        let generic = parse_object(input, CLAIMS);
+        let claims = parse_claims(input, CLAIMS);
+        let shown = String::from_utf8_lossy(input);
+        match (generic, claims) {
+            (Ok(mut map), Ok(mut object)) => {
+                for name in KNOWN_CLAIMS {
+                    let field = object.take(name).map(Field::into_value);
+                    if map.remove(name) != field {
+                        return Err(format!("{shown}: {name} differs"));
+                    }
+                }
+                if map != object.other {
+                    return Err(format!("{shown}: other members differ"));
+                }
+            }
+            (Err(a), Err(b)) if a == b => {}
+            (a, b) => return Err(format!("{shown}: generic {a:?}, claims {b:?}")),
+        }
+        Ok(())
+    }
+
+    proptest::proptest! {
+        /// Objects of strings built from a hostile alphabet (quotes, escapes, controls,
+        /// separators, non-ASCII): the flat reader and the general parser agree on every one.
+        #[test]
+        fn flat_reader_agrees_with_the_general_parser(
+            members in proptest::collection::vec(
+                (
+                    proptest::sample::select(vec![
+                        "iss", "sub", "aud", "scope", "jti", "x", "y", "iss",
+                    ]),
+                    proptest::prop_oneof![
+                        3 => "[a-zé ]{0,6}",
+                        1 => "[a-z\"\\\\:,{}\u{1}\u{7f}é ]{0,6}",
+                    ],
+                ),
+                0..6,
+            ),
+            separator in proptest::sample::select(vec![",", ", ", ",,", ":"]),
+            raw in proptest::collection::vec(proptest::num::u8::ANY, 0..24),
+        ) {
+            let body: Vec<String> = members
+                .iter()
+                .map(|(k, v)| format!("\"{k}\":\"{v}\""))
+                .collect();
+            let object = format!("{{{}}}", body.join(separator));
+            proptest::prop_assert_eq!(agree(object.as_bytes()), Ok(()));
+            let mut bytes = b"{\"iss\":\"".to_vec();
+            bytes.extend_from_slice(&raw);
+            bytes.extend_from_slice(b"\"}");
+            proptest::prop_assert_eq!(agree(&bytes), Ok(()));
+        }
+    }
+
+    #[test]
+    fn flat_reader_edges_agree() {
+        let long = format!(r#"{{"iss":"{}"}}"#, "x".repeat(4097));
+        let edge = format!(r#"{{"iss":"{}"}}"#, "x".repeat(4096));
+        let members: Vec<String> = (0..65).map(|i| format!("\"k{i}\":\"v\"")).collect();
+        let many = format!("{{{}}}", members.join(","));
+        let enough = format!("{{{}}}", members[..64].join(","));
+        for input in [
+            "{}",
+            r#"{"iss":"a"}"#,
+            r#"{"iss":"a","iss":"b"}"#,
+            r#"{"x":"a","x":"b"}"#,
+            r#"{"iss":"a\"b"}"#,
+            r#"{"iss":"a\u0041"}"#,
+            "{\"iss\":\"a\u{1}\"}",
+            "{\"iss\":\"a\u{7f}é漢\"}",
+            r#"{"iss":"a",}"#,
+            r#"{"iss":"a"}}"#,
+            r#"{"iss":"a"x}"#,
+            r#"{"iss" :"a"}"#,
+            r#"{"iss":1}"#,
+            r#"{"iss":"a","exp":1}"#,
+            r#"{"":""}"#,
+            &long,
+            &edge,
+            &many,
+            &enough,
+        ] {
+            assert_eq!(agree(input.as_bytes()), Ok(()));
+        }
+        assert_eq!(agree(b"{\"iss\":\"\xff\"}"), Ok(()));
+        assert!(parse_flat(br#"{"iss":"a","x":"b"}"#, CLAIMS).is_some());
     }
 
     #[test]
