@@ -494,6 +494,15 @@ impl Claims {
 
 /// Appends `s` as a JSON string, escaped as `serde_json` escapes it.
 fn json_string(s: &str, out: &mut Vec<u8>) {
+    // serde_json escapes only `"`, `\` and control characters below U+0020; a string without
+    // them is written as it is.
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+        return;
+    }
     // Writing into memory cannot fail.
     serde_json::to_writer(out, s).unwrap_or_default();
 }
