@@ -496,7 +496,7 @@ impl Claims {
 fn json_string(s: &str, out: &mut Vec<u8>) {
     // serde_json escapes only `"`, `\` and control characters below U+0020; a string without
     // them is written as it is.
-    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+    if crate::json::plain_len(s.as_bytes()) == s.len() {
         out.reserve(s.len() + 2);
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
