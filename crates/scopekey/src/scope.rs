@@ -925,7 +925,11 @@ impl Node {
         let mut node = self;
         let mut start = at;
         #[allow(clippy::manual_pattern_char_comparison)] // see `Resource::segments`
-        for seg in scope[..colon].split(|c: char| c == '/') {
+        for seg in scope
+            .get(..colon)
+            .unwrap_or(scope)
+            .split(|c: char| c == '/')
+        {
             node = if seg == "*" {
                 node.wildcard.get_or_insert_with(Box::default)
             } else {
@@ -951,7 +955,7 @@ impl Node {
             };
             start += seg.len() + 1;
         }
-        let action = &scope[colon + 1..];
+        let action = scope.get(colon + 1..).unwrap_or_default();
         if action == "*" {
             node.any_action = true;
         } else if let Some(bit) = standard_bit(action) {
