@@ -4,7 +4,7 @@
 //! whole seconds, years 1970 to 9999 (and not before the Unix epoch once in UTC), offsets up to ±23:59, no leap second. Everything else is
 //! refused deterministically (THREATS.md B9, D3); nothing here can panic or overflow.
 
-use time::{Date, Month, OffsetDateTime, Time};
+use time::OffsetDateTime;
 
 /// Formats a UTC instant as `YYYY-MM-DDTHH:MM:SSZ`.
 pub(crate) fn format(t: OffsetDateTime) -> String {
@@ -84,23 +84,41 @@ pub(crate) fn parse(s: &str) -> Option<OffsetDateTime> {
         }
         _ => return None,
     };
-    if !(1970..=9999).contains(&year) {
+    if !(1970..=9999).contains(&year) || !(1..=12).contains(&month) || day == 0 {
         return None;
     }
-    let month = Month::try_from(u8::try_from(month).ok()?).ok()?;
-    let date = Date::from_calendar_date(i32::from(year), month, u8::try_from(day).ok()?).ok()?;
-    let time = Time::from_hms(
-        u8::try_from(hour).ok()?,
-        u8::try_from(minute).ok()?,
-        u8::try_from(second).ok()?,
-    )
-    .ok()?;
-    let local = date.with_time(time).assume_utc().unix_timestamp();
+    if day > days_in_month(year, month) || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let local = days_from_civil(i64::from(year), i64::from(month), i64::from(day)) * 86_400
+        + i64::from(hour) * 3600
+        + i64::from(minute) * 60
+        + i64::from(second);
     let utc = local.checked_sub(offset_seconds)?;
     if utc < 0 {
         return None;
     }
     OffsetDateTime::from_unix_timestamp(utc).ok()
+}
+
+fn days_in_month(year: u16, month: u16) -> u16 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's `days_from_civil`), for
+/// years from 1 on: integer arithmetic instead of building a calendar date.
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
 }
 
 fn digits(b: &[u8]) -> Option<u16> {
@@ -112,6 +130,77 @@ fn digits(b: &[u8]) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The former parser, on the `time` crate's calendar types, kept as the reference.
+    fn reference(s: &str) -> Option<OffsetDateTime> {
+        use time::{Date, Month, Time};
+        let b = s.as_bytes();
+        if !(b.len() == 20 || b.len() == 25) {
+            return None;
+        }
+        let sep = |i: usize, c: u8| b[i] == c;
+        if !(sep(4, b'-') && sep(7, b'-') && sep(10, b'T') && sep(13, b':') && sep(16, b':')) {
+            return None;
+        }
+        let field = |r: std::ops::Range<usize>| digits(&b[r]);
+        let (year, month, day) = (field(0..4)?, field(5..7)?, field(8..10)?);
+        let (hour, minute, second) = (field(11..13)?, field(14..16)?, field(17..19)?);
+        let offset: i64 = match (b.len(), b[19]) {
+            (20, b'Z') => 0,
+            (25, sign @ (b'+' | b'-')) if b[22] == b':' => {
+                let (oh, om) = (field(20..22)?, field(23..25)?);
+                if oh > 23 || om > 59 {
+                    return None;
+                }
+                let m = i64::from(oh) * 3600 + i64::from(om) * 60;
+                if sign == b'+' { m } else { -m }
+            }
+            _ => return None,
+        };
+        if !(1970..=9999).contains(&year) {
+            return None;
+        }
+        let month = Month::try_from(u8::try_from(month).ok()?).ok()?;
+        let date =
+            Date::from_calendar_date(i32::from(year), month, u8::try_from(day).ok()?).ok()?;
+        let time = Time::from_hms(
+            u8::try_from(hour).ok()?,
+            u8::try_from(minute).ok()?,
+            u8::try_from(second).ok()?,
+        )
+        .ok()?;
+        let utc = date
+            .with_time(time)
+            .assume_utc()
+            .unix_timestamp()
+            .checked_sub(offset)?;
+        if utc < 0 {
+            return None;
+        }
+        OffsetDateTime::from_unix_timestamp(utc).ok()
+    }
+
+    proptest::proptest! {
+        /// Date-shaped strings with any digits (invalid months, days, hours, leap days,
+        /// offsets): the arithmetic parser answers as the calendar-based one did.
+        #[test]
+        fn parser_agrees_with_the_calendar_reference(
+            year in proptest::sample::select(vec![1969u16, 1970, 1999, 2000, 2024, 2100, 2400, 9999]),
+            month in 0u8..14,
+            day in 0u8..33,
+            hour in 0u8..26,
+            minute in 0u8..61,
+            second in 0u8..62,
+            offset in proptest::option::of((proptest::bool::ANY, 0u8..25, 0u8..61)),
+        ) {
+            let mut text = format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}");
+            match offset {
+                None => text.push('Z'),
+                Some((plus, h, m)) => text.push_str(&format!("{}{h:02}:{m:02}", if plus { '+' } else { '-' })),
+            }
+            proptest::prop_assert_eq!(parse(&text), reference(&text), "{}", text);
+        }
+    }
 
     /// The byte writer agrees with `fmt` over the whole range a claim can hold.
     #[test]

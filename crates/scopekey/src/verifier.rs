@@ -13,6 +13,7 @@ use crate::paseto;
 use crate::revocation::{RevocationCheck, RevocationStatus, TokenFacts};
 use crate::scope::{Action, Resource, Scope};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -369,7 +370,8 @@ impl Verifier {
         }
         let mut decoded = paseto::decode(token).map_err(|e| (e, None))?;
         let kid = key_id_from_footer(decoded.footer()).map_err(|e| (e, None))?;
-        let entry = self.active_key(&kid, now).map_err(|e| (e, None))?;
+        let keys = self.keys.snapshot();
+        let entry = active_key(&keys, &kid, now).map_err(|e| (e, None))?;
         let payload = decoded
             .verify(entry.key(), &self.assertion)
             .map_err(|e| (e, None))?;
@@ -410,7 +412,8 @@ impl Verifier {
             ));
         }
         let decoded = crate::jwt::decode(token).map_err(|e| (e, None))?;
-        let entry = self.active_key(decoded.kid(), now).map_err(|e| (e, None))?;
+        let keys = self.keys.snapshot();
+        let entry = active_key(&keys, decoded.kid(), now).map_err(|e| (e, None))?;
         let payload = decoded.verify(token, entry.key()).map_err(|e| (e, None))?;
         let mut object = json::parse_claims(payload, json::CLAIMS).map_err(|e| {
             (
@@ -429,28 +432,6 @@ impl Verifier {
         let claims =
             Claims::from_jwt_object(object, &self.config.audience).map_err(|e| (e, None))?;
         Ok((claims, entry.key().key_id().clone(), entry.retire_at()))
-    }
-
-    /// The trusted, currently valid key named `kid`, looked up in memory only.
-    fn active_key(&self, kid: &str, now: time::OffsetDateTime) -> Result<KeyEntry, VerifyError> {
-        let keys = self.keys.snapshot();
-        let entry = keys.get(kid).ok_or_else(|| {
-            VerifyError::new(
-                ErrorKind::UnknownKey,
-                "token's key id is not in the key set: it was signed by a key this service does \
-                 not trust (add the issuer's current public key if keys were rotated)",
-            )
-        })?;
-        if !entry.is_active_at(now) {
-            return Err(VerifyError::new(
-                ErrorKind::UnknownKey,
-                format!(
-                    "token's key {} is retired or not yet valid",
-                    entry.key().key_id()
-                ),
-            ));
-        }
-        Ok(entry.clone())
     }
 
     fn check_revocation(&self, claims: &Claims, key_id: &KeyId) -> Result<(), VerifyError> {
@@ -559,8 +540,34 @@ impl Verifier {
 /// A refusal, with the claims when the signature had verified (for the audit event).
 type Refusal = (VerifyError, Option<Box<Claims>>);
 
-/// Reads the key id from a footer, which must be `{"kid":"…"}` and nothing else.
-fn key_id_from_footer(footer: &[u8]) -> Result<String, VerifyError> {
+/// The trusted, currently valid key named `kid` in `keys` (a snapshot), looked up in memory only.
+fn active_key<'k>(
+    keys: &'k KeySet,
+    kid: &str,
+    now: time::OffsetDateTime,
+) -> Result<&'k KeyEntry, VerifyError> {
+    let entry = keys.get(kid).ok_or_else(|| {
+        VerifyError::new(
+            ErrorKind::UnknownKey,
+            "token's key id is not in the key set: it was signed by a key this service does \
+             not trust (add the issuer's current public key if keys were rotated)",
+        )
+    })?;
+    if !entry.is_active_at(now) {
+        return Err(VerifyError::new(
+            ErrorKind::UnknownKey,
+            format!(
+                "token's key {} is retired or not yet valid",
+                entry.key().key_id()
+            ),
+        ));
+    }
+    Ok(entry)
+}
+
+/// Reads the key id from a footer, which must be `{"kid":"…"}` and nothing else; borrowed from the
+/// footer in the form issuers write.
+fn key_id_from_footer(footer: &[u8]) -> Result<Cow<'_, str>, VerifyError> {
     let invalid = |why: String| VerifyError::new(ErrorKind::InvalidFooter, why);
     if footer.is_empty() {
         return Err(invalid(
@@ -589,7 +596,7 @@ fn key_id_from_footer(footer: &[u8]) -> Result<String, VerifyError> {
             .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
         && let Ok(kid) = std::str::from_utf8(kid)
     {
-        return Ok(kid.to_owned());
+        return Ok(Cow::Borrowed(kid));
     }
     let mut map = json::parse_object(footer, json::FOOTER)
         .map_err(|e| invalid(format!("token footer is not valid: {e}")))?;
@@ -599,7 +606,7 @@ fn key_id_from_footer(footer: &[u8]) -> Result<String, VerifyError> {
         ));
     }
     match map.remove("kid") {
-        Some(Value::String(kid)) => Ok(kid),
+        Some(Value::String(kid)) => Ok(Cow::Owned(kid)),
         _ => Err(invalid(
             "token footer must hold exactly one member, `kid`, a string".into(),
         )),
@@ -799,7 +806,9 @@ mod tests {
             edge.as_bytes(),
         ];
         for footer in footers {
-            let fast = key_id_from_footer(footer).map_err(|_| ());
+            let fast = key_id_from_footer(footer)
+                .map(Cow::into_owned)
+                .map_err(|_| ());
             assert_eq!(fast, strict(footer), "{}", String::from_utf8_lossy(footer));
         }
     }
