@@ -10,6 +10,11 @@
 //! `cargo bench --bench steady -- placement` also times the floor (`verify_strict`, 250 bytes)
 //! under 0 to 63 extra stack frames: run it with `setarch x86_64 -R` (no address randomisation)
 //! and the same depths are slow every time.
+//!
+//! `cargo bench --bench steady -- components` splits a cold verification into steps, each timed
+//! under 0 to 19 extra stack frames and kept at its fastest, so no step is charged for an unlucky
+//! placement: the signature check of the token's own signed message, then `paseto::verify`
+//! (decoding added), `Verifier::verify` without and with a revocation list, and `authorize`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use base64::Engine as _;
@@ -59,6 +64,10 @@ fn main() {
 
     if std::env::args().any(|a| a == "placement") {
         placement(&public, &short, &short_sig);
+        return;
+    }
+    if std::env::args().any(|a| a == "components") {
+        components(&f, &public, &short, &short_sig);
         return;
     }
 
@@ -125,23 +134,118 @@ fn main() {
     }
 }
 
+/// Calls `f` under `frames` extra stack frames.
+#[inline(never)]
+fn under(frames: usize, f: &mut dyn FnMut()) {
+    let pad = [frames as u8; 16];
+    black_box(&pad);
+    if frames == 0 {
+        f()
+    } else {
+        under(frames - 1, f)
+    }
+    black_box(&pad);
+}
+
+/// A cold verification step by step, each step at its fastest over 20 stack depths.
+fn components(
+    f: &Fixture,
+    public: &ed25519_dalek::VerifyingKey,
+    short: &[u8],
+    short_sig: &ed25519_dalek::Signature,
+) {
+    let env: scopekey::Environment = ENV.parse().unwrap();
+    let assertion = scopekey::paseto::implicit_assertion(&env, TokenType::Access);
+    let mut parts = f.token.splitn(4, '.').skip(2);
+    let body = URL_SAFE_NO_PAD.decode(parts.next().unwrap()).unwrap();
+    let footer = URL_SAFE_NO_PAD.decode(parts.next().unwrap()).unwrap();
+    let (message, signature) = body.split_at(body.len() - 64);
+    let signature = ed25519_dalek::Signature::from_slice(signature).unwrap();
+    // The token's pre-authentication encoding, as the specification defines it.
+    let mut pae = 4u64.to_le_bytes().to_vec();
+    for piece in [&b"v4.public."[..], message, &footer, &assertion] {
+        pae.extend_from_slice(&(piece.len() as u64).to_le_bytes());
+        pae.extend_from_slice(piece);
+    }
+    let key = scopekey::SigningKey::from_seed(&SEED)
+        .unwrap()
+        .public_key()
+        .clone();
+    let plain = scopekey::Verifier::new(
+        scopekey::KeySet::single(key.clone()),
+        scopekey::VerifierConfig::new(ISS, AUD, env),
+    )
+    .unwrap();
+    let mut steps: Vec<Op<'_>> = vec![
+        (
+            "verify_strict, 250 bytes (the floor)",
+            Box::new(|| public.verify_strict(black_box(short), short_sig).unwrap()),
+        ),
+        (
+            "verify_strict of the token's own signed message",
+            Box::new(|| public.verify_strict(black_box(&pae), &signature).unwrap()),
+        ),
+        (
+            "paseto::verify (adds decoding)",
+            Box::new(|| {
+                black_box(
+                    scopekey::paseto::verify(&key, black_box(&f.token), &footer, &assertion)
+                        .unwrap(),
+                );
+            }),
+        ),
+        (
+            "Verifier::verify, no revocation list (adds claims, checks, grant)",
+            Box::new(|| {
+                black_box(plain.verify(black_box(&f.token)).unwrap());
+            }),
+        ),
+        (
+            "Verifier::verify, 1,000 revocations (adds the lookup)",
+            Box::new(|| {
+                black_box(f.cold.verify(black_box(&f.token)).unwrap());
+            }),
+        ),
+        (
+            "scopekey_cold (adds authorize)",
+            Box::new(|| {
+                let grant = f.cold.verify(black_box(&f.token)).unwrap();
+                grant.authorize(&f.resource, &f.action).unwrap();
+            }),
+        ),
+    ];
+    let mut best = vec![f64::MAX; steps.len()];
+    for _ in 0..150 {
+        for depth in 0..20 {
+            for (i, (_, step)) in steps.iter_mut().enumerate() {
+                let start = Instant::now();
+                under(depth, &mut || {
+                    step();
+                    step();
+                });
+                best[i] = best[i].min(start.elapsed().as_nanos() as f64 / 2.0);
+            }
+        }
+    }
+    println!("| step | fastest | added by the step | ratio to the floor |");
+    println!("|---|---:|---:|---:|");
+    for (i, (name, _)) in steps.iter().enumerate() {
+        let added = if i == 0 { 0.0 } else { best[i] - best[i - 1] };
+        println!(
+            "| {name} | {:.2} µs | {:+.2} µs | {:.3}× |",
+            best[i] / 1000.0,
+            added / 1000.0,
+            best[i] / best[0]
+        );
+    }
+}
+
 /// The floor under 0 to 63 extra stack frames, fastest of 150 pairs at each depth, in µs.
 fn placement(
     public: &ed25519_dalek::VerifyingKey,
     message: &[u8],
     signature: &ed25519_dalek::Signature,
 ) {
-    #[inline(never)]
-    fn under(frames: usize, f: &mut dyn FnMut()) {
-        let pad = [frames as u8; 16];
-        black_box(&pad);
-        if frames == 0 {
-            f()
-        } else {
-            under(frames - 1, f)
-        }
-        black_box(&pad);
-    }
     let mut line = Vec::new();
     for frames in 0..64 {
         let mut best = f64::MAX;
