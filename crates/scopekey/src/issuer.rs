@@ -431,16 +431,14 @@ impl Issuer {
         }
         if !r.allow_broad && r.scopes.is_broad() {
             let broad: Vec<String> = r.scopes.broad().map(Scope::to_string).collect();
-            if !broad.is_empty() {
-                return Err(IssueError::new(
-                    IssueErrorKind::BroadScope,
-                    format!(
-                        "broad scope {} needs an explicit opt-in (TokenRequest::allow_broad); \
-                         prefer listing concrete scopes",
-                        broad.join(" ")
-                    ),
-                ));
-            }
+            return Err(IssueError::new(
+                IssueErrorKind::BroadScope,
+                format!(
+                    "broad scope {} needs an explicit opt-in (TokenRequest::allow_broad); \
+                     prefer listing concrete scopes",
+                    broad.join(" ")
+                ),
+            ));
         }
         let ttl = r.ttl.unwrap_or(self.default_ttl);
         if ttl.as_secs() == 0 || ttl > max_ttl {

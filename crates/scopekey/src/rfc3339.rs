@@ -57,6 +57,31 @@ pub(crate) fn write(t: OffsetDateTime, out: &mut Vec<u8>) {
 
 /// Parses a strict RFC 3339 date-time into a UTC instant with whole seconds.
 pub(crate) fn parse(s: &str) -> Option<OffsetDateTime> {
+    let f = fields(s)?;
+    if f.day > days_in_month(f.year, f.month) || f.hour > 23 || f.minute > 59 || f.second > 59 {
+        return None;
+    }
+    let local = days_from_civil(i64::from(f.year), i64::from(f.month), i64::from(f.day)) * 86_400
+        + i64::from(f.hour) * 3600
+        + i64::from(f.minute) * 60
+        + i64::from(f.second);
+    to_utc(local, f.offset)
+}
+
+/// The fields of `YYYY-MM-DDTHH:MM:SS(Z|±HH:MM)`, with the year in 1970..=9999, the month in
+/// 1..=12, a day from 1 and the offset within ±23:59; the rest of the range checks are `parse`'s.
+struct Fields {
+    year: u16,
+    month: u16,
+    day: u16,
+    hour: u16,
+    minute: u16,
+    second: u16,
+    /// East of UTC, in seconds.
+    offset: i64,
+}
+
+fn fields(s: &str) -> Option<Fields> {
     let b = s.as_bytes();
     if !(b.len() == 20 || b.len() == 25) {
         return None;
@@ -65,13 +90,7 @@ pub(crate) fn parse(s: &str) -> Option<OffsetDateTime> {
     if !(sep(4, b'-') && sep(7, b'-') && sep(10, b'T') && sep(13, b':') && sep(16, b':')) {
         return None;
     }
-    let year = digits(&b[0..4])?;
-    let month = digits(&b[5..7])?;
-    let day = digits(&b[8..10])?;
-    let hour = digits(&b[11..13])?;
-    let minute = digits(&b[14..16])?;
-    let second = digits(&b[17..19])?;
-    let offset_seconds: i64 = match (b.len(), b[19]) {
+    let offset: i64 = match (b.len(), b[19]) {
         (20, b'Z') => 0,
         (25, sign @ (b'+' | b'-')) if b[22] == b':' => {
             let oh = digits(&b[20..22])?;
@@ -84,17 +103,22 @@ pub(crate) fn parse(s: &str) -> Option<OffsetDateTime> {
         }
         _ => return None,
     };
-    if !(1970..=9999).contains(&year) || !(1..=12).contains(&month) || day == 0 {
-        return None;
-    }
-    if day > days_in_month(year, month) || hour > 23 || minute > 59 || second > 59 {
-        return None;
-    }
-    let local = days_from_civil(i64::from(year), i64::from(month), i64::from(day)) * 86_400
-        + i64::from(hour) * 3600
-        + i64::from(minute) * 60
-        + i64::from(second);
-    let utc = local.checked_sub(offset_seconds)?;
+    let f = Fields {
+        year: digits(&b[0..4])?,
+        month: digits(&b[5..7])?,
+        day: digits(&b[8..10])?,
+        hour: digits(&b[11..13])?,
+        minute: digits(&b[14..16])?,
+        second: digits(&b[17..19])?,
+        offset,
+    };
+    let in_range = (1970..=9999).contains(&f.year) && (1..=12).contains(&f.month) && f.day > 0;
+    in_range.then_some(f)
+}
+
+/// The instant `local` seconds (as if UTC) at `offset` east of UTC, refused before the epoch.
+fn to_utc(local: i64, offset: i64) -> Option<OffsetDateTime> {
+    let utc = local.checked_sub(offset)?;
     if utc < 0 {
         return None;
     }
@@ -133,53 +157,25 @@ fn digits(b: &[u8]) -> Option<u16> {
 mod tests {
     use super::*;
 
-    /// The former parser, on the `time` crate's calendar types, kept as the reference.
+    /// The former date and time conversion, on the `time` crate's calendar types, kept as the
+    /// reference for the arithmetic one (the syntax, `fields`, is shared).
     fn reference(s: &str) -> Option<OffsetDateTime> {
         use time::{Date, Month, Time};
-        let b = s.as_bytes();
-        if !(b.len() == 20 || b.len() == 25) {
-            return None;
-        }
-        let sep = |i: usize, c: u8| b[i] == c;
-        if !(sep(4, b'-') && sep(7, b'-') && sep(10, b'T') && sep(13, b':') && sep(16, b':')) {
-            return None;
-        }
-        let field = |r: std::ops::Range<usize>| digits(&b[r]);
-        let (year, month, day) = (field(0..4)?, field(5..7)?, field(8..10)?);
-        let (hour, minute, second) = (field(11..13)?, field(14..16)?, field(17..19)?);
-        let offset: i64 = match (b.len(), b[19]) {
-            (20, b'Z') => 0,
-            (25, sign @ (b'+' | b'-')) if b[22] == b':' => {
-                let (oh, om) = (field(20..22)?, field(23..25)?);
-                if oh > 23 || om > 59 {
-                    return None;
-                }
-                let m = i64::from(oh) * 3600 + i64::from(om) * 60;
-                if sign == b'+' { m } else { -m }
-            }
-            _ => return None,
-        };
-        if !(1970..=9999).contains(&year) {
-            return None;
-        }
-        let month = Month::try_from(u8::try_from(month).ok()?).ok()?;
-        let date =
-            Date::from_calendar_date(i32::from(year), month, u8::try_from(day).ok()?).ok()?;
+        let f = fields(s)?;
+        let month = Month::try_from(u8::try_from(f.month).ok()?).ok()?;
+        let date = Date::from_calendar_date(i32::from(f.year), month, u8::try_from(f.day).ok()?);
         let time = Time::from_hms(
-            u8::try_from(hour).ok()?,
-            u8::try_from(minute).ok()?,
-            u8::try_from(second).ok()?,
+            u8::try_from(f.hour).ok()?,
+            u8::try_from(f.minute).ok()?,
+            u8::try_from(f.second).ok()?,
+        );
+        to_utc(
+            date.ok()?
+                .with_time(time.ok()?)
+                .assume_utc()
+                .unix_timestamp(),
+            f.offset,
         )
-        .ok()?;
-        let utc = date
-            .with_time(time)
-            .assume_utc()
-            .unix_timestamp()
-            .checked_sub(offset)?;
-        if utc < 0 {
-            return None;
-        }
-        OffsetDateTime::from_unix_timestamp(utc).ok()
     }
 
     proptest::proptest! {
