@@ -400,6 +400,17 @@ impl KeyEntry {
     pub fn is_active_at(&self, t: OffsetDateTime) -> bool {
         self.not_before.is_none_or(|nb| nb <= t) && self.retire_at.is_none_or(|ra| t < ra)
     }
+
+    /// Whether the key verifies throughout the second that starts `unix` seconds after 1970
+    /// (what a verifier's clock reads in whole seconds): [`is_active_at`](Self::is_active_at)
+    /// at every instant of it, so a window edge inside the second errs towards refusing.
+    pub(crate) fn is_active_during_second(&self, unix: i64) -> bool {
+        let Ok(start) = OffsetDateTime::from_unix_timestamp(unix) else {
+            return false;
+        };
+        let end = start + time::Duration::SECOND;
+        self.not_before.is_none_or(|nb| nb <= start) && self.retire_at.is_none_or(|ra| end <= ra)
+    }
 }
 
 /// The public keys a verifier trusts, by key id.
@@ -483,6 +494,11 @@ impl KeySet {
 
     /// The entry for a key id, given as written in a token.
     pub fn get(&self, id: &str) -> Option<&KeyEntry> {
+        // A service trusts a handful of keys (current, next, retiring): comparing the ids is
+        // cheaper than hashing one. Ids are public, so the comparison need not be constant-time.
+        if self.keys.len() <= 4 {
+            return self.keys.values().find(|e| e.key().key_id().as_str() == id);
+        }
         self.keys.get(id)
     }
 
@@ -636,5 +652,73 @@ mod tests {
         assert!(set.retire(k.key_id(), t0));
         assert!(!set.get(k.key_id().as_str()).unwrap().is_active_at(t0));
         assert!(set.get("k4.pid.unknown").is_none());
+    }
+
+    /// A whole second is active only if every instant of it is: window edges on the second
+    /// answer as `is_active_at`, edges inside it refuse the whole second.
+    #[test]
+    fn active_during_a_second() {
+        let k = SigningKey::generate().unwrap();
+        let at = |s: i64, ms: i64| {
+            OffsetDateTime::from_unix_timestamp(s).unwrap() + time::Duration::milliseconds(ms)
+        };
+        let mut set = KeySet::new();
+        set.insert_with_window(
+            k.public_key().clone(),
+            Some(at(1_000, 0)),
+            Some(at(2_000, 0)),
+        );
+        let e = set.get(k.key_id().as_str()).unwrap();
+        for s in [999, 1_000, 1_500, 1_999, 2_000] {
+            assert_eq!(
+                e.is_active_during_second(s),
+                e.is_active_at(at(s, 0)),
+                "{s}"
+            );
+            assert_eq!(
+                e.is_active_during_second(s),
+                e.is_active_at(at(s, 999)),
+                "{s}"
+            );
+        }
+        let mut set = KeySet::new();
+        set.insert_with_window(
+            k.public_key().clone(),
+            Some(at(1_000, 300)),
+            Some(at(2_000, 300)),
+        );
+        let e = set.get(k.key_id().as_str()).unwrap();
+        assert!(!e.is_active_during_second(1_000), "not yet at 1000.000");
+        assert!(e.is_active_during_second(1_001));
+        assert!(e.is_active_during_second(1_999));
+        assert!(!e.is_active_during_second(2_000), "retired at 2000.300");
+        assert!(!e.is_active_during_second(i64::MAX), "out of range");
+        let open = KeyEntry {
+            key: k.public_key().clone(),
+            not_before: None,
+            retire_at: None,
+        };
+        assert!(open.is_active_during_second(0));
+    }
+
+    /// Small sets are searched by comparing ids, larger ones hashed: both find every key and
+    /// only those.
+    #[test]
+    fn key_set_lookup_at_every_size() {
+        let keys: Vec<SigningKey> = (0..8).map(|_| SigningKey::generate().unwrap()).collect();
+        let stranger = SigningKey::generate().unwrap();
+        let mut set = KeySet::new();
+        for (n, k) in keys.iter().enumerate() {
+            set.insert(k.public_key().clone());
+            assert_eq!(set.len(), n + 1);
+            for (i, k) in keys.iter().enumerate() {
+                let found = set.get(k.key_id().as_str()).map(|e| e.key().key_id());
+                assert_eq!(found, (i <= n).then(|| k.key_id()), "{i} of {}", n + 1);
+            }
+            assert!(set.get(stranger.key_id().as_str()).is_none());
+            let id = keys[0].key_id().as_str();
+            assert!(set.get(&id[..id.len() - 1]).is_none());
+            assert!(set.get(&format!("{id}A")).is_none());
+        }
     }
 }

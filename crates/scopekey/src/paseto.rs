@@ -91,21 +91,30 @@ const PAE_PREFIX_LEN: usize = 8 + 8 + HEADER.len() + 8;
 
 /// A token split and decoded, not yet verified.
 ///
-/// The message is decoded straight into the buffer the signature is checked over, after the
-/// start of its pre-authentication encoding, so verifying copies nothing.
+/// The message and the footer are decoded straight into the buffer the signature is checked
+/// over, at their places in its pre-authentication encoding, so verifying copies nothing.
 #[derive(Debug)]
 pub(crate) struct Decoded {
-    /// `PAE(header, message, …)` up to the message's end (the rest is added by `verify`).
+    /// `PAE(header, message, footer, …)` up to the footer's end (the rest is added by
+    /// `verify`).
     pae: Vec<u8>,
     message_len: usize,
+    footer_len: usize,
     signature: [u8; SIGNATURE_LEN],
-    footer: Vec<u8>,
 }
 
 impl Decoded {
+    /// Where the footer starts in the encoding: after the message and the footer's length.
+    fn footer_start(&self) -> usize {
+        PAE_PREFIX_LEN + self.message_len + 8
+    }
+
     /// The footer bytes (empty when the token has none). Not yet authenticated.
     pub(crate) fn footer(&self) -> &[u8] {
-        &self.footer
+        let start = self.footer_start();
+        self.pae
+            .get(start..start + self.footer_len)
+            .unwrap_or_default()
     }
 
     /// The message (claims) bytes. Not yet authenticated.
@@ -121,10 +130,8 @@ impl Decoded {
         key: &PublicKey,
         implicit_assertion: &[u8],
     ) -> Result<&[u8], VerifyError> {
-        // Complete the encoding: `… ‖ LE64(|footer|) ‖ footer ‖ LE64(|assertion|) ‖ assertion`.
-        self.pae.truncate(PAE_PREFIX_LEN + self.message_len);
-        self.pae.extend_from_slice(&le64(self.footer.len()));
-        self.pae.extend_from_slice(&self.footer);
+        // Complete the encoding: `… ‖ footer ‖ LE64(|assertion|) ‖ assertion`.
+        self.pae.truncate(self.footer_start() + self.footer_len);
         self.pae.extend_from_slice(&le64(implicit_assertion.len()));
         self.pae.extend_from_slice(implicit_assertion);
         key.verify_signature(&self.pae, &self.signature)
@@ -141,7 +148,7 @@ impl Decoded {
         let m2 = pae(&[
             HEADER.as_bytes(),
             self.message(),
-            &self.footer,
+            self.footer(),
             implicit_assertion,
         ]);
         key.verify_signature(&m2, &self.signature)
@@ -185,22 +192,19 @@ pub(crate) fn decode(token: &str) -> Result<Decoded, VerifyError> {
     if body.is_empty() {
         return Err(VerifyError::malformed("token has an empty body"));
     }
-    let footer = match footer {
-        None => Vec::new(),
-        Some("") => {
-            return Err(VerifyError::malformed(
-                "token ends with `.`: an empty footer must be omitted",
-            ));
-        }
-        Some(f) if f.contains('.') => {
-            return Err(VerifyError::malformed("token has more than four parts"));
-        }
-        Some(f) => b64::decode(f).ok_or(VerifyError::malformed(
-            "token footer is not canonical unpadded base64url",
-        ))?,
-    };
+    if footer == Some("") {
+        return Err(VerifyError::malformed(
+            "token ends with `.`: an empty footer must be omitted",
+        ));
+    }
+    if footer.is_some_and(|f| f.contains('.')) {
+        return Err(VerifyError::malformed("token has more than four parts"));
+    }
+    let footer = footer.unwrap_or_default();
     // Room for the whole encoding, so `verify` does not reallocate for a typical assertion.
-    let mut pae = Vec::with_capacity(PAE_PREFIX_LEN + body.len() / 4 * 3 + 3 + footer.len() + 96);
+    let mut pae = Vec::with_capacity(
+        PAE_PREFIX_LEN + body.len() / 4 * 3 + 3 + 8 + footer.len() / 4 * 3 + 3 + 8 + 96,
+    );
     pae.extend_from_slice(&le64(4));
     pae.extend_from_slice(&le64(HEADER.len()));
     pae.extend_from_slice(HEADER.as_bytes());
@@ -219,11 +223,21 @@ pub(crate) fn decode(token: &str) -> Result<Decoded, VerifyError> {
     signature.copy_from_slice(&pae[PAE_PREFIX_LEN + message_len..]);
     pae.truncate(PAE_PREFIX_LEN + message_len);
     pae[PAE_PREFIX_LEN - 8..PAE_PREFIX_LEN].copy_from_slice(&le64(message_len));
+    // `LE64(|footer|) ‖ footer`, the length written once the footer is decoded.
+    let footer_at = pae.len();
+    pae.extend_from_slice(&le64(0));
+    if !b64::decode_into(footer, &mut pae) {
+        return Err(VerifyError::malformed(
+            "token footer is not canonical unpadded base64url",
+        ));
+    }
+    let footer_len = pae.len() - footer_at - 8;
+    pae[footer_at..footer_at + 8].copy_from_slice(&le64(footer_len));
     Ok(Decoded {
         pae,
         message_len,
+        footer_len,
         signature,
-        footer,
     })
 }
 
@@ -266,7 +280,7 @@ pub fn verify(
 ) -> Result<Vec<u8>, VerifyError> {
     let mut decoded = decode(token)?;
     let same_footer =
-        decoded.footer.len() == footer.len() && bool::from(decoded.footer.as_slice().ct_eq(footer));
+        decoded.footer().len() == footer.len() && bool::from(decoded.footer().ct_eq(footer));
     if !same_footer {
         return Err(VerifyError::new(
             ErrorKind::InvalidFooter,

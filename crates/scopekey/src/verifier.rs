@@ -331,7 +331,7 @@ impl Verifier {
                 }
             };
         }
-        let (claims, key_id, retire_at) = self.check_signed(token, self.config.clock.now())?;
+        let (claims, key_id, retire_at) = self.check_signed(token, unix_now)?;
         if let Err(e) = self.check_claims(&claims, unix_now) {
             return Err((e, Some(Box::new(claims))));
         }
@@ -360,18 +360,18 @@ impl Verifier {
     fn check_signed(
         &self,
         token: &str,
-        now: time::OffsetDateTime,
+        unix_now: i64,
     ) -> Result<(Claims, KeyId, Option<time::OffsetDateTime>), Refusal> {
         // Before anything else, whatever the format.
         paseto::check_length(token).map_err(|e| (e, None))?;
         #[cfg(feature = "jwt")]
         if crate::jwt::routes_to_jwt(token) {
-            return self.check_signed_jwt(token, now);
+            return self.check_signed_jwt(token, unix_now);
         }
         let mut decoded = paseto::decode(token).map_err(|e| (e, None))?;
         let kid = key_id_from_footer(decoded.footer()).map_err(|e| (e, None))?;
         let keys = self.keys.snapshot();
-        let entry = active_key(&keys, &kid, now).map_err(|e| (e, None))?;
+        let entry = active_key(&keys, &kid, unix_now).map_err(|e| (e, None))?;
         let payload = decoded
             .verify(entry.key(), &self.assertion)
             .map_err(|e| (e, None))?;
@@ -391,7 +391,7 @@ impl Verifier {
     fn check_signed_jwt(
         &self,
         token: &str,
-        now: time::OffsetDateTime,
+        unix_now: i64,
     ) -> Result<(Claims, KeyId, Option<time::OffsetDateTime>), Refusal> {
         if !self.config.accept_jwt {
             return Err((
@@ -413,7 +413,7 @@ impl Verifier {
         }
         let decoded = crate::jwt::decode(token).map_err(|e| (e, None))?;
         let keys = self.keys.snapshot();
-        let entry = active_key(&keys, decoded.kid(), now).map_err(|e| (e, None))?;
+        let entry = active_key(&keys, decoded.kid(), unix_now).map_err(|e| (e, None))?;
         let payload = decoded.verify(token, entry.key()).map_err(|e| (e, None))?;
         let mut object = json::parse_claims(payload, json::CLAIMS).map_err(|e| {
             (
@@ -541,11 +541,7 @@ impl Verifier {
 type Refusal = (VerifyError, Option<Box<Claims>>);
 
 /// The trusted, currently valid key named `kid` in `keys` (a snapshot), looked up in memory only.
-fn active_key<'k>(
-    keys: &'k KeySet,
-    kid: &str,
-    now: time::OffsetDateTime,
-) -> Result<&'k KeyEntry, VerifyError> {
+fn active_key<'k>(keys: &'k KeySet, kid: &str, unix_now: i64) -> Result<&'k KeyEntry, VerifyError> {
     let entry = keys.get(kid).ok_or_else(|| {
         VerifyError::new(
             ErrorKind::UnknownKey,
@@ -553,7 +549,7 @@ fn active_key<'k>(
              not trust (add the issuer's current public key if keys were rotated)",
         )
     })?;
-    if !entry.is_active_at(now) {
+    if !entry.is_active_during_second(unix_now) {
         return Err(VerifyError::new(
             ErrorKind::UnknownKey,
             format!(
@@ -568,6 +564,19 @@ fn active_key<'k>(
 /// Reads the key id from a footer, which must be `{"kid":"…"}` and nothing else; borrowed from the
 /// footer in the form issuers write.
 fn key_id_from_footer(footer: &[u8]) -> Result<Cow<'_, str>, VerifyError> {
+    // What every scopekey issuer writes, `{"kid":"k4.pid.…"}` with the 44 base64url characters
+    // of a key id, is taken in one pass: none of the refusals below can apply to it.
+    if let Some(pid) = footer
+        .strip_prefix(br#"{"kid":"k4.pid."#)
+        .and_then(|rest| rest.strip_suffix(br#""}"#))
+        && pid.len() == 44
+        && pid
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && let Some(Ok(kid)) = footer.get(8..footer.len() - 2).map(std::str::from_utf8)
+    {
+        return Ok(Cow::Borrowed(kid));
+    }
     let invalid = |why: String| VerifyError::new(ErrorKind::InvalidFooter, why);
     if footer.is_empty() {
         return Err(invalid(
@@ -788,7 +797,17 @@ mod tests {
         };
         let long = format!(r#"{{"kid":"{}"}}"#, "a".repeat(129));
         let edge = format!(r#"{{"kid":"{}"}}"#, "a".repeat(128));
-        let footers: Vec<&[u8]> = vec![
+        let key = crate::SigningKey::generate().unwrap();
+        let real = format!(r#"{{"kid":"{}"}}"#, key.key_id());
+        let almost = [
+            real.replacen("k4.pid.", "k4.pid.-", 1),
+            real.replacen("k4.pid.", "k4.pid", 1),
+            real.replacen("\"}", "=\"}", 1),
+            real.replacen("\"}", "\"} ", 1),
+            real.replacen("{", "{\"kid\":\"x\",", 1),
+        ];
+        let mut footers: Vec<&[u8]> = vec![
+            real.as_bytes(),
             br#"{"kid":"k4.pid.AAAA"}"#,
             br#"{"kid":""}"#,
             br#"{"kid":"a\"b"}"#,
@@ -805,6 +824,12 @@ mod tests {
             long.as_bytes(),
             edge.as_bytes(),
         ];
+        footers.extend(almost.iter().map(|f| f.as_bytes()));
+        // A real key id takes the one-pass path: borrowed, never built by the parser.
+        assert!(matches!(
+            key_id_from_footer(real.as_bytes()),
+            Ok(Cow::Borrowed(kid)) if kid == key.key_id().as_str()
+        ));
         for footer in footers {
             let fast = key_id_from_footer(footer)
                 .map(Cow::into_owned)
