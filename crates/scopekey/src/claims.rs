@@ -152,7 +152,7 @@ macro_rules! random_id {
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 let ok = !s.is_empty()
                     && s.len() <= 128
-                    && s.bytes().all(|c| c.is_ascii_alphanumeric() || b"._:-".contains(&c));
+                    && s.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-'));
                 if !ok {
                     return Err(InvalidId::new($what, s, "use 1 to 128 of A-Z a-z 0-9 . _ : -"));
                 }
@@ -445,18 +445,27 @@ impl Claims {
 
     /// Types the claims of a verified payload, already parsed strictly.
     pub(crate) fn from_object(mut map: ClaimsObject<'_>) -> Result<Self, VerifyError> {
-        let issuer = take_text(&mut map, "iss")?;
-        let subject = take_text(&mut map, "sub")?;
-        let audience = take_text(&mut map, "aud")?;
-        let environment = take_parsed::<Environment>(&mut map, "env")?;
-        let expires_at = take_time(&mut map, "exp")?.ok_or_else(|| {
+        use crate::json::known;
+        let issuer = take_text(&mut map, const { known("iss") })?;
+        let subject = take_text(&mut map, const { known("sub") })?;
+        let audience = take_text(&mut map, const { known("aud") })?;
+        let environment = take_parsed::<Environment>(&mut map, const { known("env") })?;
+        let expires_at = take_time(&mut map, const { known("exp") })?.ok_or_else(|| {
             VerifyError::claims("claim `exp` is missing: every token must expire")
         })?;
-        let not_before = take_time(&mut map, "nbf")?;
-        let issued_at = take_time(&mut map, "iat")?
-            .ok_or_else(|| VerifyError::claims("claim `iat` is missing"))?;
-        let token_id = take_parsed::<TokenId>(&mut map, "jti")?;
-        let scope_text = take_string(&mut map, "scope")?
+        // Issuers write `nbf` equal to `iat`: the same text is parsed once.
+        let nbf = map.take_at(const { known("nbf") });
+        let iat = map.take_at(const { known("iat") });
+        let same = matches!((&nbf, &iat), (Some(Field::Str(n)), Some(Field::Str(i))) if n == i);
+        let not_before = time_of(nbf, const { known("nbf") })?;
+        let issued_at = if same {
+            not_before
+        } else {
+            time_of(iat, const { known("iat") })?
+        }
+        .ok_or_else(|| VerifyError::claims("claim `iat` is missing"))?;
+        let token_id = take_parsed::<TokenId>(&mut map, const { known("jti") })?;
+        let scope_text = take_string(&mut map, const { known("scope") })?
             .ok_or_else(|| VerifyError::claims("claim `scope` is missing"))?;
         let scopes = match scope_text {
             Cow::Borrowed(text) => text.parse(),
@@ -466,9 +475,9 @@ impl Claims {
         if scopes.is_empty() {
             return Err(VerifyError::claims("claim `scope` grants nothing"));
         }
-        let owner = take_optional_text(&mut map, "owner")?;
-        let purpose = take_optional_text(&mut map, "purpose")?;
-        let family = match take_string(&mut map, "fam")? {
+        let owner = take_optional_text(&mut map, const { known("owner") })?;
+        let purpose = take_optional_text(&mut map, const { known("purpose") })?;
+        let family = match take_string(&mut map, const { known("fam") })? {
             None => None,
             Some(f) => Some(f.parse().map_err(|e: InvalidId| {
                 VerifyError::claims(format!("claim `fam` is invalid: {e}"))
@@ -507,51 +516,61 @@ fn json_string(s: &str, out: &mut Vec<u8>) {
     serde_json::to_writer(out, s).unwrap_or_default();
 }
 
+/// The claim at `at` in [`KNOWN_CLAIMS`](crate::json::KNOWN_CLAIMS) as a string, if present.
 fn take_string<'de>(
     map: &mut ClaimsObject<'de>,
-    name: &str,
+    at: usize,
 ) -> Result<Option<Cow<'de, str>>, VerifyError> {
-    match map.take(name) {
+    match map.take_at(at) {
         None => Ok(None),
         Some(Field::Str(s)) => Ok(Some(Cow::Borrowed(s))),
         Some(Field::Value(Value::String(s))) => Ok(Some(Cow::Owned(s))),
         Some(Field::Value(_)) => Err(VerifyError::claims(format!(
-            "claim `{name}` must be a string"
+            "claim `{}` must be a string",
+            name_at(at)
         ))),
     }
 }
 
-fn take_text(map: &mut ClaimsObject<'_>, name: &str) -> Result<String, VerifyError> {
-    take_optional_text(map, name)?
-        .ok_or_else(|| VerifyError::claims(format!("claim `{name}` is missing")))
+fn name_at(at: usize) -> &'static str {
+    crate::json::KNOWN_CLAIMS.get(at).copied().unwrap_or("?")
+}
+
+fn take_text(map: &mut ClaimsObject<'_>, at: usize) -> Result<String, VerifyError> {
+    take_optional_text(map, at)?
+        .ok_or_else(|| VerifyError::claims(format!("claim `{}` is missing", name_at(at))))
 }
 
 fn take_optional_text(
     map: &mut ClaimsObject<'_>,
-    name: &str,
+    at: usize,
 ) -> Result<Option<String>, VerifyError> {
-    let Some(s) = take_string(map, name)? else {
+    let Some(s) = take_string(map, at)? else {
         return Ok(None);
     };
-    check_text(name, &s).map_err(|e| VerifyError::claims(format!("claim {e}")))?;
+    check_text(name_at(at), &s).map_err(|e| VerifyError::claims(format!("claim {e}")))?;
     Ok(Some(s.into_owned()))
 }
 
 fn take_parsed<T: FromStr<Err = InvalidId>>(
     map: &mut ClaimsObject<'_>,
-    name: &str,
+    at: usize,
 ) -> Result<T, VerifyError> {
-    let s = take_string(map, name)?
+    let name = name_at(at);
+    let s = take_string(map, at)?
         .ok_or_else(|| VerifyError::claims(format!("claim `{name}` is missing")))?;
     s.parse()
         .map_err(|e| VerifyError::claims(format!("claim `{name}` is invalid: {e}")))
 }
 
-fn take_time(
-    map: &mut ClaimsObject<'_>,
-    name: &str,
-) -> Result<Option<OffsetDateTime>, VerifyError> {
-    let s = match map.take(name) {
+fn take_time(map: &mut ClaimsObject<'_>, at: usize) -> Result<Option<OffsetDateTime>, VerifyError> {
+    time_of(map.take_at(at), at)
+}
+
+/// The claim at `at`, taken out as `field`, as a time.
+fn time_of(field: Option<Field<'_>>, at: usize) -> Result<Option<OffsetDateTime>, VerifyError> {
+    let name = name_at(at);
+    let s = match field {
         None => return Ok(None),
         Some(Field::Str(s)) => Cow::Borrowed(s),
         Some(Field::Value(Value::String(s))) => Cow::Owned(s),
@@ -588,6 +607,63 @@ mod tests {
             purpose: optional.then(|| "deploys".to_owned()),
             family: optional.then(|| FamilyId::generate().unwrap()),
             other: serde_json::from_str(other).unwrap(),
+        }
+    }
+
+    /// What the issuer writes is read by the layout reader, with or without the optional
+    /// claims, and reads back as the same claims; text that needs escaping, or a claim of
+    /// another name, goes to the general readers and reads back the same too.
+    #[test]
+    fn issued_claims_take_the_layout_reader() {
+        for optional in [false, true] {
+            for (other, text, layout) in [
+                ("{}", "plain", true),
+                ("{}", "quote \" back \\ slash", false),
+                (r#"{"x":1}"#, "plain", false),
+            ] {
+                let c = claims(other, optional, text);
+                let json = c.to_json();
+                let json = std::str::from_utf8(&json).unwrap();
+                assert_eq!(
+                    crate::json::parse_layout(json, crate::json::CLAIMS).is_some(),
+                    layout,
+                    "{json}"
+                );
+                let back = Claims::from_object(
+                    crate::json::parse_claims(json.as_bytes(), crate::json::CLAIMS).unwrap(),
+                )
+                .unwrap();
+                assert_eq!(back, c, "{json}");
+            }
+        }
+    }
+
+    /// `nbf` and `iat` are each their own value when they differ, one value when the text is
+    /// the same, and the first fault found is `nbf`'s either way.
+    #[test]
+    fn not_before_and_issued_at_are_read_apart() {
+        let read = |nbf: &str, iat: &str| {
+            let json = format!(
+                r#"{{"aud":"a","env":"production","exp":"2030-01-01T00:10:00Z","iat":"{iat}","iss":"i","jti":"j","nbf":"{nbf}","scope":"x:read","sub":"s"}}"#
+            );
+            Claims::from_object(
+                crate::json::parse_claims(json.as_bytes(), crate::json::CLAIMS).unwrap(),
+            )
+        };
+        let at = |s: &str| rfc3339::parse(s).unwrap();
+        let c = read("2030-01-01T00:05:00Z", "2030-01-01T00:00:00Z").unwrap();
+        assert_eq!(c.not_before, Some(at("2030-01-01T00:05:00Z")));
+        assert_eq!(c.issued_at, at("2030-01-01T00:00:00Z"));
+        let c = read("2030-01-01T00:00:00Z", "2030-01-01T00:00:00Z").unwrap();
+        assert_eq!(c.not_before, Some(c.issued_at));
+        assert_eq!(c.issued_at, at("2030-01-01T00:00:00Z"));
+        for (nbf, iat, fault) in [
+            ("2030-01-01T00:00:60Z", "2030-01-01T00:00:00Z", "`nbf`"),
+            ("2030-01-01T00:00:00Z", "2030-01-01T00:00:60Z", "`iat`"),
+            ("2030-01-01T00:00:60Z", "2030-01-01T00:00:60Z", "`nbf`"),
+        ] {
+            let e = read(nbf, iat).unwrap_err();
+            assert!(e.to_string().contains(fault), "{e}");
         }
     }
 

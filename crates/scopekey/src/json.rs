@@ -64,6 +64,26 @@ pub(crate) const KNOWN_CLAIMS: [&str; 12] = [
     "iss", "sub", "aud", "env", "exp", "nbf", "iat", "jti", "scope", "owner", "purpose", "fam",
 ];
 
+/// The position of `name` in [`KNOWN_CLAIMS`], for constants: `const { known("iss") }`;
+/// `KNOWN_CLAIMS.len()`, which holds no member, for any other name.
+pub(crate) const fn known(name: &str) -> usize {
+    let mut i = 0;
+    while i < KNOWN_CLAIMS.len() {
+        let (a, b) = (KNOWN_CLAIMS[i].as_bytes(), name.as_bytes());
+        if a.len() == b.len() {
+            let mut j = 0;
+            while j < a.len() && a[j] == b[j] {
+                j += 1;
+            }
+            if j == a.len() {
+                return i;
+            }
+        }
+        i += 1;
+    }
+    KNOWN_CLAIMS.len()
+}
+
 /// A claims object parsed in one pass: the members in [`KNOWN_CLAIMS`] by position, the others
 /// in a map. Holds exactly what [`parse_object`] would return, without building a map of the
 /// known members only to take them out again, and without copying their strings when they
@@ -116,8 +136,14 @@ impl<'de> ClaimsObject<'de> {
     }
 
     /// Removes and returns the member `name`, which must be one of [`KNOWN_CLAIMS`].
+    #[cfg(test)]
     pub(crate) fn take(&mut self, name: &str) -> Option<Field<'de>> {
         Self::index(name).and_then(|i| self.known[i].take())
+    }
+
+    /// Removes and returns the member at `position` in [`KNOWN_CLAIMS`] (see [`known`]).
+    pub(crate) fn take_at(&mut self, position: usize) -> Option<Field<'de>> {
+        self.known.get_mut(position).and_then(Option::take)
     }
 
     /// The member `name`, which must be one of [`KNOWN_CLAIMS`].
@@ -156,6 +182,11 @@ fn parse_flat(bytes: &[u8], limits: Limits) -> Option<ClaimsObject<'_>> {
     // Outside strings only ASCII punctuation is accepted below, so validating the whole input
     // is validating every string.
     let text = std::str::from_utf8(bytes).ok()?;
+    parse_layout(text, limits).or_else(|| parse_members(text, limits))
+}
+
+/// [`parse_flat`] member by member, in any order, for valid UTF-8 `text`.
+fn parse_members(text: &str, limits: Limits) -> Option<ClaimsObject<'_>> {
     let b = text.as_bytes();
     let mut out = ClaimsObject::default();
     if b == b"{}" {
@@ -195,6 +226,58 @@ fn parse_flat(bytes: &[u8], limits: Limits) -> Option<ClaimsObject<'_>> {
             _ => return None,
         }
     }
+}
+
+/// What an issuer of this library writes: the claims it defines in byte order of their names,
+/// each as `"name":"` and the separator before it, and whether every token has it.
+const LAYOUT: [(usize, &[u8], bool); 12] = [
+    (known("aud"), br#"{"aud":""#, true),
+    (known("env"), br#"","env":""#, true),
+    (known("exp"), br#"","exp":""#, true),
+    (known("fam"), br#"","fam":""#, false),
+    (known("iat"), br#"","iat":""#, true),
+    (known("iss"), br#"","iss":""#, true),
+    (known("jti"), br#"","jti":""#, true),
+    (known("nbf"), br#"","nbf":""#, false),
+    (known("owner"), br#"","owner":""#, false),
+    (known("purpose"), br#"","purpose":""#, false),
+    (known("scope"), br#"","scope":""#, true),
+    (known("sub"), br#"","sub":""#, true),
+];
+
+/// [`parse_flat`] for the claims in the order and form an issuer writes them ([`LAYOUT`], plain
+/// strings, nothing else): each name is matched as a constant instead of being read and looked
+/// up. `None` for anything else (and then `parse_flat` reads it); when this returns a value,
+/// it is the value `parse_flat` returns (a property test holds it to that). `text` is the
+/// whole object, past the checks `parse_flat` makes first.
+pub(crate) fn parse_layout(text: &str, limits: Limits) -> Option<ClaimsObject<'_>> {
+    let b = text.as_bytes();
+    let mut out = ClaimsObject::default();
+    // At the closing quote of the previous value (at 0 for the first member, whose literal
+    // starts with the `{`).
+    let mut i = 0;
+    let mut members = 0;
+    for (position, literal, required) in LAYOUT {
+        if !b.get(i..).is_some_and(|rest| rest.starts_with(literal)) {
+            if required {
+                return None;
+            }
+            continue;
+        }
+        members += 1;
+        if members > limits.max_members {
+            return None;
+        }
+        let start = i + literal.len();
+        let len = plain_len(b.get(start..)?);
+        if b.get(start + len) != Some(&b'"') || len > limits.max_string {
+            return None;
+        }
+        // Both ends are next to an ASCII `"`, so they are character boundaries.
+        *out.known.get_mut(position)? = Some(Field::Str(text.get(start..start + len)?));
+        i = start + len;
+    }
+    (b.get(i..) == Some(br#""}"#.as_slice())).then_some(out)
 }
 
 /// The string starting at `text[*i]` if it is a plain one (no escape, no control character,
@@ -744,7 +827,64 @@ mod tests {
         assert!(parse_flat(br#"{"iss":"a","x":"b"}"#, CLAIMS).is_some());
     }
 
+    type Members<'a> = (Vec<Option<Field<'a>>>, Map<String, Value>);
+
+    /// Both readers' results, member by member, for comparing.
+    fn fields(object: Option<ClaimsObject<'_>>) -> Option<Members<'_>> {
+        object.map(|o| (o.known.to_vec(), o.other))
+    }
+
     proptest::proptest! {
+        /// Claims in the issuer's layout, with any subset of the optional members, sometimes
+        /// out of order, with a member of another name, or with a hostile value: the layout
+        /// reader returns nothing or exactly what the member-by-member reader returns, and it
+        /// always takes plain values in the layout.
+        #[test]
+        fn layout_reader_agrees_with_the_member_reader(
+            present in proptest::collection::vec(proptest::bool::ANY, LAYOUT.len()),
+            values in proptest::collection::vec(
+                proptest::prop_oneof![
+                    6 => "[a-zA-Z0-9:/. _-]{0,12}",
+                    1 => "[a-z\"\\:,{}\u{1}é ]{0,6}",
+                ],
+                LAYOUT.len(),
+            ),
+            swap in proptest::option::of((0usize..12, 0usize..12)),
+            extra in proptest::option::of((0usize..13, "[a-z]{1,8}")),
+        ) {
+            let mut members: Vec<(String, String)> = LAYOUT
+                .iter()
+                .zip(&present)
+                .zip(&values)
+                .filter(|(((_, _, required), present), _)| *required || **present)
+                .map(|(((at, _, _), _), v)| (KNOWN_CLAIMS[*at].to_owned(), v.clone()))
+                .collect();
+            let plain = members.iter().all(|(_, v)| plain_len(v.as_bytes()) == v.len());
+            let mut altered = false;
+            if let Some((a, b)) = swap {
+                let (a, b) = (a % members.len(), b % members.len());
+                altered |= a != b;
+                members.swap(a, b);
+            }
+            if let Some((at, name)) = extra {
+                members.insert(at.min(members.len()), (name, "v".to_owned()));
+                altered = true;
+            }
+            let body: Vec<String> = members
+                .iter()
+                .map(|(k, v)| format!("\"{k}\":\"{v}\""))
+                .collect();
+            let text = format!("{{{}}}", body.join(","));
+            let layout = parse_layout(&text, CLAIMS);
+            if plain && !altered {
+                proptest::prop_assert!(layout.is_some(), "{}", text);
+            }
+            if layout.is_some() {
+                proptest::prop_assert_eq!(fields(layout), fields(parse_members(&text, CLAIMS)), "{}", text);
+            }
+            proptest::prop_assert_eq!(agree(text.as_bytes()), Ok(()));
+        }
+
         /// The word-at-a-time scan finds what a byte loop finds.
         #[test]
         fn plain_len_is_the_first_special_byte(
@@ -769,9 +909,18 @@ mod tests {
     fn known_claims_are_found_at_their_position() {
         for (i, name) in KNOWN_CLAIMS.iter().enumerate() {
             assert_eq!(ClaimsObject::index(name), Some(i));
+            assert_eq!(known(name), i);
+        }
+        for (at, literal, _) in LAYOUT {
+            let name = KNOWN_CLAIMS[at];
+            assert!(
+                literal.ends_with(format!("\"{name}\":\"").as_bytes()),
+                "{name}"
+            );
         }
         for other in ["", "is", "isss", "ISS", "scopes", "Scope", "fam ", "kid"] {
             assert_eq!(ClaimsObject::index(other), None);
+            assert_eq!(known(other), KNOWN_CLAIMS.len());
         }
     }
 

@@ -103,13 +103,21 @@ fn fields(s: &str) -> Option<Fields> {
         }
         _ => return None,
     };
+    // The digits' values, all checked at once: a byte that is not a digit leaves a value of 10
+    // or more (wrapping below `0`).
+    let d: [u8; 19] = std::array::from_fn(|i| b[i].wrapping_sub(b'0'));
+    let positions = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18];
+    if positions.iter().any(|&i| d[i] > 9) {
+        return None;
+    }
+    let two = |i: usize| u16::from(d[i]) * 10 + u16::from(d[i + 1]);
     let f = Fields {
-        year: digits(&b[0..4])?,
-        month: digits(&b[5..7])?,
-        day: digits(&b[8..10])?,
-        hour: digits(&b[11..13])?,
-        minute: digits(&b[14..16])?,
-        second: digits(&b[17..19])?,
+        year: two(0) * 100 + two(2),
+        month: two(5),
+        day: two(8),
+        hour: two(11),
+        minute: two(14),
+        second: two(17),
         offset,
     };
     let in_range = (1970..=9999).contains(&f.year) && (1..=12).contains(&f.month) && f.day > 0;
@@ -261,6 +269,18 @@ mod tests {
             "-022-01-01T00:00:00Z",
         ] {
             assert_eq!(parse(bad), None, "{bad:?}");
+        }
+        // A character that is not a digit, in any digit's place, in both forms.
+        for valid in ["2022-01-01T00:00:00Z", "2022-01-01T00:00:00+01:00"] {
+            assert!(parse(valid).is_some());
+            for at in (0..valid.len()).filter(|&i| valid.as_bytes()[i].is_ascii_digit()) {
+                for c in [b'/', b':', b'a', b' ', b'+', 0x7f, b'0' - 1, b'9' + 1] {
+                    let mut bytes = valid.as_bytes().to_vec();
+                    bytes[at] = c;
+                    let text = String::from_utf8(bytes).unwrap();
+                    assert_eq!(parse(&text), None, "{text:?}");
+                }
+            }
         }
         // The largest offsets at the edges of the range neither panic nor leave it.
         assert!(parse("9999-12-31T23:59:59-23:59").is_none());

@@ -214,6 +214,22 @@ fn split_byte(s: &str, sep: u8) -> SplitByte<'_> {
     SplitByte { rest: Some(s), sep }
 }
 
+/// The space-separated parts of `text` that start with the ASCII byte `first`.
+fn parts_starting_with(text: &str, first: u8) -> impl Iterator<Item = &str> {
+    let mut from = 0;
+    std::iter::from_fn(move || {
+        loop {
+            let at = from + text.get(from..)?.find(char::from(first))?;
+            let rest = text.get(at..)?;
+            let len = rest.find(' ').unwrap_or(rest.len());
+            from = at + len.max(1);
+            if at == 0 || text.as_bytes().get(at - 1) == Some(&b' ') {
+                return rest.get(..len);
+            }
+        }
+    })
+}
+
 /// The iterator of [`split_byte`].
 #[derive(Clone)]
 struct SplitByte<'a> {
@@ -1221,18 +1237,19 @@ impl ScopeSet {
                 // The definition itself: some scope's action covers `action` and its resource
                 // covers `resource`.
                 let action = action.as_str();
-                let first = resource.0.as_bytes().first();
-                return self.parts().any(|p| {
-                    // A pattern covers the resource only if its first segment is the
-                    // resource's or `*`: most scopes are passed over on their first byte.
-                    let start = p.as_bytes().first();
-                    if start != first && start != Some(&b'*') {
-                        return false;
-                    }
+                let allows = |p: &str| {
                     // `pattern:action` or `pattern:*`, recognised from the end without a search.
                     let pattern = strip_action(p, action).or_else(|| strip_action(p, "*"));
                     pattern.is_some_and(|pattern| covers(pattern, resource))
-                });
+                };
+                // A pattern covers the resource only if its first segment is the resource's or
+                // `*`, so only scopes starting with its first byte or `*` are looked at, found
+                // by a byte search rather than by splitting the whole text.
+                let first = resource.0.as_bytes().first().copied().unwrap_or(b'*');
+                return parts_starting_with(&self.text, first).any(allows)
+                    || (first != b'*'
+                        && self.text.contains('*')
+                        && parts_starting_with(&self.text, b'*').any(allows));
             }
             None => self.tree(),
         };
@@ -1511,6 +1528,22 @@ mod tests {
                 let doubled = format!("{} {}", scopes[0], text);
                 proptest::prop_assert_eq!(scan_scopes(doubled.as_bytes()), None);
             }
+        }
+    }
+
+    proptest::proptest! {
+        /// The byte search finds the parts a split and a filter find, in order.
+        #[test]
+        fn parts_starting_with_is_split_and_filter(
+            text in "[ab* :]{0,24}",
+            first in proptest::sample::select(vec![b'a', b'b', b'*', b':']),
+        ) {
+            let ours: Vec<&str> = parts_starting_with(&text, first).collect();
+            let naive: Vec<&str> = text
+                .split(' ')
+                .filter(|p| p.as_bytes().first() == Some(&first))
+                .collect();
+            proptest::prop_assert_eq!(ours, naive);
         }
     }
 
