@@ -2,6 +2,9 @@
 //!
 //! `cargo bench --bench compare` from the workspace root. Every library verifies the same
 //! claims: 8 scopes, `iss`, `sub`, `aud`, `exp`, `nbf`, `iat`, `jti` and `env`, under Ed25519.
+//! Every verifying benchmark, the floor included, cycles through `common::POOL` signatures
+//! (tokens with their own `jti`, or distinct 250-byte messages), because `verify_strict` costs
+//! more or less depending on the signature: one fixed signature measures its own luck.
 //! Results: `target/criterion/<group>/<id>/new/estimates.json`; `docs/performance.md` has
 //! the table.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -22,7 +25,7 @@ mod common;
 use common::*;
 
 struct Paseto {
-    token: String,
+    tokens: Vec<String>,
     key: pasetors::keys::AsymmetricPublicKey<pasetors::version4::V4>,
     footer: pasetors::footer::Footer,
     implicit: Vec<u8>,
@@ -42,7 +45,7 @@ fn paseto(f: &Fixture) -> Paseto {
     rules.validate_issuer_with(ISS);
     rules.validate_audience_with(AUD);
     Paseto {
-        token: f.token.clone(),
+        tokens: f.tokens.clone(),
         key: public,
         footer,
         implicit: scopekey::paseto::implicit_assertion(&ENV.parse().unwrap(), TokenType::Access),
@@ -50,10 +53,10 @@ fn paseto(f: &Fixture) -> Paseto {
     }
 }
 
-fn paseto_verify(p: &Paseto) -> bool {
+fn paseto_verify(p: &Paseto, token: &str) -> bool {
     use pasetors::token::UntrustedToken;
     use pasetors::{Public, public, version4::V4};
-    let untrusted = UntrustedToken::<Public, V4>::try_from(p.token.as_str()).unwrap();
+    let untrusted = UntrustedToken::<Public, V4>::try_from(token).unwrap();
     let trusted = public::verify(
         &p.key,
         &untrusted,
@@ -71,7 +74,7 @@ fn paseto_verify(p: &Paseto) -> bool {
 }
 
 struct Biscuit {
-    token: String,
+    tokens: Vec<String>,
     root: biscuit_auth::PublicKey,
 }
 
@@ -81,30 +84,34 @@ fn biscuit() -> Biscuit {
     let exp = exp
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
-    let mut code = format!(
-        "issuer(\"{ISS}\"); subject(\"{SUB}\"); audience(\"{AUD}\"); environment(\"{ENV}\");\n\
-         token_id(\"{}\");\ncheck if time($t), $t < {exp};\n",
-        TokenId::generate().unwrap()
-    );
-    for scope in SCOPES.split_whitespace() {
-        let (resource, action) = scope.split_once(':').unwrap();
-        code.push_str(&format!("right(\"{resource}\", \"{action}\");\n"));
-    }
-    let token = biscuit_auth::Biscuit::builder()
-        .code(&code)
-        .unwrap()
-        .build(&root)
-        .unwrap()
-        .to_base64()
-        .unwrap();
+    let tokens = (0..POOL)
+        .map(|_| {
+            let mut code = format!(
+                "issuer(\"{ISS}\"); subject(\"{SUB}\"); audience(\"{AUD}\"); environment(\"{ENV}\");\n\
+                 token_id(\"{}\");\ncheck if time($t), $t < {exp};\n",
+                TokenId::generate().unwrap()
+            );
+            for scope in SCOPES.split_whitespace() {
+                let (resource, action) = scope.split_once(':').unwrap();
+                code.push_str(&format!("right(\"{resource}\", \"{action}\");\n"));
+            }
+            biscuit_auth::Biscuit::builder()
+                .code(&code)
+                .unwrap()
+                .build(&root)
+                .unwrap()
+                .to_base64()
+                .unwrap()
+        })
+        .collect();
     Biscuit {
-        token,
+        tokens,
         root: root.public(),
     }
 }
 
-fn biscuit_verify(b: &Biscuit) -> bool {
-    let token = biscuit_auth::Biscuit::from_base64(&b.token, b.root).unwrap();
+fn biscuit_verify(b: &Biscuit, token: &str) -> bool {
+    let token = biscuit_auth::Biscuit::from_base64(token, b.root).unwrap();
     let mut authorizer = biscuit_auth::AuthorizerBuilder::new()
         .code(
             "resource(\"projects\"); operation(\"read\");\n\
@@ -126,21 +133,26 @@ fn verify(c: &mut Criterion) {
     let f = fixture();
     let mut g = c.benchmark_group("verify");
 
-    let dalek = ed25519_dalek::SigningKey::from_bytes(&SEED);
-    let public = dalek.verifying_key();
-    let message = [0x5a_u8; 250];
-    let signature = ed25519_dalek::Signer::sign(&dalek, &message);
+    // Every verifying benchmark cycles through `POOL` signatures (see `common::POOL`).
+    let public = ed25519_dalek::SigningKey::from_bytes(&SEED).verifying_key();
+    let floor = signed_messages(250);
     g.bench_function("ed25519_dalek_verify_strict", |b| {
+        let mut at = 0;
         b.iter(|| {
+            let (message, signature) = next(&mut at, &floor);
             public
-                .verify_strict(black_box(&message), black_box(&signature))
+                .verify_strict(black_box(message), black_box(signature))
                 .unwrap()
         })
     });
 
     g.bench_function("scopekey_cold", |b| {
+        let mut at = 0;
         b.iter(|| {
-            let grant = f.cold.verify(black_box(&f.token)).unwrap();
+            let grant = f
+                .cold
+                .verify(black_box(next::<String>(&mut at, &f.tokens)))
+                .unwrap();
             grant.authorize(&f.resource, &f.action).unwrap();
         })
     });
@@ -161,21 +173,24 @@ fn verify(c: &mut Criterion) {
     cache_memory(&f);
 
     let j = jwt();
-    assert!(jwt_verify(&j));
+    assert!(j.tokens.iter().all(|t| jwt_verify(&j, t)));
     g.bench_function("jsonwebtoken_eddsa", |b| {
-        b.iter(|| jwt_verify(black_box(&j)))
+        let mut at = 0;
+        b.iter(|| jwt_verify(&j, black_box(next::<String>(&mut at, &j.tokens))))
     });
 
     let p = paseto(&f);
-    assert!(paseto_verify(&p));
+    assert!(p.tokens.iter().all(|t| paseto_verify(&p, t)));
     g.bench_function("pasetors_v4_public", |b| {
-        b.iter(|| paseto_verify(black_box(&p)))
+        let mut at = 0;
+        b.iter(|| paseto_verify(&p, black_box(next::<String>(&mut at, &p.tokens))))
     });
 
     let bi = biscuit();
-    assert!(biscuit_verify(&bi));
+    assert!(bi.tokens.iter().all(|t| biscuit_verify(&bi, t)));
     g.bench_function("biscuit_verify_authorize", |b| {
-        b.iter(|| biscuit_verify(black_box(&bi)))
+        let mut at = 0;
+        b.iter(|| biscuit_verify(&bi, black_box(next::<String>(&mut at, &bi.tokens))))
     });
     g.finish();
 }

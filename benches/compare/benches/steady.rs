@@ -11,6 +11,9 @@
 //! under 0 to 63 extra stack frames: run it with `setarch x86_64 -R` (no address randomisation)
 //! and the same depths are slow every time.
 //!
+//! Every verifying operation cycles through `common::POOL` signatures (tokens, or messages for
+//! the floor), so neither side is timed on one lucky or unlucky signature.
+//!
 //! `cargo bench --bench steady -- components` splits a cold verification into steps, each timed
 //! under 0 to 19 extra stack frames and kept at its fastest, so no step is charged for an unlucky
 //! placement: the signature check of the token's own signed message, then `paseto::verify`
@@ -55,41 +58,54 @@ fn signed_len(token: &str) -> usize {
 fn main() {
     let f = fixture();
     let j = jwt();
-    assert!(jwt_verify(&j));
+    assert!(j.tokens.iter().all(|t| jwt_verify(&j, t)));
     let dalek = ed25519_dalek::SigningKey::from_bytes(&SEED);
     let public = dalek.verifying_key();
     let short = [0x5a_u8; 250];
     let long = vec![0x5a_u8; signed_len(&f.token)];
-    let (short_sig, long_sig) = (dalek.sign(&short), dalek.sign(&long));
+    let (floor, longer) = (signed_messages(short.len()), signed_messages(long.len()));
 
     if std::env::args().any(|a| a == "placement") {
-        placement(&public, &short, &short_sig);
+        placement(&public, &floor[0].0, &floor[0].1);
         return;
     }
     if std::env::args().any(|a| a == "components") {
-        components(&f, &public, &short, &short_sig);
+        components(&f, &public, &floor);
         return;
     }
 
+    let (mut at_floor, mut at_long, mut at_cold, mut at_jwt) = (0, 0, 0, 0);
     let mut ops: Vec<Op<'_>> = vec![
         (
             "verify_strict, 250 bytes (the floor)",
-            Box::new(|| public.verify_strict(black_box(&short), &short_sig).unwrap()),
+            Box::new(|| {
+                let (message, signature) = next(&mut at_floor, &floor);
+                public.verify_strict(black_box(message), signature).unwrap()
+            }),
         ),
         (
             "verify_strict, the token's signed length",
-            Box::new(|| public.verify_strict(black_box(&long), &long_sig).unwrap()),
+            Box::new(|| {
+                let (message, signature) = next(&mut at_long, &longer);
+                public.verify_strict(black_box(message), signature).unwrap()
+            }),
         ),
         (
             "scopekey_cold",
             Box::new(|| {
-                let grant = f.cold.verify(black_box(&f.token)).unwrap();
+                let token = next::<String>(&mut at_cold, &f.tokens);
+                let grant = f.cold.verify(black_box(token)).unwrap();
                 grant.authorize(&f.resource, &f.action).unwrap();
             }),
         ),
         (
             "jsonwebtoken_eddsa",
-            Box::new(|| assert!(jwt_verify(black_box(&j)))),
+            Box::new(|| {
+                assert!(jwt_verify(
+                    &j,
+                    black_box(next::<String>(&mut at_jwt, &j.tokens))
+                ))
+            }),
         ),
         (
             "sign, 250 bytes (the floor)",
@@ -117,7 +133,8 @@ fn main() {
         }
     }
     println!(
-        "fastest batch of {BATCH} over {ROUNDS} rounds; token {} bytes, signed message {} bytes",
+        "fastest batch of {BATCH} over {ROUNDS} rounds; token {} bytes, signed message {} bytes; \
+         verifications cycle through {POOL} signatures",
         f.token.len(),
         long.len()
     );
@@ -151,22 +168,33 @@ fn under(frames: usize, f: &mut dyn FnMut()) {
 fn components(
     f: &Fixture,
     public: &ed25519_dalek::VerifyingKey,
-    short: &[u8],
-    short_sig: &ed25519_dalek::Signature,
+    floor: &[(Vec<u8>, ed25519_dalek::Signature)],
 ) {
     let env: scopekey::Environment = ENV.parse().unwrap();
     let assertion = scopekey::paseto::implicit_assertion(&env, TokenType::Access);
-    let mut parts = f.token.splitn(4, '.').skip(2);
-    let body = URL_SAFE_NO_PAD.decode(parts.next().unwrap()).unwrap();
-    let footer = URL_SAFE_NO_PAD.decode(parts.next().unwrap()).unwrap();
-    let (message, signature) = body.split_at(body.len() - 64);
-    let signature = ed25519_dalek::Signature::from_slice(signature).unwrap();
-    // The token's pre-authentication encoding, as the specification defines it.
-    let mut pae = 4u64.to_le_bytes().to_vec();
-    for piece in [&b"v4.public."[..], message, &footer, &assertion] {
-        pae.extend_from_slice(&(piece.len() as u64).to_le_bytes());
-        pae.extend_from_slice(piece);
-    }
+    let footer = URL_SAFE_NO_PAD
+        .decode(f.token.rsplit('.').next().unwrap())
+        .unwrap();
+    // Each token's pre-authentication encoding, as the specification defines it, and signature.
+    let signed: Vec<(Vec<u8>, ed25519_dalek::Signature)> = f
+        .tokens
+        .iter()
+        .map(|token| {
+            let body = URL_SAFE_NO_PAD
+                .decode(token.split('.').nth(2).unwrap())
+                .unwrap();
+            let (message, signature) = body.split_at(body.len() - 64);
+            let mut pae = 4u64.to_le_bytes().to_vec();
+            for piece in [&b"v4.public."[..], message, &footer, &assertion] {
+                pae.extend_from_slice(&(piece.len() as u64).to_le_bytes());
+                pae.extend_from_slice(piece);
+            }
+            (
+                pae,
+                ed25519_dalek::Signature::from_slice(signature).unwrap(),
+            )
+        })
+        .collect();
     let key = scopekey::SigningKey::from_seed(&SEED)
         .unwrap()
         .public_key()
@@ -176,40 +204,59 @@ fn components(
         scopekey::VerifierConfig::new(ISS, AUD, env),
     )
     .unwrap();
+    let mut at = [0; 6];
+    let [a0, a1, a2, a3, a4, a5] = &mut at;
     let mut steps: Vec<Op<'_>> = vec![
         (
             "verify_strict, 250 bytes (the floor)",
-            Box::new(|| public.verify_strict(black_box(short), short_sig).unwrap()),
+            Box::new(|| {
+                let (message, signature) = next(a0, floor);
+                public.verify_strict(black_box(message), signature).unwrap()
+            }),
         ),
         (
-            "verify_strict of the token's own signed message",
-            Box::new(|| public.verify_strict(black_box(&pae), &signature).unwrap()),
+            "verify_strict of the tokens' own signed messages",
+            Box::new(|| {
+                let (pae, signature) = next(a1, &signed);
+                public.verify_strict(black_box(pae), signature).unwrap()
+            }),
         ),
         (
             "paseto::verify (adds decoding)",
             Box::new(|| {
+                let token = next::<String>(a2, &f.tokens);
                 black_box(
-                    scopekey::paseto::verify(&key, black_box(&f.token), &footer, &assertion)
-                        .unwrap(),
+                    scopekey::paseto::verify(&key, black_box(token), &footer, &assertion).unwrap(),
                 );
             }),
         ),
         (
             "Verifier::verify, no revocation list (adds claims, checks, grant)",
             Box::new(|| {
-                black_box(plain.verify(black_box(&f.token)).unwrap());
+                black_box(
+                    plain
+                        .verify(black_box(next::<String>(a3, &f.tokens)))
+                        .unwrap(),
+                );
             }),
         ),
         (
             "Verifier::verify, 1,000 revocations (adds the lookup)",
             Box::new(|| {
-                black_box(f.cold.verify(black_box(&f.token)).unwrap());
+                black_box(
+                    f.cold
+                        .verify(black_box(next::<String>(a4, &f.tokens)))
+                        .unwrap(),
+                );
             }),
         ),
         (
             "scopekey_cold (adds authorize)",
             Box::new(|| {
-                let grant = f.cold.verify(black_box(&f.token)).unwrap();
+                let grant = f
+                    .cold
+                    .verify(black_box(next::<String>(a5, &f.tokens)))
+                    .unwrap();
                 grant.authorize(&f.resource, &f.action).unwrap();
             }),
         ),

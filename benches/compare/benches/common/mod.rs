@@ -16,10 +16,38 @@ pub(crate) const SCOPES: &str = "projects:read comments:write billing/invoices:r
                       teams:read deployments:read builds:write artifacts:read";
 pub(crate) const SEED: [u8; 32] = [7; 32];
 
+/// How many distinct signatures every verifying benchmark cycles through. `verify_strict` is
+/// variable-time in the signature's scalars: one signature is up to about 2% faster or slower
+/// than another, so a benchmark of one fixed signature measures that draw as much as the code.
+/// The floor cycles through as many messages as the token benchmarks through tokens.
+pub(crate) const POOL: usize = 64;
+
+/// `POOL` distinct messages of `len` bytes, each with its signature by the `SEED` key.
+pub(crate) fn signed_messages(len: usize) -> Vec<(Vec<u8>, ed25519_dalek::Signature)> {
+    let key = ed25519_dalek::SigningKey::from_bytes(&SEED);
+    (0..POOL)
+        .map(|i| {
+            let mut message = vec![0x5a_u8; len];
+            message[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            let signature = ed25519_dalek::Signer::sign(&key, &message);
+            (message, signature)
+        })
+        .collect()
+}
+
+/// Cycles through a pool: `next(&mut i, &pool)` returns the next element.
+pub(crate) fn next<'p, T>(at: &mut usize, pool: &'p [T]) -> &'p T {
+    *at = (*at + 1) % pool.len();
+    &pool[*at]
+}
+
 pub(crate) struct Fixture {
     pub(crate) issuer: Issuer,
     pub(crate) request: TokenRequest,
+    /// The first of `tokens`.
     pub(crate) token: String,
+    /// `POOL` tokens of the same request, each with its own id and signature.
+    pub(crate) tokens: Vec<String>,
     pub(crate) cold: Verifier,
     pub(crate) cached: Verifier,
     pub(crate) resource: Resource,
@@ -31,7 +59,10 @@ pub(crate) fn fixture() -> Fixture {
     let keys = KeySet::single(key.public_key().clone());
     let issuer = Issuer::new(key, ISS, ENV.parse().unwrap()).unwrap();
     let request = TokenRequest::new(SUB, AUD, SCOPES.parse().unwrap());
-    let token = issuer.issue(&request).unwrap().token().as_str().to_owned();
+    let tokens: Vec<String> = (0..POOL)
+        .map(|_| issuer.issue(&request).unwrap().token().as_str().to_owned())
+        .collect();
+    let token = tokens[0].clone();
     // A revocation list that is not empty: 1,000 other tokens revoked.
     let revocations = Arc::new(RevocationList::new());
     for _ in 0..1000 {
@@ -59,6 +90,7 @@ pub(crate) fn fixture() -> Fixture {
         issuer,
         request,
         token,
+        tokens,
         cold,
         cached,
         resource: Resource::from_segments(["projects", "42"]).unwrap(),
@@ -88,7 +120,8 @@ pub(crate) struct JwtClaims {
 }
 
 pub(crate) struct Jwt {
-    pub(crate) token: String,
+    /// `POOL` tokens of the same claims, each with its own `jti` and signature.
+    pub(crate) tokens: Vec<String>,
     pub(crate) key: jsonwebtoken::DecodingKey,
     pub(crate) validation: jsonwebtoken::Validation,
 }
@@ -103,33 +136,37 @@ pub(crate) fn jwt() -> Jwt {
     pkcs8.extend_from_slice(&SEED);
     let public = ed25519_dalek::SigningKey::from_bytes(&SEED).verifying_key();
     let now = unix_now();
-    let claims = JwtClaims {
-        iss: ISS.into(),
-        sub: SUB.into(),
-        aud: AUD.into(),
-        exp: now + 900,
-        nbf: now,
-        iat: now,
-        jti: TokenId::generate().unwrap().as_str().into(),
-        env: ENV.into(),
-        scope: SCOPES.split_whitespace().collect::<Vec<_>>().join(" "),
-    };
     let mut header = Header::new(Algorithm::EdDSA);
     header.kid = Some("k4.pid.bench".into());
-    let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(&pkcs8)).unwrap();
+    let tokens = (0..POOL)
+        .map(|_| {
+            let claims = JwtClaims {
+                iss: ISS.into(),
+                sub: SUB.into(),
+                aud: AUD.into(),
+                exp: now + 900,
+                nbf: now,
+                iat: now,
+                jti: TokenId::generate().unwrap().as_str().into(),
+                env: ENV.into(),
+                scope: SCOPES.split_whitespace().collect::<Vec<_>>().join(" "),
+            };
+            jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(&pkcs8)).unwrap()
+        })
+        .collect();
     let mut validation = Validation::new(Algorithm::EdDSA);
     validation.set_issuer(&[ISS]);
     validation.set_audience(&[AUD]);
     validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
     validation.validate_nbf = true;
     Jwt {
-        token,
+        tokens,
         key: DecodingKey::from_ed_der(public.as_bytes()),
         validation,
     }
 }
 
-pub(crate) fn jwt_verify(j: &Jwt) -> bool {
-    let data = jsonwebtoken::decode::<JwtClaims>(&j.token, &j.key, &j.validation).unwrap();
+pub(crate) fn jwt_verify(j: &Jwt, token: &str) -> bool {
+    let data = jsonwebtoken::decode::<JwtClaims>(token, &j.key, &j.validation).unwrap();
     data.claims.env == ENV && data.claims.scope.split(' ').any(|s| s == "projects:read")
 }
