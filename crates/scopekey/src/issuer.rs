@@ -198,7 +198,7 @@ pub struct Issuer {
     key: SigningKey,
     issuer: String,
     environment: Environment,
-    footer: Vec<u8>,
+    footer: paseto::Footer,
     /// The implicit assertions for access and refresh tokens, written once.
     assertions: [Vec<u8>; 2],
     default_ttl: Duration,
@@ -223,7 +223,7 @@ impl Issuer {
         check_text("iss", &issuer).map_err(|e| IssueError::new(IssueErrorKind::InvalidClaim, e))?;
         Ok(Self {
             format: TokenFormat::Paseto,
-            footer: kid_footer(key.key_id()),
+            footer: paseto::Footer::new(&kid_footer(key.key_id())),
             assertions: [
                 paseto::implicit_assertion(&environment, TokenType::Access),
                 paseto::implicit_assertion(&environment, TokenType::Refresh),
@@ -379,7 +379,13 @@ impl Issuer {
                     TokenType::Refresh => &self.assertions[1],
                     _ => &self.assertions[0],
                 };
-                paseto::sign(&self.key, &claims.to_json(), &self.footer, assertion)
+                paseto::sign_writing(
+                    &self.key,
+                    claims.json_len_hint(),
+                    |out| claims.write_json_into(out),
+                    &self.footer,
+                    assertion,
+                )
             }
         };
         let record_failed = |what: &str, e: &dyn std::fmt::Display| {

@@ -64,25 +64,70 @@ fn le64(n: usize) -> [u8; 8] {
 /// Signs `message` as a v4.public token with an optional `footer` (empty: none) and implicit
 /// assertion (empty: none).
 pub fn sign(key: &SigningKey, message: &[u8], footer: &[u8], implicit_assertion: &[u8]) -> String {
-    let signature = key.sign(&pae(&[
-        HEADER.as_bytes(),
-        message,
-        footer,
+    let footer = Footer::new(footer);
+    sign_writing(
+        key,
+        message.len(),
+        |out| out.extend_from_slice(message),
+        &footer,
         implicit_assertion,
-    ]));
-    let mut body = Vec::with_capacity(message.len() + SIGNATURE_LEN);
-    body.extend_from_slice(message);
-    body.extend_from_slice(&signature);
-    let mut token = String::with_capacity(
-        HEADER.len() + (body.len() * 4).div_ceil(3) + 1 + (footer.len() * 4).div_ceil(3),
-    );
-    token.push_str(HEADER);
-    b64::encode_into(&body, &mut token);
-    if !footer.is_empty() {
-        token.push('.');
-        b64::encode_into(footer, &mut token);
+    )
+}
+
+/// A footer and its base64url, encoded once for every token an issuer signs.
+#[derive(Debug, Clone)]
+pub(crate) struct Footer {
+    bytes: Vec<u8>,
+    encoded: String,
+}
+
+impl Footer {
+    pub(crate) fn new(bytes: &[u8]) -> Self {
+        Self {
+            bytes: bytes.to_vec(),
+            encoded: b64::encode(bytes),
+        }
     }
-    token
+}
+
+/// [`sign`], with the message written by `write` straight into the encoding that is signed
+/// (`message_len` is a hint for the buffer), whose buffer then also holds the token's body:
+/// one buffer, and no copy of the message.
+pub(crate) fn sign_writing(
+    key: &SigningKey,
+    message_len: usize,
+    write: impl FnOnce(&mut Vec<u8>),
+    footer: &Footer,
+    implicit_assertion: &[u8],
+) -> String {
+    let tail = 8 + footer.bytes.len() + 8 + implicit_assertion.len();
+    let mut pae = Vec::with_capacity(PAE_PREFIX_LEN + message_len + tail.max(SIGNATURE_LEN));
+    pae.extend_from_slice(&le64(4));
+    pae.extend_from_slice(&le64(HEADER.len()));
+    pae.extend_from_slice(HEADER.as_bytes());
+    pae.extend_from_slice(&le64(0)); // the message length, written below
+    write(&mut pae);
+    let message_len = pae.len() - PAE_PREFIX_LEN;
+    pae[PAE_PREFIX_LEN - 8..PAE_PREFIX_LEN].copy_from_slice(&le64(message_len));
+    pae.extend_from_slice(&le64(footer.bytes.len()));
+    pae.extend_from_slice(&footer.bytes);
+    pae.extend_from_slice(&le64(implicit_assertion.len()));
+    pae.extend_from_slice(implicit_assertion);
+    let signature = key.sign(&pae);
+    // The body, `message ‖ signature`, takes the place of the rest of the encoding.
+    pae.truncate(PAE_PREFIX_LEN + message_len);
+    pae.extend_from_slice(&signature);
+    let body = pae.get(PAE_PREFIX_LEN..).unwrap_or_default();
+    let mut token =
+        Vec::with_capacity(HEADER.len() + (body.len() * 4).div_ceil(3) + 1 + footer.encoded.len());
+    token.extend_from_slice(HEADER.as_bytes());
+    b64::encode_ascii_into(body, &mut token);
+    if !footer.bytes.is_empty() {
+        token.push(b'.');
+        token.extend_from_slice(footer.encoded.as_bytes());
+    }
+    // The header, base64url and `.`: ASCII throughout, so this never falls back.
+    String::from_utf8(token).unwrap_or_default()
 }
 
 /// Bytes of the pre-authentication encoding before the message: the piece count, the header's

@@ -16,7 +16,12 @@ pub(crate) fn format(t: OffsetDateTime) -> String {
 /// Appends `t` as `format` writes it (20 ASCII bytes for years 0000 to 9999), without going
 /// through `fmt`.
 pub(crate) fn write(t: OffsetDateTime, out: &mut Vec<u8>) {
-    let t = OffsetDateTime::from_unix_timestamp(t.unix_timestamp()).unwrap_or(t);
+    // In UTC already (as claims are) the fields are read as they are; otherwise converted.
+    let t = if t.offset().is_utc() {
+        t
+    } else {
+        OffsetDateTime::from_unix_timestamp(t.unix_timestamp()).unwrap_or(t)
+    };
     let year = t.year();
     if !(0..=9999).contains(&year) {
         // Outside what a claim may hold; written as `fmt` would, never reached from a claim.
@@ -229,6 +234,20 @@ mod tests {
         }
         let last = OffsetDateTime::from_unix_timestamp(253_402_300_799).unwrap();
         assert_eq!(format(last), "9999-12-31T23:59:59Z");
+    }
+
+    /// An instant held at another offset is written as the same instant in UTC.
+    #[test]
+    fn writes_other_offsets_in_utc() {
+        let t = OffsetDateTime::from_unix_timestamp(1_640_995_200).unwrap();
+        for (h, m) in [(5, 30), (-8, 0), (14, 0), (-23, -59)] {
+            let offset = time::UtcOffset::from_hms(h, m, 0).unwrap();
+            assert_eq!(
+                format(t.to_offset(offset)),
+                "2022-01-01T00:00:00Z",
+                "{offset}"
+            );
+        }
     }
 
     #[test]
