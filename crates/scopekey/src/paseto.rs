@@ -230,7 +230,9 @@ pub(crate) fn decode(token: &str) -> Result<Decoded, VerifyError> {
     let Some(rest) = token.strip_prefix(HEADER) else {
         return Err(unsupported(token));
     };
-    let (body, footer) = match rest.split_once('.') {
+    // Split at the last `.`: the footer is short, the body long. A body that still holds a
+    // `.` (more parts) fails to decode, and is then reported as such.
+    let (body, footer) = match rest.rsplit_once('.') {
         None => (rest, None),
         Some((body, footer)) => (body, Some(footer)),
     };
@@ -242,9 +244,6 @@ pub(crate) fn decode(token: &str) -> Result<Decoded, VerifyError> {
             "token ends with `.`: an empty footer must be omitted",
         ));
     }
-    if footer.is_some_and(|f| f.contains('.')) {
-        return Err(VerifyError::malformed("token has more than four parts"));
-    }
     let footer = footer.unwrap_or_default();
     // Room for the whole encoding, so `verify` does not reallocate for a typical assertion.
     let mut pae = Vec::with_capacity(
@@ -255,9 +254,11 @@ pub(crate) fn decode(token: &str) -> Result<Decoded, VerifyError> {
     pae.extend_from_slice(HEADER.as_bytes());
     pae.extend_from_slice(&le64(0)); // the message length, written below
     if !b64::decode_into(body, &mut pae) {
-        return Err(VerifyError::malformed(
-            "token body is not canonical unpadded base64url",
-        ));
+        return Err(VerifyError::malformed(if body.contains('.') {
+            "token has more than four parts"
+        } else {
+            "token body is not canonical unpadded base64url"
+        }));
     }
     let Some(message_len) = (pae.len() - PAE_PREFIX_LEN).checked_sub(SIGNATURE_LEN) else {
         return Err(VerifyError::malformed(
@@ -350,6 +351,36 @@ mod tests {
             pae(&[b"test"]),
             b"\x01\x00\x00\x00\x00\x00\x00\x00\x04\x00\x00\x00\x00\x00\x00\x00test"
         );
+    }
+
+    /// Malformed shapes are refused, each with what is wrong.
+    #[test]
+    fn malformed_shapes_say_what_is_wrong() {
+        let key = SigningKey::generate().unwrap();
+        let token = sign(&key, b"{}", b"{\"kid\":\"x\"}", b"");
+        let (body, footer) = token.strip_prefix(HEADER).unwrap().split_once('.').unwrap();
+        for (bad, says) in [
+            (format!("{token}.e30"), "more than four parts"),
+            (format!("{HEADER}{body}..{footer}"), "more than four parts"),
+            (
+                format!("{HEADER}{body}.e30.{footer}"),
+                "more than four parts",
+            ),
+            (format!("{token}."), "ends with `.`"),
+            (format!("{HEADER}.{footer}"), "empty body"),
+            (format!("{HEADER}{body}=.{footer}"), "body is not canonical"),
+            (
+                format!("{HEADER}{body}.{footer}="),
+                "footer is not canonical",
+            ),
+            (format!("{HEADER}{}", &body[..20]), "too short"),
+        ] {
+            let e = decode(&bad).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Malformed, "{bad}");
+            assert!(e.to_string().contains(says), "{bad}: {e}");
+        }
+        assert!(decode(&token).is_ok());
+        assert!(decode(&format!("{HEADER}{body}")).is_ok(), "no footer");
     }
 
     /// The encoding `decode` and `verify` assemble in place is `pae` of the four pieces.

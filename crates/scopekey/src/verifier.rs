@@ -570,9 +570,7 @@ fn key_id_from_footer(footer: &[u8]) -> Result<Cow<'_, str>, VerifyError> {
         .strip_prefix(br#"{"kid":"k4.pid."#)
         .and_then(|rest| rest.strip_suffix(br#""}"#))
         && pid.len() == 44
-        && pid
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && crate::b64::is_alphabet(pid)
         && let Some(Ok(kid)) = footer.get(8..footer.len() - 2).map(std::str::from_utf8)
     {
         return Ok(Cow::Borrowed(kid));
