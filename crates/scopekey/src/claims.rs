@@ -81,7 +81,7 @@ impl fmt::Display for TokenType {
 /// token is bound to one environment both by its `env` claim and cryptographically, through
 /// the PASETO implicit assertion, so a staging token never verifies in production.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Environment(pub(crate) Box<str>);
+pub struct Environment(pub(crate) std::sync::Arc<str>);
 
 impl Environment {
     /// The environment as written.
@@ -512,16 +512,24 @@ impl Claims {
             };
             *aud = Field::Value(Value::String(chosen));
         }
-        Self::from_object(object)
+        Self::from_object(object, None)
     }
 
-    /// Types the claims of a verified payload, already parsed strictly.
-    pub(crate) fn from_object(mut map: ClaimsObject<'_>) -> Result<Self, VerifyError> {
+    /// Types the claims of a verified payload, already parsed strictly. With the verifier's
+    /// `environment`, a token of that environment shares its value rather than checking and
+    /// copying the text again.
+    pub(crate) fn from_object(
+        mut map: ClaimsObject<'_>,
+        environment: Option<&Environment>,
+    ) -> Result<Self, VerifyError> {
         use crate::json::known;
         let issuer = take_text(&mut map, const { known("iss") })?;
         let subject = take_text(&mut map, const { known("sub") })?;
         let audience = take_text(&mut map, const { known("aud") })?;
-        let environment = take_parsed::<Environment>(&mut map, const { known("env") })?;
+        let environment = match (map.take_at(const { known("env") }), environment) {
+            (Some(Field::Str(text)), Some(ours)) if text == ours.as_str() => ours.clone(),
+            (field, _) => parsed_of::<Environment>(field, const { known("env") })?,
+        };
         let expires_at = take_time(&mut map, const { known("exp") })?.ok_or_else(|| {
             VerifyError::claims("claim `exp` is missing: every token must expire")
         })?;
@@ -593,7 +601,12 @@ fn take_string<'de>(
     map: &mut ClaimsObject<'de>,
     at: usize,
 ) -> Result<Option<Cow<'de, str>>, VerifyError> {
-    match map.take_at(at) {
+    string_of(map.take_at(at), at)
+}
+
+/// The claim at `at`, taken out as `field`, as a string, if present.
+fn string_of(field: Option<Field<'_>>, at: usize) -> Result<Option<Cow<'_, str>>, VerifyError> {
+    match field {
         None => Ok(None),
         Some(Field::Str(s)) => Ok(Some(Cow::Borrowed(s))),
         Some(Field::Value(Value::String(s))) => Ok(Some(Cow::Owned(s))),
@@ -628,8 +641,16 @@ fn take_parsed<T: FromStr<Err = InvalidId>>(
     map: &mut ClaimsObject<'_>,
     at: usize,
 ) -> Result<T, VerifyError> {
+    parsed_of(map.take_at(at), at)
+}
+
+/// The claim at `at`, taken out as `field`, parsed.
+fn parsed_of<T: FromStr<Err = InvalidId>>(
+    field: Option<Field<'_>>,
+    at: usize,
+) -> Result<T, VerifyError> {
     let name = name_at(at);
-    let s = take_string(map, at)?
+    let s = string_of(field, at)?
         .ok_or_else(|| VerifyError::claims(format!("claim `{name}` is missing")))?;
     s.parse()
         .map_err(|e| VerifyError::claims(format!("claim `{name}` is invalid: {e}")))
@@ -703,10 +724,36 @@ mod tests {
                 );
                 let back = Claims::from_object(
                     crate::json::parse_claims(json.as_bytes(), crate::json::CLAIMS).unwrap(),
+                    None,
                 )
                 .unwrap();
                 assert_eq!(back, c, "{json}");
             }
+        }
+    }
+
+    /// A verifier's own environment is shared, not copied; any other is read and checked as
+    /// always (and refused later by the verifier).
+    #[test]
+    fn the_verifiers_environment_is_shared() {
+        let ours: Environment = "production".parse().unwrap();
+        let read = |env: &str| {
+            let json = format!(
+                r#"{{"aud":"a","env":"{env}","exp":"2030-01-01T00:10:00Z","iat":"2030-01-01T00:00:00Z","iss":"i","jti":"j","scope":"x:read","sub":"s"}}"#
+            );
+            let object = crate::json::parse_claims(json.as_bytes(), crate::json::CLAIMS).unwrap();
+            Claims::from_object(object, Some(&ours))
+        };
+        let same = read("production").unwrap();
+        assert!(std::sync::Arc::ptr_eq(&same.environment.0, &ours.0));
+        let other = read("staging").unwrap();
+        assert_eq!(other.environment.as_str(), "staging");
+        for bad in ["Production", "", "prod uction"] {
+            let e = read(bad).unwrap_err();
+            assert!(
+                e.to_string().contains("claim `env` is invalid"),
+                "{bad}: {e}"
+            );
         }
     }
 
@@ -720,6 +767,7 @@ mod tests {
             );
             Claims::from_object(
                 crate::json::parse_claims(json.as_bytes(), crate::json::CLAIMS).unwrap(),
+                None,
             )
         };
         let at = |s: &str| rfc3339::parse(s).unwrap();

@@ -70,7 +70,7 @@ impl KeyError {
 /// Key ids are public. A verifier uses the id from a token's footer only as a lookup key in
 /// its in-memory [`KeySet`]; an unknown id is refused without any I/O.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct KeyId(Box<str>);
+pub struct KeyId(std::sync::Arc<str>);
 
 impl KeyId {
     /// Computes the `k4.pid` of raw Ed25519 public key bytes.
@@ -102,7 +102,7 @@ impl KeyId {
             h.update(paserk.as_bytes());
             let _ = h.finalize_variable(&mut digest);
         }
-        Self(format!("{PID_PREFIX}{}", b64::encode(&digest)).into_boxed_str())
+        Self(format!("{PID_PREFIX}{}", b64::encode(&digest)).into())
     }
 
     /// The id as written: `k4.pid.…`.

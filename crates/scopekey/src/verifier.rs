@@ -381,7 +381,8 @@ impl Verifier {
                 None,
             )
         })?;
-        let claims = Claims::from_object(object).map_err(|e| (e, None))?;
+        let claims =
+            Claims::from_object(object, Some(&self.config.environment)).map_err(|e| (e, None))?;
         Ok((claims, entry.key().key_id().clone(), entry.retire_at()))
     }
 
@@ -660,7 +661,7 @@ impl Grant {
             issuer: "test".into(),
             subject: subject.into(),
             audience: "test".into(),
-            environment: Environment(Box::from("test")),
+            environment: Environment("test".into()),
             expires_at: now + time::Duration::hours(1),
             not_before: Some(now),
             issued_at: now,
