@@ -7,7 +7,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// Encodes bytes as unpadded base64url.
 pub(crate) fn encode(bytes: &[u8]) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
+    // Exactly as long as needed, so `into_boxed_str` keeps the allocation.
+    let mut text = Vec::with_capacity((bytes.len() * 4).div_ceil(3));
+    encode_ascii_into(bytes, &mut text);
+    // base64url is ASCII: this never falls back.
+    String::from_utf8(text).unwrap_or_default()
 }
 
 /// Appends bytes as unpadded base64url (ASCII) to a byte buffer.
@@ -251,6 +255,10 @@ mod tests {
             let mut theirs = prefix;
             URL_SAFE_NO_PAD.encode_string(&bytes, &mut theirs);
             proptest::prop_assert_eq!(String::from_utf8(ours).unwrap(), theirs);
+            // `encode` is the same text in an allocation of exactly its length.
+            let text = encode(&bytes);
+            proptest::prop_assert_eq!(text.capacity(), text.len());
+            proptest::prop_assert_eq!(text, URL_SAFE_NO_PAD.encode(&bytes));
         }
 
         /// Valid text of every length round-trips (most of it is whole blocks).

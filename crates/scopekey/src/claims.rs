@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 /// Longest accepted issuer, audience, subject, owner or purpose, in bytes.
@@ -129,13 +130,13 @@ macro_rules! random_id {
 
         impl $name {
             /// A fresh id: 128 bits from the operating system's generator, as 22 base64url
-            /// characters.
+            /// characters. The bits are drawn for several ids at once per thread, and drawn
+            /// again in a forked child and after a second, so no two ids share them.
             ///
             /// # Errors
             /// When the system generator fails.
             pub fn generate() -> Result<Self, getrandom::Error> {
-                let mut bytes = [0u8; 16];
-                getrandom::fill(&mut bytes)?;
+                let bytes = crate::ids::random_id_bytes()?;
                 Ok(Self(crate::b64::encode(&bytes).into_boxed_str()))
             }
 
@@ -210,9 +211,9 @@ serde_via_str!(Environment, TokenId, FamilyId);
 /// after the signature has been checked. Times are UTC with whole seconds.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Claims {
-    pub(crate) issuer: String,
-    pub(crate) subject: String,
-    pub(crate) audience: String,
+    pub(crate) issuer: Arc<str>,
+    pub(crate) subject: Arc<str>,
+    pub(crate) audience: Arc<str>,
     pub(crate) environment: Environment,
     pub(crate) expires_at: OffsetDateTime,
     pub(crate) not_before: Option<OffsetDateTime>,
@@ -311,12 +312,36 @@ impl Claims {
         });
     }
 
-    /// About how long the claims are as JSON, for sizing a buffer.
+    /// How long the claims are as JSON when no text needs escaping and there are no other
+    /// claims (every token an issuer mints), for sizing a buffer; at least that otherwise.
     pub(crate) fn json_len_hint(&self) -> usize {
-        160 + self.scopes.as_str().len()
-            + self.issuer.len()
-            + self.audience.len()
-            + self.subject.len()
+        // `"name":"…"` is the name and value plus 5, then commas and braces; times are 20
+        // characters (`YYYY-MM-DDTHH:MM:SSZ`) in quotes.
+        let member = |name: &str, value: usize| name.len() + 5 + value;
+        let text = member("aud", self.audience.len())
+            + member("env", self.environment.as_str().len())
+            + member("exp", 20)
+            + member("iat", 20)
+            + member("iss", self.issuer.len())
+            + member("jti", self.token_id.as_str().len())
+            + member("scope", self.scopes.as_str().len())
+            + member("sub", self.subject.len());
+        let optional = self
+            .family
+            .as_ref()
+            .map_or(0, |f| member("fam", f.as_str().len()))
+            + self.not_before.map_or(0, |_| member("nbf", 20))
+            + self.owner.as_ref().map_or(0, |o| member("owner", o.len()))
+            + self
+                .purpose
+                .as_ref()
+                .map_or(0, |p| member("purpose", p.len()));
+        let members = 8
+            + usize::from(self.family.is_some())
+            + usize::from(self.not_before.is_some())
+            + usize::from(self.owner.is_some())
+            + usize::from(self.purpose.is_some());
+        text + optional + (members - 1) + 2
     }
 
     /// The claims as a JWT claims set: the same, with NumericDate times.
@@ -448,9 +473,9 @@ impl Claims {
         let mut put = |k: &str, v: String| {
             m.insert(k.to_owned(), Value::String(v));
         };
-        put("iss", self.issuer.clone());
-        put("sub", self.subject.clone());
-        put("aud", self.audience.clone());
+        put("iss", self.issuer.to_string());
+        put("sub", self.subject.to_string());
+        put("aud", self.audience.to_string());
         put("env", self.environment.as_str().to_owned());
         put("jti", self.token_id.as_str().to_owned());
         put("scope", self.scopes.to_string());
@@ -515,19 +540,25 @@ impl Claims {
         Self::from_object(object, None)
     }
 
-    /// Types the claims of a verified payload, already parsed strictly. With the verifier's
-    /// `environment`, a token of that environment shares its value rather than checking and
-    /// copying the text again.
+    /// Types the claims of a verified payload, already parsed strictly. With what the
+    /// verifier `expected`, an issuer, audience or environment equal to it shares the
+    /// verifier's value rather than checking and copying the text again.
     pub(crate) fn from_object(
         mut map: ClaimsObject<'_>,
-        environment: Option<&Environment>,
+        expected: Option<&Expected<'_>>,
     ) -> Result<Self, VerifyError> {
         use crate::json::known;
-        let issuer = take_text(&mut map, const { known("iss") })?;
-        let subject = take_text(&mut map, const { known("sub") })?;
-        let audience = take_text(&mut map, const { known("aud") })?;
-        let environment = match (map.take_at(const { known("env") }), environment) {
-            (Some(Field::Str(text)), Some(ours)) if text == ours.as_str() => ours.clone(),
+        let issuer = take_shared(&mut map, const { known("iss") }, expected.map(|e| e.issuer))?;
+        let subject = take_text(&mut map, const { known("sub") })?.into();
+        let audience = take_shared(
+            &mut map,
+            const { known("aud") },
+            expected.map(|e| e.audience),
+        )?;
+        let environment = match (map.take_at(const { known("env") }), expected) {
+            (Some(Field::Str(text)), Some(ours)) if text == ours.environment.as_str() => {
+                ours.environment.clone()
+            }
             (field, _) => parsed_of::<Environment>(field, const { known("env") })?,
         };
         let expires_at = take_time(&mut map, const { known("exp") })?.ok_or_else(|| {
@@ -621,16 +652,47 @@ fn name_at(at: usize) -> &'static str {
     crate::json::KNOWN_CLAIMS.get(at).copied().unwrap_or("?")
 }
 
+/// What a verifier expects of every token, for [`Claims::from_object`] to share.
+pub(crate) struct Expected<'a> {
+    /// The issuer, checked by [`check_text`] when the verifier was built.
+    pub(crate) issuer: &'a Arc<str>,
+    /// The audience, checked by [`check_text`] when the verifier was built.
+    pub(crate) audience: &'a Arc<str>,
+    /// The environment.
+    pub(crate) environment: &'a Environment,
+}
+
+/// The text claim at `at`: `ours` itself when the text is the same (it was checked when the
+/// verifier was built), otherwise the text, checked.
+fn take_shared(
+    map: &mut ClaimsObject<'_>,
+    at: usize,
+    ours: Option<&Arc<str>>,
+) -> Result<Arc<str>, VerifyError> {
+    match (map.take_at(at), ours) {
+        (Some(Field::Str(text)), Some(ours)) if text == &**ours => Ok(ours.clone()),
+        (field, _) => Ok(required(at, text_of(field, at)?)?.into()),
+    }
+}
+
+fn required<T>(at: usize, value: Option<T>) -> Result<T, VerifyError> {
+    value.ok_or_else(|| VerifyError::claims(format!("claim `{}` is missing", name_at(at))))
+}
+
 fn take_text(map: &mut ClaimsObject<'_>, at: usize) -> Result<String, VerifyError> {
-    take_optional_text(map, at)?
-        .ok_or_else(|| VerifyError::claims(format!("claim `{}` is missing", name_at(at))))
+    required(at, take_optional_text(map, at)?)
 }
 
 fn take_optional_text(
     map: &mut ClaimsObject<'_>,
     at: usize,
 ) -> Result<Option<String>, VerifyError> {
-    let Some(s) = take_string(map, at)? else {
+    text_of(map.take_at(at), at)
+}
+
+/// The claim at `at`, taken out as `field`, as checked text, if present.
+fn text_of(field: Option<Field<'_>>, at: usize) -> Result<Option<String>, VerifyError> {
+    let Some(s) = string_of(field, at)? else {
         return Ok(None);
     };
     check_text(name_at(at), &s).map_err(|e| VerifyError::claims(format!("claim {e}")))?;
@@ -687,9 +749,9 @@ mod tests {
     fn claims(other: &str, optional: bool, text: &str) -> Claims {
         let at = |s: i64| OffsetDateTime::from_unix_timestamp(s).unwrap();
         Claims {
-            issuer: format!("https://auth.example/{text}"),
-            subject: text.to_owned(),
-            audience: "api".to_owned(),
+            issuer: format!("https://auth.example/{text}").into(),
+            subject: text.into(),
+            audience: "api".into(),
             environment: "production".parse().unwrap(),
             expires_at: at(1_900_000_900),
             not_before: optional.then(|| at(1_900_000_000)),
@@ -700,6 +762,20 @@ mod tests {
             purpose: optional.then(|| "deploys".to_owned()),
             family: optional.then(|| FamilyId::generate().unwrap()),
             other: serde_json::from_str(other).unwrap(),
+        }
+    }
+
+    /// The buffer size hint is the exact length of what issuers write, and never more than
+    /// the length of claims with escaped text or other members.
+    #[test]
+    fn the_length_hint_is_exact_for_issued_claims() {
+        for optional in [false, true] {
+            let c = claims("{}", optional, "plain");
+            assert_eq!(c.json_len_hint(), c.to_json().len(), "optional {optional}");
+            for (other, text) in [("{}", "quote \" back \\ slash"), (r#"{"x":1}"#, "plain")] {
+                let c = claims(other, optional, text);
+                assert!(c.json_len_hint() <= c.to_json().len(), "{other} {text}");
+            }
         }
     }
 
@@ -732,28 +808,46 @@ mod tests {
         }
     }
 
-    /// A verifier's own environment is shared, not copied; any other is read and checked as
-    /// always (and refused later by the verifier).
+    /// A verifier's own issuer, audience and environment are shared, not copied; any other
+    /// is read and checked as always (and refused later by the verifier).
     #[test]
-    fn the_verifiers_environment_is_shared() {
-        let ours: Environment = "production".parse().unwrap();
-        let read = |env: &str| {
+    fn the_verifiers_expectations_are_shared() {
+        let environment: Environment = "production".parse().unwrap();
+        let (issuer, audience): (Arc<str>, Arc<str>) = ("i".into(), "a".into());
+        let ours = Expected {
+            issuer: &issuer,
+            audience: &audience,
+            environment: &environment,
+        };
+        let read = |iss: &str, aud: &str, env: &str| {
             let json = format!(
-                r#"{{"aud":"a","env":"{env}","exp":"2030-01-01T00:10:00Z","iat":"2030-01-01T00:00:00Z","iss":"i","jti":"j","scope":"x:read","sub":"s"}}"#
+                r#"{{"aud":"{aud}","env":"{env}","exp":"2030-01-01T00:10:00Z","iat":"2030-01-01T00:00:00Z","iss":"{iss}","jti":"j","scope":"x:read","sub":"s"}}"#
             );
             let object = crate::json::parse_claims(json.as_bytes(), crate::json::CLAIMS).unwrap();
             Claims::from_object(object, Some(&ours))
         };
-        let same = read("production").unwrap();
-        assert!(std::sync::Arc::ptr_eq(&same.environment.0, &ours.0));
-        let other = read("staging").unwrap();
+        let same = read("i", "a", "production").unwrap();
+        assert!(Arc::ptr_eq(&same.environment.0, &environment.0));
+        assert!(Arc::ptr_eq(&same.issuer, &issuer));
+        assert!(Arc::ptr_eq(&same.audience, &audience));
+        let other = read("j", "b", "staging").unwrap();
         assert_eq!(other.environment.as_str(), "staging");
+        assert_eq!((&*other.issuer, &*other.audience), ("j", "b"));
         for bad in ["Production", "", "prod uction"] {
-            let e = read(bad).unwrap_err();
+            let e = read("i", "a", bad).unwrap_err();
             assert!(
                 e.to_string().contains("claim `env` is invalid"),
                 "{bad}: {e}"
             );
+        }
+        // Text that differs from the verifier's is checked as any other.
+        for (iss, aud, fault) in [
+            ("", "a", "`iss`"),
+            ("i", "", "`aud`"),
+            (r"i\u0007", "a", "`iss`"),
+        ] {
+            let e = read(iss, aud, "production").unwrap_err();
+            assert!(e.to_string().contains(fault), "{iss:?} {aud:?}: {e}");
         }
     }
 

@@ -112,8 +112,8 @@ impl Minted {
 /// What to mint: one token for one consumer, with explicit scopes.
 #[derive(Debug, Clone)]
 pub struct TokenRequest {
-    subject: String,
-    audience: String,
+    subject: Arc<str>,
+    audience: Arc<str>,
     scopes: ScopeSet,
     ttl: Option<Duration>,
     owner: Option<String>,
@@ -126,8 +126,8 @@ impl TokenRequest {
     /// A token for `subject` (the consumer), usable at `audience`, granting `scopes`.
     pub fn new(subject: impl Into<String>, audience: impl Into<String>, scopes: ScopeSet) -> Self {
         Self {
-            subject: subject.into(),
-            audience: audience.into(),
+            subject: subject.into().into(),
+            audience: audience.into().into(),
             scopes,
             ttl: None,
             owner: None,
@@ -196,7 +196,7 @@ impl TokenRequest {
 pub struct Issuer {
     format: TokenFormat,
     key: SigningKey,
-    issuer: String,
+    issuer: Arc<str>,
     environment: Environment,
     footer: paseto::Footer,
     /// The implicit assertions for access and refresh tokens, written once.
@@ -219,7 +219,7 @@ impl Issuer {
         issuer: impl Into<String>,
         environment: Environment,
     ) -> Result<Self, IssueError> {
-        let issuer = issuer.into();
+        let issuer: Arc<str> = issuer.into().into();
         check_text("iss", &issuer).map_err(|e| IssueError::new(IssueErrorKind::InvalidClaim, e))?;
         Ok(Self {
             format: TokenFormat::Paseto,
@@ -349,7 +349,7 @@ impl Issuer {
             .check_ceiling(&request.scopes)
             .map_err(|e| IssueError::new(IssueErrorKind::BeyondCeiling, e.to_string()))?;
         let mut request = request.clone();
-        request.subject = consumer.name().to_owned();
+        request.subject = consumer.name().into();
         request
             .owner
             .get_or_insert_with(|| consumer.owner().to_owned());

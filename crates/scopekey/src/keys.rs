@@ -11,7 +11,6 @@ use crate::b64;
 use crate::paserk::{self, PID_PREFIX};
 use blake2::Blake2bVar;
 use blake2::digest::{Update, VariableOutput};
-use ed25519_dalek::Signer as _;
 use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;
@@ -271,6 +270,11 @@ pub struct SignatureError(());
 /// The secret is zeroized when dropped, `Debug` shows only the key id, and there is no `==`.
 pub struct SigningKey {
     key: ed25519_dalek::SigningKey,
+    /// `SHA-512(seed)` clamped and split, as RFC 8032 §5.1.6 signs with, derived once here from
+    /// `key` rather than on every signature (what `ed25519_dalek::SigningKey::sign` does).
+    /// Only ever derived from `key`'s own seed and used with `key`'s own public half: a
+    /// mismatched pair would leak the secret, so neither is settable on its own.
+    expanded: ed25519_dalek::hazmat::ExpandedSecretKey,
     public: PublicKey,
 }
 
@@ -298,7 +302,12 @@ impl SigningKey {
     pub fn from_seed(seed: &[u8; 32]) -> Result<Self, KeyError> {
         let key = ed25519_dalek::SigningKey::from_bytes(seed);
         let public = PublicKey::from_bytes(key.verifying_key().as_bytes())?;
-        Ok(Self { key, public })
+        let expanded = ed25519_dalek::hazmat::ExpandedSecretKey::from(key.as_bytes());
+        Ok(Self {
+            key,
+            expanded,
+            public,
+        })
     }
 
     /// A key from the 64-byte `seed ‖ public key` form used by PASERK `k4.secret` and libsodium.
@@ -354,8 +363,11 @@ impl SigningKey {
         &self.public.id
     }
 
+    /// The Ed25519 signature of `message`: byte for byte what `ed25519_dalek`'s `sign` makes
+    /// (the scheme is deterministic), without expanding the seed again.
     pub(crate) fn sign(&self, message: &[u8]) -> [u8; 64] {
-        self.key.sign(message).to_bytes()
+        ed25519_dalek::hazmat::raw_sign::<sha2::Sha512>(&self.expanded, message, self.key.as_ref())
+            .to_bytes()
     }
 }
 
@@ -580,6 +592,30 @@ impl From<KeySet> for Arc<KeyRing> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The once-expanded seed signs exactly as `ed25519_dalek::SigningKey::sign` (which expands
+    /// it per call): same bytes, for every message length across SHA-512 block edges.
+    #[test]
+    fn signs_as_the_dalek_signer() {
+        use ed25519_dalek::Signer as _;
+        for round in 0..8u8 {
+            let mut seed = [0u8; 32];
+            getrandom::fill(&mut seed).unwrap();
+            seed[0] = round;
+            let ours = SigningKey::from_seed(&seed).unwrap();
+            let theirs = ed25519_dalek::SigningKey::from_bytes(&seed);
+            for len in [
+                0usize, 1, 31, 32, 63, 64, 111, 112, 127, 128, 239, 240, 487, 1000,
+            ] {
+                let message: Vec<u8> = (0..len).map(|i| (i as u8) ^ round).collect();
+                let signature = ours.sign(&message);
+                assert_eq!(signature, theirs.sign(&message).to_bytes(), "length {len}");
+                ours.public_key()
+                    .verify_signature(&message, &signature)
+                    .unwrap();
+            }
+        }
+    }
 
     #[test]
     fn paserk_round_trips() {

@@ -84,6 +84,7 @@ mod clock;
 pub mod consumer;
 pub mod danger;
 mod error;
+mod ids;
 pub mod inventory;
 mod issuer;
 mod json;

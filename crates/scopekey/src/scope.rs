@@ -32,7 +32,7 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 /// Longest accepted resource segment, in bytes.
 pub const MAX_SEGMENT_LEN: usize = 128;
@@ -980,7 +980,7 @@ impl fmt::Debug for Scope {
 #[derive(Default)]
 pub struct ScopeSet {
     /// The canonical written form.
-    text: Box<str>,
+    text: Arc<str>,
     /// How many scopes `text` holds.
     len: usize,
     /// The compiled tree, built on demand.
@@ -1157,7 +1157,7 @@ impl ScopeSet {
             text.push(':');
             text.push_str(scope.action.as_str());
         }
-        let set = Self::from_canonical(text.into_boxed_str(), list.len());
+        let set = Self::from_canonical(text.into(), list.len());
         // Already built: keep them rather than parse them again on first use.
         let _ = set.scopes.set(list);
         Ok(set)
@@ -1169,7 +1169,7 @@ impl ScopeSet {
 
     /// A set of canonical text holding `len` checked scopes, in byte order, without
     /// duplicates.
-    fn from_canonical(text: Box<str>, len: usize) -> Self {
+    fn from_canonical(text: Arc<str>, len: usize) -> Self {
         Self {
             text,
             len,
@@ -1318,7 +1318,7 @@ impl ScopeSet {
     /// it) instead of copying it.
     pub(crate) fn parse_owned(s: String) -> Result<Self, ScopeError> {
         match Self::check_str(&s)? {
-            Checked::Canonical(count) => Ok(Self::from_canonical(s.into_boxed_str(), count)),
+            Checked::Canonical(count) => Ok(Self::from_canonical(s.into(), count)),
             Checked::Sorted(set) => Ok(set),
         }
     }
@@ -1367,7 +1367,7 @@ impl ScopeSet {
             return Err(err(Fault::at(0, ScopeErrorKind::Duplicate)));
         }
         Ok(Checked::Sorted(Self::from_canonical(
-            parts.join(" ").into_boxed_str(),
+            parts.join(" ").into(),
             count,
         )))
     }
@@ -1402,7 +1402,7 @@ impl TryFrom<&str> for ScopeSet {
 }
 
 impl Clone for ScopeSet {
-    /// Copies the text; the clone builds its own tree and scope values if it needs them (a
+    /// Shares the text; the clone builds its own tree and scope values if it needs them (a
     /// minted token's claims are cloned from the request and rarely checked).
     fn clone(&self) -> Self {
         Self::from_canonical(self.text.clone(), self.len)

@@ -2,7 +2,7 @@
 
 use crate::audit::{AuditEvent, AuditKind, AuditSink};
 use crate::cache::{GrantCache, Verified};
-use crate::claims::{Claims, Environment, TokenType, check_text};
+use crate::claims::{Claims, Environment, Expected, TokenType, check_text};
 use crate::clock::{Clock, SystemClock};
 use crate::error::{ErrorKind, VerifyError};
 use crate::inventory::Inventory;
@@ -37,8 +37,8 @@ pub struct ConfigError(String);
 /// What a verifier expects of every token. Issuer, audience and environment are required.
 #[derive(Debug, Clone)]
 pub struct VerifierConfig {
-    issuer: String,
-    audience: String,
+    issuer: Arc<str>,
+    audience: Arc<str>,
     environment: Environment,
     leeway: Duration,
     max_lifetime: Duration,
@@ -58,8 +58,8 @@ impl VerifierConfig {
         environment: Environment,
     ) -> Self {
         Self {
-            issuer: issuer.into(),
-            audience: audience.into(),
+            issuer: issuer.into().into(),
+            audience: audience.into().into(),
             environment,
             leeway: DEFAULT_LEEWAY,
             max_lifetime: DEFAULT_MAX_TTL,
@@ -381,8 +381,15 @@ impl Verifier {
                 None,
             )
         })?;
-        let claims =
-            Claims::from_object(object, Some(&self.config.environment)).map_err(|e| (e, None))?;
+        let claims = Claims::from_object(
+            object,
+            Some(&Expected {
+                issuer: &self.config.issuer,
+                audience: &self.config.audience,
+                environment: &self.config.environment,
+            }),
+        )
+        .map_err(|e| (e, None))?;
         Ok((claims, entry.key().key_id().clone(), entry.retire_at()))
     }
 
