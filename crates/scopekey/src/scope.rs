@@ -1269,7 +1269,7 @@ impl ScopeSet {
     /// Whether any scope is broad (a `*` action or a `*` resource segment).
     pub fn is_broad(&self) -> bool {
         // In checked scope text a `*` is always a whole segment or the whole action.
-        self.text.bytes().any(|b| b == b'*')
+        self.text.as_bytes().contains(&b'*')
     }
 
     /// The broad scopes, in canonical order.
