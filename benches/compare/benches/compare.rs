@@ -4,7 +4,10 @@
 //! claims: 8 scopes, `iss`, `sub`, `aud`, `exp`, `nbf`, `iat`, `jti` and `env`, under Ed25519.
 //! Every verifying benchmark, the floor included, cycles through `common::POOL` signatures
 //! (tokens with their own `jti`, or distinct 250-byte messages), because `verify_strict` costs
-//! more or less depending on the signature: one fixed signature measures its own luck.
+//! more or less depending on the signature: one fixed signature measures its own luck. And
+//! every benchmark bound by a signature, the floors included, rotates through
+//! `common::DEPTHS` stack depths, because where the stack falls moves the curve arithmetic by
+//! several percent: one fixed depth per benchmark measures its placement's luck.
 //! Results: `target/criterion/<group>/<id>/new/estimates.json`; `docs/performance.md` has
 //! the table.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -130,6 +133,10 @@ fn biscuit_verify(b: &Biscuit, token: &str) -> bool {
 // ---------------------------------------------------------------------------------------------
 
 fn verify(c: &mut Criterion) {
+    println!(
+        "signature-bound benchmarks rotate through {DEPTHS} stack depths of {} bytes",
+        frame_bytes()
+    );
     let f = fixture();
     let mut g = c.benchmark_group("verify");
 
@@ -137,23 +144,25 @@ fn verify(c: &mut Criterion) {
     let public = ed25519_dalek::SigningKey::from_bytes(&SEED).verifying_key();
     let floor = signed_messages(250);
     g.bench_function("ed25519_dalek_verify_strict", |b| {
-        let mut at = 0;
+        let (mut at, mut depth) = (0, 0);
         b.iter(|| {
             let (message, signature) = next(&mut at, &floor);
-            public
-                .verify_strict(black_box(message), black_box(signature))
-                .unwrap()
+            rotating(&mut depth, || {
+                public
+                    .verify_strict(black_box(message), black_box(signature))
+                    .unwrap()
+            })
         })
     });
 
     g.bench_function("scopekey_cold", |b| {
-        let mut at = 0;
+        let (mut at, mut depth) = (0, 0);
         b.iter(|| {
-            let grant = f
-                .cold
-                .verify(black_box(next::<String>(&mut at, &f.tokens)))
-                .unwrap();
-            grant.authorize(&f.resource, &f.action).unwrap();
+            let token = next::<String>(&mut at, &f.tokens);
+            rotating(&mut depth, || {
+                let grant = f.cold.verify(black_box(token)).unwrap();
+                grant.authorize(&f.resource, &f.action).unwrap();
+            })
         })
     });
 
@@ -175,22 +184,33 @@ fn verify(c: &mut Criterion) {
     let j = jwt();
     assert!(j.tokens.iter().all(|t| jwt_verify(&j, t)));
     g.bench_function("jsonwebtoken_eddsa", |b| {
-        let mut at = 0;
-        b.iter(|| jwt_verify(&j, black_box(next::<String>(&mut at, &j.tokens))))
+        let (mut at, mut depth) = (0, 0);
+        b.iter(|| {
+            let token = next::<String>(&mut at, &j.tokens);
+            rotating(&mut depth, || assert!(jwt_verify(&j, black_box(token))))
+        })
     });
 
     let p = paseto(&f);
     assert!(p.tokens.iter().all(|t| paseto_verify(&p, t)));
     g.bench_function("pasetors_v4_public", |b| {
-        let mut at = 0;
-        b.iter(|| paseto_verify(&p, black_box(next::<String>(&mut at, &p.tokens))))
+        let (mut at, mut depth) = (0, 0);
+        b.iter(|| {
+            let token = next::<String>(&mut at, &p.tokens);
+            rotating(&mut depth, || assert!(paseto_verify(&p, black_box(token))))
+        })
     });
 
     let bi = biscuit();
     assert!(bi.tokens.iter().all(|t| biscuit_verify(&bi, t)));
     g.bench_function("biscuit_verify_authorize", |b| {
-        let mut at = 0;
-        b.iter(|| biscuit_verify(&bi, black_box(next::<String>(&mut at, &bi.tokens))))
+        let (mut at, mut depth) = (0, 0);
+        b.iter(|| {
+            let token = next::<String>(&mut at, &bi.tokens);
+            rotating(&mut depth, || {
+                assert!(biscuit_verify(&bi, black_box(token)))
+            })
+        })
     });
     g.finish();
 }
@@ -201,10 +221,20 @@ fn mint(c: &mut Criterion) {
     let dalek = ed25519_dalek::SigningKey::from_bytes(&SEED);
     let message = [0x5a_u8; 250];
     g.bench_function("ed25519_dalek_sign", |b| {
-        b.iter(|| ed25519_dalek::Signer::sign(&dalek, black_box(&message)))
+        let mut depth = 0;
+        b.iter(|| {
+            rotating(&mut depth, || {
+                black_box(ed25519_dalek::Signer::sign(&dalek, black_box(&message)));
+            })
+        })
     });
     g.bench_function("scopekey_mint", |b| {
-        b.iter(|| f.issuer.issue(black_box(&f.request)).unwrap())
+        let mut depth = 0;
+        b.iter(|| {
+            rotating(&mut depth, || {
+                black_box(f.issuer.issue(black_box(&f.request)).unwrap());
+            })
+        })
     });
     g.finish();
 }

@@ -8,19 +8,20 @@
 //! the cost of the code, comparable within the run.
 //!
 //! `cargo bench --bench steady -- placement` also times the floor (`verify_strict`, 250 bytes)
-//! under 0 to 63 extra stack frames: run it with `setarch x86_64 -R` (no address randomisation)
-//! and the same depths are slow every time.
+//! under 0 to 63 extra stack frames of 64 bytes (one 4 KiB page): run it with
+//! `setarch x86_64 -R` (no address randomisation) and the same depths are slow every time.
 //!
 //! Every verifying operation cycles through `common::POOL` signatures (tokens, or messages for
 //! the floor), so neither side is timed on one lucky or unlucky signature.
 //!
 //! `cargo bench --bench steady -- pool` times every signature of the pools on its own (its
-//! fastest of 200 pairs, under 0 to 19 extra stack frames) and compares the means: the floor,
-//! `scopekey_cold` and jsonwebtoken. Then signing and minting, in batches of 32 at each of the
-//! same 20 depths, each depth's fastest batch averaged over the depths (see `pool_mint`).
+//! fastest of 256 pairs, under each of the 64 stack depths of `common::DEPTHS` in turn) and
+//! compares the means: the floor, `scopekey_cold` and jsonwebtoken. Then signing and minting, in
+//! batches of 32 at each of the same depths, each depth's fastest batch averaged over the depths
+//! (see `pool_mint`).
 //!
 //! `cargo bench --bench steady -- components` splits a cold verification into steps, each timed
-//! under 0 to 19 extra stack frames and kept at its fastest, so no step is charged for an unlucky
+//! under each of the 64 stack depths and kept at its fastest, so no step is charged for an unlucky
 //! placement: the signature check of the token's own signed message, then `paseto::verify`
 //! (decoding added), `Verifier::verify` without and with a revocation list, and `authorize`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -161,20 +162,7 @@ fn main() {
     }
 }
 
-/// Calls `f` under `frames` extra stack frames.
-#[inline(never)]
-fn under(frames: usize, f: &mut dyn FnMut()) {
-    let pad = [frames as u8; 16];
-    black_box(&pad);
-    if frames == 0 {
-        f()
-    } else {
-        under(frames - 1, f)
-    }
-    black_box(&pad);
-}
-
-/// A cold verification step by step, each step at its fastest over 20 stack depths.
+/// A cold verification step by step, each step at its fastest over the 64 stack depths.
 fn components(
     f: &Fixture,
     public: &ed25519_dalek::VerifyingKey,
@@ -272,8 +260,8 @@ fn components(
         ),
     ];
     let mut best = vec![f64::MAX; steps.len()];
-    for _ in 0..150 {
-        for depth in 0..20 {
+    for _ in 0..50 {
+        for depth in 0..DEPTHS {
             for (i, (_, step)) in steps.iter_mut().enumerate() {
                 let start = Instant::now();
                 under(depth, &mut || {
@@ -298,7 +286,7 @@ fn components(
 }
 
 /// Each signature of the pools on its own: every token's (and every floor message's) fastest of
-/// 200 pairs of verifications (under 0 to 19 extra stack frames in turn), then the mean over the
+/// 256 pairs of verifications (under each of the 64 stack depths in turn), then the mean over the
 /// 64 of them. The fastest per item filters load bursts and slow stack placements; the mean over
 /// items is the expected cost of a signature, not one draw.
 fn pool(
@@ -308,9 +296,9 @@ fn pool(
     floor: &[(Vec<u8>, ed25519_dalek::Signature)],
 ) {
     let mut best = [[f64::MAX; POOL]; 3];
-    for round in 0..200 {
-        // Under 0 to 19 extra stack frames in turn, so each keeps a fast placement.
-        let depth = round % 20;
+    for round in 0..256 {
+        // Under each stack depth in turn, so each keeps a fast placement.
+        let depth = round % DEPTHS;
         for i in 0..POOL {
             let ops: [&mut dyn FnMut(); 3] = [
                 &mut || {
@@ -344,7 +332,7 @@ fn pool(
         )
     };
     let (floor_mean, ..) = stats(&best[0]);
-    println!("each of {POOL} signatures at its fastest of 200 pairs; mean over them");
+    println!("each of {POOL} signatures at its fastest of 256 pairs; mean over them");
     println!("| operation | mean | p10 to p90 | ratio of means |");
     println!("|---|---:|---:|---:|");
     for (k, name) in [
@@ -367,14 +355,13 @@ fn pool(
 }
 
 /// Signing and minting, each timed in batches of 32 (the ids a thread draws from the operating
-/// system at once, so every batch pays for one draw) under 0 to 19 extra stack frames; each
+/// system at once, so every batch pays for one draw) under each of the 64 stack depths; each
 /// operation's fastest batch at each depth, averaged over the depths, so no operation is timed
 /// only at a lucky or unlucky placement.
 fn pool_mint(f: &Fixture, dalek: &ed25519_dalek::SigningKey, short: &[u8], long: &[u8]) {
-    const DEPTHS: usize = 20;
     const BATCH: usize = 32;
     let mut best = [[f64::MAX; DEPTHS]; 3];
-    for round in 0..DEPTHS * 60 {
+    for round in 0..DEPTHS * 40 {
         let depth = round % DEPTHS;
         let ops: [&mut dyn FnMut(); 3] = [
             &mut || {
@@ -433,7 +420,7 @@ fn placement(
     signature: &ed25519_dalek::Signature,
 ) {
     let mut line = Vec::new();
-    for frames in 0..64 {
+    for frames in 0..DEPTHS {
         let mut best = f64::MAX;
         for _ in 0..150 {
             let start = Instant::now();

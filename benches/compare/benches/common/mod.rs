@@ -41,6 +41,48 @@ pub(crate) fn next<'p, T>(at: &mut usize, pool: &'p [T]) -> &'p T {
     &pool[*at]
 }
 
+/// How many stack depths every signature-bound benchmark rotates through. Where the stack
+/// falls moves `verify_strict` by several percent on this project's machines (see
+/// `steady -- placement`), and each benchmark closure sits at its own depth: without rotation,
+/// each benchmark in a run draws a fast or a slow placement of its own. A frame of [`under`]
+/// is 64 bytes (a cache line) as compiled here, so 64 depths step the stack through one 4 KiB
+/// page, evenly: every benchmark averages over the same placements.
+pub(crate) const DEPTHS: usize = 64;
+
+/// Calls `f` under `frames` extra stack frames of 64 bytes each (the padding, the return
+/// address and saved registers, as compiled here; [`frame_bytes`] measures it).
+#[inline(never)]
+pub(crate) fn under(frames: usize, f: &mut dyn FnMut()) {
+    let pad = [frames as u8; 32];
+    std::hint::black_box(&pad);
+    if frames == 0 {
+        f()
+    } else {
+        under(frames - 1, f)
+    }
+    std::hint::black_box(&pad);
+}
+
+/// The bytes one frame of [`under`] takes, as compiled: printed by the benchmarks, so the
+/// claim that [`DEPTHS`] depths span 4 KiB is checked where it is used.
+pub(crate) fn frame_bytes() -> usize {
+    let mut at = [0usize; 2];
+    for (frames, at) in at.iter_mut().enumerate() {
+        under(frames, &mut || {
+            let here = 0u8;
+            *at = std::hint::black_box(&here) as *const u8 as usize;
+        });
+    }
+    at[0].abs_diff(at[1])
+}
+
+/// Calls `f` under the next of [`DEPTHS`] stack depths (`at` keeps the place), so a benchmark
+/// averages over placements rather than drawing one.
+pub(crate) fn rotating(at: &mut usize, mut f: impl FnMut()) {
+    *at = (*at + 1) % DEPTHS;
+    under(*at, &mut f);
+}
+
 pub(crate) struct Fixture {
     pub(crate) issuer: Issuer,
     pub(crate) request: TokenRequest,
