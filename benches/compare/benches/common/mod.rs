@@ -17,8 +17,8 @@ pub(crate) const SCOPES: &str = "projects:read comments:write billing/invoices:r
 pub(crate) const SEED: [u8; 32] = [7; 32];
 
 /// How many distinct signatures every verifying benchmark cycles through. `verify_strict` is
-/// variable-time in the signature's scalars: one signature is up to about 2% faster or slower
-/// than another, so a benchmark of one fixed signature measures that draw as much as the code.
+/// variable-time in the signature's scalars: one signature is up to about 3% faster or slower
+/// than the average, so a benchmark of one fixed signature measures that draw as much as the code.
 /// The floor cycles through as many messages as the token benchmarks through tokens.
 pub(crate) const POOL: usize = 64;
 
