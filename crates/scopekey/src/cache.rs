@@ -61,7 +61,7 @@ const SHARDS: usize = 16;
 /// What the cache charges for an entry: [`CHARGE_PER_TOKEN_BYTE`] times the token's length
 /// plus this. The token is kept whole, and its parsed claims (strings, scopes and their
 /// compiled tree, each a separate allocation) take several times its length; for a 633-byte
-/// token with 8 scopes the charge is 5,576 bytes against 2,269 measured (docs/performance.md),
+/// token with 8 scopes the charge is 5,576 bytes against 2,268 measured (docs/performance.md),
 /// so the byte bound holds.
 const ENTRY_OVERHEAD: usize = 512;
 
