@@ -25,13 +25,13 @@ pub(crate) const MAX_AGE: Duration = Duration::from_secs(1);
 pub(crate) const ID_LEN: usize = 16;
 
 struct Pool {
-    /// The process that drew `bytes` (0: never drawn).
+    /// The process that drew `ids` (0: never drawn).
     process: u32,
-    /// When `bytes` were drawn.
+    /// When `ids` were drawn.
     drawn_at: Option<Instant>,
-    /// How many ids of `bytes` have been handed out.
+    /// How many ids of `ids` have been handed out.
     used: usize,
-    bytes: [u8; ID_LEN * IDS_PER_DRAW],
+    ids: [[u8; ID_LEN]; IDS_PER_DRAW],
 }
 
 impl Pool {
@@ -39,7 +39,7 @@ impl Pool {
         process: 0,
         drawn_at: None,
         used: IDS_PER_DRAW,
-        bytes: [0; ID_LEN * IDS_PER_DRAW],
+        ids: [[0; ID_LEN]; IDS_PER_DRAW],
     };
 
     fn take(&mut self, process: u32, now: Instant) -> Result<[u8; ID_LEN], getrandom::Error> {
@@ -47,21 +47,18 @@ impl Pool {
             .drawn_at
             .is_some_and(|at| now.saturating_duration_since(at) < MAX_AGE);
         if self.process != process || !fresh || self.used >= IDS_PER_DRAW {
-            getrandom::fill(&mut self.bytes)?;
+            getrandom::fill(self.ids.as_flattened_mut())?;
             self.process = process;
             self.drawn_at = Some(now);
             self.used = 0;
         }
-        let mut id = [0; ID_LEN];
-        if let Some(bytes) = self
-            .bytes
-            .get_mut(self.used * ID_LEN..(self.used + 1) * ID_LEN)
-        {
-            id.copy_from_slice(bytes);
-            bytes.fill(0);
-        }
+        // Just drawn or checked above: `used` is in range. Taking leaves zeros behind.
+        let id = self.ids.get_mut(self.used).map(std::mem::take);
         self.used += 1;
-        Ok(id)
+        match id {
+            Some(id) => Ok(id),
+            None => draw_one(),
+        }
     }
 }
 
@@ -83,12 +80,15 @@ pub(crate) fn random_id_bytes() -> Result<[u8; ID_LEN], getrandom::Error> {
         Ok(Ok(id)) => id,
         // The thread is exiting (its pool is gone) or, impossibly, the pool is in use: draw
         // this one id on its own.
-        _ => {
-            let mut id = [0; ID_LEN];
-            getrandom::fill(&mut id)?;
-            Ok(id)
-        }
+        _ => draw_one(),
     }
+}
+
+/// One id straight from the operating system.
+fn draw_one() -> Result<[u8; ID_LEN], getrandom::Error> {
+    let mut id = [0; ID_LEN];
+    getrandom::fill(&mut id)?;
+    Ok(id)
 }
 
 #[cfg(test)]
@@ -136,47 +136,51 @@ mod tests {
         let now = Instant::now();
         let id = pool.take(7, now).unwrap();
         assert_eq!(pool.used, 1);
-        assert!(pool.bytes[..ID_LEN].iter().all(|&b| b == 0));
-        assert!(!pool.bytes.windows(ID_LEN).any(|w| w == id));
+        assert_eq!(pool.ids[0], [0; ID_LEN]);
+        assert!(!pool.ids.as_flattened().windows(ID_LEN).any(|w| w == id));
     }
 
     /// A pool drawn in another process (what a forked child holds) is never handed out.
     #[test]
     fn another_process_redraws() {
         let mut pool = pool_after(1);
-        let parent = pool.bytes;
+        let parent = pool.ids;
         let now = Instant::now();
         let id = pool.take(pool.process.wrapping_add(1), now).unwrap();
         assert_eq!(pool.used, 1, "redrawn, then one id handed out");
         assert!(
-            !parent.windows(ID_LEN).any(|w| w == id),
+            !parent.as_flattened().windows(ID_LEN).any(|w| w == id),
             "the child's id came from the parent's pool"
         );
-        assert_ne!(pool.bytes[ID_LEN..], parent[ID_LEN..]);
+        assert_ne!(pool.ids[1..], parent[1..]);
     }
 
     #[test]
     fn an_old_pool_is_redrawn() {
         let mut pool = pool_after(1);
-        let before = pool.bytes;
+        let before = pool.ids;
         let later = pool.drawn_at.unwrap() + MAX_AGE;
         pool.take(pool.process, later).unwrap();
         assert_eq!(pool.used, 1);
-        assert_ne!(pool.bytes[ID_LEN..], before[ID_LEN..]);
+        assert_ne!(pool.ids[1..], before[1..]);
         // Within the age, the same pool goes on.
-        let again = pool.bytes;
-        pool.take(pool.process, later + MAX_AGE / 2).unwrap();
+        let again = pool.ids;
+        let id = pool.take(pool.process, later + MAX_AGE / 2).unwrap();
         assert_eq!(pool.used, 2);
-        assert_eq!(pool.bytes[2 * ID_LEN..], again[2 * ID_LEN..]);
+        assert_eq!(id, again[1]);
+        assert_eq!(pool.ids[2..], again[2..]);
     }
 
     #[test]
     fn an_exhausted_pool_is_redrawn() {
         let mut pool = pool_after(IDS_PER_DRAW);
         assert_eq!(pool.used, IDS_PER_DRAW);
-        assert!(pool.bytes.iter().all(|&b| b == 0), "every id cleared");
+        assert!(
+            pool.ids.iter().all(|id| *id == [0; ID_LEN]),
+            "every id cleared"
+        );
         pool.take(pool.process, pool.drawn_at.unwrap()).unwrap();
         assert_eq!(pool.used, 1);
-        assert!(pool.bytes[ID_LEN..].iter().any(|&b| b != 0));
+        assert!(pool.ids[1..].iter().any(|id| *id != [0; ID_LEN]));
     }
 }
