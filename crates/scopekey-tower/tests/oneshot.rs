@@ -266,3 +266,33 @@ async fn the_layer_caches_grants_by_default_and_still_honours_revocation() {
     let plain = f.state.clone().without_grant_cache();
     assert!(plain.grant_cache().is_none());
 }
+
+/// After a token has been served (and so sits in the layer's grant cache), neither the state,
+/// the layer nor the service prints any run of its claims or signature in `Debug` output.
+#[tokio::test]
+async fn no_token_in_debug_output_of_the_layer() {
+    let f = fixture();
+    let (token, _) = f.token("billing/invoices:read");
+    let response = f.call(Some(&format!("Bearer {token}"))).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(f.state.grant_cache().map(|c| c.len()), Some(1));
+    let layer = AuthLayer::new(f.state.clone());
+    let service = tower::Layer::layer(
+        &layer,
+        service_fn(|_: Request<String>| async {
+            Ok::<_, Infallible>(Response::new(String::new()))
+        }),
+    );
+    let body = token.split('.').nth(2).unwrap();
+    assert!(body.len() > 100);
+    for shown in [
+        format!("{:?} {:#?}", f.state, f.state),
+        format!("{layer:?} {layer:#?}"),
+        format!("{service:?} {service:#?}"),
+    ] {
+        for start in 0..=body.len() - 16 {
+            let run = &body[start..start + 16];
+            assert!(!shown.contains(run), "Debug output shows `{run}`: {shown}");
+        }
+    }
+}

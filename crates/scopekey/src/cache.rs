@@ -51,6 +51,7 @@
 use crate::claims::Claims;
 use crate::keys::KeyId;
 use std::collections::HashMap;
+use std::fmt;
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -109,7 +110,7 @@ pub(crate) struct Verified {
     pub(crate) key_id: KeyId,
 }
 
-#[derive(Debug)]
+/// Holds the token text: no `Debug`, so no formatting of the cache can print it.
 struct Entry {
     token: Box<str>,
     verifier: u64,
@@ -121,7 +122,7 @@ struct Entry {
     verified: Arc<Verified>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Shard {
     entries: HashMap<u64, Arc<Entry>, PassThrough>,
     bytes: usize,
@@ -138,7 +139,7 @@ pub struct CacheStats {
 
 /// One shard: its lock, and counters on their own cache line so that counting a hit on one
 /// shard does not slow down another.
-#[derive(Debug, Default)]
+#[derive(Default)]
 #[repr(align(64))]
 struct Slot {
     shard: RwLock<Shard>,
@@ -147,12 +148,25 @@ struct Slot {
 }
 
 /// A bounded, sharded cache of verified grants. See the [module documentation](self).
-#[derive(Debug)]
+///
+/// Its `Debug` output gives counts only, never a cached token.
 pub struct GrantCache {
     shards: Box<[Slot]>,
     hasher: RandomState,
     max_entries_per_shard: usize,
     max_bytes_per_shard: usize,
+}
+
+impl fmt::Debug for GrantCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GrantCache")
+            .field("len", &self.len())
+            .field("charged_bytes", &self.charged_bytes())
+            .field("max_entries_per_shard", &self.max_entries_per_shard)
+            .field("max_bytes_per_shard", &self.max_bytes_per_shard)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for GrantCache {

@@ -13,14 +13,15 @@ use crate::paseto::{self, Decoded};
 use serde_json::{Map, Value};
 
 /// A token split, decoded and parsed, with its signature **not** checked.
-#[derive(Debug)]
+///
+/// Its `Debug` output shows the format, the footer and the claims, never the token text or
+/// its signature.
 pub struct UnverifiedToken {
     parts: Parts,
     footer: Option<Map<String, Value>>,
     claims: Result<Map<String, Value>, String>,
 }
 
-#[derive(Debug)]
 enum Parts {
     Paseto(Decoded),
     #[cfg(feature = "jwt")]
@@ -67,6 +68,17 @@ pub fn decode_unverified(token: &str) -> Result<UnverifiedToken, VerifyError> {
         footer,
         claims,
     })
+}
+
+impl std::fmt::Debug for UnverifiedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnverifiedToken")
+            .field("format", &self.format())
+            .field("header", &self.header())
+            .field("footer", &self.footer)
+            .field("claims", &self.claims)
+            .finish_non_exhaustive()
+    }
 }
 
 impl UnverifiedToken {

@@ -74,7 +74,9 @@ pub(crate) fn sign(key: &SigningKey, claims_json: &[u8]) -> String {
 }
 
 /// A JWT taken apart and its header checked; the signature is not checked yet.
-#[derive(Debug)]
+///
+/// Its `Debug` output leaves out the payload and the signature, which together with the
+/// header are the token.
 pub(crate) struct Decoded {
     header: Map<String, Value>,
     kid: String,
@@ -82,6 +84,16 @@ pub(crate) struct Decoded {
     signing_input_len: usize,
     payload: Vec<u8>,
     signature: [u8; SIGNATURE_LEN],
+}
+
+impl std::fmt::Debug for Decoded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoded")
+            .field("header", &self.header)
+            .field("kid", &self.kid)
+            .field("payload_len", &self.payload.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Decoded {

@@ -18,6 +18,7 @@ use crate::b64;
 use crate::claims::{Environment, TokenType};
 use crate::error::{ErrorKind, VerifyError};
 use crate::keys::{PublicKey, SigningKey};
+use std::fmt;
 use subtle::ConstantTimeEq as _;
 
 /// The header of every token this library reads or writes.
@@ -138,7 +139,7 @@ const PAE_PREFIX_LEN: usize = 8 + 8 + HEADER.len() + 8;
 ///
 /// The message and the footer are decoded straight into the buffer the signature is checked
 /// over, at their places in its pre-authentication encoding, so verifying copies nothing.
-#[derive(Debug)]
+/// Its `Debug` output gives lengths only: the encoding and the signature together are the token.
 pub(crate) struct Decoded {
     /// `PAE(header, message, footer, …)` up to the footer's end (the rest is added by
     /// `verify`).
@@ -146,6 +147,15 @@ pub(crate) struct Decoded {
     message_len: usize,
     footer_len: usize,
     signature: [u8; SIGNATURE_LEN],
+}
+
+impl fmt::Debug for Decoded {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Decoded")
+            .field("message_len", &self.message_len)
+            .field("footer_len", &self.footer_len)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Decoded {
