@@ -93,6 +93,9 @@ struct Args {
     /// (`sqlite://PATH` or `postgres://…`); shared by every instance given the same URL.
     #[arg(long, value_name = "URL")]
     store: Option<String>,
+    /// Accept JWT access tokens too (by default only PASETO v4.public verifies).
+    #[arg(long)]
+    accept_jwt: bool,
     /// Demo mode: generate a key, write its public key and demo tokens to DIR, and serve.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["public_keys", "issuer", "audience", "env"])]
     demo: Option<PathBuf>,
@@ -336,6 +339,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
             )
         }
     };
+    let config = config.accept_jwt(args.accept_jwt);
     let (verifier, revocations): Backing = match &args.store {
         Some(url) => {
             if args.audit_log.is_some() {

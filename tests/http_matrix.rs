@@ -8,7 +8,9 @@ mod service;
 
 use reqwest::{Client, Method, StatusCode};
 use scopekey::revocation::{RevocationList, RevocationTarget, Revoker};
-use scopekey::{Issuer, KeySet, ManualClock, SigningKey, TokenRequest, Verifier, VerifierConfig};
+use scopekey::{
+    Issuer, KeySet, ManualClock, SigningKey, TokenFormat, TokenRequest, Verifier, VerifierConfig,
+};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -224,6 +226,14 @@ async fn every_route_times_every_kind_of_token() {
             "the token signature is not valid here",
             &cell("wrong env"),
         );
+
+        // A JWT with the right scope, which the service was not told to accept
+        // (`--accept-jwt`): the `jwt` feature alone turns no verifier's JWT acceptance on.
+        let jwt_issuer = s.issuer("production", None).with_format(TokenFormat::Jwt);
+        let (t, _) = s.mint_with(&jwt_issuer, "svc", route.scope);
+        assert_eq!(t.matches('.').count(), 2);
+        let r = s.send(&route, Some(&t)).await;
+        assert_invalid_token(&r, "the token is malformed", &cell("JWT"));
 
         // Revoked.
         let (t, jti) = s.mint("svc", route.scope);

@@ -77,7 +77,7 @@ fn run_python(python: &std::path::Path, request: &Value) -> Value {
 fn verifier(keys: KeySet) -> Verifier {
     Verifier::new(
         keys,
-        VerifierConfig::new(ISS, AUD, "production".parse().unwrap()),
+        VerifierConfig::new(ISS, AUD, "production".parse().unwrap()).accept_jwt(true),
     )
     .unwrap()
 }

@@ -223,6 +223,10 @@ struct VerifyArgs {
     /// Check revocations (and, without --public-key, take keys) from this store.
     #[arg(long, value_name = "URL")]
     store: Option<String>,
+    /// Accept a JWT access token too (by default only PASETO v4.public verifies).
+    #[cfg(feature = "jwt")]
+    #[arg(long)]
+    accept_jwt: bool,
     /// The token, or `-` (or nothing) to read it from standard input.
     token: Option<String>,
 }
@@ -769,6 +773,8 @@ fn verify(a: VerifyArgs) -> Outcome {
     let token = token_arg(a.token)?;
     let config = VerifierConfig::new(a.issuer, a.audience, environment(&a.env)?)
         .leeway(Duration::from_secs(a.leeway));
+    #[cfg(feature = "jwt")]
+    let config = config.accept_jwt(a.accept_jwt);
     let (verifier, _replica) = match &a.store {
         Some(url) => {
             let store = open_store(url)?;

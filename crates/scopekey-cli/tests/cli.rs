@@ -766,11 +766,28 @@ fn jwt_tokens_mint_verify_inspect_scan_and_jwks() {
     let jwt = env.mint(&secret, &["--format", "jwt"]);
     assert_eq!(jwt.matches('.').count(), 2, "{jwt}");
 
-    // verify and inspect recognise the format without being told.
+    // verify takes a JWT only when told to; inspect recognises the format without being told.
     let out = env.verify(
         &public,
         &jwt,
         &["--resource", "projects/1", "--action", "read"],
+    );
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("unsupported_format") && out.stderr.contains("accept_jwt"),
+        "{}",
+        out.stderr
+    );
+    let out = env.verify(
+        &public,
+        &jwt,
+        &[
+            "--accept-jwt",
+            "--resource",
+            "projects/1",
+            "--action",
+            "read",
+        ],
     );
     assert_eq!(out.code, 0, "{}", out.stderr);
     let claims: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
@@ -790,7 +807,7 @@ fn jwt_tokens_mint_verify_inspect_scan_and_jwks() {
         "{shown}"
     );
     // Another environment: refused.
-    let out = env.verify_in("staging", &public, &jwt, &[]);
+    let out = env.verify_in("staging", &public, &jwt, &["--accept-jwt"]);
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("wrong_environment"), "{}", out.stderr);
 

@@ -66,12 +66,16 @@ impl VerifierConfig {
             clock: Arc::new(SystemClock),
             token_type: TokenType::Access,
             #[cfg(feature = "jwt")]
-            accept_jwt: true,
+            accept_jwt: false,
         }
     }
 
-    /// Whether JWT access tokens are accepted next to PASETO (with the `jwt` feature: yes by
-    /// default). Turn it off for a service that only ever receives PASETO.
+    /// Whether JWT access tokens are accepted next to PASETO (default: no).
+    ///
+    /// # Security
+    /// Off unless asked for here, per verifier: turning the `jwt` feature on anywhere in a
+    /// dependency graph does not make every verifier accept a second format. A verifier that
+    /// does not accept JWTs refuses one as [`ErrorKind::UnsupportedFormat`].
     #[cfg(feature = "jwt")]
     pub fn accept_jwt(mut self, accept: bool) -> Self {
         self.accept_jwt = accept;
@@ -405,7 +409,7 @@ impl Verifier {
             return Err((
                 VerifyError::new(
                     ErrorKind::UnsupportedFormat,
-                    "this verifier accepts PASETO v4.public only, not JWTs",
+                    "this verifier accepts PASETO v4.public only, not JWTs (see VerifierConfig::accept_jwt)",
                 ),
                 None,
             ));

@@ -40,7 +40,9 @@ fn world() -> World {
     let public = *key.public_key().as_bytes();
     let verifier = Verifier::new(
         KeySet::single(key.public_key().clone()),
-        VerifierConfig::new(ISS, AUD, "production".parse().unwrap()).clock(clock.clone()),
+        VerifierConfig::new(ISS, AUD, "production".parse().unwrap())
+            .clock(clock.clone())
+            .accept_jwt(true),
     )
     .unwrap();
     let issuer = Issuer::new(key, ISS, "production".parse().unwrap())
@@ -155,18 +157,23 @@ fn a_minted_jwt_verifies_through_the_same_api_and_cache() {
     w.verifier.verify_cached(token, &cache).unwrap();
     w.verifier.verify_cached(token, &cache).unwrap();
     assert_eq!(cache.stats().hits, 1);
-    // A verifier that only takes PASETO.
-    let strict = Verifier::new(
-        KeySet::single(SigningKey::from_seed(&SEED).unwrap().public_key().clone()),
+    // A verifier that only takes PASETO: by default (the `jwt` feature alone does not turn
+    // JWTs on), and when told so.
+    for config in [
+        VerifierConfig::new(ISS, AUD, "production".parse().unwrap()).clock(w.clock.clone()),
         VerifierConfig::new(ISS, AUD, "production".parse().unwrap())
             .clock(w.clock.clone())
             .accept_jwt(false),
-    )
-    .unwrap();
-    assert_eq!(
-        strict.verify(token).unwrap_err().kind(),
-        ErrorKind::UnsupportedFormat
-    );
+    ] {
+        let strict = Verifier::new(
+            KeySet::single(SigningKey::from_seed(&SEED).unwrap().public_key().clone()),
+            config,
+        )
+        .unwrap();
+        let refused = strict.verify(token).unwrap_err();
+        assert_eq!(refused.kind(), ErrorKind::UnsupportedFormat);
+        assert!(refused.to_string().contains("accept_jwt"), "{refused}");
+    }
     // Sanity of the forging helper: the hand-made standard token verifies.
     w.verifier
         .verify(&w.forge(&w.header(), &w.claims()))
