@@ -36,7 +36,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::Parser;
-use scopekey::audit::JsonLinesSink;
+use scopekey::audit::{AuditSink, JsonLinesSink, SummarizingSink, SummaryConfig};
 use scopekey::revocation::{RevocationList, RevocationTarget, Revoker};
 use scopekey::{
     Action, Environment, Issuer, KeySet, PublicKey, SigningKey, TokenRequest, Verifier,
@@ -279,8 +279,16 @@ pub(crate) fn with_store(
     let verifier = replica
         .verifier(config)?
         .with_inventory(Arc::new(store.inventory()?))
-        .with_audit(Arc::new(store.audit_sink()?));
+        .with_audit(summarized(Arc::new(store.audit_sink()?))?);
     Ok((Arc::new(verifier), replica))
+}
+
+/// The request path's audit sink: each token's decisions, and each refusal reason, folded into
+/// one exact summary a second, so no volume of requests can fill `inner` (see
+/// `scopekey::audit::SummarizingSink`).
+pub(crate) fn summarized(inner: Arc<dyn AuditSink>) -> Result<Arc<dyn AuditSink>, Box<dyn Error>> {
+    let config = SummaryConfig::default().interval(Duration::from_secs(1));
+    Ok(Arc::new(SummarizingSink::new(inner, config)?))
 }
 
 /// Demo mode: a fresh key, its public key and three tokens written to `dir`.
@@ -357,7 +365,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
             let list = Arc::new(RevocationList::new());
             let mut verifier = Verifier::new(keys, config)?.with_revocations(list.clone());
             if let Some(path) = &args.audit_log {
-                verifier = verifier.with_audit(Arc::new(JsonLinesSink::open(path)?));
+                verifier = verifier.with_audit(summarized(Arc::new(JsonLinesSink::open(path)?))?);
             }
             (Arc::new(verifier), list)
         }

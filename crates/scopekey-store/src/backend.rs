@@ -565,21 +565,40 @@ pub(crate) fn append_audit(b: &Backend, events: Vec<AuditEvent>) -> DbFuture<()>
 }
 
 async fn append_audit_inner(b: &Backend, events: Vec<AuditEvent>) -> Result<(), StoreError> {
-    let sql =
-        "INSERT INTO scopekey_audit (time, event, jti, subject, body) VALUES ($1, $2, $3, $4, $5)";
+    // Multi-row inserts in one transaction: 5 parameters a row, 500 rows a statement (2,500
+    // parameters, under both SQLite's and PostgreSQL's limits).
+    const ROWS: usize = 500;
+    let rows: Vec<[Option<String>; 5]> = events
+        .into_iter()
+        .map(|e| {
+            let body = e.to_json();
+            [
+                Some(e.time),
+                Some(e.kind.name().to_owned()),
+                e.jti.map(|j| j.as_str().to_owned()),
+                e.sub,
+                Some(body),
+            ]
+        })
+        .collect();
     on!(b, pool => {
         let mut tx = pool.begin().await.map_err(StoreError::query)?;
-        for e in events {
-            let body = e.to_json();
-            let kind = serde_json::from_str::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v["event"].as_str().map(str::to_owned))
-                .unwrap_or_default();
-            sqlx::query(sql)
-                .bind(e.time.clone()).bind(kind)
-                .bind(e.jti.as_ref().map(|j| j.as_str().to_owned()))
-                .bind(e.sub.clone()).bind(body)
-                .execute(&mut *tx).await.map_err(StoreError::query)?;
+        for chunk in rows.chunks(ROWS) {
+            let mut sql = String::from("INSERT INTO scopekey_audit (time, event, jti, subject, body) VALUES ");
+            for i in 0..chunk.len() {
+                let n = i * 5;
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str(&format!("(${}, ${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4, n + 5));
+            }
+            let mut query = sqlx::query(&sql);
+            for row in chunk {
+                for value in row {
+                    query = query.bind(value.clone());
+                }
+            }
+            query.execute(&mut *tx).await.map_err(StoreError::query)?;
         }
         tx.commit().await.map_err(StoreError::query)?;
     });

@@ -168,9 +168,17 @@ impl AuditSink for StoreAuditSink {
             ));
         }
         state.count.fetch_add(1, Ordering::SeqCst);
-        self.inner.tx.try_send(event.clone()).map_err(|_| {
+        self.inner.tx.try_send(event.clone()).map_err(|e| {
             state.count.fetch_sub(1, Ordering::SeqCst);
-            AuditError::new("store", "the audit backlog is full")
+            match e {
+                mpsc::error::TrySendError::Full(_) => AuditError::busy(
+                    "store",
+                    "the audit backlog is full (wrap the sink in a SummarizingSink on the request path)",
+                ),
+                mpsc::error::TrySendError::Closed(_) => {
+                    AuditError::new("store", "the audit writer has stopped")
+                }
+            }
         })
     }
 }

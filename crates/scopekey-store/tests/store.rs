@@ -664,3 +664,95 @@ fn queued_audit_events_survive_dropping_the_handles() {
         assert_eq!(store.audit_log(0, 1000).unwrap().len(), 300, "{}", db.url());
     }
 }
+
+/// The request path's audit, summarized into the store: a flood of garbage and of valid
+/// requests from two threads refuses no valid one, and the store's trail counts every
+/// decision exactly.
+#[test]
+fn a_summarized_trail_keeps_up_with_a_flood_and_counts_exactly() {
+    use scopekey::audit::{SummarizingSink, SummaryConfig};
+    for db in backends("summaries") {
+        let store = Store::open(&db.url()).unwrap();
+        let key = SigningKey::generate().unwrap();
+        store.add_key(key.public_key(), None).unwrap();
+        let raw = Arc::new(store.audit_sink().unwrap());
+        let summaries = Arc::new(
+            SummarizingSink::new(
+                raw.clone(),
+                SummaryConfig::default().interval(Duration::from_millis(50)),
+            )
+            .unwrap(),
+        );
+        let replica = Replica::start(&store, fast()).unwrap();
+        let verifier = Arc::new(
+            replica
+                .verifier(config())
+                .unwrap()
+                .with_audit(summaries.clone()),
+        );
+        let (token, jti) = mint(&issuer(&key), "flood");
+        let threads: Vec<_> = (0..2)
+            .map(|_| {
+                let (verifier, token) = (verifier.clone(), token.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..10_000 {
+                        verifier.verify(&token).unwrap();
+                        for _ in 0..5 {
+                            assert_eq!(
+                                verifier.verify("v4.public.garbage").unwrap_err().kind(),
+                                ErrorKind::Malformed
+                            );
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        summaries.flush().unwrap();
+        assert!(raw.flush(Duration::from_secs(10)));
+        let log = store.audit_log(0, 1_000_000).unwrap();
+        let (mut refused, mut verified) = (0, 0);
+        for line in &log {
+            let e: serde_json::Value = serde_json::from_str(line).unwrap();
+            match e["event"].as_str().unwrap() {
+                "refused_summary" => {
+                    assert_eq!(e["reason"], "malformed");
+                    refused += e["count"].as_u64().unwrap();
+                }
+                "token_used" => {
+                    assert_eq!(e["jti"], jti.as_str());
+                    verified += e["verified"].as_u64().unwrap();
+                }
+                other => panic!("unexpected {other} in {line}"),
+            }
+        }
+        assert_eq!((refused, verified), (100_000, 20_000), "{}", db.url());
+        // Summaries, not 120,000 rows.
+        assert!(log.len() < 2_000, "{} rows", log.len());
+    }
+}
+
+/// Batches larger than one multi-row INSERT statement land whole and in order.
+#[test]
+fn audit_batches_span_several_statements_in_order() {
+    use scopekey::audit::{AuditEvent, AuditKind};
+    for db in backends("auditbatch") {
+        let store = Store::open(&db.url()).unwrap();
+        let events: Vec<AuditEvent> = (0..1_234)
+            .map(|i| {
+                let mut e = AuditEvent::bare(OffsetDateTime::now_utc(), AuditKind::Verified);
+                e.sub = Some(format!("consumer-{i}"));
+                e
+            })
+            .collect();
+        store.append_audit(events).unwrap();
+        let log = store.audit_log(0, 10_000).unwrap();
+        assert_eq!(log.len(), 1_234, "{}", db.url());
+        for (i, line) in log.iter().enumerate() {
+            let e: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(e["sub"], format!("consumer-{i}"));
+        }
+    }
+}

@@ -8,6 +8,15 @@
 //! Sinks: [`MemorySink`] (tests), [`JsonLinesSink`] (an append-only file, one event per line),
 //! and `TracingSink` (feature `tracing`). A sink that cannot record returns an error, and the
 //! component that asked fails closed: the token is not issued, the request is refused.
+//!
+//! On the request path, wrap the sink in a [`SummarizingSink`]: it folds each token's
+//! `verified`, `authorized` and `denied` decisions, and every `refused` decision by reason,
+//! into one exact summary per interval, so the trail's event rate is bounded by distinct facts
+//! rather than by requests, and a flood of requests (valid or garbage) cannot fill the sink.
+
+mod summary;
+
+pub use summary::{SummarizingSink, SummaryConfig};
 
 use crate::claims::{Claims, Environment, FamilyId, TokenId, TokenType};
 use crate::error::ErrorKind;
@@ -80,6 +89,87 @@ pub enum AuditKind {
         /// The refresh token presented a second time.
         presented_jti: TokenId,
     },
+    /// One token's `verified`, `authorized` and `denied` decisions over one interval, folded
+    /// into one event by a [`SummarizingSink`]. The counts are exact.
+    TokenUsed {
+        /// The first decision's time (RFC 3339).
+        first_use: String,
+        /// The last decision's time (RFC 3339).
+        last_use: String,
+        /// How many times the token verified.
+        verified: u64,
+        /// How many actions it was allowed, in all.
+        authorized: u64,
+        /// How many actions it was denied, in all.
+        denied: u64,
+        /// Each resource and action it asked for, with its own counts (at most
+        /// [`SummaryConfig::max_touched`] of them; the rest are only in the totals).
+        touched: Vec<Touched>,
+    },
+    /// The decisions of tokens beyond [`SummaryConfig::max_tokens`] in one interval, counted
+    /// together (no `jti`): the counts stay exact when more distinct tokens arrive than a
+    /// summary window tracks one by one.
+    OtherTokensUsed {
+        /// The first decision's time (RFC 3339).
+        first_use: String,
+        /// The last decision's time (RFC 3339).
+        last_use: String,
+        /// Verifications, in all.
+        verified: u64,
+        /// Allowed actions, in all.
+        authorized: u64,
+        /// Denied actions, in all.
+        denied: u64,
+    },
+    /// Every refusal for one reason over one interval, folded into one event by a
+    /// [`SummarizingSink`]. The count is exact; the samples are the first distinct ones seen.
+    RefusedSummary {
+        /// The [`ErrorKind`], in snake case.
+        reason: &'static str,
+        /// How many tokens were refused for this reason.
+        count: u64,
+        /// The first refusal's time (RFC 3339).
+        first: String,
+        /// The last refusal's time (RFC 3339).
+        last: String,
+        /// Up to [`SummaryConfig::max_samples`] distinct subjects of refused tokens whose
+        /// signature had verified (a forged token names no one worth listing).
+        sample_subjects: Vec<String>,
+        /// Up to [`SummaryConfig::max_samples`] distinct key ids of those tokens.
+        sample_key_ids: Vec<KeyId>,
+    },
+}
+
+impl AuditKind {
+    /// The event's name, as in its JSON `event` member (`verified`, `token_used`, …).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Issued { .. } => "issued",
+            Self::Refreshed { .. } => "refreshed",
+            Self::Verified => "verified",
+            Self::Refused { .. } => "refused",
+            Self::Authorized { .. } => "authorized",
+            Self::Denied { .. } => "denied",
+            Self::Revoked { .. } => "revoked",
+            Self::RefreshReuseDetected { .. } => "refresh_reuse_detected",
+            Self::TokenUsed { .. } => "token_used",
+            Self::OtherTokensUsed { .. } => "other_tokens_used",
+            Self::RefusedSummary { .. } => "refused_summary",
+        }
+    }
+}
+
+/// One resource and action a token asked for within a [`AuditKind::TokenUsed`] summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Touched {
+    /// The resource.
+    pub resource: Resource,
+    /// The action.
+    pub action: Action,
+    /// How many times it was allowed.
+    pub authorized: u64,
+    /// How many times it was denied.
+    pub denied: u64,
 }
 
 /// One audit event.
@@ -130,6 +220,19 @@ impl AuditEvent {
     pub fn bare(at: OffsetDateTime, kind: AuditKind) -> Self {
         Self {
             time: rfc3339::format(at),
+            kind,
+            jti: None,
+            sub: None,
+            kid: None,
+            env: None,
+            fam: None,
+        }
+    }
+
+    /// An event with no token details at a time already formatted.
+    pub(crate) fn bare_at(time: String, kind: AuditKind) -> Self {
+        Self {
+            time,
             kind,
             jti: None,
             sub: None,
@@ -196,10 +299,22 @@ impl AuditEvent {
     }
 }
 
+/// Why an audit event was not recorded.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AuditErrorKind {
+    /// The sink is down or failing (a write error, a closed store): callers fail closed.
+    Unavailable,
+    /// The sink is up but cannot take more right now (its backlog is full). A
+    /// [`SummarizingSink`] keeps its summaries and tries again; other callers fail closed.
+    Busy,
+}
+
 /// An audit event that could not be recorded.
 #[derive(Debug, thiserror::Error)]
 #[error("audit sink {sink}: {message}")]
 pub struct AuditError {
+    kind: AuditErrorKind,
     sink: String,
     message: String,
     #[source]
@@ -207,13 +322,27 @@ pub struct AuditError {
 }
 
 impl AuditError {
-    /// An error for a custom sink.
+    /// An error for a custom sink that is down or failing ([`AuditErrorKind::Unavailable`]).
     pub fn new(sink: impl Into<String>, message: impl Into<String>) -> Self {
         Self {
+            kind: AuditErrorKind::Unavailable,
             sink: sink.into(),
             message: message.into(),
             source: None,
         }
+    }
+
+    /// An error for a sink that is up but full for now ([`AuditErrorKind::Busy`]).
+    pub fn busy(sink: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            kind: AuditErrorKind::Busy,
+            ..Self::new(sink, message)
+        }
+    }
+
+    /// Why the event was not recorded.
+    pub fn kind(&self) -> AuditErrorKind {
+        self.kind
     }
 }
 
@@ -283,6 +412,7 @@ impl JsonLinesSink {
             options.mode(0o600);
         }
         let file = options.open(&path).map_err(|e| AuditError {
+            kind: AuditErrorKind::Unavailable,
             sink: path.display().to_string(),
             message: "cannot open the audit log for appending".into(),
             source: Some(e),
@@ -304,6 +434,7 @@ impl JsonLinesSink {
 
     fn error(&self, e: std::io::Error) -> AuditError {
         AuditError {
+            kind: AuditErrorKind::Unavailable,
             sink: self.path.display().to_string(),
             message: "cannot append to the audit log".into(),
             source: Some(e),
@@ -330,19 +461,9 @@ pub struct TracingSink;
 #[cfg(feature = "tracing")]
 impl AuditSink for TracingSink {
     fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
-        let kind = match &event.kind {
-            AuditKind::Issued { .. } => "issued",
-            AuditKind::Refreshed { .. } => "refreshed",
-            AuditKind::Verified => "verified",
-            AuditKind::Refused { .. } => "refused",
-            AuditKind::Authorized { .. } => "authorized",
-            AuditKind::Denied { .. } => "denied",
-            AuditKind::Revoked { .. } => "revoked",
-            AuditKind::RefreshReuseDetected { .. } => "refresh_reuse_detected",
-        };
         tracing::info!(
             target: "scopekey::audit",
-            event = kind,
+            event = event.kind.name(),
             jti = event.jti.as_ref().map(TokenId::as_str),
             sub = event.sub.as_deref(),
             audit = %event.to_json(),
