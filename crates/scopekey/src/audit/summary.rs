@@ -1,28 +1,4 @@
 //! [`SummarizingSink`]: repeated decisions folded into exact summaries per interval.
-//!
-//! A service verifies the same token on request after request, and an attacker can send
-//! garbage as fast as the network carries it. Written one event per decision, either fills
-//! any durable sink faster than it drains, and a full sink fails closed: load would become an
-//! outage. This sink keeps, for the current interval, one record per token (its `verified`,
-//! `authorized` and `denied` counts, first and last use, and the resources and actions it
-//! touched) and one per refusal reason (count, first and last, a few sample subjects and key
-//! ids), and hands the inner sink one summary event per record when the interval ends. Every
-//! other event (issued, revoked, refreshed, reuse detected) goes to the inner sink at once.
-//!
-//! Bounds, and what happens at each:
-//! - **tokens per interval** ([`SummaryConfig::max_tokens`]): tokens beyond it are counted
-//!   together in one [`AuditKind::OtherTokensUsed`] event; counts stay exact.
-//! - **resources per token** ([`SummaryConfig::max_touched`]): further ones count only in the
-//!   token's totals.
-//! - **refusal reasons**: one record per [`ErrorKind`](crate::ErrorKind), a fixed set; the
-//!   samples are capped at [`SummaryConfig::max_samples`].
-//! - **summaries waiting for the inner sink** ([`SummaryConfig::max_pending`]): a sink that
-//!   answers [`AuditErrorKind::Busy`] gets them again at the next interval; past the bound,
-//!   or as soon as the sink answers [`AuditErrorKind::Unavailable`], this sink fails closed
-//!   (every decision it is asked to record is refused) until the inner sink takes the backlog.
-//!
-//! So no number of requests makes a valid one fail: a busy sink delays summaries, and only a
-//! sink that is down (or busy for longer than the pending bound allows) refuses decisions.
 
 use super::{AuditError, AuditErrorKind, AuditEvent, AuditKind, AuditSink, Touched};
 use crate::claims::{Environment, FamilyId, TokenId};
@@ -91,8 +67,31 @@ impl SummaryConfig {
     }
 }
 
-/// An [`AuditSink`] that folds repeated decisions into exact summaries per interval. See the
-/// [module documentation](self).
+/// An [`AuditSink`] that folds repeated decisions into exact summaries per interval.
+///
+/// A service verifies the same token on request after request, and an attacker can send
+/// garbage as fast as the network carries it. Written one event per decision, either fills
+/// any durable sink faster than it drains, and a full sink fails closed: load would become an
+/// outage. This sink keeps, for the current interval, one record per token (its `verified`,
+/// `authorized` and `denied` counts, first and last use, and the resources and actions it
+/// touched) and one per refusal reason (count, first and last, a few sample subjects and key
+/// ids), and hands the inner sink one summary event per record when the interval ends. Every
+/// other event (issued, revoked, refreshed, reuse detected) goes to the inner sink at once.
+///
+/// Bounds, and what happens at each:
+/// - **tokens per interval** ([`SummaryConfig::max_tokens`]): tokens beyond it are counted
+///   together in one [`AuditKind::OtherTokensUsed`] event; counts stay exact.
+/// - **resources per token** ([`SummaryConfig::max_touched`]): further ones count only in the
+///   token's totals.
+/// - **refusal reasons**: one record per [`ErrorKind`](crate::ErrorKind), a fixed set; the
+///   samples are capped at [`SummaryConfig::max_samples`].
+/// - **summaries waiting for the inner sink** ([`SummaryConfig::max_pending`]): a sink that
+///   answers [`AuditErrorKind::Busy`] gets them again at the next interval; past the bound,
+///   or as soon as the sink answers [`AuditErrorKind::Unavailable`], this sink fails closed
+///   (every decision it is asked to record is refused) until the inner sink takes the backlog.
+///
+/// So no number of requests makes a valid one fail: a busy sink delays summaries, and only a
+/// sink that is down (or busy for longer than the pending bound allows) refuses decisions.
 ///
 /// ```
 /// use scopekey::audit::{AuditKind, MemorySink, SummarizingSink, SummaryConfig};
