@@ -284,6 +284,125 @@ fn refusals_exit_1_with_their_reason() {
     assert!(out.stderr.contains("--allow-broad"), "{}", out.stderr);
 }
 
+/// Every duration and time flag, given a value too large or outside the calendar: exit 2 with
+/// a one-line message naming the flag and the accepted form, never a panic (exit 101).
+#[test]
+fn huge_durations_and_times_exit_2_with_the_accepted_form() {
+    let env = Env::new("huge");
+    let (secret, public) = env.keygen("k");
+    let store = env.store();
+    let mint = |ttl: &str| {
+        env.run(&[
+            "mint",
+            "--secret-key",
+            &secret,
+            "--issuer",
+            "i",
+            "--audience",
+            "a",
+            "--env",
+            "e",
+            "--subject",
+            "s",
+            "--scope",
+            "a:read",
+            "--ttl",
+            ttl,
+        ])
+    };
+    let kid = "k4.pid.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let cases: Vec<(&str, Output, &str)> = vec![
+        (
+            "--ttl",
+            mint("99999999999999999999d"),
+            "whole number followed by s, m, h or d",
+        ),
+        (
+            "--ttl",
+            mint("18446744073709551615m"),
+            "whole number followed by s, m, h or d",
+        ),
+        (
+            "--ttl",
+            mint("15 minutes"),
+            "whole number followed by s, m, h or d",
+        ),
+        (
+            "--unused-since",
+            env.run(&[
+                "tokens",
+                "--store",
+                &store,
+                "--unused-since",
+                "99999999999d",
+            ]),
+            "whole number followed by s, m, h or d",
+        ),
+        (
+            "--unused-since",
+            env.run(&[
+                "tokens",
+                "prune",
+                "--store",
+                &store,
+                "--unused-since",
+                "18446744073709551615s",
+                "--dry-run",
+            ]),
+            "whole number followed by s, m, h or d",
+        ),
+        (
+            "--issued-before",
+            env.run(&[
+                "revoke",
+                "--store",
+                &store,
+                "--issued-before",
+                "9999-12-31T23:59:59-23:59",
+                "--reason",
+                "x",
+            ]),
+            "RFC 3339 time",
+        ),
+        (
+            "--not-before",
+            env.run(&[
+                "keys",
+                "add",
+                "--store",
+                &store,
+                "--public-key",
+                &public,
+                "--not-before",
+                "soon",
+            ]),
+            "RFC 3339 time",
+        ),
+        (
+            "--at",
+            env.run(&[
+                "keys",
+                "retire",
+                "--store",
+                &store,
+                "--key-id",
+                kid,
+                "--at",
+                "0000-01-01T00:00:00+23:59",
+            ]),
+            "RFC 3339 time",
+        ),
+    ];
+    for (flag, out, form) in cases {
+        assert_eq!(out.code, 2, "{flag}: {}", out.stderr);
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+        let line = out.stderr.trim();
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.starts_with(&format!("scopekey: {flag}: ")), "{line}");
+        assert!(line.contains(form), "{line}");
+    }
+}
+
 #[test]
 fn keys_and_inventory_in_the_store() {
     let env = Env::new("keys");
