@@ -1,6 +1,6 @@
-//! One test per applicable row of THREATS.md sections B, C, D and E, each asserting the
-//! specific refusal. Rows of section A (JWT) apply once that format exists; G (lifecycle) comes
-//! with revocation.
+//! One test per applicable row of docs/threats.md sections B, C, D and E, each asserting the
+//! specific refusal. Section A (JWT) is tested in `tests/jwt.rs`, section G (lifecycle) in
+//! `tests/lifecycle.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use scopekey::audit::{AuditKind, MemorySink};
@@ -222,7 +222,7 @@ fn b3_non_canonical_base64_and_trailing_dot_are_refused() {
 fn b3_non_zero_trailing_bits_are_refused() {
     use base64::Engine as _;
     use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
-    // What pyseto and jose do (THREATS.md B3, A9): ignore the unused bits of the last character.
+    // What pyseto and jose do (docs/threats.md B3, A9): ignore the unused bits of the last character.
     let lenient = GeneralPurpose::new(
         &base64::alphabet::URL_SAFE,
         GeneralPurposeConfig::new()
