@@ -452,11 +452,11 @@ fn the_docs_list_every_command_and_flag() {
         } else if !in_text {
         } else if let Some(rest) = line.strip_prefix("scopekey ") {
             synopses.push(format!(" {rest} "));
-        } else if line.starts_with(' ') {
-            if let Some(last) = synopses.last_mut() {
-                last.push_str(line);
-                last.push(' ');
-            }
+        } else if line.starts_with(' ')
+            && let Some(last) = synopses.last_mut()
+        {
+            last.push_str(line);
+            last.push(' ');
         }
     }
     let readme = include_str!("../../../README.md");
