@@ -66,7 +66,7 @@
 //!
 //! | feature | default | what it adds |
 //! |---|---|---|
-//! | `jwt` | no | JWT access tokens (JWS compact, EdDSA, `typ` at+jwt) next to PASETO: `TokenFormat::Jwt` for the issuer, JWT verification in the same `Verifier::verify`, and JWKS export and import (`jwks`, `KeySet::to_jwks`, `KeySet::from_jwks`) |
+//! | `jwt` | no | JWT access tokens (JWS compact, EdDSA, `typ` at+jwt) next to PASETO: `TokenFormat::Jwt` for the issuer, JWT verification in the same `Verifier::verify` for a verifier that opts in (`VerifierConfig::accept_jwt(true)`), and JWKS export and import (`jwks`, `KeySet::to_jwks`, `KeySet::from_jwks`) |
 //! | `tracing` | no | `audit::TracingSink`, audit events as `tracing` events |
 //! | `test-util` | no | `Grant::for_tests`: a grant from scopes, without keys, to unit-test handler policy; for `[dev-dependencies]` only |
 //!
