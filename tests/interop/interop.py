@@ -83,7 +83,7 @@ def mint(req):
     headers = {"kid": pid, "typ": "at+jwt"}
     jwt_token = jwt.encode(claims, private, algorithm="EdDSA", headers=headers)
 
-    # Tokens these libraries accept and scopekey refuses (THREATS.md A8, A9, A12).
+    # Tokens these libraries accept and scopekey refuses (docs/threats.md A8, A9, A12).
     lenient = {}
     float_exp = dict(claims, exp=claims["exp"] + 0.5)
     lenient["jwt_float_exp"] = jwt.encode(float_exp, private, algorithm="EdDSA", headers=headers)

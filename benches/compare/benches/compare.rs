@@ -16,9 +16,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use criterion::{Criterion, criterion_group, criterion_main};
 use scopekey::cache::GrantCache;
 use scopekey::revocation::{RevocationCheck, RevocationList, RevocationTarget, TokenFacts};
-use scopekey::{
-    Action, KeySet, Resource, ScopeSet, SigningKey, TokenId, TokenType, Verifier, VerifierConfig,
-};
+use scopekey::{Action, KeySet, Resource, ScopeSet, SigningKey, TokenId, TokenType, Verifier};
 use std::future::Future;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -83,7 +81,7 @@ struct Biscuit {
 
 fn biscuit() -> Biscuit {
     let root = biscuit_auth::KeyPair::new();
-    let exp = time::OffsetDateTime::now_utc() + time::Duration::minutes(15);
+    let exp = time::OffsetDateTime::now_utc() + LIFETIME;
     let exp = exp
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
@@ -310,7 +308,7 @@ fn check(c: &mut Criterion) {
         Arc::new(
             Verifier::new(
                 KeySet::single(SigningKey::from_seed(&SEED).unwrap().public_key().clone()),
-                VerifierConfig::new(ISS, AUD, ENV.parse().unwrap()),
+                config(),
             )
             .unwrap()
             .with_revocations(Arc::new(RevocationList::new())),
@@ -369,7 +367,7 @@ fn cache_memory(f: &Fixture) {
         .collect();
     let verifier = Verifier::new(
         KeySet::single(SigningKey::from_seed(&SEED).unwrap().public_key().clone()),
-        VerifierConfig::new(ISS, AUD, ENV.parse().unwrap()),
+        config(),
     )
     .unwrap()
     .with_grant_cache(GrantCache::new(

@@ -199,7 +199,7 @@ fn components(
         .clone();
     let plain = scopekey::Verifier::new(
         scopekey::KeySet::single(key.clone()),
-        scopekey::VerifierConfig::new(ISS, AUD, env),
+        scopekey::VerifierConfig::new(ISS, AUD, env).max_lifetime(LIFETIME),
     )
     .unwrap();
     let mut at = [0; 6];

@@ -271,6 +271,11 @@ impl IntoResponse for Forbidden {
                     http::header::CONTENT_TYPE,
                     http::HeaderValue::from_static("application/json"),
                 );
+                // As on every other refusal (RFC 6750 §5.1; docs/axum.md).
+                response.headers_mut().insert(
+                    http::header::CACHE_CONTROL,
+                    http::HeaderValue::from_static("no-store"),
+                );
                 response
             }
         }

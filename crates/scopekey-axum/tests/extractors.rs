@@ -97,6 +97,74 @@ fn mint(issuer: &Issuer, scopes: &str) -> String {
         .to_owned()
 }
 
+/// docs/axum.md: every refusal, 400 `invalid_resource` included, carries `Cache-Control:
+/// no-store` and a JSON body.
+#[tokio::test]
+async fn every_refusal_is_no_store() {
+    for with_layer in [true, false] {
+        let (issuer, state) = setup();
+        let app = router(state, with_layer);
+        let reader = mint(&issuer, "projects/42:read");
+        for (path, token, status, error) in [
+            ("/projects/42", None, StatusCode::UNAUTHORIZED, ""),
+            (
+                "/projects/42",
+                Some("v4.public.nope"),
+                StatusCode::UNAUTHORIZED,
+                "invalid_token",
+            ),
+            (
+                "/projects/43",
+                Some(reader.as_str()),
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+            ),
+            (
+                "/projects/..",
+                Some(reader.as_str()),
+                StatusCode::BAD_REQUEST,
+                "invalid_resource",
+            ),
+            (
+                "/projects/42%2Fx",
+                Some(reader.as_str()),
+                StatusCode::BAD_REQUEST,
+                "invalid_resource",
+            ),
+        ] {
+            let mut req = Request::builder().uri(path);
+            if let Some(t) = token {
+                req = req.header(AUTHORIZATION, format!("Bearer {t}"));
+            }
+            let r = app
+                .clone()
+                .oneshot(req.body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(r.status(), status, "{path}");
+            assert_eq!(
+                r.headers()
+                    .get(http::header::CACHE_CONTROL)
+                    .map(|v| v.as_bytes()),
+                Some(&b"no-store"[..]),
+                "{path} ({status})"
+            );
+            assert_eq!(
+                r.headers()
+                    .get(http::header::CONTENT_TYPE)
+                    .map(|v| v.as_bytes()),
+                Some(&b"application/json"[..]),
+                "{path}"
+            );
+            let body = r.into_body().collect().await.unwrap().to_bytes();
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            if !error.is_empty() {
+                assert_eq!(v["error"], error, "{path}");
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn extractors_work_with_and_without_the_layer() {
     for with_layer in [true, false] {

@@ -9,6 +9,7 @@
 //! to standard output.
 
 pub mod scan;
+pub mod time_args;
 
 use clap::{Args, Parser, Subcommand};
 use scopekey::danger::decode_unverified;
@@ -547,32 +548,19 @@ fn environment(s: &str) -> Result<Environment, Failure> {
     s.parse().map_err(|e| usage(format!("--env: {e}")))
 }
 
-/// Parses `90s`, `15m`, `1h`, `30d`.
-fn duration(s: &str) -> Result<Duration, Failure> {
-    let bad = || {
-        usage(format!(
-            "invalid duration {s:?}: use a number and s, m, h or d, e.g. 15m"
-        ))
-    };
-    let (n, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?);
-    let n: u64 = n.parse().map_err(|_| bad())?;
-    let secs = match unit {
-        "s" => Some(n),
-        "m" => n.checked_mul(60),
-        "h" => n.checked_mul(3600),
-        "d" => n.checked_mul(86_400),
-        _ => None,
-    }
-    .ok_or_else(bad)?;
-    Ok(Duration::from_secs(secs))
+/// Parses `90s`, `15m`, `1h`, `30d` given to `flag` (see [`time_args::duration`]).
+fn duration(s: &str, flag: &str) -> Result<Duration, Failure> {
+    Ok(time_args::duration(flag, s)?)
 }
 
+/// The instant a duration given to `flag` before `now` (see [`time_args::before`]).
+fn before_now(s: &str, flag: &str, now: OffsetDateTime) -> Result<OffsetDateTime, Failure> {
+    Ok(time_args::before(flag, s, now)?)
+}
+
+/// Parses an RFC 3339 time given to `flag`, in UTC (see [`time_args::time`]).
 fn rfc3339(s: &str, flag: &str) -> Result<OffsetDateTime, Failure> {
-    OffsetDateTime::parse(s, &Rfc3339).map_err(|_| {
-        usage(format!(
-            "{flag}: {s:?} is not an RFC 3339 time like 2030-01-01T00:00:00Z"
-        ))
-    })
+    Ok(time_args::time(flag, s)?)
 }
 
 fn fmt_time(t: OffsetDateTime) -> String {
@@ -690,7 +678,8 @@ fn mint(a: MintArgs) -> Outcome {
         ));
     }
     let subject = a.consumer.clone().or(a.subject).unwrap_or_default();
-    let mut request = TokenRequest::new(subject, a.audience, scopes).ttl(duration(&a.ttl)?);
+    let mut request =
+        TokenRequest::new(subject, a.audience, scopes).ttl(duration(&a.ttl, "--ttl")?);
     if let Some(o) = a.owner {
         request = request.owner(o);
     }
@@ -1024,8 +1013,7 @@ fn tokens(a: TokensArgs) -> Outcome {
         q = q.owner(o);
     }
     if let Some(d) = &a.unused_since {
-        let secs = i64::try_from(duration(d)?.as_secs()).unwrap_or(i64::MAX);
-        q = q.unused_since(now - time::Duration::seconds(secs));
+        q = q.unused_since(before_now(d, "--unused-since", now)?);
     }
     let records = inventory.query(&q).map_err(|e| usage(e.to_string()))?;
     let row = |r: &TokenRecord| {
@@ -1072,8 +1060,7 @@ fn tokens(a: TokensArgs) -> Outcome {
 fn prune(url: &str, unused_since: &str, dry_run: bool, by: &str) -> Outcome {
     let store = open_store(url)?;
     let now = OffsetDateTime::now_utc();
-    let secs = i64::try_from(duration(unused_since)?.as_secs()).unwrap_or(i64::MAX);
-    let cutoff = now - time::Duration::seconds(secs);
+    let cutoff = before_now(unused_since, "--unused-since", now)?;
     let inventory = store.inventory().map_err(|e| usage(e.to_string()))?;
     let replica = Replica::start(&store, ReplicaOptions::default())
         .map_err(|e| usage(format!("store: {e}")))?;

@@ -284,6 +284,212 @@ fn refusals_exit_1_with_their_reason() {
     assert!(out.stderr.contains("--allow-broad"), "{}", out.stderr);
 }
 
+/// Every duration and time flag, given a value too large or outside the calendar: exit 2 with
+/// a one-line message naming the flag and the accepted form, never a panic (exit 101).
+#[test]
+fn huge_durations_and_times_exit_2_with_the_accepted_form() {
+    let env = Env::new("huge");
+    let (secret, public) = env.keygen("k");
+    let store = env.store();
+    let mint = |ttl: &str| {
+        env.run(&[
+            "mint",
+            "--secret-key",
+            &secret,
+            "--issuer",
+            "i",
+            "--audience",
+            "a",
+            "--env",
+            "e",
+            "--subject",
+            "s",
+            "--scope",
+            "a:read",
+            "--ttl",
+            ttl,
+        ])
+    };
+    let kid = "k4.pid.AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let cases: Vec<(&str, Output, &str)> = vec![
+        (
+            "--ttl",
+            mint("99999999999999999999d"),
+            "whole number followed by s, m, h or d",
+        ),
+        (
+            "--ttl",
+            mint("18446744073709551615m"),
+            "whole number followed by s, m, h or d",
+        ),
+        (
+            "--ttl",
+            mint("15 minutes"),
+            "whole number followed by s, m, h or d",
+        ),
+        (
+            "--unused-since",
+            env.run(&[
+                "tokens",
+                "--store",
+                &store,
+                "--unused-since",
+                "99999999999d",
+            ]),
+            "whole number followed by s, m, h or d",
+        ),
+        (
+            "--unused-since",
+            env.run(&[
+                "tokens",
+                "prune",
+                "--store",
+                &store,
+                "--unused-since",
+                "18446744073709551615s",
+                "--dry-run",
+            ]),
+            "whole number followed by s, m, h or d",
+        ),
+        (
+            "--issued-before",
+            env.run(&[
+                "revoke",
+                "--store",
+                &store,
+                "--issued-before",
+                "9999-12-31T23:59:59-23:59",
+                "--reason",
+                "x",
+            ]),
+            "RFC 3339 time",
+        ),
+        (
+            "--not-before",
+            env.run(&[
+                "keys",
+                "add",
+                "--store",
+                &store,
+                "--public-key",
+                &public,
+                "--not-before",
+                "soon",
+            ]),
+            "RFC 3339 time",
+        ),
+        (
+            "--at",
+            env.run(&[
+                "keys",
+                "retire",
+                "--store",
+                &store,
+                "--key-id",
+                kid,
+                "--at",
+                "0000-01-01T00:00:00+23:59",
+            ]),
+            "RFC 3339 time",
+        ),
+    ];
+    for (flag, out, form) in cases {
+        assert_eq!(out.code, 2, "{flag}: {}", out.stderr);
+        assert!(!out.stderr.contains("panicked"), "{}", out.stderr);
+        let line = out.stderr.trim();
+        assert!(!line.contains('\n'), "{line}");
+        assert!(line.starts_with(&format!("scopekey: {flag}: ")), "{line}");
+        assert!(line.contains(form), "{line}");
+    }
+}
+
+/// Every command and its flags, from the clap definition: (`keys add`, [`store`, …]).
+fn commands() -> Vec<(String, Vec<String>)> {
+    fn walk(cmd: &clap::Command, path: &str, out: &mut Vec<(String, Vec<String>)>) {
+        let flags: Vec<String> = cmd
+            .get_arguments()
+            .filter_map(|a| a.get_long())
+            .filter(|l| !matches!(*l, "help" | "version"))
+            .map(str::to_owned)
+            .collect();
+        if !path.is_empty() {
+            out.push((path.to_owned(), flags));
+        }
+        for sub in cmd.get_subcommands().filter(|c| c.get_name() != "help") {
+            let p = format!("{path} {}", sub.get_name());
+            walk(sub, p.trim_start(), out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(
+        &<scopekey_cli::Cli as clap::CommandFactory>::command(),
+        "",
+        &mut out,
+    );
+    out
+}
+
+/// Whether `text` has `--flag` as a whole word.
+fn has_flag(text: &str, flag: &str) -> bool {
+    let needle = format!("--{flag}");
+    text.match_indices(&needle).any(|(i, _)| {
+        !text[i + needle.len()..].starts_with(|c: char| c.is_ascii_alphanumeric() || c == '-')
+    })
+}
+
+/// docs/cli.md has a synopsis of every command listing all its flags, and the README's layout
+/// table names every command.
+#[test]
+fn the_docs_list_every_command_and_flag() {
+    let doc = include_str!("../../../docs/cli.md");
+    // Synopses: lines of ```text blocks that start with `scopekey `, with their indented
+    // continuation lines.
+    let mut synopses: Vec<String> = Vec::new();
+    let mut in_text = false;
+    for line in doc.lines() {
+        if line.starts_with("```") {
+            in_text = line == "```text";
+        } else if !in_text {
+        } else if let Some(rest) = line.strip_prefix("scopekey ") {
+            synopses.push(format!(" {rest} "));
+        } else if line.starts_with(' ')
+            && let Some(last) = synopses.last_mut()
+        {
+            last.push_str(line);
+            last.push(' ');
+        }
+    }
+    let readme = include_str!("../../../README.md");
+    let layout = readme
+        .lines()
+        .find(|l| l.starts_with("| `crates/scopekey-cli` |"))
+        .unwrap();
+    let commands = commands();
+    assert!(commands.len() > 15, "{commands:?}");
+    for (path, flags) in commands {
+        let lines: Vec<&String> = synopses
+            .iter()
+            .filter(|s| s.starts_with(&format!(" {path} ")))
+            .collect();
+        assert!(
+            !lines.is_empty(),
+            "docs/cli.md: no synopsis of `scopekey {path}`"
+        );
+        for flag in flags {
+            assert!(
+                lines.iter().any(|l| has_flag(l, &flag)),
+                "docs/cli.md: the synopsis of `scopekey {path}` misses --{flag}"
+            );
+        }
+        if !path.contains(' ') {
+            assert!(
+                layout.contains(&format!(" {path},")) || layout.contains(&format!(" {path} |")),
+                "README.md layout: `{path}` missing"
+            );
+        }
+    }
+}
+
 #[test]
 fn keys_and_inventory_in_the_store() {
     let env = Env::new("keys");

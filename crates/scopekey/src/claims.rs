@@ -50,7 +50,7 @@ impl InvalidId {
 }
 
 /// What a token is for. Bound through the implicit assertion, so one type never verifies as the
-/// other (THREATS.md G5).
+/// other (docs/threats.md G5).
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TokenType {

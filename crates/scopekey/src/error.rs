@@ -108,3 +108,85 @@ impl VerifyError {
         Self::new(ErrorKind::InvalidClaims, why)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+    use super::ErrorKind;
+
+    /// Every kind, in declaration order.
+    const ALL: [ErrorKind; 17] = [
+        ErrorKind::Oversized,
+        ErrorKind::Malformed,
+        ErrorKind::UnsupportedFormat,
+        ErrorKind::InvalidFooter,
+        ErrorKind::InvalidHeader,
+        ErrorKind::UnknownKey,
+        ErrorKind::BadSignature,
+        ErrorKind::InvalidClaims,
+        ErrorKind::Expired,
+        ErrorKind::NotYetValid,
+        ErrorKind::LifetimeTooLong,
+        ErrorKind::WrongIssuer,
+        ErrorKind::WrongAudience,
+        ErrorKind::WrongEnvironment,
+        ErrorKind::Revoked,
+        ErrorKind::RevocationStale,
+        ErrorKind::AuditUnavailable,
+    ];
+
+    /// Fails to compile when a kind is added, until [`ALL`] (and so the guides' check) has it.
+    fn position(kind: ErrorKind) -> usize {
+        match kind {
+            ErrorKind::Oversized => 0,
+            ErrorKind::Malformed => 1,
+            ErrorKind::UnsupportedFormat => 2,
+            ErrorKind::InvalidFooter => 3,
+            ErrorKind::InvalidHeader => 4,
+            ErrorKind::UnknownKey => 5,
+            ErrorKind::BadSignature => 6,
+            ErrorKind::InvalidClaims => 7,
+            ErrorKind::Expired => 8,
+            ErrorKind::NotYetValid => 9,
+            ErrorKind::LifetimeTooLong => 10,
+            ErrorKind::WrongIssuer => 11,
+            ErrorKind::WrongAudience => 12,
+            ErrorKind::WrongEnvironment => 13,
+            ErrorKind::Revoked => 14,
+            ErrorKind::RevocationStale => 15,
+            ErrorKind::AuditUnavailable => 16,
+        }
+    }
+
+    #[test]
+    fn all_lists_every_kind_once() {
+        for (i, kind) in ALL.iter().enumerate() {
+            assert_eq!(position(*kind), i, "{kind:?}");
+        }
+    }
+
+    /// docs/tokens.md's "Errors" names every kind, and docs/audit.md every `reason` of a
+    /// `refused` event.
+    #[test]
+    fn the_guides_name_every_kind() {
+        let tokens = include_str!("../../../docs/tokens.md");
+        let errors = tokens.split_once("\n## Errors\n").unwrap().1;
+        let audit = include_str!("../../../docs/audit.md");
+        let refused = audit
+            .lines()
+            .find(|l| l.starts_with("| `refused` |"))
+            .unwrap();
+        for kind in ALL {
+            assert!(
+                errors.contains(&format!("`{kind:?}`")),
+                "docs/tokens.md, Errors: {kind:?} missing"
+            );
+            assert!(
+                refused.contains(&format!("`{}`", kind.as_str())),
+                "docs/audit.md, refused: {} missing",
+                kind.as_str()
+            );
+        }
+    }
+}

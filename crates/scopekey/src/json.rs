@@ -1,7 +1,7 @@
 //! Strict, bounded JSON for untrusted token parts.
 //!
 //! serde_json alone applies "last member wins" to duplicate names and allows 128 levels of
-//! nesting. Here every object refuses duplicate member names at every depth (THREATS.md A8, B8),
+//! nesting. Here every object refuses duplicate member names at every depth (docs/threats.md A8, B8),
 //! and depth, member count, array length and string length are capped while parsing, so cost
 //! stays bounded (E2, E3). Trailing bytes, a byte-order mark and invalid UTF-8 are refused by
 //! serde_json itself.

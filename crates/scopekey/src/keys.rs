@@ -158,7 +158,7 @@ impl<'de> serde::Deserialize<'de> for KeyId {
 /// An Ed25519 public key that tokens are verified with.
 ///
 /// Built only from 32 bytes that decode to a point of the curve that is not of small order
-/// (THREATS.md C2), or from a PASERK `k4.public`. Signatures are checked with
+/// (docs/threats.md C2), or from a PASERK `k4.public`. Signatures are checked with
 /// `verify_strict`: non-canonical `R` and `S ≥ L` are refused.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PublicKey {
@@ -314,7 +314,7 @@ impl SigningKey {
     ///
     /// # Errors
     /// [`KeyErrorKind::WrongLength`] unless 64 bytes; [`KeyErrorKind::Mismatch`] if the public half
-    /// is not the one derived from the seed (THREATS.md C5: such a key would sign with one key
+    /// is not the one derived from the seed (docs/threats.md C5: such a key would sign with one key
     /// and claim another).
     pub fn from_keypair_bytes(bytes: &[u8]) -> Result<Self, KeyError> {
         let arr: &[u8; 64] = bytes.try_into().map_err(|_| {

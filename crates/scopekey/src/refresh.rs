@@ -1,7 +1,7 @@
 //! Refresh tokens: single use, rotated on every exchange, with reuse detection.
 //!
 //! A refresh token is its own token type, bound through the implicit assertion, so it never
-//! verifies where an access token is expected and the reverse (THREATS.md G5). Exchanging
+//! verifies where an access token is expected and the reverse (docs/threats.md G5). Exchanging
 //! refresh token *N* returns an access token and refresh token *N+1* of the same family. If a
 //! refresh token is presented a second time, someone holds a copy: the whole family is revoked,
 //! the legitimate chain and the attacker's alike, and a `refresh_reuse_detected` event is

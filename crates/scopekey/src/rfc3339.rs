@@ -2,7 +2,7 @@
 //!
 //! Accepted: exactly `YYYY-MM-DDTHH:MM:SSZ` or `YYYY-MM-DDTHH:MM:SS±HH:MM`, uppercase `T` and `Z`,
 //! whole seconds, years 1970 to 9999 (and not before the Unix epoch once in UTC), offsets up to ±23:59, no leap second. Everything else is
-//! refused deterministically (THREATS.md B9, D3); nothing here can panic or overflow.
+//! refused deterministically (docs/threats.md B9, D3); nothing here can panic or overflow.
 
 use time::OffsetDateTime;
 

@@ -444,7 +444,7 @@ impl Resource {
     ///
     /// # Security
     /// This is the safe way to put untrusted ids into a resource: an id can never add a segment,
-    /// a scope separator or a wildcard (THREATS.md F1).
+    /// a scope separator or a wildcard (docs/threats.md F1).
     pub fn from_segments<I, S>(segments: I) -> Result<Self, ScopeError>
     where
         I: IntoIterator<Item = S>,

@@ -632,7 +632,7 @@ fn key_id_from_footer(footer: &[u8]) -> Result<Cow<'_, str>, VerifyError> {
     }
 }
 
-/// Whether the bytes contain a PASERK of secret or symmetric key material (THREATS.md B6).
+/// Whether the bytes contain a PASERK of secret or symmetric key material (docs/threats.md B6).
 fn carries_key_material(footer: &[u8]) -> bool {
     const TYPES: [&[u8]; 3] = [b".secret", b".local", b".seal"];
     footer.windows(2).enumerate().any(|(i, w)| {

@@ -1,4 +1,4 @@
-//! JWT access tokens: the round trip, and every row of THREATS.md section A (JWS/JWT structure
+//! JWT access tokens: the round trip, and every row of docs/threats.md section A (JWS/JWT structure
 //! and algorithm), including the Wycheproof JWS structural cases read from
 //! `../shared/vectors/`. Forged tokens are signed with the trusted key wherever that makes the
 //! test stronger: they are refused for what they are, not for a bad signature.

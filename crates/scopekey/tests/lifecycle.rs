@@ -1,5 +1,5 @@
 //! Revocation, refresh rotation, audit and inventory: the acceptance tests of incident
-//! response, and THREATS.md section G.
+//! response, and docs/threats.md section G.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use scopekey::audit::{AuditEvent, AuditKind, AuditSink, JsonLinesSink, MemorySink};

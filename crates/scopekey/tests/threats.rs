@@ -1,13 +1,19 @@
-//! One test per applicable row of THREATS.md sections B, C, D and E, each asserting the
-//! specific refusal. Rows of section A (JWT) apply once that format exists; G (lifecycle) comes
-//! with revocation.
+//! One test per applicable row of docs/threats.md sections B, C, D and E, each asserting the
+//! specific refusal. Section A (JWT) is tested in `tests/jwt.rs`, section G (lifecycle) in
+//! `tests/lifecycle.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use scopekey::audit::{AuditKind, MemorySink};
+use scopekey::cache::GrantCache;
+use scopekey::inventory::{Inventory, InventoryError, InventoryQuery, TokenRecord};
 use scopekey::paseto::{self, MAX_TOKEN_LEN};
+use scopekey::revocation::{RevocationCheck, RevocationStatus, TokenFacts};
 use scopekey::{
-    Environment, ErrorKind, IssueErrorKind, Issuer, KeyErrorKind, KeySet, ManualClock, PublicKey,
-    SigningKey, TokenRequest, TokenType, Verifier, VerifierConfig,
+    Environment, ErrorKind, IssueErrorKind, Issuer, KeyErrorKind, KeyRing, KeySet, ManualClock,
+    PublicKey, SigningKey, TokenRequest, TokenType, Verifier, VerifierConfig,
 };
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 const ISS: &str = "https://auth.example";
@@ -214,25 +220,66 @@ fn b3_non_canonical_base64_and_trailing_dot_are_refused() {
 
 #[test]
 fn b3_non_zero_trailing_bits_are_refused() {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, URL_SAFE_NO_PAD};
+    // What pyseto and jose do (docs/threats.md B3, A9): ignore the unused bits of the last character.
+    let lenient = GeneralPurpose::new(
+        &base64::alphabet::URL_SAFE,
+        GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::RequireNone),
+    );
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let f = fixture();
-    let token = f.mint();
-    let (body, footer) = token
-        .strip_prefix("v4.public.")
-        .unwrap()
-        .split_once('.')
-        .unwrap();
-    const ALPHABET: &str = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let unused_bits = match body.len() % 4 {
-        2 => 4,
-        3 => 2,
-        _ => return, // no spare bits in this body's length: nothing to test for it
-    };
-    let last = ALPHABET.find(body.chars().last().unwrap()).unwrap();
-    for bit in 0..unused_bits {
-        let alt = ALPHABET.as_bytes()[last ^ (1 << bit)] as char;
-        let t = format!("v4.public.{}{alt}.{footer}", &body[..body.len() - 1]);
-        assert_eq!(f.refuse(&t), ErrorKind::Malformed, "{t}");
+    // (body with 2 spare bits, body with 4, footer with 4): the cases tried, counted below.
+    let mut tried = [0; 3];
+    // Claims of three lengths, so that the body's byte count covers every remainder mod 3.
+    for pad in 0..3 {
+        let claims = claims_with("x", Some(&format!("\"{}\"", "a".repeat(pad))));
+        let token = f.craft(&claims);
+        assert!(
+            f.verifier.verify(&token).is_ok(),
+            "the canonical form verifies"
+        );
+        let (body, footer) = token
+            .strip_prefix("v4.public.")
+            .unwrap()
+            .split_once('.')
+            .unwrap();
+        for (part, is_body) in [(body, true), (footer, false)] {
+            let spare = match part.len() % 4 {
+                2 => 4,
+                3 => 2,
+                _ => continue, // a whole number of 3-byte groups: no spare bits
+            };
+            let canonical = URL_SAFE_NO_PAD.decode(part).unwrap();
+            let last = ALPHABET
+                .iter()
+                .position(|&c| c == *part.as_bytes().last().unwrap())
+                .unwrap();
+            for bit in 0..spare {
+                let mut altered = part[..part.len() - 1].to_owned();
+                altered.push(char::from(ALPHABET[last ^ (1 << bit)]));
+                // The case is real: the trailing bits are not zero, and a lenient decoder
+                // reads the very bytes of the canonical form (so the signature would verify).
+                assert!(URL_SAFE_NO_PAD.decode(&altered).is_err(), "{altered}");
+                assert_eq!(lenient.decode(&altered).unwrap(), canonical, "{altered}");
+                let t = if is_body {
+                    format!("v4.public.{altered}.{footer}")
+                } else {
+                    format!("v4.public.{body}.{altered}")
+                };
+                assert_eq!(f.refuse(&t), ErrorKind::Malformed, "{t}");
+                tried[match (is_body, spare) {
+                    (true, 2) => 0,
+                    (true, _) => 1,
+                    (false, _) => 2,
+                }] += 1;
+            }
+        }
     }
+    // Every spare-bit width in the body, and the footer each time (61 bytes: 4 spare bits).
+    assert_eq!(tried, [2, 4, 12]);
 }
 
 #[test]
@@ -661,15 +708,105 @@ fn e3_members_strings_and_numbers_are_capped() {
     assert!(f.verifier.verify(&f.craft(&escapes)).is_ok());
 }
 
+/// A revocation check and an inventory that count every call: the stand-ins for a store.
+#[derive(Debug, Default)]
+struct Spy {
+    revocation_checks: AtomicUsize,
+    inventory_calls: AtomicUsize,
+}
+
+impl Spy {
+    fn calls(&self) -> (usize, usize) {
+        (
+            self.revocation_checks.load(Ordering::SeqCst),
+            self.inventory_calls.load(Ordering::SeqCst),
+        )
+    }
+}
+
+impl RevocationCheck for Spy {
+    fn status_of(&self, _: &TokenFacts<'_>) -> RevocationStatus {
+        self.revocation_checks.fetch_add(1, Ordering::SeqCst);
+        RevocationStatus::NotRevoked
+    }
+}
+
+impl Inventory for Spy {
+    fn record_issued(&self, _: TokenRecord) -> Result<(), InventoryError> {
+        self.inventory_calls.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+    fn touch(&self, _: &scopekey::TokenId, _: time::OffsetDateTime) {
+        self.inventory_calls.fetch_add(1, Ordering::SeqCst);
+    }
+    fn get(&self, _: &scopekey::TokenId) -> Result<Option<TokenRecord>, InventoryError> {
+        self.inventory_calls.fetch_add(1, Ordering::SeqCst);
+        Ok(None)
+    }
+    fn query(&self, _: &InventoryQuery) -> Result<Vec<TokenRecord>, InventoryError> {
+        self.inventory_calls.fetch_add(1, Ordering::SeqCst);
+        Ok(Vec::new())
+    }
+}
+
 #[test]
-fn e4_unknown_key_ids_cost_a_map_lookup() {
+fn e4_unknown_key_ids_are_refused_from_the_key_map_alone() {
     let f = fixture();
+    // A key ring of 64 keys, the trusted one among them.
+    let mut keys = KeySet::single(f.key.public_key().clone());
+    for _ in 0..63 {
+        keys.insert(SigningKey::generate().unwrap().public_key().clone());
+    }
+    let ring = Arc::new(KeyRing::new(keys));
+    let spy = Arc::new(Spy::default());
+    let audit = Arc::new(MemorySink::new());
+    let cache = GrantCache::default();
+    let verifier = Verifier::with_key_ring(
+        ring.clone(),
+        VerifierConfig::new(ISS, AUD, env("production")).clock(f.clock.clone()),
+    )
+    .unwrap()
+    .with_revocations(spy.clone())
+    .with_inventory(spy.clone())
+    .with_audit(audit.clone());
+    // The spies are wired: a token of a known key consults the revocation check and the
+    // inventory once each.
+    verifier.verify_cached(&f.mint(), &cache).unwrap();
+    assert_eq!(spy.calls(), (1, 1));
+    let version = ring.version();
     for i in 0..2000 {
-        let other = KeyIdLike(i).to_string();
-        let footer = format!("{{\"kid\":\"{other}\"}}");
-        assert_eq!(
-            f.refuse(&f.craft_footer(footer.as_bytes())),
-            ErrorKind::UnknownKey
+        let footer = format!("{{\"kid\":\"{}\"}}", KeyIdLike(i));
+        let mut token = f.craft_footer(footer.as_bytes());
+        if i % 2 == 1 {
+            // A signature that cannot verify: the lookup refuses before any signature check.
+            let at = "v4.public.".len() + 20;
+            let swap = if &token[at..=at] == "A" { "B" } else { "A" };
+            token.replace_range(at..=at, swap);
+        }
+        let e = verifier.verify_cached(&token, &cache).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::UnknownKey, "{e}");
+    }
+    // No revocation check, no inventory call, no key reload, nothing cached: the only work
+    // done for an unknown kid is the key map's lookup and the refusal's audit event.
+    assert_eq!(spy.calls(), (1, 1));
+    assert_eq!(ring.version(), version);
+    assert_eq!(cache.len(), 1);
+    let events = audit.events();
+    assert_eq!(events.len(), 2001);
+    for e in &events[1..] {
+        assert!(
+            matches!(
+                e.kind,
+                AuditKind::Refused {
+                    reason: "unknown_key"
+                }
+            ),
+            "{e:?}"
+        );
+        // Nothing from the unverified claims reaches the trail.
+        assert!(
+            e.jti.is_none() && e.sub.is_none() && e.kid.is_none(),
+            "{e:?}"
         );
     }
 }

@@ -181,7 +181,7 @@ fn paserk_k4_public_vectors() {
         let paserk = s(t, "paserk");
         if key.iter().all(|&b| b == 0) {
             // k4.public-1 is the all-zero key: it serialises, but it is of small order and a
-            // strict verifier refuses to use it (THREATS.md C2).
+            // strict verifier refuses to use it (docs/threats.md C2).
             assert_eq!(
                 PublicKey::from_paserk(paserk).unwrap_err().kind(),
                 KeyErrorKind::WeakKey,
@@ -269,7 +269,7 @@ fn paserk_k4_pid_vectors() {
     }
 }
 
-/// THREATS.md C1: all 151 Wycheproof Ed25519 cases through the primitive the verifier uses
+/// docs/threats.md C1: all 151 Wycheproof Ed25519 cases through the primitive the verifier uses
 /// (`PublicKey::from_bytes` then `verify_strict`).
 #[test]
 fn wycheproof_ed25519() {
@@ -307,7 +307,7 @@ fn wycheproof_ed25519() {
     assert_eq!((valid, invalid), (88, 63));
 }
 
-/// THREATS.md C2/C3: ed25519-speccheck. Strict verification (small-order A or R refused,
+/// docs/threats.md C2/C3: ed25519-speccheck. Strict verification (small-order A or R refused,
 /// canonical encodings, S < L) accepts only case 3.
 #[test]
 fn ed25519_speccheck() {

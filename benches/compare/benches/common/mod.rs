@@ -7,6 +7,7 @@ use scopekey::{
     Action, Issuer, KeySet, Resource, SigningKey, TokenId, TokenRequest, Verifier, VerifierConfig,
 };
 use std::sync::Arc;
+use std::time::Duration;
 
 pub(crate) const ISS: &str = "https://auth.example";
 pub(crate) const AUD: &str = "https://api.example";
@@ -15,6 +16,17 @@ pub(crate) const SUB: &str = "ci-deploy";
 pub(crate) const SCOPES: &str = "projects:read comments:write billing/invoices:read users:read \
                       teams:read deployments:read builds:write artifacts:read";
 pub(crate) const SEED: [u8; 32] = [7; 32];
+
+/// The lifetime of every token the benchmarks mint (scopekey's, the JWTs and the biscuits),
+/// and the longest the verifiers accept: ten years, so that no run, however long, outlives its
+/// fixtures. The verifiers still read the system clock, as in production; the lifetime changes
+/// no byte count (`exp` keeps its length).
+pub(crate) const LIFETIME: Duration = Duration::from_secs(10 * 365 * 86_400);
+
+/// The verifiers' configuration: the defaults, with [`LIFETIME`] as the maximum lifetime.
+pub(crate) fn config() -> VerifierConfig {
+    VerifierConfig::new(ISS, AUD, ENV.parse().unwrap()).max_lifetime(LIFETIME)
+}
 
 /// How many distinct signatures every verifying benchmark cycles through. `verify_strict` is
 /// variable-time in the signature's scalars: one signature is up to about 3% faster or slower
@@ -99,8 +111,10 @@ pub(crate) struct Fixture {
 pub(crate) fn fixture() -> Fixture {
     let key = SigningKey::from_seed(&SEED).unwrap();
     let keys = KeySet::single(key.public_key().clone());
-    let issuer = Issuer::new(key, ISS, ENV.parse().unwrap()).unwrap();
-    let request = TokenRequest::new(SUB, AUD, SCOPES.parse().unwrap());
+    let issuer = Issuer::new(key, ISS, ENV.parse().unwrap())
+        .unwrap()
+        .with_max_ttl(LIFETIME);
+    let request = TokenRequest::new(SUB, AUD, SCOPES.parse().unwrap()).ttl(LIFETIME);
     let tokens: Vec<String> = (0..POOL)
         .map(|_| issuer.issue(&request).unwrap().token().as_str().to_owned())
         .collect();
@@ -119,7 +133,6 @@ pub(crate) fn fixture() -> Fixture {
         )
         .unwrap();
     }
-    let config = || VerifierConfig::new(ISS, AUD, ENV.parse().unwrap());
     let cold = Verifier::new(keys.clone(), config())
         .unwrap()
         .with_revocations(revocations.clone());
@@ -186,7 +199,7 @@ pub(crate) fn jwt() -> Jwt {
                 iss: ISS.into(),
                 sub: SUB.into(),
                 aud: AUD.into(),
-                exp: now + 900,
+                exp: now + i64::try_from(LIFETIME.as_secs()).unwrap(),
                 nbf: now,
                 iat: now,
                 jti: TokenId::generate().unwrap().as_str().into(),
