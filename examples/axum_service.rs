@@ -314,7 +314,8 @@ fn demo(dir: &FsPath) -> Result<(KeySet, VerifierConfig), Box<dyn Error>> {
             &TokenRequest::new(format!("demo-{name}"), DEMO_AUDIENCE, scopes.parse()?)
                 .purpose(purpose)
                 .ttl(Duration::from_secs(3600))
-                .allow_broad(),
+                .allow_broad()
+                .escalate(),
         )?;
         let path = dir.join(format!("{name}.token"));
         std::fs::write(&path, minted.token().as_str())?;

@@ -37,7 +37,9 @@ fn main() -> Result<(), Box<dyn Error>> {
         )
         .ttl(Duration::from_secs(10 * 60))
         .owner("team-support")
-        .purpose("import comments from the helpdesk"),
+        .purpose("import comments from the helpdesk")
+        // Read-only is the default: writing comments is a deliberate, recorded escalation.
+        .escalate(),
     )?;
     let token = minted.token().as_str();
     println!(

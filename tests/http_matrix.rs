@@ -66,7 +66,11 @@ impl Server {
 
     fn mint_with(&self, issuer: &Issuer, subject: &str, scopes: &str) -> (String, String) {
         let m = issuer
-            .issue(&TokenRequest::new(subject, AUD, scopes.parse().unwrap()).allow_broad())
+            .issue(
+                &TokenRequest::new(subject, AUD, scopes.parse().unwrap())
+                    .allow_broad()
+                    .escalate(),
+            )
             .unwrap();
         (
             m.token().as_str().to_owned(),

@@ -52,7 +52,7 @@ async fn a_revocation_through_one_instance_is_refused_by_the_other() {
     let issuer = Issuer::new(key, ISS, "production".parse().unwrap()).unwrap();
     let mint = |sub: &str, scopes: &str| {
         let m = issuer
-            .issue(&TokenRequest::new(sub, AUD, scopes.parse().unwrap()))
+            .issue(&TokenRequest::new(sub, AUD, scopes.parse().unwrap()).escalate())
             .unwrap();
         (
             m.token().as_str().to_owned(),

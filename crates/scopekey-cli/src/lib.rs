@@ -190,7 +190,11 @@ struct MintArgs {
     /// Allow broad scopes (`*` action or `*` segment).
     #[arg(long)]
     allow_broad: bool,
-    /// Record the token in this store's inventory.
+    /// Allow scopes beyond `read` (write, delete, admin, custom actions) without a registered
+    /// consumer whose ceiling allows them: an explicit escalation, recorded as such.
+    #[arg(long)]
+    escalate: bool,
+    /// Record the token in this store's inventory and its `issued` event in the store's trail.
     #[arg(long, value_name = "URL")]
     store: Option<String>,
     /// Token format: `paseto` (PASETO v4.public, the default) or `jwt` (JWS, EdDSA, at+jwt).
@@ -672,11 +676,18 @@ fn mint(a: MintArgs) -> Outcome {
         .map_err(|e| usage(format!("--issuer: {e}")))?
         .with_max_ttl(Duration::from_secs(30 * 86_400))
         .with_format(format);
-    if let Some(store) = &store {
-        issuer = issuer.with_inventory(Arc::new(
-            store.inventory().map_err(|e| usage(e.to_string()))?,
-        ));
-    }
+    let audit = match &store {
+        Some(store) => {
+            let audit = Arc::new(store.audit_sink().map_err(|e| usage(e.to_string()))?);
+            issuer = issuer
+                .with_inventory(Arc::new(
+                    store.inventory().map_err(|e| usage(e.to_string()))?,
+                ))
+                .with_audit(audit.clone());
+            Some(audit)
+        }
+        None => None,
+    };
     let subject = a.consumer.clone().or(a.subject).unwrap_or_default();
     let mut request =
         TokenRequest::new(subject, a.audience, scopes).ttl(duration(&a.ttl, "--ttl")?);
@@ -688,6 +699,9 @@ fn mint(a: MintArgs) -> Outcome {
     }
     if a.allow_broad {
         request = request.allow_broad();
+    }
+    if a.escalate {
+        request = request.escalate();
     }
     let minted = match (&a.consumer, &store) {
         (Some(name), Some(store)) => {
@@ -708,6 +722,14 @@ fn mint(a: MintArgs) -> Outcome {
         scopekey::IssueErrorKind::Record => usage(e),
         _ => refused(e),
     })?;
+    // The `issued` event is queued; the token is printed only once it is written.
+    if let Some(audit) = audit
+        && !audit.flush(Duration::from_secs(10))
+    {
+        return Err(usage(
+            "store: the `issued` audit event could not be written; the token is withheld",
+        ));
+    }
     println!("{}", minted.token().as_str());
     Ok(())
 }

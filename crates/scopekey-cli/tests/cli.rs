@@ -1082,3 +1082,108 @@ fn jwt_tokens_mint_verify_inspect_scan_and_jwks() {
     assert_eq!(out.code, 1);
     assert!(out.stderr.contains("private"), "{}", out.stderr);
 }
+
+/// Read-only is the default posture: `mint` refuses a scope beyond read unless `--escalate`
+/// says so or a registered consumer's ceiling allows it, and the `issued` event in the store's
+/// trail says whether the token is escalated.
+#[test]
+fn minting_beyond_read_needs_escalate_or_a_ceiling_and_is_recorded() {
+    let env = Env::new("escalate");
+    let (secret, _) = env.keygen("keys");
+    let store = env.store();
+    let base = [
+        "mint",
+        "--secret-key",
+        &secret,
+        "--issuer",
+        "https://auth.example",
+        "--audience",
+        "https://api.example",
+        "--env",
+        "production",
+    ];
+    let run = |extra: &[&str]| {
+        let mut args = base.to_vec();
+        args.extend_from_slice(extra);
+        env.run(&args)
+    };
+    let write = [
+        "--subject",
+        "ci",
+        "--scope",
+        "projects/42:write",
+        "--store",
+        &store,
+    ];
+    let out = run(&write);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("projects/42:write") && out.stderr.contains("--escalate"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty());
+    let escalated = run(&[&write[..], &["--escalate"]].concat());
+    assert_eq!(escalated.code, 0, "{}", escalated.stderr);
+
+    let out = env.run(&[
+        "consumers",
+        "add",
+        "--store",
+        &store,
+        "--name",
+        "importer",
+        "--owner",
+        "team-support",
+        "--purpose",
+        "import",
+        "--env",
+        "production",
+        "--ceiling",
+        "comments:write",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let by_ceiling = run(&[
+        "--consumer",
+        "importer",
+        "--scope",
+        "comments:write",
+        "--store",
+        &store,
+    ]);
+    assert_eq!(by_ceiling.code, 0, "{}", by_ceiling.stderr);
+    let read = run(&[
+        "--subject",
+        "ci",
+        "--scope",
+        "projects:read",
+        "--store",
+        &store,
+    ]);
+    assert_eq!(read.code, 0, "{}", read.stderr);
+
+    let trail = scopekey_store::Store::open(&store)
+        .unwrap()
+        .audit_log(0, 100)
+        .unwrap();
+    let issued: Vec<(String, bool)> = trail
+        .iter()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|e| e["event"] == "issued")
+        .map(|e| {
+            (
+                e["sub"].as_str().unwrap().to_owned(),
+                e["escalated"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        issued,
+        [
+            ("ci".into(), true),
+            ("importer".into(), true),
+            ("ci".into(), false)
+        ]
+    );
+    assert!(trail.iter().all(|l| !l.contains(escalated.stdout.trim())));
+}

@@ -44,6 +44,9 @@ pub enum AuditKind {
         scope: ScopeSet,
         /// When it expires (RFC 3339).
         exp: String,
+        /// Whether it grants more than `read` (write, delete, admin, a custom action or `*`):
+        /// an escalation, allowed by a consumer's ceiling or an explicit opt-in.
+        escalated: bool,
     },
     /// A refresh token was exchanged; this event names the new refresh token.
     Refreshed {
@@ -254,6 +257,7 @@ impl AuditEvent {
                 token_type: token_type.as_str(),
                 scope: claims.scopes().clone(),
                 exp: rfc3339::format(claims.expires_at()),
+                escalated: !claims.scopes().is_read_only(),
             },
             claims,
             Some(key_id),

@@ -40,6 +40,10 @@ pub enum IssueErrorKind {
     ConsumerEnvironment,
     /// A requested scope is beyond the consumer's ceiling (the message names it).
     BeyondCeiling,
+    /// A requested scope goes beyond `read` (write, delete, admin, a custom action or `*`)
+    /// without an escalation: neither [`TokenRequest::escalate`] nor a consumer's ceiling
+    /// ([`Issuer::issue_for`]) allowed it. The message names the scopes.
+    NeedsEscalation,
 }
 
 /// A token that could not be minted, and why.
@@ -130,6 +134,7 @@ pub struct TokenRequest {
     purpose: Option<String>,
     family: Option<FamilyId>,
     allow_broad: bool,
+    escalate: bool,
 }
 
 impl TokenRequest {
@@ -144,6 +149,7 @@ impl TokenRequest {
             purpose: None,
             family: None,
             allow_broad: false,
+            escalate: false,
         }
     }
 
@@ -174,6 +180,19 @@ impl TokenRequest {
     /// The scopes requested.
     pub fn scopes(&self) -> &ScopeSet {
         &self.scopes
+    }
+
+    /// Allows scopes beyond `read` (write, delete, admin, custom actions) for a token minted
+    /// without a consumer: read-only is the default posture, and every escalation is explicit.
+    /// Tokens minted for a consumer ([`Issuer::issue_for`]) are allowed what its ceiling allows
+    /// instead. The `issued` audit event says whether a token is escalated.
+    ///
+    /// # Security
+    /// A token that can write or delete does real damage when it leaks. Mint the write token
+    /// only for the consumer and resource that needs it, with a short lifetime.
+    pub fn escalate(mut self) -> Self {
+        self.escalate = true;
+        self
     }
 
     /// Allows broad scopes (a `*` action or a `*` resource segment).
@@ -359,6 +378,8 @@ impl Issuer {
             .check_ceiling(&request.scopes)
             .map_err(|e| IssueError::new(IssueErrorKind::BeyondCeiling, e.to_string()))?;
         let mut request = request.clone();
+        // The ceiling was the deliberate escalation: what it allows needs no second opt-in.
+        request.escalate = true;
         request.subject = consumer.name().into();
         request
             .owner
@@ -453,6 +474,17 @@ impl Issuer {
                     "broad scope {} needs an explicit opt-in (TokenRequest::allow_broad); \
                      prefer listing concrete scopes",
                     broad.join(" ")
+                ),
+            ));
+        }
+        if !r.escalate && !r.scopes.is_read_only() {
+            let beyond: Vec<String> = r.scopes.beyond_read().map(Scope::to_string).collect();
+            return Err(IssueError::new(
+                IssueErrorKind::NeedsEscalation,
+                format!(
+                    "{} goes beyond read: mint it for a consumer whose ceiling allows it, or \
+                     escalate explicitly (TokenRequest::escalate, `scopekey mint --escalate`)",
+                    beyond.join(" ")
                 ),
             ));
         }

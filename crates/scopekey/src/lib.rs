@@ -21,7 +21,8 @@
 //!     &TokenRequest::new("billing-sync", "https://api.example", "projects:read projects/42/comments:write".parse()?)
 //!         .ttl(Duration::from_secs(10 * 60))
 //!         .owner("team-billing")
-//!         .purpose("nightly comment import"),
+//!         .purpose("nightly comment import")
+//!         .escalate(), // anything beyond read is a deliberate escalation
 //! )?;
 //!
 //! // The service verifies (signature, key id, environment, issuer, audience, times)...

@@ -432,6 +432,11 @@ impl Refresher {
         if let Some(p) = claims.purpose() {
             request = request.purpose(p);
         }
+        if !request.scopes().is_read_only() {
+            // The escalation was granted when the family started (by the request or by the
+            // consumer's ceiling); keeping or narrowing it is not a new one.
+            request = request.escalate();
+        }
         if request_is_broad(&request) {
             // Broad scopes were opted into when the family started; keeping or narrowing them
             // is not a new escalation.

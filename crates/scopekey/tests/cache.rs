@@ -57,11 +57,14 @@ fn world() -> World {
 
 fn mint(issuer: &Issuer, subject: &str) -> String {
     issuer
-        .issue(&TokenRequest::new(
-            subject,
-            AUD,
-            "projects:read comments:write".parse().unwrap(),
-        ))
+        .issue(
+            &TokenRequest::new(
+                subject,
+                AUD,
+                "projects:read comments:write".parse().unwrap(),
+            )
+            .escalate(),
+        )
         .unwrap()
         .token()
         .as_str()

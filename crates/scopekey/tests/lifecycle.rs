@@ -277,11 +277,14 @@ fn refresh_reuse_kills_both_chains_and_is_audited() {
     let w = world();
     let refresher = refresher(&w);
     let first = refresher
-        .start(&TokenRequest::new(
-            "mobile",
-            AUD,
-            "projects:read comments:write".parse().unwrap(),
-        ))
+        .start(
+            &TokenRequest::new(
+                "mobile",
+                AUD,
+                "projects:read comments:write".parse().unwrap(),
+            )
+            .escalate(),
+        )
         .unwrap();
     let family = first.family().unwrap().clone();
 
@@ -363,11 +366,10 @@ fn exchange_narrows_but_never_widens() {
     let w = world();
     let refresher = refresher(&w);
     let pair = refresher
-        .start(&TokenRequest::new(
-            "app",
-            AUD,
-            "projects:read comments:write".parse().unwrap(),
-        ))
+        .start(
+            &TokenRequest::new("app", AUD, "projects:read comments:write".parse().unwrap())
+                .escalate(),
+        )
         .unwrap();
     let e = refresher
         .exchange(
@@ -730,7 +732,8 @@ fn inventory_answers_who_what_and_when() {
             &TokenRequest::new("alpha", AUD, "users:read comments:write".parse().unwrap())
                 .owner("owner-of-alpha")
                 .purpose("sync")
-                .ttl(Duration::from_secs(120)),
+                .ttl(Duration::from_secs(120))
+                .escalate(),
         )
         .unwrap();
     let b1 = w.mint(0, "beta");

@@ -61,11 +61,14 @@ fn setup(format: TokenFormat) -> (Issuer, Verifier, String) {
         .unwrap()
         .with_grant_cache(GrantCache::new(GrantCacheConfig::default()));
     let minted = issuer
-        .issue(&TokenRequest::new(
-            "comment-importer",
-            "https://api.example",
-            "projects:read projects/42/comments:write".parse().unwrap(),
-        ))
+        .issue(
+            &TokenRequest::new(
+                "comment-importer",
+                "https://api.example",
+                "projects:read projects/42/comments:write".parse().unwrap(),
+            )
+            .escalate(),
+        )
         .unwrap();
     let token = minted.token().as_str().to_owned();
     assert_redacted("Minted", &minted, &token);

@@ -38,7 +38,8 @@ fn setup() -> &'static Setup {
             .with_clock(clock);
         let req = TokenRequest::new("ci", AUD, "projects:read comments:write".parse().unwrap())
             .owner("team-a")
-            .purpose("tests");
+            .purpose("tests")
+            .escalate();
         let token = issuer.issue(&req).unwrap().token().as_str().to_owned();
         Setup {
             issuer,
@@ -75,7 +76,9 @@ proptest! {
         purpose in prop::option::of(text()),
     ) {
         let s = setup();
-        let mut req = TokenRequest::new(subject.clone(), AUD, scopes.clone()).ttl(Duration::from_secs(ttl));
+        let mut req = TokenRequest::new(subject.clone(), AUD, scopes.clone())
+            .ttl(Duration::from_secs(ttl))
+            .escalate();
         if let Some(o) = &owner { req = req.owner(o.clone()); }
         if let Some(p) = &purpose { req = req.purpose(p.clone()); }
         let minted = s.issuer.issue(&req).unwrap();
