@@ -46,6 +46,7 @@
 mod docs_deployment_md {}
 
 mod backend;
+mod redact;
 mod replica;
 mod rows;
 mod sinks;
@@ -117,6 +118,21 @@ impl StoreError {
             StoreErrorKind::Corrupt,
             format!("{table} row {key} does not parse: {why}"),
         )
+    }
+
+    /// The error with every secret of `url` scrubbed from its message and, where the source
+    /// chain would print one, with the chain replaced by a scrubbed copy of its texts.
+    pub(crate) fn redacted(mut self, url: &redact::RedactedUrl) -> Self {
+        self.message = url.scrub(&self.message);
+        if let Some(source) = self.source.take() {
+            self.source = Some(if redact::ScrubbedError::needed(&*source, url) {
+                Box::new(redact::ScrubbedError::new(&*source, url))
+            } else {
+                // Nothing to hide: keep the original (a caller may downcast it).
+                source
+            });
+        }
+        self
     }
 
     /// What went wrong, for matching.
