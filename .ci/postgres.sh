@@ -14,11 +14,25 @@ set -euo pipefail
 
 log() { echo "postgres.sh: $*" >&2; }
 
+# One run at a time on a machine (other checkouts may run it too: the clusters are shared). The
+# servers this starts must not inherit the lock's descriptor, or they would hold it for good.
+exec 9>/tmp/scopekey-postgres.sh.lock
+flock 9
+pg_ctlcluster() { command pg_ctlcluster "$@" 9>&-; }
+pg_createcluster() { command pg_createcluster "$@" 9>&-; }
+
 if ! command -v pg_lsclusters >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
   log "installing postgresql from Debian's packages"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >&2
   apt-get install -y -qq postgresql >&2
+fi
+
+if ! command -v openssl >/dev/null 2>&1; then
+  log "installing openssl (for the TLS cluster's certificates)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq openssl >&2
 fi
 
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then

@@ -4,7 +4,11 @@
 //! set, the token inventory, refresh families and the audit trail, in one store chosen by URL:
 //!
 //! - `sqlite://path/to/file.db`: the embedded default, no server to run;
-//! - `postgres://user:password@host/db`: for deployments with many instances.
+//! - `postgres://user:password@host/db`: for deployments with many instances, over TLS with
+//!   `?sslmode=verify-full&sslrootcert=/path/ca.pem` (rustls; see `docs/deployment.md`).
+//!
+//! URLs never show their secrets: [`Store::url`], `Debug` and errors print the password and
+//! secret parameters as `***`.
 //!
 //! Versioned migrations ship with the crate and are applied on [`Store::open`].
 //!
@@ -61,7 +65,8 @@ use std::fmt;
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StoreErrorKind {
-    /// The URL is not `sqlite://…` or `postgres://…`.
+    /// The URL is not `sqlite://…` or `postgres://…`, or it carries a secret-looking parameter
+    /// the driver would ignore (such as libpq's `sslpassword`).
     UnsupportedUrl,
     /// The database could not be reached.
     Connect,
