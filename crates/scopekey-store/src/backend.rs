@@ -1,5 +1,6 @@
 //! The store: connection, migrations and every query, on SQLite or PostgreSQL.
 
+use crate::redact::{self, RedactedUrl};
 use crate::rows;
 use crate::{StoreError, StoreErrorKind};
 use scopekey::audit::AuditEvent;
@@ -9,7 +10,7 @@ use scopekey::refresh::Rotation;
 use scopekey::revocation::{Revocation, RevocationTarget};
 use scopekey::{FamilyId, KeyId, KeySet, PublicKey, TokenId};
 use sqlx::Row as _;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 use std::future::Future;
 use std::pin::Pin;
@@ -64,27 +65,53 @@ impl Drop for RuntimeHolder {
     }
 }
 
-#[derive(Debug)]
 struct Inner {
     backend: Backend,
     runtime: RuntimeHolder,
-    /// The URL without its password, for messages.
-    shown: String,
+    /// The URL without its secrets, for messages (and to scrub them from errors).
+    url: RedactedUrl,
 }
 
 /// A handle to the store. Cheap to clone; every clone shares the connection pool and runtime.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` shows the URL as [`Store::url`] does, without password or secret parameters.
+#[derive(Clone)]
 pub struct Store {
     inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let backend = match self.inner.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgres",
+        };
+        f.debug_struct("Store")
+            .field("url", &self.inner.url.as_str())
+            .field("backend", &backend)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Store {
     /// Opens the store at `url` (`sqlite://path` creates the file if needed; `postgres://…`)
     /// and applies pending migrations.
     ///
+    /// PostgreSQL URLs take libpq's TLS parameters: `sslmode` (`disable`, `prefer` (the
+    /// default), `require`, `verify-ca`, `verify-full`), `sslrootcert`, `sslcert` and `sslkey`
+    /// (see `docs/deployment.md`). As with libpq, `sslmode=require` with an `sslrootcert`
+    /// verifies the server's certificate against it (as `verify-ca`). With the sqlx and rustls
+    /// versions this crate builds with, `verify-ca` checks the host name too (launchbadge/sqlx#3793):
+    /// it is as strict as `verify-full`.
+    ///
     /// # Errors
     /// [`StoreErrorKind::UnsupportedUrl`], [`StoreErrorKind::Connect`],
     /// [`StoreErrorKind::Migration`], [`StoreErrorKind::Runtime`].
+    ///
+    /// # Security
+    /// No error, `Debug` output or [`Store::url`] shows the URL's password or secret parameters
+    /// (`password`, `sslkey`, …): they are replaced by `***`. Use `sslmode=verify-full` for a
+    /// server reached over a network; `prefer` and `require` encrypt but do not authenticate it.
     pub fn open(url: &str) -> Result<Self, StoreError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -95,26 +122,32 @@ impl Store {
                 StoreError::new(StoreErrorKind::Runtime, "cannot start the store runtime")
                     .with_source(e)
             })?;
-        let shown = redact(url);
+        let shown = RedactedUrl::new(url);
         let owned = url.to_owned();
+        let for_connect = shown.clone();
         let fut: DbFuture<Backend> = Box::pin(async move {
-            let backend = connect(&owned).await?;
+            let backend = connect(&owned, &for_connect).await?;
             migrate(&backend).await?;
             Ok(backend)
         });
-        let backend = run_on(&runtime, fut)??;
+        let backend = run_on(&runtime, fut)
+            .and_then(|r| r)
+            .map_err(|e| e.redacted(&shown))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 backend,
                 runtime: RuntimeHolder(Some(runtime)),
-                shown,
+                url: shown,
             }),
         })
     }
 
-    /// The store's URL with any password removed.
+    /// The store's URL as it may be shown: the password and secret query parameters
+    /// (`password`, `sslpassword`, `sslkey`, anything named like a key, token or secret) are
+    /// replaced by `***`, and a URL that does not parse is shown as a placeholder naming only
+    /// its scheme.
     pub fn url(&self) -> &str {
-        &self.inner.shown
+        self.inner.url.as_str()
     }
 
     pub(crate) fn backend(&self) -> &Backend {
@@ -136,7 +169,9 @@ impl Store {
         F: FnOnce(Backend) -> DbFuture<T>,
     {
         let fut = f(self.inner.backend.clone());
-        run_on(self.runtime()?, fut)?
+        run_on(self.runtime()?, fut)
+            .and_then(|r| r)
+            .map_err(|e| e.redacted(&self.inner.url))
     }
 
     // ---- revocations -------------------------------------------------------------------------
@@ -643,11 +678,22 @@ async fn notify(b: &Backend, what: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-async fn connect(url: &str) -> Result<Backend, StoreError> {
+async fn connect(url: &str, shown: &RedactedUrl) -> Result<Backend, StoreError> {
     let connect_err = |e: sqlx::Error| {
+        let text = e.to_string();
+        let hint = if matches!(e, sqlx::Error::Tls(_)) || text.contains("certificate") {
+            " (check that `sslrootcert` is the CA that signed the server's certificate and, \
+             for verify-full, that the URL's host is a name or address the certificate carries)"
+        } else {
+            ""
+        };
         StoreError::new(
             StoreErrorKind::Connect,
-            format!("cannot connect to {}: {e}", redact(url)),
+            format!(
+                "cannot connect to {}: {}{hint}",
+                shown.as_str(),
+                shown.scrub(&text)
+            ),
         )
         .with_source(e)
     };
@@ -665,9 +711,29 @@ async fn connect(url: &str) -> Result<Backend, StoreError> {
             .map_err(connect_err)?;
         Ok(Backend::Sqlite(pool))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-        let options = PgConnectOptions::from_str(url)
+        let parsed = url::Url::parse(url).ok();
+        if let Some(name) = parsed.as_ref().and_then(redact::ignored_secret_param) {
+            return Err(StoreError::new(
+                StoreErrorKind::UnsupportedUrl,
+                format!(
+                    "the store URL parameter `{name}` is not supported (the PostgreSQL driver \
+                     would ignore it): remove it from {}; a client key (`sslkey`) must be \
+                     unencrypted and readable only by this service",
+                    shown.as_str()
+                ),
+            ));
+        }
+        let mut options = PgConnectOptions::from_str(url)
             .map_err(connect_err)?
             .application_name("scopekey");
+        // libpq: "if a root CA file exists, sslmode=require behaves like verify-ca". sqlx
+        // alone would accept any certificate; follow libpq, which fails closed.
+        if matches!(options.get_ssl_mode(), PgSslMode::Require)
+            && (parsed.as_ref().is_some_and(redact::has_root_cert)
+                || std::env::var_os("PGSSLROOTCERT").is_some_and(|v| !v.is_empty()))
+        {
+            options = options.ssl_mode(PgSslMode::VerifyCa);
+        }
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(5))
@@ -680,7 +746,7 @@ async fn connect(url: &str) -> Result<Backend, StoreError> {
             StoreErrorKind::UnsupportedUrl,
             format!(
                 "unsupported store URL {}: use sqlite://PATH or postgres://USER@HOST/DB",
-                redact(url)
+                shown.as_str()
             ),
         ))
     }
@@ -767,45 +833,9 @@ pub(crate) fn at(t: i64) -> Result<OffsetDateTime, StoreError> {
         .map_err(|_| StoreError::new(StoreErrorKind::Corrupt, format!("time {t} out of range")))
 }
 
-/// The URL with any password replaced by `***`.
-pub(crate) fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.chars().take(200).collect();
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let authority = match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{user}:***@{host}"),
-            None => format!("{userinfo}@{host}"),
-        },
-        None => authority.to_owned(),
-    };
-    format!("{scheme}://{authority}{path}")
-        .chars()
-        .take(200)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn urls_are_redacted() {
-        assert_eq!(
-            redact("postgres://u:secret@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
-        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(redact("sqlite://a/b.db"), "sqlite://a/b.db");
-        assert!(
-            !redact("postgres://u:p@ss:w@rd@h/db").contains("rd@h/db")
-                || !redact("postgres://u:p@ss:w@rd@h/db").contains("ss")
-        );
-    }
 
     #[test]
     fn unsupported_urls_are_refused() {

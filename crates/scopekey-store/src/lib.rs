@@ -4,7 +4,11 @@
 //! set, the token inventory, refresh families and the audit trail, in one store chosen by URL:
 //!
 //! - `sqlite://path/to/file.db`: the embedded default, no server to run;
-//! - `postgres://user:password@host/db`: for deployments with many instances.
+//! - `postgres://user:password@host/db`: for deployments with many instances, over TLS with
+//!   `?sslmode=verify-full&sslrootcert=/path/ca.pem` (rustls; see `docs/deployment.md`).
+//!
+//! URLs never show their secrets: [`Store::url`], `Debug` and errors print the password and
+//! secret parameters as `***`.
 //!
 //! Versioned migrations ship with the crate and are applied on [`Store::open`].
 //!
@@ -46,6 +50,7 @@
 mod docs_deployment_md {}
 
 mod backend;
+mod redact;
 mod replica;
 mod rows;
 mod sinks;
@@ -60,7 +65,8 @@ use std::fmt;
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StoreErrorKind {
-    /// The URL is not `sqlite://…` or `postgres://…`.
+    /// The URL is not `sqlite://…` or `postgres://…`, or it carries a secret-looking parameter
+    /// the driver would ignore (such as libpq's `sslpassword`).
     UnsupportedUrl,
     /// The database could not be reached.
     Connect,
@@ -117,6 +123,21 @@ impl StoreError {
             StoreErrorKind::Corrupt,
             format!("{table} row {key} does not parse: {why}"),
         )
+    }
+
+    /// The error with every secret of `url` scrubbed from its message and, where the source
+    /// chain would print one, with the chain replaced by a scrubbed copy of its texts.
+    pub(crate) fn redacted(mut self, url: &redact::RedactedUrl) -> Self {
+        self.message = url.scrub(&self.message);
+        if let Some(source) = self.source.take() {
+            self.source = Some(if redact::ScrubbedError::needed(&*source, url) {
+                Box::new(redact::ScrubbedError::new(&*source, url))
+            } else {
+                // Nothing to hide: keep the original (a caller may downcast it).
+                source
+            });
+        }
+        self
     }
 
     /// What went wrong, for matching.
