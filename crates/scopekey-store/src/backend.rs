@@ -52,6 +52,16 @@ macro_rules! on {
     };
 }
 
+/// Inserts one audit row (from [`audit_row`]) in the transaction `$tx`.
+macro_rules! insert_audit_row {
+    ($tx:expr, $row:expr) => {{
+        let [time, event, jti, sub, body] = $row;
+        sqlx::query("INSERT INTO scopekey_audit (time, event, jti, subject, body) VALUES ($1, $2, $3, $4, $5)")
+            .bind(time).bind(event).bind(jti).bind(sub).bind(body)
+            .execute(&mut *$tx).await.map_err(StoreError::query)?;
+    }};
+}
+
 /// Owns the store's runtime; shuts it down without blocking, so dropping a store inside an
 /// async context never panics.
 #[derive(Debug)]
@@ -196,6 +206,7 @@ impl Store {
             .map_err(|e| StoreError::new(StoreErrorKind::InvalidInput, e.to_string()))?;
         let (kind, value, instant) = rows::revocation_columns(record.target());
         let (by, reason) = (record.by().to_owned(), record.reason().to_owned());
+        let audit = audit_row(AuditEvent::for_revocation(&record));
         let id = self.block(move |b| Box::pin(async move {
             let sql = "INSERT INTO scopekey_revocations (kind, value, instant, revoked_by, revoked_at, reason) \
                        VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
@@ -205,6 +216,8 @@ impl Store {
                     .bind(kind).bind(value).bind(instant).bind(by).bind(now).bind(reason)
                     .fetch_one(&mut *tx).await.map_err(StoreError::query)?;
                 let id: i64 = row.try_get("id").map_err(StoreError::query)?;
+                // The `revoked` event commits with the revocation, or neither does.
+                insert_audit_row!(tx, audit);
                 tx.commit().await.map_err(StoreError::query)?;
                 id
             });
@@ -506,6 +519,7 @@ impl Store {
             record.by().to_owned(),
             record.reason().to_owned(),
         );
+        let audit = audit_row(AuditEvent::for_revocation(&record));
         let found = self.block(move |b| Box::pin(async move {
             let found = on!(&b, pool => {
                 let mut tx = pool.begin().await.map_err(StoreError::query)?;
@@ -515,6 +529,7 @@ impl Store {
                     sqlx::query("INSERT INTO scopekey_revocations (kind, value, instant, revoked_by, revoked_at, reason) VALUES ($1, $2, $3, $4, $5, $6)")
                         .bind(kind).bind(value).bind(instant).bind(by).bind(now).bind(reason)
                         .execute(&mut *tx).await.map_err(StoreError::query)?;
+                    insert_audit_row!(tx, audit);
                 }
                 tx.commit().await.map_err(StoreError::query)?;
                 n == 1
@@ -599,23 +614,23 @@ pub(crate) fn append_audit(b: &Backend, events: Vec<AuditEvent>) -> DbFuture<()>
     Box::pin(async move { append_audit_inner(&b, events).await })
 }
 
+/// An audit event as the columns of its row: time, event, jti, subject, body.
+fn audit_row(e: AuditEvent) -> [Option<String>; 5] {
+    let body = e.to_json();
+    [
+        Some(e.time),
+        Some(e.kind.name().to_owned()),
+        e.jti.map(|j| j.as_str().to_owned()),
+        e.sub,
+        Some(body),
+    ]
+}
+
 async fn append_audit_inner(b: &Backend, events: Vec<AuditEvent>) -> Result<(), StoreError> {
     // Multi-row inserts in one transaction: 5 parameters a row, 500 rows a statement (2,500
     // parameters, under both SQLite's and PostgreSQL's limits).
     const ROWS: usize = 500;
-    let rows: Vec<[Option<String>; 5]> = events
-        .into_iter()
-        .map(|e| {
-            let body = e.to_json();
-            [
-                Some(e.time),
-                Some(e.kind.name().to_owned()),
-                e.jti.map(|j| j.as_str().to_owned()),
-                e.sub,
-                Some(body),
-            ]
-        })
-        .collect();
+    let rows: Vec<[Option<String>; 5]> = events.into_iter().map(audit_row).collect();
     on!(b, pool => {
         let mut tx = pool.begin().await.map_err(StoreError::query)?;
         for chunk in rows.chunks(ROWS) {

@@ -274,6 +274,12 @@ impl AuditEvent {
         }
     }
 
+    /// The `revoked` event of `record`, dated when the revocation was made: for stores that
+    /// write it in the same transaction as the revocation itself.
+    pub fn for_revocation(record: &Revocation) -> Self {
+        Self::revoked(record, record.at())
+    }
+
     pub(crate) fn revoked(record: &Revocation, at: OffsetDateTime) -> Self {
         let mut event = Self::bare(
             at,
