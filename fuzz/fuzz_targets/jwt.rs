@@ -12,7 +12,9 @@ fn verifier() -> &'static Verifier {
         let key = SigningKey::from_seed(&[42; 32]).expect("fixed seed");
         Verifier::new(
             KeySet::single(key.public_key().clone()),
-            VerifierConfig::new("iss", "aud", "production".parse().expect("valid env")),
+            VerifierConfig::new("iss", "aud", "production".parse().expect("valid env"))
+                // JWT acceptance is opt-in per verifier: on, so the JWT path is fuzzed.
+                .accept_jwt(true),
         )
         .expect("valid config")
     })
