@@ -8,6 +8,7 @@
 //! found), 2 a usage or I/O error. Errors go to standard error in one line; machine output goes
 //! to standard output.
 
+mod audit_cmd;
 pub mod scan;
 pub mod time_args;
 
@@ -140,6 +141,11 @@ enum Command {
         #[arg(long, value_name = "URL")]
         store: Option<String>,
     },
+    /// Read the audit trail (store or JSON Lines file), filtered by token, consumer, kind and time.
+    #[command(
+        after_help = "Example:\n  scopekey audit --store sqlite://scopekey.db --jti \"$JTI\"\n  scopekey audit --file audit.jsonl --kind revoked --since 1d --json"
+    )]
+    Audit(audit_cmd::AuditArgs),
     /// Find scopekey tokens in files, folders or standard input; exits 1 when any is found.
     #[command(
         after_help = "Example:\n  scopekey scan --public-key keys/public.paserk .\n  git log -p | scopekey scan -"
@@ -495,6 +501,7 @@ fn dispatch(command: Command) -> Outcome {
         Command::Consumers(c) => consumers(c),
         Command::Roles(r) => roles(r),
         Command::Scan(a) => scan_command(a),
+        Command::Audit(a) => audit_cmd::audit(a),
         #[cfg(feature = "jwt")]
         Command::Jwks { public_keys, store } => jwks(&public_keys, store.as_deref()),
     }

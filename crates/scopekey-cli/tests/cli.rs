@@ -1187,3 +1187,90 @@ fn minting_beyond_read_needs_escalate_or_a_ceiling_and_is_recorded() {
     );
     assert!(trail.iter().all(|l| !l.contains(escalated.stdout.trim())));
 }
+
+/// docs/cli.md's worked incident, run as written with bash: find, identify, revoke, confirm
+/// with `verify` and with `scopekey audit`.
+#[test]
+fn the_worked_incident_runs_as_written() {
+    let doc = include_str!("../../../docs/cli.md");
+    let section = doc.split("## A worked incident").nth(1).unwrap();
+    let script = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|s| s.split("\n```").next())
+        .unwrap();
+    assert!(script.contains("scopekey audit --store"), "{script}");
+    let env = Env::new("incident");
+    let bin = assert_cmd::cargo::cargo_bin("scopekey");
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .current_dir(&env.dir)
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    // The last command (the audit read) succeeded; the refusals before it said why.
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("revoked"), "{stderr}");
+    assert!(stdout.contains("status=valid"), "{stdout}");
+    let audit: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains(" issued ") || l.contains(" revoked "))
+        .collect();
+    assert_eq!(audit.len(), 2, "{stdout}");
+    assert!(
+        audit[0].contains(" issued ") && audit[0].contains("sub=ci-deploy"),
+        "{stdout}"
+    );
+    assert!(
+        audit[1].contains(" revoked ") && audit[1].contains("reason=printed in public CI log"),
+        "{stdout}"
+    );
+}
+
+/// `scopekey audit` filters a JSON Lines trail and refuses what is not one.
+#[test]
+fn audit_reads_and_filters_a_json_lines_trail() {
+    let env = Env::new("audit-file");
+    let trail = env.path("audit.jsonl");
+    std::fs::write(
+        &trail,
+        concat!(
+            r#"{"time":"2030-01-01T00:00:00Z","event":"issued","jti":"a","sub":"x"}"#,
+            "\n",
+            r#"{"time":"2030-01-02T00:00:00Z","event":"revoked","jti":"a","sub":"x"}"#,
+            "\n",
+            r#"{"time":"2030-01-03T00:00:00Z","event":"issued","jti":"b","sub":"y"}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let file = trail.to_str().unwrap();
+    let run = |extra: &[&str]| env.run(&[&["audit", "--file", file][..], extra].concat());
+    let out = run(&["--jti", "a", "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.lines().count(), 2);
+    let out = run(&["--kind", "issued", "--since", "2030-01-02T00:00:00Z"]);
+    assert_eq!(out.stdout.trim(), "2030-01-03T00:00:00Z issued jti=b sub=y");
+    let out = run(&["--subject", "nobody"]);
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""));
+    assert!(out.stderr.contains("no matching"), "{}", out.stderr);
+    let out = run(&["--since", "99999999999999999999d"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    // Not a trail: refused, naming the line.
+    std::fs::write(&trail, "{\"event\":\"issued\"}\nnot json\n").unwrap();
+    let out = run(&[]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("audit.jsonl:2"), "{}", out.stderr);
+    std::fs::write(&trail, "x".repeat(2 << 20)).unwrap();
+    let out = run(&[]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("longer than"), "{}", out.stderr);
+}

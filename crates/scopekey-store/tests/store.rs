@@ -756,3 +756,58 @@ fn audit_batches_span_several_statements_in_order() {
         }
     }
 }
+
+/// Store-backed revocations (through a replica, and consumer disable) write their `revoked`
+/// event in the same transaction.
+#[test]
+fn store_revocations_are_in_the_trail() {
+    use scopekey::consumer::Consumer;
+    for db in backends("revokedtrail") {
+        let store = Store::open(&db.url()).unwrap();
+        let replica = Replica::start(&store, fast()).unwrap();
+        let jti = TokenId::generate().unwrap();
+        replica
+            .revoke(
+                RevocationTarget::Token {
+                    token_id: jti.clone(),
+                    expires_at: None,
+                },
+                "alice",
+                "leaked in a log",
+            )
+            .unwrap();
+        store
+            .add_consumer(
+                &Consumer::new(
+                    "ci",
+                    "team",
+                    "deploys",
+                    "production".parse().unwrap(),
+                    "a:read".parse().unwrap(),
+                )
+                .unwrap(),
+            )
+            .unwrap();
+        assert!(
+            store
+                .disable_consumer("ci", "bob", "offboarded")
+                .unwrap()
+                .is_some()
+        );
+        let events: Vec<serde_json::Value> = store
+            .audit_log(0, 100)
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(events[0]["event"], "revoked");
+        assert_eq!(events[0]["target"], "token");
+        assert_eq!(events[0]["jti"], jti.as_str());
+        assert_eq!(events[0]["by"], "alice");
+        assert_eq!(events[0]["reason"], "leaked in a log");
+        assert_eq!(events[1]["target"], "subject");
+        assert_eq!(events[1]["sub"], "ci");
+        assert_eq!(events[1]["by"], "bob");
+    }
+}

@@ -1,0 +1,172 @@
+//! `scopekey audit`: read the audit trail from the store or a JSON Lines file, filtered.
+
+use crate::{Outcome, before_now, open_store, rfc3339, usage};
+use clap::Args;
+use serde_json::{Map, Value};
+use std::io::{BufRead, BufReader, Read as _};
+use std::path::PathBuf;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// The longest line read from a JSON Lines trail; a longer one is refused, naming the line.
+const MAX_LINE: u64 = 1 << 20;
+
+/// Events read from the store per query.
+const PAGE: i64 = 1000;
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["store", "file"])))]
+pub(crate) struct AuditArgs {
+    /// The store whose trail to read.
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
+    /// A JSON Lines trail (`JsonLinesSink`, the example service's `--audit-log`).
+    #[arg(long, value_name = "FILE")]
+    file: Option<PathBuf>,
+    /// Only events about this token (`jti`).
+    #[arg(long)]
+    jti: Option<String>,
+    /// Only events about this consumer (`sub`).
+    #[arg(long)]
+    subject: Option<String>,
+    /// Only events of this kind (`issued`, `revoked`, `token_used`, `refused_summary`, …).
+    #[arg(long)]
+    kind: Option<String>,
+    /// Only events at or after this time: RFC 3339, or a duration ago (`30m`, `1d`).
+    #[arg(long, value_name = "TIME")]
+    since: Option<String>,
+    /// Print the matching events as JSON Lines, exactly as recorded.
+    #[arg(long)]
+    json: bool,
+}
+
+struct Filter {
+    jti: Option<String>,
+    subject: Option<String>,
+    kind: Option<String>,
+    since: Option<OffsetDateTime>,
+}
+
+impl Filter {
+    fn matches(&self, e: &Map<String, Value>) -> bool {
+        let is = |field: &str, want: &Option<String>| {
+            want.as_deref()
+                .is_none_or(|w| e.get(field).and_then(Value::as_str) == Some(w))
+        };
+        let recent = self.since.is_none_or(|since| {
+            e.get("time")
+                .and_then(Value::as_str)
+                .and_then(|t| OffsetDateTime::parse(t, &Rfc3339).ok())
+                .is_some_and(|t| t >= since)
+        });
+        is("jti", &self.jti) && is("sub", &self.subject) && is("event", &self.kind) && recent
+    }
+}
+
+pub(crate) fn audit(a: AuditArgs) -> Outcome {
+    let since = match &a.since {
+        None => None,
+        Some(s) if s.contains('T') => Some(rfc3339(s, "--since")?),
+        Some(s) => Some(before_now(s, "--since", OffsetDateTime::now_utc())?),
+    };
+    let filter = Filter {
+        jti: a.jti,
+        subject: a.subject,
+        kind: a.kind,
+        since,
+    };
+    let mut shown = 0u64;
+    let mut show = |line: &str, e: &Map<String, Value>| {
+        if filter.matches(e) {
+            shown += 1;
+            if a.json {
+                println!("{line}");
+            } else {
+                println!("{}", human(e));
+            }
+        }
+    };
+    if let Some(url) = &a.store {
+        let store = open_store(url)?;
+        let mut offset = 0;
+        loop {
+            let page = store
+                .audit_log(offset, PAGE)
+                .map_err(|e| usage(format!("store: {e}")))?;
+            if page.is_empty() {
+                break;
+            }
+            for (i, line) in page.iter().enumerate() {
+                let row = offset + i as i64 + 1;
+                let e = parse(line).map_err(|why| {
+                    usage(format!(
+                        "store audit row {row} is not an audit event: {why}"
+                    ))
+                })?;
+                show(line, &e);
+            }
+            offset += page.len() as i64;
+        }
+    } else if let Some(path) = &a.file {
+        let file = std::fs::File::open(path)
+            .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
+        let mut reader = BufReader::new(file);
+        let mut line = String::new();
+        for n in 1u64.. {
+            line.clear();
+            let read = (&mut reader)
+                .take(MAX_LINE + 1)
+                .read_line(&mut line)
+                .map_err(|e| usage(format!("{}:{n}: {e}", path.display())))?;
+            if read == 0 {
+                break;
+            }
+            if read as u64 > MAX_LINE {
+                return Err(usage(format!(
+                    "{}:{n}: line longer than {MAX_LINE} bytes: not an audit trail",
+                    path.display()
+                )));
+            }
+            let text = line.trim_end_matches(['\n', '\r']);
+            if text.is_empty() {
+                continue;
+            }
+            let e = parse(text).map_err(|why| {
+                usage(format!(
+                    "{}:{n}: not an audit event ({why})",
+                    path.display()
+                ))
+            })?;
+            show(text, &e);
+        }
+    }
+    if shown == 0 {
+        eprintln!("scopekey: no matching audit events");
+    }
+    Ok(())
+}
+
+fn parse(line: &str) -> Result<Map<String, Value>, String> {
+    match serde_json::from_str::<Value>(line) {
+        Ok(Value::Object(m)) if m.get("event").is_some_and(Value::is_string) => Ok(m),
+        Ok(_) => Err("no `event` member".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// `TIME EVENT key=value …`: the time and the kind first, then every other member.
+fn human(e: &Map<String, Value>) -> String {
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("-").to_owned();
+    let mut out = format!("{} {}", text(e.get("time")), text(e.get("event")));
+    for (k, v) in e {
+        if k == "time" || k == "event" {
+            continue;
+        }
+        let shown = match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        out.push_str(&format!(" {k}={shown}"));
+    }
+    out
+}
