@@ -106,7 +106,8 @@ fn scopekey_tokens_verify_in_python() {
     let jwt_issuer = Issuer::new(key, ISS, "production".parse().unwrap())
         .unwrap()
         .with_format(TokenFormat::Jwt);
-    let request = TokenRequest::new("ci-deploy", AUD, SCOPES.parse().unwrap());
+    // SCOPES include a write: an explicit escalation.
+    let request = TokenRequest::new("ci-deploy", AUD, SCOPES.parse().unwrap()).escalate();
     let paseto = paseto_issuer.issue(&request).unwrap();
     let jwt = jwt_issuer.issue(&request).unwrap();
     let answer = run_python(
@@ -220,7 +221,7 @@ async fn the_example_services_jwks_feeds_pyjwkclient() {
     let jwt = Issuer::new(key, ISS, "production".parse().unwrap())
         .unwrap()
         .with_format(TokenFormat::Jwt)
-        .issue(&TokenRequest::new("gateway", AUD, SCOPES.parse().unwrap()))
+        .issue(&TokenRequest::new("gateway", AUD, SCOPES.parse().unwrap()).escalate())
         .unwrap()
         .token()
         .as_str()
@@ -260,11 +261,7 @@ fn the_node_snippet_verifies_a_scopekey_jwt() {
         .unwrap()
         .with_format(TokenFormat::Jwt);
     let token = issuer
-        .issue(&TokenRequest::new(
-            "node-worker",
-            AUD,
-            SCOPES.parse().unwrap(),
-        ))
+        .issue(&TokenRequest::new("node-worker", AUD, SCOPES.parse().unwrap()).escalate())
         .unwrap();
     let node = PathBuf::from(node);
     let run = |token: &str, env: &str| -> Value {

@@ -509,10 +509,13 @@ fn dispatch(command: Command) -> Outcome {
 
 // ---- helpers -----------------------------------------------------------------------------------
 
-fn read_small(path: &Path) -> Result<String, Failure> {
+/// Reads a small file (a key, a token) into memory that is cleared when dropped: secret keys are
+/// read through here.
+fn read_small(path: &Path) -> Result<zeroize::Zeroizing<String>, Failure> {
     let file = std::fs::File::open(path)
         .map_err(|e| usage(format!("cannot read {}: {e}", path.display())))?;
-    let mut text = String::new();
+    // Room for the whole bounded read up front, so no growth leaves a copy behind.
+    let mut text = zeroize::Zeroizing::new(String::with_capacity(MAX_SMALL_INPUT as usize + 64));
     file.take(MAX_SMALL_INPUT)
         .read_to_string(&mut text)
         .map_err(|e| {
@@ -521,7 +524,7 @@ fn read_small(path: &Path) -> Result<String, Failure> {
                 path.display()
             ))
         })?;
-    Ok(text.trim().to_owned())
+    Ok(zeroize::Zeroizing::new(text.trim().to_owned()))
 }
 
 fn token_arg(token: Option<String>) -> Result<String, Failure> {
@@ -920,7 +923,7 @@ fn keys(k: KeysCommand) -> Outcome {
             let text = if jwks.as_os_str() == "-" {
                 token_arg(None)?
             } else {
-                read_small(&jwks)?
+                read_small(&jwks)?.to_string()
             };
             let set = KeySet::from_jwks(&text)
                 .map_err(|e| refused(format!("{}: {e}", jwks.display())))?;

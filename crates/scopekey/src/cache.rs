@@ -55,6 +55,7 @@ use std::fmt;
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
+use zeroize::Zeroize as _;
 
 /// Number of independently locked shards.
 const SHARDS: usize = 16;
@@ -120,6 +121,13 @@ struct Entry {
     valid_until: i64,
     charge: usize,
     verified: Arc<Verified>,
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        // The cached copy of a bearer token is cleared before its memory is freed.
+        self.token.zeroize();
+    }
 }
 
 #[derive(Default)]

@@ -70,6 +70,16 @@ pub fn decode_unverified(token: &str) -> Result<UnverifiedToken, VerifyError> {
     })
 }
 
+impl Drop for UnverifiedToken {
+    fn drop(&mut self) {
+        // A JWT is kept whole for its signature check: the copy is cleared when done.
+        #[cfg(feature = "jwt")]
+        if let Parts::Jwt { token, .. } = &mut self.parts {
+            zeroize::Zeroize::zeroize(token);
+        }
+    }
+}
+
 impl std::fmt::Debug for UnverifiedToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("UnverifiedToken")

@@ -20,6 +20,7 @@ use crate::error::{ErrorKind, VerifyError};
 use crate::keys::{PublicKey, SigningKey};
 use std::fmt;
 use subtle::ConstantTimeEq as _;
+use zeroize::Zeroize as _;
 
 /// The header of every token this library reads or writes.
 pub const HEADER: &str = "v4.public.";
@@ -127,6 +128,8 @@ pub(crate) fn sign_writing(
         token.push(b'.');
         token.extend_from_slice(footer.encoded.as_bytes());
     }
+    // The encoding held the token's body (claims and signature): cleared before it is freed.
+    pae.zeroize();
     // The header, base64url and `.`: ASCII throughout, so this never falls back.
     String::from_utf8(token).unwrap_or_default()
 }
