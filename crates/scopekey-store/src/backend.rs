@@ -221,7 +221,9 @@ impl Store {
                 tx.commit().await.map_err(StoreError::query)?;
                 id
             });
-            notify(&b, "revocation").await?;
+            // Committed: a lost notification only delays other replicas until their next
+            // reconciliation, so it must not report the revocation as failed.
+            let _ = notify(&b, "revocation").await;
             Ok(id)
         }))?;
         Ok((id, Arc::new(record)))
@@ -534,7 +536,9 @@ impl Store {
                 tx.commit().await.map_err(StoreError::query)?;
                 n == 1
             });
-            notify(&b, "revocation").await?;
+            // Committed: a lost notification only delays other replicas until their next
+            // reconciliation, so it must not report the revocation as failed.
+            let _ = notify(&b, "revocation").await;
             Ok(found)
         }))?;
         Ok(found.then(|| Arc::new(record)))

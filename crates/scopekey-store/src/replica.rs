@@ -53,7 +53,9 @@ impl ReplicaOptions {
     }
 
     /// PostgreSQL: how often to reload everything, catching changes whose notification was
-    /// missed during a disconnect (default 10 s).
+    /// missed during a disconnect, and revocations whose transaction committed after later
+    /// ones (default 10 s; never less often than once per
+    /// [`max_staleness`](Self::max_staleness)).
     pub fn reconcile_interval(mut self, d: Duration) -> Self {
         self.reconcile_interval = d;
         self
@@ -205,23 +207,32 @@ async fn run(
     let mut last_full = Instant::now();
     let mut force_full = false;
     let mut listener: Option<sqlx::postgres::PgListener> = None;
+    // A full reconcile at least once per staleness bound, whatever was configured.
+    let reconcile = options.reconcile_interval.min(options.max_staleness);
+    // Listener failures back off (doubling to 5 s) instead of retrying in a tight loop.
+    let mut backoff = options.poll_interval;
+    let max_backoff = Duration::from_secs(5);
     while !shared.stop.load(Ordering::SeqCst) {
         match &b {
             Backend::Sqlite(_) => tokio::time::sleep(options.poll_interval).await,
             Backend::Postgres(pool) => {
                 if listener.is_none() {
-                    match sqlx::postgres::PgListener::connect_with(pool).await {
+                    let failed = match sqlx::postgres::PgListener::connect_with(pool).await {
                         Ok(mut l) => match l.listen(CHANNEL).await {
                             Ok(()) => {
                                 listener = Some(l);
                                 force_full = true; // catch up on anything missed
+                                backoff = options.poll_interval;
+                                None
                             }
-                            Err(e) => record_error(&shared, &format!("listen failed: {e}")),
+                            Err(e) => Some(format!("listen failed: {e}")),
                         },
-                        Err(e) => {
-                            record_error(&shared, &format!("cannot connect the listener: {e}"));
-                            tokio::time::sleep(options.poll_interval).await;
-                        }
+                        Err(e) => Some(format!("cannot connect the listener: {e}")),
+                    };
+                    if let Some(message) = failed {
+                        record_error(&shared, &message);
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(max_backoff);
                     }
                 }
                 if let Some(l) = listener.as_mut() {
@@ -235,7 +246,7 @@ async fn run(
         if shared.stop.load(Ordering::SeqCst) {
             break;
         }
-        let full = force_full || last_full.elapsed() >= options.reconcile_interval;
+        let full = force_full || last_full.elapsed() >= reconcile;
         // PostgreSQL ids can commit out of order; re-reading the last few is idempotent.
         let after = match (&b, full) {
             (_, true) => 0,

@@ -811,3 +811,67 @@ fn store_revocations_are_in_the_trail() {
         assert_eq!(events[1]["by"], "bob");
     }
 }
+
+/// A revocation whose transaction commits after a hundred later ones (PostgreSQL ids commit out
+/// of order) is applied within the replica's staleness bound: the full reconcile runs at least
+/// once per `max_staleness`, whatever `reconcile_interval` says.
+#[test]
+fn a_late_committed_revocation_is_applied_within_the_staleness_bound() {
+    let Some(db) = postgres("latecommit") else {
+        return;
+    };
+    let store = Store::open(&db.url()).unwrap();
+    let key = SigningKey::generate().unwrap();
+    store.add_key(key.public_key(), None).unwrap();
+    let options = ReplicaOptions::default()
+        .max_staleness(Duration::from_secs(2))
+        .heartbeat(Duration::from_millis(200))
+        .reconcile_interval(Duration::from_secs(3600));
+    let replica = Replica::start(&store, options).unwrap();
+    let kid = key.key_id().clone();
+    let late: TokenId = "late-commit".parse().unwrap();
+    let facts = TokenFacts {
+        token_id: &late,
+        family: None,
+        subject: "s",
+        issued_at: OffsetDateTime::now_utc(),
+        key_id: &kid,
+    };
+    let rt = runtime();
+    let url = db.url();
+    let mut conn = rt.block_on(sqlx::PgConnection::connect(&url)).unwrap();
+    rt.block_on(sqlx::raw_sql("BEGIN").execute(&mut conn))
+        .unwrap();
+    rt.block_on(
+        sqlx::raw_sql(
+            "INSERT INTO scopekey_revocations (kind, value, instant, revoked_by, revoked_at, reason) \
+             VALUES ('token', 'late-commit', NULL, 'test', 0, 'late')",
+        )
+        .execute(&mut conn),
+    )
+    .unwrap();
+    // A hundred revocations commit after it, with higher ids; the replica follows them.
+    for i in 0..100 {
+        let jti: TokenId = format!("after-{i}").parse().unwrap();
+        replica
+            .revoke(
+                RevocationTarget::Token {
+                    token_id: jti,
+                    expires_at: None,
+                },
+                "test",
+                "after",
+            )
+            .unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    rt.block_on(sqlx::raw_sql("COMMIT").execute(&mut conn))
+        .unwrap();
+    let took = wait_until(Duration::from_secs(5), || {
+        matches!(replica.status_of(&facts), RevocationStatus::Revoked(_))
+    });
+    assert!(
+        took.is_some_and(|t| t <= Duration::from_millis(2600)),
+        "the late revocation was not applied within the 2 s bound: {took:?}"
+    );
+}

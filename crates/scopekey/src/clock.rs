@@ -3,7 +3,7 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use time::OffsetDateTime;
 
 /// A source of the current instant.
@@ -15,6 +15,14 @@ pub trait Clock: Send + Sync + fmt::Debug {
     /// need. Override it when it can be had without building a calendar date.
     fn now_unix(&self) -> i64 {
         self.now().unix_timestamp()
+    }
+
+    /// Time elapsed since a fixed, arbitrary point, from a clock that never goes back: what
+    /// staleness bounds are measured with, so that a wall-clock step cannot stretch them.
+    /// The default reads [`std::time::Instant`].
+    fn elapsed(&self) -> std::time::Duration {
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        START.get_or_init(std::time::Instant::now).elapsed()
     }
 }
 
@@ -62,13 +70,19 @@ mod tests {
 /// clock.advance(std::time::Duration::from_secs(60));
 /// assert_eq!(clock.now().unix_timestamp(), 1_700_000_060);
 /// ```
+///
+/// Its monotonic reading ([`Clock::elapsed`]) moves only with [`advance`](Self::advance);
+/// [`set_unix`](Self::set_unix) is a wall-clock step, as when an operator or NTP resets the time.
 #[derive(Debug, Clone)]
-pub struct ManualClock(Arc<AtomicI64>);
+pub struct ManualClock(Arc<AtomicI64>, Arc<AtomicU64>);
 
 impl ManualClock {
     /// A clock stopped at `unix_seconds`.
     pub fn at_unix(unix_seconds: i64) -> Self {
-        Self(Arc::new(AtomicI64::new(unix_seconds)))
+        Self(
+            Arc::new(AtomicI64::new(unix_seconds)),
+            Arc::new(AtomicU64::new(0)),
+        )
     }
 
     /// A clock stopped at the current system time, rounded down to a whole second.
@@ -89,10 +103,19 @@ impl ManualClock {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
                 Some(t.saturating_add(secs))
             });
+        let _ = self
+            .1
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| {
+                Some(t.saturating_add(by.as_secs()))
+            });
     }
 }
 
 impl Clock for ManualClock {
+    fn elapsed(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.1.load(Ordering::SeqCst))
+    }
+
     fn now(&self) -> OffsetDateTime {
         let t = self.0.load(Ordering::SeqCst);
         // Out-of-range settings clamp to the representable range instead of panicking.

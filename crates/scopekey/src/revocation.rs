@@ -28,7 +28,7 @@ use crate::keys::KeyId;
 use crate::rfc3339;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -396,6 +396,9 @@ pub struct RevocationList {
     max_staleness: Option<Duration>,
     /// Unix seconds of the last confirmation; `i64::MIN`: never.
     last_confirmed: AtomicI64,
+    /// When it was last confirmed current, by the clock's monotonic reading in milliseconds
+    /// plus one (0: never). Staleness is measured with this, never with wall time.
+    confirmed_elapsed: AtomicU64,
     audit: Option<Arc<dyn AuditSink>>,
 }
 
@@ -414,6 +417,7 @@ impl RevocationList {
             retention: DEFAULT_RETENTION,
             max_staleness: None,
             last_confirmed: AtomicI64::new(i64::MIN),
+            confirmed_elapsed: AtomicU64::new(0),
             audit: None,
         }
     }
@@ -446,8 +450,13 @@ impl RevocationList {
         self
     }
 
-    /// Records that the list is current as of `at` (called by a store's sync loop).
+    /// Records that the list is current as of `at` (called by a store's sync loop). The
+    /// staleness bound runs from this call by the clock's monotonic reading
+    /// ([`Clock::elapsed`]); `at` is what a stale refusal reports.
     pub fn mark_current(&self, at: OffsetDateTime) {
+        let elapsed = u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        self.confirmed_elapsed
+            .fetch_max(elapsed.saturating_add(1), Ordering::SeqCst);
         self.last_confirmed
             .fetch_max(at.unix_timestamp(), Ordering::SeqCst);
     }
@@ -602,10 +611,12 @@ impl RevocationList {
 impl RevocationCheck for RevocationList {
     fn status_of(&self, t: &TokenFacts<'_>) -> RevocationStatus {
         if let Some(bound) = self.max_staleness {
-            let last = self.last_confirmed.load(Ordering::SeqCst);
-            let now = self.clock.now().unix_timestamp();
-            let bound = i64::try_from(bound.as_secs()).unwrap_or(i64::MAX);
-            if last == i64::MIN || now.saturating_sub(last) > bound {
+            // Monotonic: a wall clock stepped back cannot make an old confirmation look new.
+            let confirmed = self.confirmed_elapsed.load(Ordering::SeqCst);
+            let now = u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+            let bound = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX);
+            if confirmed == 0 || now.saturating_add(1).saturating_sub(confirmed) > bound {
+                let last = self.last_confirmed.load(Ordering::SeqCst);
                 return RevocationStatus::Stale {
                     last_confirmed: OffsetDateTime::from_unix_timestamp(last).ok(),
                 };

@@ -522,6 +522,42 @@ fn expired_single_token_entries_are_purged() {
     assert_eq!(list.records().len(), 2);
 }
 
+/// Staleness is measured on a monotonic clock: stepping the wall clock back after the last
+/// confirmation does not make the replica current for longer.
+#[test]
+fn a_wall_clock_stepped_back_does_not_extend_current() {
+    use scopekey::revocation::{RevocationCheck as _, RevocationStatus, TokenFacts};
+    let w = world();
+    let clock = w.clock.clone();
+    let replica = RevocationList::replica(Duration::from_secs(30)).with_clock(clock.clone());
+    let t = w.mint(0, "c");
+    let grant = w.verifier.verify(&t.text).unwrap();
+    let facts = TokenFacts::of(grant.claims(), grant.key_id());
+    replica.mark_current(at(NOW));
+    assert!(matches!(
+        replica.status_of(&facts),
+        RevocationStatus::NotRevoked
+    ));
+    // An hour's step back, then 31 s of real time without a confirmation.
+    clock.set_unix(NOW - 3600);
+    clock.advance(Duration::from_secs(31));
+    assert!(
+        matches!(replica.status_of(&facts), RevocationStatus::Stale { .. }),
+        "a step back stretched the staleness bound"
+    );
+    replica.mark_current(at(NOW - 3600 + 31));
+    assert!(matches!(
+        replica.status_of(&facts),
+        RevocationStatus::NotRevoked
+    ));
+    // A step forward alone is not staleness either: no real time passed.
+    clock.set_unix(NOW + 86_400);
+    assert!(matches!(
+        replica.status_of(&facts),
+        RevocationStatus::NotRevoked
+    ));
+}
+
 #[test]
 fn a_stale_replica_fails_closed_and_recovers() {
     let w = world();
