@@ -3,7 +3,7 @@
 use crate::{Outcome, before_now, open_store, rfc3339, usage};
 use clap::Args;
 use serde_json::{Map, Value};
-use std::io::{BufRead, BufReader, Read as _};
+use std::io::{BufRead, BufReader, Read as _, Write as _};
 use std::path::PathBuf;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -76,14 +76,16 @@ pub(crate) fn audit(a: AuditArgs) -> Outcome {
         since,
     };
     let mut shown = 0u64;
+    let mut out = std::io::stdout().lock();
     let mut show = |line: &str, e: &Map<String, Value>| {
         if filter.matches(e) {
             shown += 1;
-            if a.json {
-                println!("{line}");
+            // A closed pipe (`| head`) ends the output, never the process with a panic.
+            let _ = if a.json {
+                writeln!(out, "{line}")
             } else {
-                println!("{}", human(e));
-            }
+                writeln!(out, "{}", human(e))
+            };
         }
     };
     if let Some(url) = &a.store {
@@ -154,19 +156,34 @@ fn parse(line: &str) -> Result<Map<String, Value>, String> {
     }
 }
 
-/// `TIME EVENT key=value …`: the time and the kind first, then every other member.
+/// `TIME EVENT key=value …`: the time and the kind first, then every other member. A trail file
+/// or store row may have been tampered with, so control and bidirectional-formatting
+/// characters are shown escaped, never sent to the terminal.
 fn human(e: &Map<String, Value>) -> String {
-    let text = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("-").to_owned();
+    let text = |v: Option<&Value>| safe(v.and_then(Value::as_str).unwrap_or("-"));
     let mut out = format!("{} {}", text(e.get("time")), text(e.get("event")));
     for (k, v) in e {
         if k == "time" || k == "event" {
             continue;
         }
         let shown = match v {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
+            Value::String(s) => safe(s),
+            other => safe(&other.to_string()),
         };
-        out.push_str(&format!(" {k}={shown}"));
+        out.push_str(&format!(" {}={shown}", safe(k)));
+    }
+    out
+}
+
+fn safe(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let bidi = matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+        if c.is_control() || bidi {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
     }
     out
 }

@@ -1274,3 +1274,24 @@ fn audit_reads_and_filters_a_json_lines_trail() {
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("longer than"), "{}", out.stderr);
 }
+
+/// A tampered trail cannot drive the operator's terminal: control and bidi characters in any
+/// field are printed escaped.
+#[test]
+fn audit_escapes_control_characters() {
+    let env = Env::new("audit-escape");
+    let trail = env.path("audit.jsonl");
+    std::fs::write(
+        &trail,
+        "{\"time\":\"2030-01-01T00:00:00Z\",\"event\":\"issued\",\"sub\":\"x\\u001b[2Ky\\u202e\"}\n",
+    )
+    .unwrap();
+    let out = env.run(&["audit", "--file", trail.to_str().unwrap()]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!out.stdout.contains('\u{1b}') && !out.stdout.contains('\u{202e}'));
+    assert!(
+        out.stdout.contains("sub=x\\u{1b}[2Ky\\u{202e}"),
+        "{}",
+        out.stdout
+    );
+}

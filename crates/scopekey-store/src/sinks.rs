@@ -2,7 +2,7 @@
 
 use crate::backend::append_audit;
 use crate::{Store, StoreError};
-use scopekey::audit::{AuditError, AuditEvent, AuditSink};
+use scopekey::audit::{AuditError, AuditEvent, AuditKind, AuditSink};
 use scopekey::inventory::{Inventory, InventoryError, InventoryQuery, TokenRecord};
 use scopekey::refresh::{FamilyError, RefreshFamilies, Rotation};
 use scopekey::{FamilyId, TokenId};
@@ -165,6 +165,20 @@ impl AuditSink for StoreAuditSink {
             return Err(AuditError::new(
                 "store",
                 "the store is not accepting audit events",
+            ));
+        }
+        // Summaries may take only half the backlog: a flush of many summaries must leave room
+        // for the events a caller fails closed on (`issued`, `refreshed`, `revoked`).
+        let summary = matches!(
+            event.kind,
+            AuditKind::TokenUsed { .. }
+                | AuditKind::OtherTokensUsed { .. }
+                | AuditKind::RefusedSummary { .. }
+        );
+        if summary && self.inner.tx.capacity() < BACKLOG / 2 {
+            return Err(AuditError::busy(
+                "store",
+                "the audit backlog is half full; summaries wait for the next interval",
             ));
         }
         state.count.fetch_add(1, Ordering::SeqCst);

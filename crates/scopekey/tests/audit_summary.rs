@@ -443,3 +443,40 @@ fn concurrent_decisions_are_counted_exactly() {
     assert_eq!(verified, 20_000);
     assert_eq!(refused, vec![("malformed", 20_000)]);
 }
+
+/// Formatting the sink (as `Debug` of a verifier, a grant or an extractor does, say in a
+/// `tracing` span) while summaries are delivered never deadlocks.
+#[test]
+fn debug_while_flushing_never_deadlocks() {
+    let memory = Arc::new(MemorySink::new());
+    let w = Arc::new(world(
+        memory.clone(),
+        SummaryConfig::default().interval(Duration::from_millis(10)),
+    ));
+    let token = w.mint("ci", "projects:read");
+    let (done, finished) = std::sync::mpsc::channel();
+    let worker = {
+        let w = w.clone();
+        std::thread::spawn(move || {
+            let formatter = {
+                let w = w.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..5_000 {
+                        assert!(format!("{:?}", w.summaries).contains("SummarizingSink"));
+                    }
+                })
+            };
+            for _ in 0..500 {
+                w.verifier.verify(&token).unwrap();
+                w.summaries.flush().unwrap();
+            }
+            formatter.join().unwrap();
+            done.send(()).unwrap();
+        })
+    };
+    finished
+        .recv_timeout(Duration::from_secs(120))
+        .expect("Debug and flush deadlocked");
+    worker.join().unwrap();
+    assert_eq!(totals(&memory.events()).1, 500);
+}

@@ -22,14 +22,14 @@ pub struct SummaryConfig {
 
 impl Default for SummaryConfig {
     /// Summaries every 10 s; 10,000 tokens, 32 resources per token and 8 samples per reason
-    /// tracked one by one; 100,000 summaries waiting for a busy inner sink.
+    /// tracked one by one; 20,000 summaries (two full windows) waiting for a busy inner sink.
     fn default() -> Self {
         Self {
             interval: Duration::from_secs(10),
             max_tokens: 10_000,
             max_touched: 32,
             max_samples: 8,
-            max_pending: 100_000,
+            max_pending: 20_000,
         }
     }
 }
@@ -60,7 +60,8 @@ impl SummaryConfig {
     }
 
     /// How many summaries may wait for a busy inner sink before this sink fails closed
-    /// (default 100,000).
+    /// (default 20,000). A summary lists at most [`max_touched`](Self::max_touched) resources
+    /// of at most 1 KiB each, so this also bounds the bytes held.
     pub fn max_pending(mut self, n: usize) -> Self {
         self.max_pending = n.max(1);
         self
@@ -272,13 +273,19 @@ impl SummarizingSink {
 
 impl fmt::Debug for SummarizingSink {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let window = lock(&self.shared.window);
+        // One lock at a time: `flush` takes `pending` then `window`, so holding `window` while
+        // waiting for `pending` here could deadlock with it.
+        let (tokens, reasons) = {
+            let window = lock(&self.shared.window);
+            (window.tokens.len(), window.refusals.len())
+        };
+        let pending = self.pending();
         f.debug_struct("SummarizingSink")
             .field("inner", &self.shared.inner)
             .field("config", &self.shared.config)
-            .field("tokens", &window.tokens.len())
-            .field("refusal_reasons", &window.refusals.len())
-            .field("pending", &lock(&self.shared.pending).len())
+            .field("tokens", &tokens)
+            .field("refusal_reasons", &reasons)
+            .field("pending", &pending)
             .field("failing", &self.is_failing())
             .finish()
     }
@@ -510,6 +517,11 @@ fn flusher(shared: &Weak<Shared>, stop: &(Mutex<bool>, Condvar), interval: Durat
     let (stopped, wake) = stop;
     let mut guard = lock(stopped);
     loop {
+        // The stop flag is checked before waiting too: a stop signalled before the wait began
+        // (or by this very thread, dropping the last clone) ends the thread at once.
+        if *guard {
+            return;
+        }
         guard = match wake.wait_timeout(guard, interval) {
             Ok((g, _)) => g,
             Err(poisoned) => poisoned.into_inner().0,
