@@ -221,15 +221,7 @@ impl AuditEvent {
 
     /// An event with no token details (a token refused before its claims were known).
     pub fn bare(at: OffsetDateTime, kind: AuditKind) -> Self {
-        Self {
-            time: rfc3339::format(at),
-            kind,
-            jti: None,
-            sub: None,
-            kid: None,
-            env: None,
-            fam: None,
-        }
+        Self::bare_at(rfc3339::format(at), kind)
     }
 
     /// An event with no token details at a time already formatted.

@@ -335,6 +335,8 @@ impl Issuer {
     /// # Errors
     /// [`IssueErrorKind::NoScope`] for an empty scope set; [`IssueErrorKind::BroadScope`] for a
     /// broad scope without [`TokenRequest::allow_broad`] (the message names it);
+    /// [`IssueErrorKind::NeedsEscalation`] for a scope beyond `read` without
+    /// [`TokenRequest::escalate`] (the message names it);
     /// [`IssueErrorKind::Lifetime`] for a zero lifetime or one above the maximum;
     /// [`IssueErrorKind::InvalidClaim`] for an invalid subject, audience, owner or purpose;
     /// [`IssueErrorKind::Randomness`] if no token id could be drawn.
