@@ -3,6 +3,7 @@
 use crate::backend::append_audit;
 use crate::{Store, StoreError};
 use scopekey::audit::{AuditError, AuditEvent, AuditKind, AuditSink};
+use scopekey::consumer::{Consumer, ConsumerDirectory, DirectoryError};
 use scopekey::inventory::{Inventory, InventoryError, InventoryQuery, TokenRecord};
 use scopekey::refresh::{FamilyError, RefreshFamilies, Rotation};
 use scopekey::{FamilyId, TokenId};
@@ -275,5 +276,11 @@ impl RefreshFamilies for StoreFamilies {
         self.store
             .rotate_family(family, presented, next, expires_at)
             .map_err(family_error)
+    }
+}
+
+impl ConsumerDirectory for Store {
+    fn consumer(&self, name: &str) -> Result<Option<Consumer>, DirectoryError> {
+        Store::consumer(self, name).map_err(|e| DirectoryError::new(e.to_string()))
     }
 }

@@ -43,6 +43,29 @@ pub struct Consumer {
     disabled_at: Option<OffsetDateTime>,
 }
 
+/// Where consumers are looked up as they are now (a store, a registry), so that a refresh
+/// exchange applies current policy: a disabled consumer gets nothing, a narrowed ceiling
+/// narrows the next token. See [`Refresher::with_consumers`](crate::refresh::Refresher::with_consumers).
+pub trait ConsumerDirectory: Send + Sync + fmt::Debug {
+    /// The consumer named `name`, as it is now; `Ok(None)` when none is registered.
+    ///
+    /// # Errors
+    /// [`DirectoryError`] when the directory cannot answer; callers fail closed.
+    fn consumer(&self, name: &str) -> Result<Option<Consumer>, DirectoryError>;
+}
+
+/// A [`ConsumerDirectory`] that could not answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the consumer directory did not answer: {0}")]
+pub struct DirectoryError(String);
+
+impl DirectoryError {
+    /// An error saying what went wrong (never a secret: it is shown to operators).
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
 /// An invalid consumer or role definition.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]

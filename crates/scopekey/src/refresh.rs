@@ -35,6 +35,7 @@
 
 use crate::audit::{AuditEvent, AuditKind, AuditSink};
 use crate::claims::{FamilyId, TokenId, TokenType};
+use crate::consumer::ConsumerDirectory;
 use crate::error::VerifyError;
 use crate::issuer::{IssueError, Issuer, Minted, TokenRequest};
 use crate::keys::KeyRing;
@@ -222,6 +223,10 @@ pub enum RefreshErrorKind {
     Unavailable,
     /// The new tokens could not be minted.
     Issue,
+    /// The consumer has been disabled since the family started; its family is now revoked.
+    ConsumerDisabled,
+    /// None of the family's scopes is within the consumer's ceiling any more; nothing issued.
+    BeyondCeiling,
 }
 
 /// A refresh exchange that failed.
@@ -278,6 +283,7 @@ pub struct Refresher {
     verifier: Verifier,
     revoker: Arc<dyn Revocations>,
     families: Arc<dyn RefreshFamilies>,
+    consumers: Option<Arc<dyn ConsumerDirectory>>,
     audit: Option<Arc<dyn AuditSink>>,
     refresh_ttl: Duration,
 }
@@ -309,6 +315,7 @@ impl Refresher {
             verifier,
             revoker: revocations,
             families,
+            consumers: None,
             audit: None,
             refresh_ttl: DEFAULT_REFRESH_TTL,
         })
@@ -319,6 +326,15 @@ impl Refresher {
     pub fn with_audit(mut self, sink: Arc<dyn AuditSink>) -> Self {
         self.verifier = self.verifier.with_audit(sink.clone());
         self.audit = Some(sink);
+        self
+    }
+
+    /// Checks every exchange against the consumer as it is now in `consumers`: a disabled
+    /// consumer's family is revoked and nothing is issued; the next tokens are narrowed to the
+    /// consumer's current ceiling (refused if nothing is left). A directory that cannot answer
+    /// fails the exchange closed. Subjects the directory does not know are exchanged as before.
+    pub fn with_consumers(mut self, consumers: Arc<dyn ConsumerDirectory>) -> Self {
+        self.consumers = Some(consumers);
         self
     }
 
@@ -390,6 +406,7 @@ impl Refresher {
                 ));
             }
         };
+        let scopes = self.current_policy(claims, &family, scopes)?;
         let (next, next_exp) = self.next_refresh_id()?;
         let rotation = self
             .families
@@ -453,6 +470,60 @@ impl Refresher {
             Some(self.issuer.key_id()),
         ))?;
         Ok(pair)
+    }
+
+    /// The scopes the next tokens may carry under the consumer's current registration.
+    fn current_policy(
+        &self,
+        claims: &crate::Claims,
+        family: &FamilyId,
+        scopes: ScopeSet,
+    ) -> Result<ScopeSet, RefreshError> {
+        let Some(directory) = &self.consumers else {
+            return Ok(scopes);
+        };
+        let consumer = directory
+            .consumer(claims.subject())
+            .map_err(|e| unavailable("nothing issued", e))?;
+        let Some(consumer) = consumer else {
+            return Ok(scopes);
+        };
+        if !consumer.is_enabled() {
+            self.revoker
+                .revoke(
+                    RevocationTarget::Family(family.clone()),
+                    "scopekey-refresh",
+                    "refresh exchange by a disabled consumer",
+                )
+                .map_err(|e| unavailable("the family could not be revoked", e))?;
+            return Err(RefreshError::new(
+                RefreshErrorKind::ConsumerDisabled,
+                format!(
+                    "consumer {:?} is disabled: its refresh family is revoked",
+                    consumer.name()
+                ),
+            ));
+        }
+        let kept: Vec<crate::Scope> = scopes
+            .iter()
+            .filter(|s| consumer.ceiling().allows_scope(s))
+            .cloned()
+            .collect();
+        if kept.is_empty() {
+            return Err(RefreshError::new(
+                RefreshErrorKind::BeyondCeiling,
+                format!(
+                    "none of `{scopes}` is within consumer {:?}'s ceiling any more",
+                    consumer.name()
+                ),
+            ));
+        }
+        ScopeSet::from_scopes(kept).map_err(|e| {
+            RefreshError::new(
+                RefreshErrorKind::BeyondCeiling,
+                format!("narrowed scopes: {e}"),
+            )
+        })
     }
 
     fn next_refresh_id(&self) -> Result<(TokenId, OffsetDateTime), RefreshError> {
