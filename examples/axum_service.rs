@@ -29,21 +29,22 @@
 //!
 //! See `docs/axum.md` for a walk-through with curl.
 
-use axum::extract::{FromRef, Path, Request, State};
+use axum::extract::{ConnectInfo, FromRef, MatchedPath, Path, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::Parser;
-use scopekey::audit::{AuditSink, JsonLinesSink, SummarizingSink, SummaryConfig};
+use scopekey::audit::{AuditSink, JsonLinesSink, RequestContext, SummarizingSink, SummaryConfig};
 use scopekey::revocation::{RevocationList, RevocationTarget, Revoker};
 use scopekey::{
     Action, Environment, Issuer, KeySet, PublicKey, SigningKey, TokenRequest, Verifier,
     VerifierConfig,
 };
 use scopekey_axum::{
-    AuthLayer, AuthState, Authorized, Forbidden, Realm, Require, RequireScopeLayer, required_scope,
+    AuthLayer, AuthState, Authorized, Forbidden, Realm, Require, RequireScopeLayer,
+    describe_request, required_scope,
 };
 use scopekey_store::{Replica, ReplicaOptions, Store};
 use serde::Deserialize;
@@ -125,7 +126,7 @@ required_scope!(
 pub(crate) fn app(verifier: Arc<Verifier>, revocations: Arc<dyn Revoker>) -> Router {
     // `REALM` is a valid realm literal.
     let realm = Realm::new(REALM).unwrap_or_else(|_| unreachable!());
-    let auth = AuthState::new(verifier, realm.clone());
+    let auth = AuthState::new(verifier, realm.clone()).describe_requests_with(describe);
     let state = AppState {
         auth: auth.clone(),
         revocations,
@@ -147,6 +148,19 @@ pub(crate) fn app(verifier: Arc<Verifier>, revocations: Arc<dyn Revoker>) -> Rou
         .merge(protected)
         .layer(middleware::from_fn(log_decision))
         .with_state(state)
+}
+
+/// How a request appears in the audit trail: the route's template (`/projects/{id}`, not the
+/// id) and the peer address, which only axum knows, on top of the default description.
+fn describe(parts: &axum::http::request::Parts) -> RequestContext {
+    let mut described = describe_request(parts);
+    if let Some(route) = parts.extensions.get::<MatchedPath>() {
+        described = described.path_template(route.as_str());
+    }
+    if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+        described = described.client(peer.ip());
+    }
+    described
 }
 
 /// The keys this service verifies with (retired ones left out), for gateways that verify JWTs
@@ -373,10 +387,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
     };
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app(verifier, revocations))
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
+    axum::serve(
+        listener,
+        app(verifier, revocations).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
     Ok(())
 }

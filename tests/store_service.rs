@@ -25,9 +25,13 @@ async fn serve(store: Store, keys: KeySet) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move {
-        axum::serve(listener, service::app(verifier, revoker))
-            .await
-            .unwrap()
+        axum::serve(
+            listener,
+            service::app(verifier, revoker)
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap()
     });
     base
 }
@@ -140,6 +144,14 @@ async fn a_revocation_through_one_instance_is_refused_by_the_other() {
             .sum()
     };
     assert!(verified(&victim_jti) >= 1, "{log:?}");
+    // The summaries say where the requests came from (the tower layer's request context).
+    for e in events
+        .iter()
+        .filter(|e| e["event"] == "token_used" || e["event"] == "refused_summary")
+    {
+        let clients = e.get("clients").or_else(|| e.get("sample_clients"));
+        assert_eq!(clients, Some(&serde_json::json!(["127.0.0.1"])), "{e}");
+    }
     // Tokens minted outside the store's issuer are not in the inventory; that is what the
     // inventory's "minted outside the registry" report will be for.
     assert!(records.is_empty());

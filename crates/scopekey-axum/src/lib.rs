@@ -64,7 +64,9 @@ use scopekey::{Action, Grant, Resource, Scope, ScopeError};
 use std::fmt;
 use std::marker::PhantomData;
 
-pub use scopekey_tower::{AuthLayer, AuthState, Realm, Rejection, RequireScopeLayer};
+pub use scopekey_tower::{
+    AuthLayer, AuthState, DescribeRequest, Realm, Rejection, RequireScopeLayer, describe_request,
+};
 
 /// A request refused before the handler ran: 400, 401 or 503 per RFC 6750.
 #[derive(Debug, Clone)]
@@ -184,7 +186,7 @@ where
             return Ok(Self::new(grant.clone(), realm));
         }
         let auth = AuthState::from_ref(state);
-        match auth.authenticate(&mut parts.headers) {
+        match auth.authenticate_request(parts) {
             Ok(grant) => Ok(Self::new(grant, auth.realm().clone())),
             Err(rejection) => Err(AuthRejection {
                 rejection,

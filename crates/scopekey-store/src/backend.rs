@@ -1,12 +1,13 @@
 //! The store: connection, migrations and every query, on SQLite or PostgreSQL.
 
+use crate::audit_query::AuditQuery;
 use crate::redact::{self, RedactedUrl};
 use crate::rows;
 use crate::{StoreError, StoreErrorKind};
 use scopekey::audit::AuditEvent;
 use scopekey::consumer::{Consumer, Roles};
 use scopekey::inventory::{InventoryQuery, TokenRecord};
-use scopekey::refresh::Rotation;
+use scopekey::refresh::{Presentation, Rotation};
 use scopekey::revocation::{Revocation, RevocationTarget};
 use scopekey::{FamilyId, KeyId, KeySet, PublicKey, TokenId};
 use sqlx::Row as _;
@@ -29,10 +30,18 @@ pub(crate) const CHANNEL: &str = "scopekey_changes";
 const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../migrations/sqlite/0002_consumers.sql")),
+    (
+        3,
+        include_str!("../migrations/sqlite/0003_sequence_and_family_start.sql"),
+    ),
 ];
 const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
     (2, include_str!("../migrations/postgres/0002_consumers.sql")),
+    (
+        3,
+        include_str!("../migrations/postgres/0003_sequence_and_family_start.sql"),
+    ),
 ];
 
 #[derive(Debug, Clone)]
@@ -60,6 +69,55 @@ macro_rules! insert_audit_row {
             .bind(time).bind(event).bind(jti).bind(sub).bind(body)
             .execute(&mut *$tx).await.map_err(StoreError::query)?;
     }};
+}
+
+/// Inserts one revocation (a [`RevocationInsert`]) and its `revoked` audit row in the
+/// transaction `$tx`, numbered by the revocation counter; evaluates to its number. Every
+/// revocation the store writes goes through here.
+///
+/// The counter's row is updated in `$tx`, so concurrent writers wait for each other: numbers
+/// are gap-free and become visible in order, which lets a replica tell a missed revocation
+/// from one not yet written (see `replica.rs`).
+macro_rules! insert_revocation {
+    ($tx:expr, $insert:expr) => {{
+        let RevocationInsert { kind, value, instant, by, at, reason, audit } = $insert;
+        let row = sqlx::query("UPDATE scopekey_counters SET value = value + 1 WHERE name = 'revocations' RETURNING value")
+            .fetch_one(&mut *$tx).await.map_err(StoreError::query)?;
+        let id: i64 = row.try_get("value").map_err(StoreError::query)?;
+        sqlx::query("INSERT INTO scopekey_revocations (id, kind, value, instant, revoked_by, revoked_at, reason) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(id).bind(kind).bind(value).bind(instant).bind(by).bind(at).bind(reason)
+            .execute(&mut *$tx).await.map_err(StoreError::query)?;
+        // The `revoked` event commits with the revocation, or neither does.
+        insert_audit_row!($tx, audit);
+        id
+    }};
+}
+
+/// A revocation's columns and its `revoked` audit row, owned, ready for [`insert_revocation!`].
+struct RevocationInsert {
+    kind: &'static str,
+    value: Option<String>,
+    instant: Option<i64>,
+    by: String,
+    at: i64,
+    reason: String,
+    audit: [Option<String>; 5],
+}
+
+impl RevocationInsert {
+    fn of(record: &Revocation) -> Self {
+        let (kind, value, instant) = rows::revocation_columns(record.target());
+        Self {
+            kind,
+            value,
+            instant,
+            by: record.by().to_owned(),
+            at: record.at().unix_timestamp(),
+            reason: record.reason().to_owned(),
+            audit: audit_row(AuditEvent::for_revocation(record)),
+        }
+    }
 }
 
 /// Owns the store's runtime; shuts it down without blocking, so dropping a store inside an
@@ -204,28 +262,21 @@ impl Store {
         let now = now_seconds();
         let record = Revocation::new(target, by, at(now)?, reason)
             .map_err(|e| StoreError::new(StoreErrorKind::InvalidInput, e.to_string()))?;
-        let (kind, value, instant) = rows::revocation_columns(record.target());
-        let (by, reason) = (record.by().to_owned(), record.reason().to_owned());
-        let audit = audit_row(AuditEvent::for_revocation(&record));
-        let id = self.block(move |b| Box::pin(async move {
-            let sql = "INSERT INTO scopekey_revocations (kind, value, instant, revoked_by, revoked_at, reason) \
-                       VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
-            let id: i64 = on!(&b, pool => {
-                let mut tx = pool.begin().await.map_err(StoreError::query)?;
-                let row = sqlx::query(sql)
-                    .bind(kind).bind(value).bind(instant).bind(by).bind(now).bind(reason)
-                    .fetch_one(&mut *tx).await.map_err(StoreError::query)?;
-                let id: i64 = row.try_get("id").map_err(StoreError::query)?;
-                // The `revoked` event commits with the revocation, or neither does.
-                insert_audit_row!(tx, audit);
-                tx.commit().await.map_err(StoreError::query)?;
-                id
-            });
-            // Committed: a lost notification only delays other replicas until their next
-            // reconciliation, so it must not report the revocation as failed.
-            let _ = notify(&b, "revocation").await;
-            Ok(id)
-        }))?;
+        let insert = RevocationInsert::of(&record);
+        let id = self.block(move |b| {
+            Box::pin(async move {
+                let id: i64 = on!(&b, pool => {
+                    let mut tx = pool.begin().await.map_err(StoreError::query)?;
+                    let id = insert_revocation!(tx, insert);
+                    tx.commit().await.map_err(StoreError::query)?;
+                    id
+                });
+                // Committed: a lost notification only delays other replicas until their next
+                // sync (every heartbeat), so it must not report the revocation as failed.
+                let _ = notify(&b, "revocation").await;
+                Ok(id)
+            })
+        })?;
         Ok((id, Arc::new(record)))
     }
 
@@ -391,7 +442,7 @@ impl Store {
 
     // ---- refresh families ----------------------------------------------------------------------
 
-    /// Starts a refresh family.
+    /// Starts a refresh family at `started_at`.
     ///
     /// # Errors
     /// A query error (including a family id already in use).
@@ -399,42 +450,47 @@ impl Store {
         &self,
         family: &FamilyId,
         first: &TokenId,
+        started_at: OffsetDateTime,
         expires_at: OffsetDateTime,
     ) -> Result<(), StoreError> {
-        let (fam, jti, exp) = (
+        let (fam, jti, start, exp) = (
             family.as_str().to_owned(),
             first.as_str().to_owned(),
+            started_at.unix_timestamp(),
             expires_at.unix_timestamp(),
         );
         self.block(move |b| Box::pin(async move {
-            let sql = "INSERT INTO scopekey_refresh_families (family, current_jti, expires_at, dead) VALUES ($1, $2, $3, 0)";
-            on!(&b, pool => { sqlx::query(sql).bind(fam).bind(jti).bind(exp).execute(pool).await.map_err(StoreError::query)?; });
+            let sql = "INSERT INTO scopekey_refresh_families (family, current_jti, started_at, expires_at, dead) VALUES ($1, $2, $3, $4, 0)";
+            on!(&b, pool => { sqlx::query(sql).bind(fam).bind(jti).bind(start).bind(exp).execute(pool).await.map_err(StoreError::query)?; });
             Ok(())
         }))
     }
 
-    /// Presents refresh token `presented` of `family`: atomically, at most one caller moves the
-    /// family on to `next`; any other presentation is reuse and kills the family.
+    /// Presents a refresh token to its family, in one transaction (see
+    /// [`RefreshFamilies::rotate`](scopekey::refresh::RefreshFamilies::rotate)): at most one
+    /// caller moves the family on; the current member of a family that began before
+    /// [`Presentation::began_after`] is [`Rotation::Ended`]; any other presentation is reuse,
+    /// which kills the family **and** records [`Presentation::on_reuse`] with its `revoked`
+    /// event in the same transaction ([`Rotation::ReusedAndRevoked`]).
     ///
     /// # Errors
-    /// A query error.
-    pub fn rotate_family(
-        &self,
-        family: &FamilyId,
-        presented: &TokenId,
-        next: &TokenId,
-        expires_at: OffsetDateTime,
-    ) -> Result<Rotation, StoreError> {
-        let fam = family.as_str().to_owned();
-        let (presented, next) = (presented.as_str().to_owned(), next.as_str().to_owned());
-        let exp = expires_at.unix_timestamp();
+    /// A query error; then nothing changed.
+    pub fn rotate_family(&self, p: &Presentation<'_>) -> Result<Rotation, StoreError> {
+        let fam = p.family().as_str().to_owned();
+        let presented = p.presented().as_str().to_owned();
+        let next = p.next().as_str().to_owned();
+        let (exp, began_after) = (
+            p.expires_at().unix_timestamp(),
+            p.began_after().unix_timestamp(),
+        );
+        let revocation = RevocationInsert::of(p.on_reuse());
         self.block(move |b| Box::pin(async move {
-            on!(&b, pool => {
+            let outcome = on!(&b, pool => {
                 let mut tx = pool.begin().await.map_err(StoreError::query)?;
                 let moved = sqlx::query(
                     "UPDATE scopekey_refresh_families SET current_jti = $1, expires_at = $2 \
-                     WHERE family = $3 AND current_jti = $4 AND dead = 0")
-                    .bind(next).bind(exp).bind(fam.clone()).bind(presented.clone())
+                     WHERE family = $3 AND current_jti = $4 AND dead = 0 AND started_at >= $5")
+                    .bind(next).bind(exp).bind(fam.clone()).bind(presented.clone()).bind(began_after)
                     .execute(&mut *tx).await.map_err(StoreError::query)?.rows_affected();
                 let outcome = if moved == 1 {
                     sqlx::query("INSERT INTO scopekey_refresh_used (family, jti) VALUES ($1, $2)")
@@ -442,13 +498,38 @@ impl Store {
                         .execute(&mut *tx).await.map_err(StoreError::query)?;
                     Rotation::Rotated
                 } else {
-                    let known = sqlx::query("UPDATE scopekey_refresh_families SET dead = 1 WHERE family = $1")
-                        .bind(fam).execute(&mut *tx).await.map_err(StoreError::query)?.rows_affected();
-                    if known == 1 { Rotation::Reused } else { Rotation::UnknownFamily }
+                    let row = sqlx::query("SELECT current_jti, dead FROM scopekey_refresh_families WHERE family = $1")
+                        .bind(fam.clone()).fetch_optional(&mut *tx).await.map_err(StoreError::query)?;
+                    match row {
+                        None => Rotation::UnknownFamily,
+                        Some(row) => {
+                            let current: String = row.try_get("current_jti").map_err(StoreError::query)?;
+                            let dead: i32 = row.try_get("dead").map_err(StoreError::query)?;
+                            if dead != 0 {
+                                // Killed before (its revocation went with it): nothing to add.
+                                Rotation::Reused
+                            } else if current == presented {
+                                // The current member, refused only for the family's age (or
+                                // for a start this version did not record).
+                                Rotation::Ended
+                            } else {
+                                sqlx::query("UPDATE scopekey_refresh_families SET dead = 1 WHERE family = $1")
+                                    .bind(fam).execute(&mut *tx).await.map_err(StoreError::query)?;
+                                insert_revocation!(tx, revocation);
+                                Rotation::ReusedAndRevoked
+                            }
+                        }
+                    }
                 };
                 tx.commit().await.map_err(StoreError::query)?;
-                Ok(outcome)
-            })
+                outcome
+            });
+            if outcome == Rotation::ReusedAndRevoked {
+                // Committed: a lost notification only delays other replicas until their next
+                // sync, so it must not report the revocation as failed.
+                let _ = notify(&b, "revocation").await;
+            }
+            Ok(outcome)
         }))
     }
 
@@ -515,29 +596,21 @@ impl Store {
         };
         let record = Revocation::new(target, by, at(now)?, reason)
             .map_err(|e| StoreError::new(StoreErrorKind::InvalidInput, e.to_string()))?;
-        let (kind, value, instant) = rows::revocation_columns(record.target());
-        let (name, by, reason) = (
-            name.to_owned(),
-            record.by().to_owned(),
-            record.reason().to_owned(),
-        );
-        let audit = audit_row(AuditEvent::for_revocation(&record));
+        let insert = RevocationInsert::of(&record);
+        let name = name.to_owned();
         let found = self.block(move |b| Box::pin(async move {
             let found = on!(&b, pool => {
                 let mut tx = pool.begin().await.map_err(StoreError::query)?;
                 let n = sqlx::query("UPDATE scopekey_consumers SET disabled_at = $1 WHERE name = $2")
                     .bind(now).bind(name).execute(&mut *tx).await.map_err(StoreError::query)?.rows_affected();
                 if n == 1 {
-                    sqlx::query("INSERT INTO scopekey_revocations (kind, value, instant, revoked_by, revoked_at, reason) VALUES ($1, $2, $3, $4, $5, $6)")
-                        .bind(kind).bind(value).bind(instant).bind(by).bind(now).bind(reason)
-                        .execute(&mut *tx).await.map_err(StoreError::query)?;
-                    insert_audit_row!(tx, audit);
+                    insert_revocation!(tx, insert);
                 }
                 tx.commit().await.map_err(StoreError::query)?;
                 n == 1
             });
             // Committed: a lost notification only delays other replicas until their next
-            // reconciliation, so it must not report the revocation as failed.
+            // sync (every heartbeat), so it must not report the revocation as failed.
             let _ = notify(&b, "revocation").await;
             Ok(found)
         }))?;
@@ -596,6 +669,34 @@ impl Store {
     /// A query error.
     pub fn append_audit(&self, events: Vec<AuditEvent>) -> Result<(), StoreError> {
         self.block(move |b| Box::pin(async move { append_audit(&b, events).await }))
+    }
+
+    /// One page of the audit trail matching `query`, oldest first: each event's row id (for
+    /// [`AuditQuery::after`]) and its JSON line. The filters run in the database.
+    ///
+    /// # Errors
+    /// A query error.
+    pub fn audit_events(&self, query: &AuditQuery) -> Result<Vec<(i64, String)>, StoreError> {
+        let (clause, params) = query.where_clause();
+        let sql = format!("SELECT id, body FROM scopekey_audit{clause}");
+        let (after, limit) = (query.after, query.limit);
+        self.block(move |b| {
+            Box::pin(async move {
+                on!(&b, pool => {
+                    let mut q = sqlx::query(&sql).bind(after);
+                    for p in params {
+                        q = q.bind(p);
+                    }
+                    let rows = q.bind(limit).fetch_all(pool).await.map_err(StoreError::query)?;
+                    rows.iter()
+                        .map(|r| Ok((
+                            r.try_get::<i64, _>("id").map_err(StoreError::query)?,
+                            r.try_get::<String, _>("body").map_err(StoreError::query)?,
+                        )))
+                        .collect()
+                })
+            })
+        })
     }
 
     /// The audit trail as JSON lines, oldest first, at most `limit` events from `offset`.

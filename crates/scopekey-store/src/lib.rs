@@ -49,12 +49,14 @@
 #[doc = include_str!("../../../docs/deployment.md")]
 mod docs_deployment_md {}
 
+mod audit_query;
 mod backend;
 mod redact;
 mod replica;
 mod rows;
 mod sinks;
 
+pub use audit_query::{AuditQuery, MAX_AUDIT_PAGE};
 pub use backend::Store;
 pub use replica::{Replica, ReplicaOptions};
 pub use sinks::{StoreAuditSink, StoreFamilies, StoreInventory};

@@ -8,7 +8,7 @@ use scopekey::revocation::{
     RevokeErrorKind, Revoker, TokenFacts,
 };
 use scopekey::{ConfigError, KeyRing, Verifier, VerifierConfig};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -52,9 +52,8 @@ impl ReplicaOptions {
         self
     }
 
-    /// PostgreSQL: how often to reload everything, catching changes whose notification was
-    /// missed during a disconnect, and revocations whose transaction committed after later
-    /// ones (default 10 s; never less often than once per
+    /// How often to reload everything, as a backstop to following the gap-free revocation
+    /// numbers (default 10 s; never less often than once per
     /// [`max_staleness`](Self::max_staleness)).
     pub fn reconcile_interval(mut self, d: Duration) -> Self {
         self.reconcile_interval = d;
@@ -66,6 +65,8 @@ impl ReplicaOptions {
 struct Shared {
     stop: AtomicBool,
     last_error: Mutex<Option<String>>,
+    resyncs: AtomicU64,
+    listen_failures: AtomicU64,
 }
 
 /// An in-memory mirror of the store's revocations and key set, for the hot path.
@@ -91,7 +92,9 @@ impl Replica {
         let list = Arc::new(RevocationList::replica(options.max_staleness));
         let ring = Arc::new(KeyRing::default());
         let (l, r) = (list.clone(), ring.clone());
-        let last_id = store.block(move |b| Box::pin(async move { sync(&b, &l, &r, 0).await }))?;
+        let last_id = store
+            .block(move |b| Box::pin(async move { sync(&b, &l, &r, None).await }))?
+            .max;
         mark_current(&list);
         let shared = Arc::new(Shared::default());
         let (b, l, r, s) = (
@@ -137,6 +140,18 @@ impl Replica {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
+
+    /// How many times this replica reloaded every revocation because the numbers it read
+    /// skipped one (a row it never saw: it reloads before it reports itself current again).
+    pub fn resyncs(&self) -> u64 {
+        self.shared.resyncs.load(Ordering::Relaxed)
+    }
+
+    /// PostgreSQL: how many times connecting the notification listener failed. Each failure
+    /// waits before the next attempt, doubling from the poll interval to 5 s.
+    pub fn listen_failures(&self) -> u64 {
+        self.shared.listen_failures.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for Replica {
@@ -168,6 +183,13 @@ impl Revoker for Replica {
         self.list.apply(record.clone());
         Ok(record)
     }
+
+    fn adopt(&self, record: Arc<Revocation>) -> Result<Arc<Revocation>, RevokeError> {
+        // Already in the store (written with the family's death): apply here at once; other
+        // replicas read it from the store.
+        self.list.apply(record.clone());
+        Ok(record)
+    }
 }
 
 fn mark_current(list: &RevocationList) {
@@ -176,16 +198,34 @@ fn mark_current(list: &RevocationList) {
     }
 }
 
-/// Applies revocations with ids above `after` and replaces the key set if it changed.
-/// Returns the highest revocation id seen.
+/// What one sync found.
+struct Synced {
+    /// The highest revocation number applied (or `after` if none).
+    max: i64,
+    /// Numbers above `after` were not consecutive: something was missed.
+    gap: bool,
+}
+
+/// Applies revocations numbered above `after` and replaces the key set if it changed.
+///
+/// Revocation numbers come from a counter incremented inside the writing transaction, so
+/// they are gap-free and commit in order (see `insert_revocation!`): read above a number, the
+/// next rows must be `after + 1`, `after + 2`, …. A skipped number means a row this replica
+/// will never read that way (deleted, or written by a version without the counter); the
+/// caller reloads everything before it vouches again. A full load (`after` is `None`)
+/// accepts holes left by rows written before the counter existed.
 async fn sync(
     b: &Backend,
     list: &RevocationList,
     ring: &KeyRing,
-    after: i64,
-) -> Result<i64, StoreError> {
-    let mut max = after;
-    for (id, record) in load_revocations(b, after).await? {
+    after: Option<i64>,
+) -> Result<Synced, StoreError> {
+    let mut max = after.unwrap_or(0);
+    let mut gap = false;
+    for (id, record) in load_revocations(b, max).await? {
+        if after.is_some() && id != max.saturating_add(1) {
+            gap = true;
+        }
         list.apply(Arc::new(record));
         max = max.max(id);
     }
@@ -193,7 +233,7 @@ async fn sync(
     if *ring.snapshot() != keys {
         ring.replace(keys);
     }
-    Ok(max)
+    Ok(Synced { max, gap })
 }
 
 async fn run(
@@ -230,6 +270,7 @@ async fn run(
                         Err(e) => Some(format!("cannot connect the listener: {e}")),
                     };
                     if let Some(message) = failed {
+                        shared.listen_failures.fetch_add(1, Ordering::Relaxed);
                         record_error(&shared, &message);
                         tokio::time::sleep(backoff).await;
                         backoff = (backoff * 2).min(max_backoff);
@@ -247,18 +288,21 @@ async fn run(
             break;
         }
         let full = force_full || last_full.elapsed() >= reconcile;
-        // PostgreSQL ids can commit out of order; re-reading the last few is idempotent.
-        let after = match (&b, full) {
-            (_, true) => 0,
-            (Backend::Postgres(_), false) => last_id.saturating_sub(64),
-            (Backend::Sqlite(_), false) => last_id,
+        let result = match sync(&b, &list, &ring, (!full).then_some(last_id)).await {
+            Ok(s) if s.gap => {
+                // A number was skipped: reload everything before vouching again.
+                shared.resyncs.fetch_add(1, Ordering::Relaxed);
+                sync(&b, &list, &ring, None).await.map(|s| (s.max, true))
+            }
+            Ok(s) => Ok((s.max, full)),
+            Err(e) => Err(e),
         };
-        match sync(&b, &list, &ring, after).await {
-            Ok(max) => {
+        match result {
+            Ok((max, was_full)) => {
                 last_id = last_id.max(max);
                 mark_current(&list);
                 *shared.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
-                if full {
+                if was_full {
                     last_full = Instant::now();
                     force_full = false;
                 }

@@ -5,7 +5,7 @@ use crate::{Store, StoreError};
 use scopekey::audit::{AuditError, AuditEvent, AuditKind, AuditSink};
 use scopekey::consumer::{Consumer, ConsumerDirectory, DirectoryError};
 use scopekey::inventory::{Inventory, InventoryError, InventoryQuery, TokenRecord};
-use scopekey::refresh::{FamilyError, RefreshFamilies, Rotation};
+use scopekey::refresh::{FamilyError, Presentation, RefreshFamilies, Rotation};
 use scopekey::{FamilyId, TokenId};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -259,23 +259,16 @@ impl RefreshFamilies for StoreFamilies {
         &self,
         family: &FamilyId,
         first: &TokenId,
+        started_at: OffsetDateTime,
         expires_at: OffsetDateTime,
     ) -> Result<(), FamilyError> {
         self.store
-            .begin_family(family, first, expires_at)
+            .begin_family(family, first, started_at, expires_at)
             .map_err(family_error)
     }
 
-    fn rotate(
-        &self,
-        family: &FamilyId,
-        presented: &TokenId,
-        next: &TokenId,
-        expires_at: OffsetDateTime,
-    ) -> Result<Rotation, FamilyError> {
-        self.store
-            .rotate_family(family, presented, next, expires_at)
-            .map_err(family_error)
+    fn rotate(&self, presentation: &Presentation<'_>) -> Result<Rotation, FamilyError> {
+        self.store.rotate_family(presentation).map_err(family_error)
     }
 }
 

@@ -812,9 +812,11 @@ fn store_revocations_are_in_the_trail() {
     }
 }
 
-/// A revocation whose transaction commits after a hundred later ones (PostgreSQL ids commit out
-/// of order) is applied within the replica's staleness bound: the full reconcile runs at least
-/// once per `max_staleness`, whatever `reconcile_interval` says.
+/// A revocation whose transaction is held open is numbered before the hundred revocations
+/// that start after it: they wait for it (the revocation counter's row lock), so none can
+/// commit ahead of it, and a replica reading numbers in order never skips it. It is applied
+/// within the replica's staleness bound of its commit. A writer that still takes an id from
+/// the table's old sequence is refused rather than racing the counter.
 #[test]
 fn a_late_committed_revocation_is_applied_within_the_staleness_bound() {
     let Some(db) = postgres("latecommit") else {
@@ -827,34 +829,60 @@ fn a_late_committed_revocation_is_applied_within_the_staleness_bound() {
         .max_staleness(Duration::from_secs(2))
         .heartbeat(Duration::from_millis(200))
         .reconcile_interval(Duration::from_secs(3600));
-    let replica = Replica::start(&store, options).unwrap();
+    let writer = Arc::new(Replica::start(&store, options.clone()).unwrap());
+    let reader = Replica::start(&Store::open(&db.url()).unwrap(), options).unwrap();
     let kid = key.key_id().clone();
     let late: TokenId = "late-commit".parse().unwrap();
-    let facts = TokenFacts {
-        token_id: &late,
-        family: None,
-        subject: "s",
-        issued_at: OffsetDateTime::now_utc(),
-        key_id: &kid,
+    let facts = |jti: &TokenId| {
+        let jti = jti.clone();
+        let kid = kid.clone();
+        move |r: &Replica| {
+            matches!(
+                r.status_of(&TokenFacts {
+                    token_id: &jti,
+                    family: None,
+                    subject: "s",
+                    issued_at: OffsetDateTime::now_utc(),
+                    key_id: &kid,
+                }),
+                RevocationStatus::Revoked(_)
+            )
+        }
     };
     let rt = runtime();
     let url = db.url();
     let mut conn = rt.block_on(sqlx::PgConnection::connect(&url)).unwrap();
-    rt.block_on(sqlx::raw_sql("BEGIN").execute(&mut conn))
-        .unwrap();
-    rt.block_on(
+    // The old way, an id from the sequence, is refused.
+    let old = rt.block_on(
         sqlx::raw_sql(
             "INSERT INTO scopekey_revocations (kind, value, instant, revoked_by, revoked_at, reason) \
-             VALUES ('token', 'late-commit', NULL, 'test', 0, 'late')",
+             VALUES ('token', 'old-writer', NULL, 'test', 0, 'old')",
+        )
+        .execute(&mut conn),
+    );
+    assert!(
+        old.is_err(),
+        "a revocation without a counter number was accepted"
+    );
+    // A revocation written as the store writes it, in a transaction left open.
+    rt.block_on(
+        sqlx::raw_sql(
+            "BEGIN; \
+             WITH n AS (UPDATE scopekey_counters SET value = value + 1 WHERE name = 'revocations' RETURNING value) \
+             INSERT INTO scopekey_revocations (id, kind, value, instant, revoked_by, revoked_at, reason) \
+             SELECT n.value, 'token', 'late-commit', NULL, 'test', 0, 'late' FROM n",
         )
         .execute(&mut conn),
     )
     .unwrap();
-    // A hundred revocations commit after it, with higher ids; the replica follows them.
-    for i in 0..100 {
-        let jti: TokenId = format!("after-{i}").parse().unwrap();
-        replica
-            .revoke(
+    let later: Vec<TokenId> = (0..100)
+        .map(|i| format!("after-{i}").parse().unwrap())
+        .collect();
+    let w = writer.clone();
+    let ids = later.clone();
+    let after = std::thread::spawn(move || {
+        for jti in ids {
+            w.revoke(
                 RevocationTarget::Token {
                     token_id: jti,
                     expires_at: None,
@@ -863,15 +891,423 @@ fn a_late_committed_revocation_is_applied_within_the_staleness_bound() {
                 "after",
             )
             .unwrap();
-    }
+        }
+    });
     std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        !facts(&later[0])(&reader),
+        "a revocation committed ahead of one begun before it"
+    );
     rt.block_on(sqlx::raw_sql("COMMIT").execute(&mut conn))
         .unwrap();
-    let took = wait_until(Duration::from_secs(5), || {
-        matches!(replica.status_of(&facts), RevocationStatus::Revoked(_))
-    });
+    let took = wait_until(Duration::from_secs(5), || facts(&late)(&reader));
     assert!(
         took.is_some_and(|t| t <= Duration::from_millis(2600)),
         "the late revocation was not applied within the 2 s bound: {took:?}"
     );
+    after.join().unwrap();
+    let all = wait_until(Duration::from_secs(5), || {
+        later.iter().all(|j| facts(j)(&reader))
+    });
+    assert!(all.is_some(), "a later revocation was missed");
+    // Numbers are gap-free: nothing here made the reader reload everything.
+    assert_eq!(reader.resyncs(), 0);
+}
+
+/// A replica that reads a revocation number out of sequence (a row it never saw: deleted, or
+/// written outside the counter) reloads everything before it reports itself current again.
+#[test]
+fn a_gap_in_the_revocation_numbers_makes_the_replica_reload() {
+    for db in backends("gap") {
+        let store = Store::open(&db.url()).unwrap();
+        let key = SigningKey::generate().unwrap();
+        store.add_key(key.public_key(), None).unwrap();
+        let options = fast().reconcile_interval(Duration::from_secs(3600));
+        let replica = Replica::start(&store, options).unwrap();
+        let verifier = replica.verifier(config()).unwrap();
+        let issuer = issuer(&key);
+        let (first, first_jti) = mint(&issuer, "a");
+        let (skipped, skipped_jti) = mint(&issuer, "b");
+        replica
+            .revoke(
+                RevocationTarget::Token {
+                    token_id: first_jti,
+                    expires_at: None,
+                },
+                "ops",
+                "first",
+            )
+            .unwrap();
+        assert_eq!(replica.resyncs(), 0);
+        // Number 3 arrives while 2 never will.
+        db.exec(&format!(
+            "UPDATE scopekey_counters SET value = 3 WHERE name = 'revocations'; \
+             INSERT INTO scopekey_revocations (id, kind, value, instant, revoked_by, revoked_at, reason) \
+             VALUES (3, 'token', '{}', NULL, 'ops', 0, 'written past a hole')",
+            skipped_jti.as_str()
+        ));
+        let seen = wait_until(Duration::from_secs(5), || {
+            verifier.verify(&skipped).map(|_| ()).map_err(|e| e.kind()) == Err(ErrorKind::Revoked)
+        });
+        assert!(
+            seen.is_some(),
+            "{}: the row past the hole was not applied",
+            db.url()
+        );
+        assert!(
+            wait_until(Duration::from_secs(5), || replica.resyncs() == 1).is_some(),
+            "{}: the gap did not cause a reload: {} reloads",
+            db.url(),
+            replica.resyncs()
+        );
+        assert_eq!(
+            verifier.verify(&first).unwrap_err().kind(),
+            ErrorKind::Revoked
+        );
+        // Following on from 3, the next number is 4: no further reload.
+        let (third, third_jti) = mint(&issuer, "c");
+        store
+            .revoke(
+                RevocationTarget::Token {
+                    token_id: third_jti,
+                    expires_at: None,
+                },
+                "ops",
+                "after the hole",
+            )
+            .unwrap();
+        assert!(wait_until(Duration::from_secs(5), || verifier.verify(&third).is_err()).is_some());
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(replica.resyncs(), 1, "{}", db.url());
+    }
+}
+
+/// Reuse detection kills the family and records its revocation (with the `revoked` event) in
+/// one store transaction: even if the process dies right after it (here: the local revoker
+/// fails), the store holds the revocation, and a fresh replica refuses the family's tokens.
+#[test]
+fn reuse_detection_records_the_family_revocation_in_the_same_transaction() {
+    use scopekey::revocation::{Revocation, RevocationList, RevokeError, RevokeErrorKind, Revoker};
+
+    /// Checks an empty list; every write fails, as if the process died after the store's commit.
+    #[derive(Debug, Default)]
+    struct DiesAfterCommit(RevocationList);
+    impl RevocationCheck for DiesAfterCommit {
+        fn status_of(&self, t: &TokenFacts<'_>) -> RevocationStatus {
+            self.0.status_of(t)
+        }
+    }
+    impl Revoker for DiesAfterCommit {
+        fn revoke(
+            &self,
+            _: RevocationTarget,
+            _: &str,
+            _: &str,
+        ) -> Result<Arc<Revocation>, RevokeError> {
+            Err(RevokeError::new(RevokeErrorKind::Store, "process gone"))
+        }
+        fn adopt(&self, _: Arc<Revocation>) -> Result<Arc<Revocation>, RevokeError> {
+            Err(RevokeError::new(RevokeErrorKind::Store, "process gone"))
+        }
+    }
+
+    for db in backends("reusetx") {
+        let store = Store::open(&db.url()).unwrap();
+        let key = SigningKey::generate().unwrap();
+        store.add_key(key.public_key(), None).unwrap();
+        let keys = scopekey::KeySet::single(key.public_key().clone());
+        let refresher = Refresher::new(
+            issuer(&key),
+            AUD,
+            keys,
+            Arc::new(DiesAfterCommit::default()),
+            Arc::new(store.families()),
+        )
+        .unwrap();
+        let first = refresher
+            .start(&TokenRequest::new(
+                "app",
+                AUD,
+                "projects:read".parse().unwrap(),
+            ))
+            .unwrap();
+        let second = refresher
+            .exchange(first.refresh().token().as_str(), None)
+            .unwrap();
+        let replayed = refresher
+            .exchange(first.refresh().token().as_str(), None)
+            .unwrap_err();
+        assert_eq!(replayed.kind(), RefreshErrorKind::Unavailable, "{replayed}");
+
+        let fresh = Replica::start(&Store::open(&db.url()).unwrap(), fast()).unwrap();
+        let verifier = fresh.verifier(config()).unwrap();
+        assert_eq!(
+            verifier
+                .verify(second.access().token().as_str())
+                .unwrap_err()
+                .kind(),
+            ErrorKind::Revoked,
+            "{}: the detected-stolen family's access token is live",
+            db.url()
+        );
+        let family = second.family().unwrap().as_str().to_owned();
+        let revocations = store.revocations_after(0).unwrap();
+        assert_eq!(revocations.len(), 1, "{revocations:?}");
+        assert_eq!(
+            revocations[0].1.target().to_string(),
+            format!("family {family}")
+        );
+        let trail: Vec<serde_json::Value> = store
+            .audit_log(0, 100)
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        let revoked: Vec<_> = trail.iter().filter(|e| e["event"] == "revoked").collect();
+        assert_eq!(revoked.len(), 1, "{trail:?}");
+        assert_eq!(revoked[0]["target"], "family");
+        assert_eq!(revoked[0]["reason"], "refresh token reuse detected");
+    }
+}
+
+/// A store family past its absolute lifetime is not exchanged, and its start is what counts.
+#[test]
+fn store_families_end_after_their_lifetime() {
+    for db in backends("famlife") {
+        let store = Store::open(&db.url()).unwrap();
+        let key = SigningKey::generate().unwrap();
+        store.add_key(key.public_key(), None).unwrap();
+        let replica = Arc::new(Replica::start(&store, fast()).unwrap());
+        let refresher = Refresher::new(
+            issuer(&key),
+            AUD,
+            replica.keys(),
+            replica.clone(),
+            Arc::new(store.families()),
+        )
+        .unwrap()
+        .with_family_lifetime(Duration::from_secs(3600));
+        let pair = refresher
+            .start(&TokenRequest::new(
+                "app",
+                AUD,
+                "projects:read".parse().unwrap(),
+            ))
+            .unwrap();
+        let pair = refresher
+            .exchange(pair.refresh().token().as_str(), None)
+            .unwrap();
+        // The family began two hours ago, as far as the store knows.
+        db.exec("UPDATE scopekey_refresh_families SET started_at = started_at - 7200");
+        let e = refresher
+            .exchange(pair.refresh().token().as_str(), None)
+            .unwrap_err();
+        assert_eq!(
+            e.kind(),
+            RefreshErrorKind::FamilyExpired,
+            "{}: {e}",
+            db.url()
+        );
+        // Refusing an ended family is not reuse: its last access token still works.
+        assert!(
+            replica
+                .verifier(config())
+                .unwrap()
+                .verify(pair.access().token().as_str())
+                .is_ok()
+        );
+    }
+}
+
+/// The notification after a committed revocation fails (here: a `pg_notify` that raises,
+/// found first on the store's search path). The revocation is recorded, the caller is told so,
+/// it applies in this process at once, and another replica picks it up without a notification.
+#[test]
+fn a_failed_notification_after_the_commit_still_revokes() {
+    let Some(db) = postgres("notifyfail") else {
+        return;
+    };
+    let plain = Store::open(&db.url()).unwrap();
+    let key = SigningKey::generate().unwrap();
+    plain.add_key(key.public_key(), None).unwrap();
+    db.exec(
+        "CREATE FUNCTION public.pg_notify(text, text) RETURNS void LANGUAGE plpgsql AS \
+         $$ BEGIN RAISE EXCEPTION 'notifications are down'; END $$",
+    );
+    let trapped_url = format!("{}?options%5Bsearch_path%5D=public%2Cpg_catalog", db.url());
+    // The trap is real: on that search path a notification fails.
+    let rt = runtime();
+    let notified = rt.block_on(async {
+        let mut c = sqlx::PgConnection::connect(&trapped_url).await.unwrap();
+        sqlx::query("SELECT pg_notify('scopekey_changes', 'x')")
+            .execute(&mut c)
+            .await
+            .map(|_| ())
+    });
+    assert!(notified.is_err(), "the pg_notify trap did not take");
+
+    let other = Replica::start(&plain, fast()).unwrap();
+    let store = Store::open(&trapped_url).unwrap();
+    let replica = Replica::start(&store, fast()).unwrap();
+    let issuer = issuer(&key);
+    let (token, jti) = mint(&issuer, "a");
+    let record = replica.revoke(
+        RevocationTarget::Token {
+            token_id: jti,
+            expires_at: None,
+        },
+        "ops",
+        "leaked",
+    );
+    assert!(
+        record.is_ok(),
+        "a committed revocation was reported as failed: {record:?}"
+    );
+    let here = replica.verifier(config()).unwrap();
+    assert_eq!(here.verify(&token).unwrap_err().kind(), ErrorKind::Revoked);
+    assert_eq!(plain.revocations_after(0).unwrap().len(), 1);
+    let there = other.verifier(config()).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(3), || there.verify(&token).is_err()).is_some(),
+        "another replica never saw the revocation"
+    );
+    assert_eq!(there.verify(&token).unwrap_err().kind(), ErrorKind::Revoked);
+}
+
+/// While the database refuses connections, the listener's reconnection attempts back off
+/// (doubling from the poll interval to 5 s) instead of spinning.
+#[test]
+fn listener_failures_back_off_instead_of_spinning() {
+    let Some(db) = postgres("backoff") else {
+        return;
+    };
+    let TestDb::Postgres { name, .. } = &db else {
+        unreachable!()
+    };
+    let name = name.clone();
+    let store = Store::open(&db.url()).unwrap();
+    let replica = Replica::start(&store, fast().max_staleness(Duration::from_secs(60))).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(replica.listen_failures(), 0);
+    db.admin_exec(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"));
+    db.admin_exec(&format!(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+    ));
+    std::thread::sleep(Duration::from_secs(4));
+    let failures = replica.listen_failures();
+    db.admin_exec(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"));
+    // From 100 ms doubling: 0.1 + 0.2 + 0.4 + 0.8 + 1.6 s covers 3.1 s, so about five
+    // attempts fit in four seconds; a loop without backoff makes hundreds.
+    assert!(
+        (2..=8).contains(&failures),
+        "{failures} listener failures in 4 s"
+    );
+}
+
+/// The trail is read back with filters in the database and keyset pages: a page is the same
+/// whatever was read before, and a token's events include the revocations that cover it.
+#[test]
+fn audit_events_filter_in_the_database_and_page_by_id() {
+    use scopekey::audit::{AuditEvent, AuditKind};
+    use scopekey_store::AuditQuery;
+    for db in backends("auditq") {
+        let store = Store::open(&db.url()).unwrap();
+        let key = SigningKey::generate().unwrap();
+        let issuer = issuer(&key);
+        let minted = issuer
+            .issue(&TokenRequest::new(
+                "ci",
+                AUD,
+                "projects:read".parse().unwrap(),
+            ))
+            .unwrap();
+        let claims = minted.claims();
+        let now = OffsetDateTime::now_utc();
+        let mut events: Vec<AuditEvent> = (0..25)
+            .map(|_| AuditEvent::for_token(now, AuditKind::Verified, claims, Some(key.key_id())))
+            .collect();
+        events.push(AuditEvent::bare(
+            now,
+            AuditKind::Refused {
+                reason: "malformed",
+            },
+        ));
+        store.append_audit(events).unwrap();
+        let replica = Replica::start(&store, fast()).unwrap();
+        // One revocation naming the token, one covering it through its consumer, one not.
+        replica
+            .revoke(
+                RevocationTarget::Token {
+                    token_id: claims.token_id().clone(),
+                    expires_at: None,
+                },
+                "ops",
+                "named",
+            )
+            .unwrap();
+        replica
+            .revoke(
+                RevocationTarget::Subject {
+                    subject: "ci".into(),
+                    issued_before: None,
+                },
+                "ops",
+                "its consumer",
+            )
+            .unwrap();
+        replica
+            .revoke(
+                RevocationTarget::Subject {
+                    subject: "someone-else".into(),
+                    issued_before: None,
+                },
+                "ops",
+                "unrelated",
+            )
+            .unwrap();
+
+        // Pages of 10 by id: 25 + 1 + 3 events, in order, none twice.
+        let mut query = AuditQuery::new().limit(10);
+        let mut ids = Vec::new();
+        loop {
+            let page = store.audit_events(&query).unwrap();
+            assert!(page.len() <= 10);
+            let Some((last, _)) = page.last() else { break };
+            query = query.after(*last);
+            ids.extend(page.iter().map(|(id, _)| *id));
+        }
+        assert_eq!(ids.len(), 29, "{}", db.url());
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+
+        let count = |q: AuditQuery| store.audit_events(&q.limit(1000)).unwrap().len();
+        let jti = claims.token_id().as_str();
+        assert_eq!(count(AuditQuery::new().kind("refused")), 1);
+        assert_eq!(count(AuditQuery::new().kind("revoked")), 3);
+        assert_eq!(count(AuditQuery::new().subject("ci")), 25 + 1);
+        assert_eq!(count(AuditQuery::new().jti(jti)), 25 + 1);
+        let covered = store
+            .audit_events(&AuditQuery::new().jti(jti).with_revocations_covering(
+                None,
+                Some("ci"),
+                Some(key.key_id()),
+            ))
+            .unwrap();
+        let reasons: Vec<String> = covered
+            .iter()
+            .filter_map(|(_, l)| {
+                let e: serde_json::Value = serde_json::from_str(l).unwrap();
+                e["reason"].as_str().map(str::to_owned)
+            })
+            .collect();
+        assert_eq!(reasons, ["named", "its consumer"], "{}", db.url());
+        assert_eq!(covered.len(), 25 + 2);
+        let later = now + time::Duration::hours(1);
+        assert_eq!(count(AuditQuery::new().since(later)), 0);
+        assert_eq!(
+            count(AuditQuery::new().since(now - time::Duration::seconds(1))),
+            29
+        );
+        // A hostile filter value is a value, not SQL.
+        assert_eq!(count(AuditQuery::new().subject("x' OR '1'='1")), 0);
+    }
 }

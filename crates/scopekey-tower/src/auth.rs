@@ -1,5 +1,6 @@
 //! [`AuthLayer`]: verifies the bearer token on the way in.
 
+use crate::context::{DescribeRequest, context_for, describe_request};
 use crate::future::ResponseFuture;
 use crate::rejection::{Realm, Rejection, bearer_token};
 use http::{Request, Response};
@@ -21,6 +22,7 @@ pub struct AuthState {
     verifier: Arc<Verifier>,
     realm: Realm,
     cache: Option<Arc<GrantCache>>,
+    describe: DescribeRequest,
 }
 
 impl AuthState {
@@ -35,7 +37,40 @@ impl AuthState {
             verifier,
             realm,
             cache,
+            describe: describe_request,
         }
+    }
+
+    /// Describes requests for the audit trail with `describe` instead of
+    /// [`describe_request`]: for example to record the route's path template and the peer
+    /// address that only the framework knows.
+    ///
+    /// ```
+    /// use scopekey_tower::{AuthState, describe_request};
+    /// # fn state() -> Result<AuthState, Box<dyn std::error::Error>> {
+    /// # let key = scopekey::SigningKey::generate()?;
+    /// # let verifier = scopekey::Verifier::new(
+    /// #     scopekey::KeySet::single(key.public_key().clone()),
+    /// #     scopekey::VerifierConfig::new("https://auth.example", "https://api.example", "production".parse()?),
+    /// # )?;
+    /// let state = AuthState::new(std::sync::Arc::new(verifier), scopekey_tower::Realm::new("api")?)
+    ///     .describe_requests_with(|parts| {
+    ///         // Behind a proxy you trust, say, the first X-Forwarded-For hop:
+    ///         let forwarded = parts.headers.get("x-forwarded-for")
+    ///             .and_then(|v| v.to_str().ok())
+    ///             .and_then(|v| v.split(',').next()?.trim().parse().ok());
+    ///         let described = describe_request(parts);
+    ///         match forwarded {
+    ///             Some(ip) => described.client(ip),
+    ///             None => described,
+    ///         }
+    ///     });
+    /// # Ok(state) }
+    /// # state().map(|_| ()).unwrap();
+    /// ```
+    pub fn describe_requests_with(mut self, describe: DescribeRequest) -> Self {
+        self.describe = describe;
+        self
     }
 
     /// Sizes the layer's grant cache (a new, empty one).
@@ -72,18 +107,45 @@ impl AuthState {
     /// # Errors
     /// The [`Rejection`] to answer with.
     pub fn authenticate(&self, headers: &mut http::HeaderMap) -> Result<Grant, Rejection> {
-        if let http::header::Entry::Occupied(mut entry) = headers.entry(http::header::AUTHORIZATION)
-        {
-            for value in entry.iter_mut() {
-                value.set_sensitive(true);
-            }
-        }
+        mark_sensitive(headers);
         let token = bearer_token(headers)?;
         match &self.cache {
             Some(cache) => self.verifier.verify_cached(token, cache),
             None => self.verifier.verify(token),
         }
         .map_err(|e| Rejection::from_verify_error(&e))
+    }
+
+    /// As [`authenticate`](Self::authenticate), for a whole request: when the verifier records
+    /// an audit trail, the events of this request (and of the grant's
+    /// [`authorize`](Grant::authorize) calls) carry its description (see
+    /// [`describe_requests_with`](Self::describe_requests_with)), and a request without a
+    /// usable `x-request-id` gets one.
+    ///
+    /// # Errors
+    /// The [`Rejection`] to answer with.
+    pub fn authenticate_request(
+        &self,
+        parts: &mut http::request::Parts,
+    ) -> Result<Grant, Rejection> {
+        if !self.verifier.records_audit() {
+            return self.authenticate(&mut parts.headers);
+        }
+        mark_sensitive(&mut parts.headers);
+        let context = context_for(parts, self.describe);
+        let token = bearer_token(&parts.headers)?;
+        self.verifier
+            .verify_for_request(token, self.cache.as_deref(), context)
+            .map_err(|e| Rejection::from_verify_error(&e))
+    }
+}
+
+/// Marks every `Authorization` header sensitive, so no logging layer after this one prints it.
+fn mark_sensitive(headers: &mut http::HeaderMap) {
+    if let http::header::Entry::Occupied(mut entry) = headers.entry(http::header::AUTHORIZATION) {
+        for value in entry.iter_mut() {
+            value.set_sensitive(true);
+        }
     }
 }
 
@@ -157,12 +219,13 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        match self.state.authenticate(request.headers_mut()) {
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let (mut parts, body) = request.into_parts();
+        match self.state.authenticate_request(&mut parts) {
             Ok(grant) => {
-                request.extensions_mut().insert(grant);
-                request.extensions_mut().insert(self.state.realm.clone());
-                ResponseFuture::inner(self.inner.call(request))
+                parts.extensions.insert(grant);
+                parts.extensions.insert(self.state.realm.clone());
+                ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body)))
             }
             Err(rejection) => ResponseFuture::rejected(rejection.into_response(&self.state.realm)),
         }

@@ -8,6 +8,9 @@
 //!   marks the header sensitive, and inserts the [`Grant`](scopekey::Grant) into the request's
 //!   extensions.
 //! - [`RequireScopeLayer`] requires one fixed scope for a route.
+//! - With an audit sink on the verifier, every `verified`, `refused`, `authorized` and `denied`
+//!   event of a request carries its method, path, client address and request id
+//!   ([`describe_request`], replaceable with [`AuthState::describe_requests_with`]).
 //! - [`Rejection`] renders every refusal per RFC 6750 section 3: status, `WWW-Authenticate`
 //!   challenge and a fixed JSON body that leaks nothing of the token.
 //!
@@ -54,11 +57,13 @@
 //! ```
 
 mod auth;
+mod context;
 mod future;
 mod rejection;
 mod require;
 
 pub use auth::{Auth, AuthLayer, AuthState};
+pub use context::{DescribeRequest, REQUEST_ID_HEADER, describe_request};
 pub use future::ResponseFuture;
 pub use rejection::{InvalidRealm, Realm, Rejection, bearer_token};
 pub use require::{RequireScope, RequireScopeLayer};

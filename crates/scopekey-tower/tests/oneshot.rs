@@ -296,3 +296,119 @@ async fn no_token_in_debug_output_of_the_layer() {
         }
     }
 }
+
+/// With an audit sink, every event of a request carries the request: method, path (never the
+/// query), client address, request id; the grant's `authorize` events carry the same. A request
+/// without an id gets one, which the handler sees.
+#[tokio::test]
+async fn audit_events_carry_the_request() {
+    use scopekey::audit::{AuditSink, MemorySink};
+    let clock = ManualClock::at_unix(1_900_000_000);
+    let key = SigningKey::generate().unwrap();
+    let keys = KeySet::single(key.public_key().clone());
+    let sink = Arc::new(MemorySink::new());
+    let verifier = Verifier::new(
+        keys,
+        VerifierConfig::new(ISS, AUD, "production".parse().unwrap()).clock(clock.clone()),
+    )
+    .unwrap()
+    .with_audit(sink.clone() as Arc<dyn AuditSink>);
+    let issuer = Issuer::new(key, ISS, "production".parse().unwrap())
+        .unwrap()
+        .with_clock(clock);
+    let token = issuer
+        .issue(&TokenRequest::new(
+            "svc",
+            AUD,
+            "projects:read".parse().unwrap(),
+        ))
+        .unwrap();
+    let state = AuthState::new(Arc::new(verifier), Realm::new("api").unwrap());
+    let service = ServiceBuilder::new()
+        .layer(AuthLayer::new(state))
+        .service(service_fn(|req: Request<String>| async move {
+            let grant = req.extensions().get::<Grant>().unwrap();
+            let _ = grant.authorize(&"projects/42".parse().unwrap(), &"read".parse().unwrap());
+            let _ = grant.authorize(&"projects/42".parse().unwrap(), &"delete".parse().unwrap());
+            let id = req.headers()["x-request-id"].to_str().unwrap().to_owned();
+            Ok::<_, Infallible>(Response::new(id))
+        }));
+    let client: std::net::SocketAddr = "198.51.100.7:50123".parse().unwrap();
+    let mut request = Request::builder()
+        .method("GET")
+        .uri("/projects/42?access_token=do-not-record")
+        .header(AUTHORIZATION, format!("Bearer {}", token.token().as_str()))
+        .header("x-request-id", "req-123")
+        .body(String::new())
+        .unwrap();
+    request.extensions_mut().insert(client);
+    let response = service.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    let events: Vec<serde_json::Value> = sink
+        .events()
+        .iter()
+        .map(|e| serde_json::to_value(e).unwrap())
+        .collect();
+    let names: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["verified", "authorized", "denied"]);
+    for e in &events {
+        assert_eq!(
+            e["request"],
+            serde_json::json!({
+                "method": "GET",
+                "path": "/projects/42",
+                "client": "198.51.100.7",
+                "request_id": "req-123",
+            }),
+            "{e}"
+        );
+    }
+    assert!(
+        !serde_json::to_string(&events)
+            .unwrap()
+            .contains("do-not-record")
+    );
+
+    // A refused token, no request id: the refusal carries the request and a made-up id, the
+    // same one the request now holds.
+    let request = Request::builder()
+        .method("DELETE")
+        .uri("/projects/7")
+        .header(AUTHORIZATION, "Bearer v4.public.not-a-token")
+        .body(String::new())
+        .unwrap();
+    let response = service.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let refused = serde_json::to_value(sink.events().last().unwrap()).unwrap();
+    assert_eq!(refused["event"], "refused");
+    assert_eq!(refused["request"]["method"], "DELETE");
+    assert_eq!(refused["request"]["path"], "/projects/7");
+    assert!(refused["request"].get("client").is_none());
+    let id = refused["request"]["request_id"].as_str().unwrap();
+    assert!(id.starts_with("sk-"), "{id}");
+}
+
+/// A hostile path cannot put an unbounded or unprintable string in the trail.
+#[test]
+fn request_descriptions_are_bounded() {
+    let long = format!("/{}", "a".repeat(1000));
+    let (parts, ()) = Request::builder()
+        .uri(long.as_str())
+        .header("x-request-id", "x".repeat(500))
+        .body(())
+        .unwrap()
+        .into_parts();
+    let described = scopekey_tower::describe_request(&parts);
+    assert!(described.path.len() <= scopekey::audit::RequestContext::MAX_PATH_LEN);
+    assert!(described.path.ends_with('…'));
+    assert_eq!(described.request_id, None);
+    let wide = scopekey::audit::RequestContext::new("GET", &"é".repeat(1000));
+    assert!(wide.path.len() <= scopekey::audit::RequestContext::MAX_PATH_LEN);
+    assert!(wide.path.starts_with("éé") && wide.path.ends_with('…'));
+    let c = scopekey::audit::RequestContext::new("GET\n", "/a\u{1b}[31m");
+    assert_eq!((c.method.as_str(), c.path.as_str()), ("GET?", "/a?[31m"));
+}

@@ -108,6 +108,9 @@ pub enum AuditKind {
         /// Each resource and action it asked for, with its own counts (at most
         /// [`SummaryConfig::max_touched`] of them; the rest are only in the totals).
         touched: Vec<Touched>,
+        /// Up to [`SummaryConfig::max_samples`] distinct client addresses it was used from
+        /// (from the events' [`RequestContext`]; empty when no HTTP layer recorded one).
+        clients: Vec<std::net::IpAddr>,
     },
     /// The decisions of tokens beyond [`SummaryConfig::max_tokens`] in one interval, counted
     /// together (no `jti`): the counts stay exact when more distinct tokens arrive than a
@@ -140,6 +143,9 @@ pub enum AuditKind {
         sample_subjects: Vec<String>,
         /// Up to [`SummaryConfig::max_samples`] distinct key ids of those tokens.
         sample_key_ids: Vec<KeyId>,
+        /// Up to [`SummaryConfig::max_samples`] distinct client addresses the refused tokens
+        /// came from.
+        sample_clients: Vec<std::net::IpAddr>,
     },
 }
 
@@ -175,7 +181,94 @@ pub struct Touched {
     pub denied: u64,
 }
 
+/// The request a decision was made for, as the HTTP layer saw it: recorded in the `verified`,
+/// `refused`, `authorized` and `denied` events of that request (JSON member `request`).
+///
+/// Every part is bounded and checked when set, so a hostile request cannot put an unbounded
+/// or unprintable string in the trail: the method is at most 16 bytes and the path at most
+/// [`RequestContext::MAX_PATH_LEN`] (longer ones are cut on a character boundary and end in
+/// `…`); a request id that is not 1 to 128 visible ASCII characters is left out. The query
+/// string is never recorded (it may carry secrets).
+#[non_exhaustive]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct RequestContext {
+    /// The HTTP method.
+    pub method: String,
+    /// The route's path template when the framework knows it (`/projects/{id}`), otherwise the
+    /// request path, without the query.
+    pub path: String,
+    /// The client's address, when the server knows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<std::net::IpAddr>,
+    /// The request id (an `x-request-id` header, or one the layer made).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
+}
+
+impl RequestContext {
+    /// The longest path recorded, in bytes.
+    pub const MAX_PATH_LEN: usize = 256;
+    /// The longest request id recorded, in bytes.
+    pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+    /// A request with `method` to `path` (bounded as the type says).
+    pub fn new(method: &str, path: &str) -> Self {
+        Self {
+            method: bounded(method, 16),
+            path: bounded(path, Self::MAX_PATH_LEN),
+            client: None,
+            request_id: None,
+        }
+    }
+
+    /// Records the route's path template (`/projects/{id}`) instead of the request path.
+    pub fn path_template(mut self, template: &str) -> Self {
+        self.path = bounded(template, Self::MAX_PATH_LEN);
+        self
+    }
+
+    /// The client's address.
+    pub fn client(mut self, client: std::net::IpAddr) -> Self {
+        self.client = Some(client);
+        self
+    }
+
+    /// The request id, kept only if it is 1 to [`MAX_REQUEST_ID_LEN`](Self::MAX_REQUEST_ID_LEN)
+    /// visible ASCII characters.
+    pub fn request_id(mut self, id: &str) -> Self {
+        self.request_id = is_request_id(id).then(|| id.to_owned());
+        self
+    }
+}
+
+/// Whether `id` can be recorded as a request id: 1 to 128 visible ASCII characters.
+fn is_request_id(id: &str) -> bool {
+    (1..=RequestContext::MAX_REQUEST_ID_LEN).contains(&id.len())
+        && id.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// `text` with control characters replaced by `?`, cut to at most `max` bytes (ending in `…`
+/// when cut).
+fn bounded(text: &str, max: usize) -> String {
+    let clean = |t: &str| -> String {
+        t.chars()
+            .map(|c| if c.is_control() { '?' } else { c })
+            .collect()
+    };
+    if text.len() <= max {
+        return clean(text);
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut out = clean(&text[..end]);
+    out.push('…');
+    out
+}
+
 /// One audit event.
+#[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditEvent {
     /// When (RFC 3339).
@@ -198,6 +291,9 @@ pub struct AuditEvent {
     /// The refresh family, when the token has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fam: Option<FamilyId>,
+    /// The request the decision was made for, when an HTTP layer made it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<std::sync::Arc<RequestContext>>,
 }
 
 impl AuditEvent {
@@ -216,7 +312,14 @@ impl AuditEvent {
             kid: key_id.cloned(),
             env: Some(claims.environment().clone()),
             fam: claims.family().cloned(),
+            request: None,
         }
+    }
+
+    /// This event, made for `request`.
+    pub fn in_request(mut self, request: Option<std::sync::Arc<RequestContext>>) -> Self {
+        self.request = request;
+        self
     }
 
     /// An event with no token details (a token refused before its claims were known).
@@ -234,6 +337,7 @@ impl AuditEvent {
             kid: None,
             env: None,
             fam: None,
+            request: None,
         }
     }
 

@@ -39,7 +39,7 @@ use crate::consumer::ConsumerDirectory;
 use crate::error::VerifyError;
 use crate::issuer::{IssueError, Issuer, Minted, TokenRequest};
 use crate::keys::KeyRing;
-use crate::revocation::{RevocationCheck, RevocationTarget, Revoker};
+use crate::revocation::{Revocation, RevocationCheck, RevocationTarget, Revoker};
 use crate::scope::ScopeSet;
 use crate::verifier::{ConfigError, Verifier, VerifierConfig};
 use std::collections::{HashMap, HashSet};
@@ -52,6 +52,9 @@ use time::OffsetDateTime;
 pub const DEFAULT_REFRESH_TTL: Duration = Duration::from_secs(24 * 3600);
 /// The longest refresh-token lifetime accepted: 30 days.
 pub const MAX_REFRESH_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How long a family may be exchanged, from its first token, unless configured: 30 days. After
+/// that the holder signs in again, however recently the last exchange was.
+pub const DEFAULT_FAMILY_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// An access token and the refresh token that replaces it.
 #[derive(Debug, Clone)]
@@ -83,10 +86,83 @@ impl TokenPair {
 pub enum Rotation {
     /// It was the family's current member; it is now used and `next` is current.
     Rotated,
-    /// It had already been used (or was never this family's current member): reuse.
+    /// It had already been used (or was never this family's current member): reuse. The family
+    /// is now dead; the caller still has to record the family's revocation.
     Reused,
-    /// No such family (or it has ended).
+    /// Reuse, as [`Reused`](Self::Reused), and the store recorded
+    /// [`Presentation::on_reuse`] in the same transaction that killed the family, so no crash
+    /// can leave the family dead but its access tokens live.
+    ReusedAndRevoked,
+    /// It was the current member, but the family began before
+    /// [`Presentation::began_after`]: past its absolute lifetime, it is not exchanged.
+    Ended,
+    /// No such family.
     UnknownFamily,
+}
+
+/// One presentation of a refresh token to its family, for [`RefreshFamilies::rotate`].
+#[derive(Debug, Clone)]
+pub struct Presentation<'a> {
+    family: &'a FamilyId,
+    presented: &'a TokenId,
+    next: &'a TokenId,
+    expires_at: OffsetDateTime,
+    began_after: OffsetDateTime,
+    on_reuse: &'a Revocation,
+}
+
+impl<'a> Presentation<'a> {
+    /// `presented` of `family`, to be replaced by `next` (kept until `expires_at`) if the family
+    /// began at or after `began_after`; `on_reuse` is the family revocation to record if it is
+    /// reuse.
+    pub fn new(
+        family: &'a FamilyId,
+        presented: &'a TokenId,
+        next: &'a TokenId,
+        expires_at: OffsetDateTime,
+        began_after: OffsetDateTime,
+        on_reuse: &'a Revocation,
+    ) -> Self {
+        Self {
+            family,
+            presented,
+            next,
+            expires_at,
+            began_after,
+            on_reuse,
+        }
+    }
+
+    /// The family presented to.
+    pub fn family(&self) -> &FamilyId {
+        self.family
+    }
+
+    /// The refresh token presented.
+    pub fn presented(&self) -> &TokenId {
+        self.presented
+    }
+
+    /// The refresh token that becomes current on success.
+    pub fn next(&self) -> &TokenId {
+        self.next
+    }
+
+    /// When `next` expires: the family can be forgotten after this.
+    pub fn expires_at(&self) -> OffsetDateTime {
+        self.expires_at
+    }
+
+    /// A family that began before this is past its absolute lifetime: [`Rotation::Ended`].
+    pub fn began_after(&self) -> OffsetDateTime {
+        self.began_after
+    }
+
+    /// The revocation of the whole family, to record with the family's death on reuse (a
+    /// store that can do both in one transaction answers [`Rotation::ReusedAndRevoked`]).
+    pub fn on_reuse(&self) -> &Revocation {
+        self.on_reuse
+    }
 }
 
 /// A family store that could not answer; the exchange fails closed.
@@ -114,7 +190,8 @@ impl FamilyError {
 /// Refresh families and their used members. [`rotate`](Self::rotate) must be atomic: of two
 /// concurrent calls with the same presented token, at most one returns [`Rotation::Rotated`].
 pub trait RefreshFamilies: Send + Sync + fmt::Debug {
-    /// Starts a family whose current, unused member is `first`, kept until `expires_at`.
+    /// Starts a family at `started_at` whose current, unused member is `first`, kept until
+    /// `expires_at`.
     ///
     /// # Errors
     /// When the store cannot record it.
@@ -122,26 +199,28 @@ pub trait RefreshFamilies: Send + Sync + fmt::Debug {
         &self,
         family: &FamilyId,
         first: &TokenId,
+        started_at: OffsetDateTime,
         expires_at: OffsetDateTime,
     ) -> Result<(), FamilyError>;
 
-    /// Presents `presented`; on success `next` (expiring at `expires_at`) becomes current.
+    /// Presents a refresh token. The current member of a family that began at or after
+    /// [`Presentation::began_after`] is marked used and [`Presentation::next`] becomes current
+    /// ([`Rotation::Rotated`]); the current member of an older family is refused
+    /// ([`Rotation::Ended`]); any other member is reuse: the family is marked dead, so nothing
+    /// of it rotates again ([`Rotation::Reused`], or [`Rotation::ReusedAndRevoked`] when the
+    /// store also recorded [`Presentation::on_reuse`] in the same transaction).
     ///
     /// # Errors
-    /// When the store cannot answer.
-    fn rotate(
-        &self,
-        family: &FamilyId,
-        presented: &TokenId,
-        next: &TokenId,
-        expires_at: OffsetDateTime,
-    ) -> Result<Rotation, FamilyError>;
+    /// When the store cannot answer; then nothing changed.
+    fn rotate(&self, presentation: &Presentation<'_>) -> Result<Rotation, FamilyError>;
 }
 
 #[derive(Debug)]
 struct FamilyState {
-    current: TokenId,
+    /// `None` once reuse killed the family.
+    current: Option<TokenId>,
     used: HashSet<TokenId>,
+    started_at: OffsetDateTime,
     expires_at: OffsetDateTime,
 }
 
@@ -171,6 +250,7 @@ impl RefreshFamilies for MemoryFamilies {
         &self,
         family: &FamilyId,
         first: &TokenId,
+        started_at: OffsetDateTime,
         expires_at: OffsetDateTime,
     ) -> Result<(), FamilyError> {
         let mut map = self.families.lock().unwrap_or_else(|p| p.into_inner());
@@ -180,31 +260,33 @@ impl RefreshFamilies for MemoryFamilies {
         map.insert(
             family.clone(),
             FamilyState {
-                current: first.clone(),
+                current: Some(first.clone()),
                 used: HashSet::new(),
+                started_at,
                 expires_at,
             },
         );
         Ok(())
     }
 
-    fn rotate(
-        &self,
-        family: &FamilyId,
-        presented: &TokenId,
-        next: &TokenId,
-        expires_at: OffsetDateTime,
-    ) -> Result<Rotation, FamilyError> {
+    fn rotate(&self, p: &Presentation<'_>) -> Result<Rotation, FamilyError> {
         let mut map = self.families.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(state) = map.get_mut(family) else {
+        let Some(state) = map.get_mut(p.family) else {
             return Ok(Rotation::UnknownFamily);
         };
-        if state.current != *presented {
+        if state.current.as_ref() != Some(p.presented) {
+            // Reuse: the family dies with the check, so no later presentation rotates it. The
+            // revocation is the caller's to record (the list it goes to is elsewhere).
+            state.current = None;
             return Ok(Rotation::Reused);
         }
-        let used = std::mem::replace(&mut state.current, next.clone());
-        state.used.insert(used);
-        state.expires_at = expires_at;
+        if state.started_at < p.began_after {
+            return Ok(Rotation::Ended);
+        }
+        if let Some(used) = state.current.replace(p.next.clone()) {
+            state.used.insert(used);
+        }
+        state.expires_at = p.expires_at;
         Ok(Rotation::Rotated)
     }
 }
@@ -223,6 +305,9 @@ pub enum RefreshErrorKind {
     Unavailable,
     /// The new tokens could not be minted.
     Issue,
+    /// The family began longer ago than its absolute lifetime
+    /// ([`Refresher::with_family_lifetime`]); the holder has to sign in again.
+    FamilyExpired,
     /// The consumer has been disabled since the family started; its family is now revoked.
     ConsumerDisabled,
     /// None of the family's scopes is within the consumer's ceiling any more; nothing issued.
@@ -286,6 +371,7 @@ pub struct Refresher {
     consumers: Option<Arc<dyn ConsumerDirectory>>,
     audit: Option<Arc<dyn AuditSink>>,
     refresh_ttl: Duration,
+    family_lifetime: Duration,
 }
 
 impl Refresher {
@@ -318,6 +404,7 @@ impl Refresher {
             consumers: None,
             audit: None,
             refresh_ttl: DEFAULT_REFRESH_TTL,
+            family_lifetime: DEFAULT_FAMILY_LIFETIME,
         })
     }
 
@@ -344,6 +431,14 @@ impl Refresher {
         self
     }
 
+    /// How long a family may be exchanged, counted from [`start`](Self::start) (default
+    /// [`DEFAULT_FAMILY_LIFETIME`], 30 days). Checked at every exchange against the family's
+    /// recorded start, so shortening it applies to families already running.
+    pub fn with_family_lifetime(mut self, lifetime: Duration) -> Self {
+        self.family_lifetime = lifetime;
+        self
+    }
+
     /// Starts a family: an access token and the first refresh token for `request`.
     ///
     /// # Errors
@@ -356,7 +451,7 @@ impl Refresher {
         let request = request.clone().family(family.clone());
         let (refresh_id, refresh_exp) = self.next_refresh_id()?;
         self.families
-            .begin(&family, &refresh_id, refresh_exp)
+            .begin(&family, &refresh_id, self.issuer.clock().now(), refresh_exp)
             .map_err(|e| unavailable("the refresh family could not be recorded", e))?;
         self.mint_pair(&request, refresh_id)
     }
@@ -368,12 +463,18 @@ impl Refresher {
     /// [`RefreshErrorKind::Invalid`] when the refresh token does not verify (an access token,
     /// expired, revoked, another environment, …); [`RefreshErrorKind::Reused`] when it was used
     /// before, after which the whole family is revoked; [`RefreshErrorKind::Widening`] when
-    /// `narrow_to` is not within its scopes; [`RefreshErrorKind::Unavailable`] when the family
-    /// store or revocation fails; [`RefreshErrorKind::Issue`] when minting fails.
+    /// `narrow_to` is not within its scopes; [`RefreshErrorKind::FamilyExpired`] when the family
+    /// is past its absolute lifetime; [`RefreshErrorKind::ConsumerDisabled`] and
+    /// [`RefreshErrorKind::BeyondCeiling`] under [`with_consumers`](Self::with_consumers);
+    /// [`RefreshErrorKind::Unavailable`] when the family store or revocation fails;
+    /// [`RefreshErrorKind::Issue`] when minting fails.
     ///
     /// # Security
     /// Two concurrent exchanges of one refresh token yield at most one new pair when the
-    /// [`RefreshFamilies`] store is atomic; the loser is treated as reuse.
+    /// [`RefreshFamilies`] store is atomic; the loser is treated as reuse. A store that records
+    /// the family revocation in the transaction that detects reuse
+    /// ([`Rotation::ReusedAndRevoked`], as `scopekey-store` does) leaves no window in which a
+    /// crash keeps a detected-stolen family's access tokens live.
     pub fn exchange(
         &self,
         refresh_token: &str,
@@ -408,27 +509,60 @@ impl Refresher {
         };
         let scopes = self.current_policy(claims, &family, scopes)?;
         let (next, next_exp) = self.next_refresh_id()?;
+        let now = self.issuer.clock().now();
+        let lifetime = i64::try_from(self.family_lifetime.as_secs()).unwrap_or(i64::MAX);
+        let began_after = now
+            .checked_sub(time::Duration::seconds(lifetime))
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        let on_reuse = Revocation::new(
+            RevocationTarget::Family(family.clone()),
+            REFRESH_REVOKER,
+            now,
+            REUSE_REASON,
+        )
+        .map_err(|e| unavailable("no revocation record", e))?;
+        let presentation = Presentation::new(
+            &family,
+            claims.token_id(),
+            &next,
+            next_exp,
+            began_after,
+            &on_reuse,
+        );
         let rotation = self
             .families
-            .rotate(&family, claims.token_id(), &next, next_exp)
+            .rotate(&presentation)
             .map_err(|e| unavailable("the refresh family store did not answer", e))?;
         match rotation {
             Rotation::Rotated => {}
-            Rotation::Reused | Rotation::UnknownFamily => {
-                let reason = if rotation == Rotation::Reused {
-                    "refresh token reuse detected"
-                } else {
+            Rotation::Ended => {
+                return Err(RefreshError::new(
+                    RefreshErrorKind::FamilyExpired,
+                    format!(
+                        "the refresh family began more than {} s ago, its absolute lifetime: sign in again",
+                        self.family_lifetime.as_secs()
+                    ),
+                ));
+            }
+            Rotation::Reused | Rotation::ReusedAndRevoked | Rotation::UnknownFamily => {
+                let reason = if rotation == Rotation::UnknownFamily {
                     "refresh token of an unknown family presented"
+                } else {
+                    REUSE_REASON
                 };
-                self.revoker
-                    .revoke(
+                let revoked = if rotation == Rotation::ReusedAndRevoked {
+                    // Recorded with the family's death; make it effective here too.
+                    self.revoker.adopt(Arc::new(on_reuse))
+                } else {
+                    self.revoker.revoke(
                         RevocationTarget::Family(family.clone()),
-                        "scopekey-refresh",
+                        REFRESH_REVOKER,
                         reason,
                     )
-                    .map_err(|e| unavailable("the family could not be revoked", e))?;
+                };
+                revoked.map_err(|e| unavailable("the family could not be revoked", e))?;
                 self.record(AuditEvent::for_token(
-                    self.issuer.clock().now(),
+                    now,
                     AuditKind::RefreshReuseDetected {
                         presented_jti: claims.token_id().clone(),
                     },
@@ -492,7 +626,7 @@ impl Refresher {
             self.revoker
                 .revoke(
                     RevocationTarget::Family(family.clone()),
-                    "scopekey-refresh",
+                    REFRESH_REVOKER,
                     "refresh exchange by a disabled consumer",
                 )
                 .map_err(|e| unavailable("the family could not be revoked", e))?;
@@ -566,6 +700,11 @@ impl Refresher {
         }
     }
 }
+
+/// Who the revocations a refresher records are by.
+const REFRESH_REVOKER: &str = "scopekey-refresh";
+/// Why a family whose used refresh token came back is revoked.
+const REUSE_REASON: &str = "refresh token reuse detected";
 
 fn request_is_broad(r: &TokenRequest) -> bool {
     r.scopes().is_broad()

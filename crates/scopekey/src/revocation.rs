@@ -264,6 +264,17 @@ pub trait Revoker: Send + Sync + fmt::Debug {
         by: &str,
         reason: &str,
     ) -> Result<Arc<Revocation>, RevokeError>;
+
+    /// Makes `record`, which is already recorded durably (a store wrote it in the transaction
+    /// that detected refresh-token reuse), effective for the next verification in this process
+    /// without recording it again. The default records it through
+    /// [`revoke`](Self::revoke), for revokers that hold no state of their own to update.
+    ///
+    /// # Errors
+    /// As [`revoke`](Self::revoke).
+    fn adopt(&self, record: Arc<Revocation>) -> Result<Arc<Revocation>, RevokeError> {
+        self.revoke(record.target().clone(), record.by(), record.reason())
+    }
 }
 
 /// One single-token revocation, packed: 12 bytes besides its 16-byte key, so a million
@@ -672,6 +683,12 @@ impl Revoker for RevocationList {
                     )
                 })?;
         }
+        Ok(record)
+    }
+
+    fn adopt(&self, record: Arc<Revocation>) -> Result<Arc<Revocation>, RevokeError> {
+        // Recorded (and audited) where it was made: apply only.
+        self.apply(record.clone());
         Ok(record)
     }
 }

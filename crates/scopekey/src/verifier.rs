@@ -1,6 +1,6 @@
 //! Verifying tokens and authorizing actions.
 
-use crate::audit::{AuditEvent, AuditKind, AuditSink};
+use crate::audit::{AuditEvent, AuditKind, AuditSink, RequestContext};
 use crate::cache::{GrantCache, Verified};
 use crate::claims::{Claims, Environment, Expected, TokenType, check_text};
 use crate::clock::{Clock, SystemClock};
@@ -240,7 +240,7 @@ impl Verifier {
     /// Nothing in the token is trusted before its signature verifies except the key id, which
     /// only selects a key from the configured set.
     pub fn verify(&self, token: &str) -> Result<Grant, VerifyError> {
-        self.verify_inner(token, self.cache.as_ref())
+        self.verify_inner(token, self.cache.as_ref(), None)
     }
 
     /// Verifies a token like [`verify`](Self::verify), through `cache` (which may be shared
@@ -250,10 +250,42 @@ impl Verifier {
     /// # Errors
     /// As [`verify`](Self::verify).
     pub fn verify_cached(&self, token: &str, cache: &GrantCache) -> Result<Grant, VerifyError> {
-        self.verify_inner(token, Some(cache))
+        self.verify_inner(token, Some(cache), None)
     }
 
-    fn verify_inner(&self, token: &str, cache: Option<&GrantCache>) -> Result<Grant, VerifyError> {
+    /// Verifies a token made for `request`, through `cache` (or the verifier's own cache when
+    /// `None`), as [`verify_cached`](Self::verify_cached) does: the `verified` or `refused`
+    /// event, and the `authorized` and `denied` events of the grant's
+    /// [`authorize`](Grant::authorize) calls, carry the request's method, path, client address
+    /// and id. HTTP layers call this; see [`records_audit`](Self::records_audit) to skip
+    /// building the context when nothing is recorded.
+    ///
+    /// # Errors
+    /// As [`verify`](Self::verify).
+    pub fn verify_for_request(
+        &self,
+        token: &str,
+        cache: Option<&GrantCache>,
+        request: RequestContext,
+    ) -> Result<Grant, VerifyError> {
+        self.verify_inner(
+            token,
+            cache.or(self.cache.as_ref()),
+            Some(Arc::new(request)),
+        )
+    }
+
+    /// Whether this verifier records decisions in an audit trail.
+    pub fn records_audit(&self) -> bool {
+        self.audit.is_some()
+    }
+
+    fn verify_inner(
+        &self,
+        token: &str,
+        cache: Option<&GrantCache>,
+        request: Option<Arc<RequestContext>>,
+    ) -> Result<Grant, VerifyError> {
         let unix_now = self.config.clock.now_unix();
         let result = self.check(token, unix_now, cache);
         if self.audit.is_none() && self.inventory.is_none() {
@@ -262,6 +294,7 @@ impl Verifier {
                 Ok(verified) => Ok(Grant {
                     verified,
                     audit: None,
+                    request: None,
                     clock: self.config.clock.clone(),
                 }),
                 Err((error, _)) => Err(error),
@@ -276,7 +309,8 @@ impl Verifier {
                         AuditKind::Verified,
                         &verified.claims,
                         Some(&verified.key_id),
-                    );
+                    )
+                    .in_request(request.clone());
                     sink.record(&event).map_err(|e| audit_failed(&e))?;
                 }
                 if let Some(inventory) = &self.inventory {
@@ -285,12 +319,14 @@ impl Verifier {
                 Ok(Grant {
                     verified,
                     audit: self.audit.clone(),
+                    request,
                     clock: self.config.clock.clone(),
                 })
             }
             Err((error, claims)) => {
                 if let Some(sink) = &self.audit {
-                    let event = AuditEvent::refused(now, error.kind(), claims.as_deref());
+                    let event = AuditEvent::refused(now, error.kind(), claims.as_deref())
+                        .in_request(request);
                     if let Err(e) = sink.record(&event) {
                         return Err(VerifyError::new(
                             ErrorKind::AuditUnavailable,
@@ -655,6 +691,8 @@ fn audit_failed(e: &crate::audit::AuditError) -> VerifyError {
 pub struct Grant {
     verified: Arc<Verified>,
     audit: Option<Arc<dyn AuditSink>>,
+    /// The request it was verified for, for the audit events of its decisions.
+    request: Option<Arc<RequestContext>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -689,6 +727,7 @@ impl Grant {
                 key_id: crate::KeyId::of_key_bytes(&[0; 32]),
             }),
             audit: None,
+            request: None,
             clock: Arc::new(SystemClock),
         }
     }
@@ -732,7 +771,8 @@ impl Grant {
                 kind,
                 &self.verified.claims,
                 Some(&self.verified.key_id),
-            );
+            )
+            .in_request(self.request.clone());
             if sink.record(&event).is_err() {
                 return Err(denied(DenyReason::AuditUnavailable));
             }

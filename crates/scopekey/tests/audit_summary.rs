@@ -289,6 +289,7 @@ fn summaries_name_each_token_and_what_it_touched() {
         touched,
         first_use,
         last_use,
+        clients,
     } = &e.kind
     else {
         panic!("{e:?}");
@@ -300,6 +301,8 @@ fn summaries_name_each_token_and_what_it_touched() {
         .map(|t| format!("{}:{} {}/{}", t.resource, t.action, t.authorized, t.denied))
         .collect();
     assert_eq!(shown, ["projects/1:delete 0/1", "projects/1:read 3/0"]);
+    // No HTTP layer described these requests: no client addresses.
+    assert!(clients.is_empty());
     let json = e.to_json();
     assert!(json.contains(r#""event":"token_used""#), "{json}");
 }
@@ -479,4 +482,97 @@ fn debug_while_flushing_never_deadlocks() {
         .expect("Debug and flush deadlocked");
     worker.join().unwrap();
     assert_eq!(totals(&memory.events()).1, 500);
+}
+
+/// Summaries keep a bounded sample of the client addresses the requests came from.
+#[test]
+fn summaries_sample_the_clients_of_the_requests() {
+    use scopekey::audit::RequestContext;
+    let memory = Arc::new(MemorySink::new());
+    let w = world(memory.clone(), SummaryConfig::default().max_samples(3));
+    let token = w.mint("app", "projects:read");
+    for i in 0..10u8 {
+        let client = std::net::IpAddr::from([192, 0, 2, i % 5]);
+        let request = RequestContext::new("GET", "/projects/{id}").client(client);
+        w.verifier
+            .verify_for_request(&token, None, request.clone())
+            .unwrap();
+        let _ = w
+            .verifier
+            .verify_for_request("v4.public.garbage", None, request)
+            .unwrap_err();
+    }
+    w.summaries.flush().unwrap();
+    let events = memory.events();
+    let mut seen = 0;
+    for e in &events {
+        let clients = match &e.kind {
+            AuditKind::TokenUsed {
+                clients, verified, ..
+            } => {
+                assert_eq!(*verified, 10);
+                clients
+            }
+            AuditKind::RefusedSummary {
+                sample_clients,
+                count,
+                ..
+            } => {
+                assert_eq!(*count, 10);
+                sample_clients
+            }
+            _ => continue,
+        };
+        seen += 1;
+        let shown: Vec<String> = clients.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["192.0.2.0", "192.0.2.1", "192.0.2.2"], "{e:?}");
+    }
+    assert_eq!(seen, 2, "{events:?}");
+}
+
+/// A sink that panics while `broken` is set, and records otherwise.
+#[derive(Debug, Default)]
+struct PanickySink {
+    broken: std::sync::atomic::AtomicBool,
+    inner: MemorySink,
+}
+
+impl AuditSink for PanickySink {
+    fn record(&self, event: &AuditEvent) -> Result<(), AuditError> {
+        if self.broken.load(Ordering::SeqCst) {
+            panic!("a sink bug");
+        }
+        self.inner.record(event)
+    }
+}
+
+/// An inner sink that panics is a failing sink: decisions fail closed, the summaries wait, and
+/// the background thread survives to deliver them once the sink works again.
+#[test]
+fn a_panicking_sink_fails_closed_and_the_flusher_survives() {
+    let sink = Arc::new(PanickySink::default());
+    sink.broken.store(true, Ordering::SeqCst);
+    let w = world(
+        sink.clone(),
+        SummaryConfig::default().interval(Duration::from_millis(20)),
+    );
+    let token = w.mint("ci", "projects:read");
+    w.verifier.verify(&token).unwrap();
+    let e = w.summaries.flush().unwrap_err();
+    assert_eq!(e.kind(), AuditErrorKind::Unavailable, "{e}");
+    assert!(w.summaries.is_failing());
+    assert_eq!(
+        w.verifier.verify(&token).unwrap_err().kind(),
+        ErrorKind::AuditUnavailable
+    );
+    // Let the flusher thread hit the panic on its own a few times.
+    std::thread::sleep(Duration::from_millis(100));
+    sink.broken.store(false, Ordering::SeqCst);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while w.summaries.is_failing() {
+        assert!(Instant::now() < deadline, "the flusher never delivered");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(totals(&sink.inner.events()).1, 1);
+    w.verifier.verify(&token).unwrap();
 }

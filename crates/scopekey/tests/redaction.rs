@@ -158,3 +158,27 @@ fn the_check_itself_catches_a_leak() {
     let caught = std::panic::catch_unwind(|| assert_redacted("partial", &partial, &token));
     assert!(caught.is_err());
 }
+
+/// Secret key material leaves the library only in types that clear their memory on drop. (The
+/// bytes themselves cannot be inspected after a drop without `unsafe`, which this workspace
+/// forbids; this holds the types, and the signing buffer and cached token copies clear
+/// themselves in their `Drop` impls.)
+#[test]
+fn secret_material_is_handed_out_in_zeroizing_types() {
+    fn zeroizing<T: zeroize::Zeroize>(_: &zeroize::Zeroizing<T>) {}
+    let key = SigningKey::generate().unwrap();
+    let paserk = key.to_paserk();
+    zeroizing::<String>(&paserk);
+    let bytes = scopekey::paserk::decode_secret(&paserk).unwrap();
+    zeroizing::<[u8; 64]>(&bytes);
+    assert_eq!(
+        SigningKey::from_paserk(&paserk).unwrap().key_id(),
+        key.key_id()
+    );
+    // And `Debug` of the key shows its id only.
+    let shown = format!("{key:?}");
+    assert!(
+        !shown.contains(paserk.trim_start_matches("k4.secret.")),
+        "{shown}"
+    );
+}

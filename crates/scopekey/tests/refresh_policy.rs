@@ -172,3 +172,131 @@ fn a_directory_that_cannot_answer_fails_closed_and_unknown_subjects_pass() {
     assert_eq!(e.kind(), RefreshErrorKind::Unavailable);
     assert!(e.to_string().contains("registry unreachable"), "{e}");
 }
+
+/// A refresher on a manual clock, its access verifier on the same clock, and the clock.
+fn timed_world(family_lifetime: Option<std::time::Duration>) -> (Refresher, scopekey::ManualClock) {
+    let clock = scopekey::ManualClock::now_utc();
+    let key = SigningKey::generate().unwrap();
+    let keys = KeySet::single(key.public_key().clone());
+    let issuer = Issuer::new(key, ISS, "production".parse().unwrap())
+        .unwrap()
+        .with_clock(clock.clone());
+    let revocations = Arc::new(RevocationList::new().with_clock(clock.clone()));
+    let mut refresher = Refresher::new(
+        issuer,
+        AUD,
+        keys,
+        revocations,
+        Arc::new(MemoryFamilies::new()),
+    )
+    .unwrap();
+    if let Some(l) = family_lifetime {
+        refresher = refresher.with_family_lifetime(l);
+    }
+    (refresher, clock)
+}
+
+/// Exchanged every 23 hours (each refresh token lives 24), a family keeps going for its
+/// absolute lifetime of 30 days and not one exchange longer.
+#[test]
+fn a_family_ends_after_thirty_days_however_often_it_is_exchanged() {
+    let (refresher, clock) = timed_world(None);
+    let mut pair = refresher
+        .start(&TokenRequest::new(
+            "app",
+            AUD,
+            "projects:read".parse().unwrap(),
+        ))
+        .unwrap();
+    let step = std::time::Duration::from_secs(23 * 3600);
+    let mut elapsed = std::time::Duration::ZERO;
+    let mut exchanges = 0;
+    loop {
+        clock.advance(step);
+        elapsed += step;
+        match refresher.exchange(pair.refresh().token().as_str(), None) {
+            Ok(next) => {
+                assert!(
+                    elapsed <= scopekey::refresh::DEFAULT_FAMILY_LIFETIME,
+                    "exchanged {} s after the family began",
+                    elapsed.as_secs()
+                );
+                pair = next;
+                exchanges += 1;
+            }
+            Err(e) => {
+                assert_eq!(e.kind(), RefreshErrorKind::FamilyExpired, "{e}");
+                assert!(elapsed > scopekey::refresh::DEFAULT_FAMILY_LIFETIME);
+                break;
+            }
+        }
+    }
+    // 30 days / 23 h = 31 exchanges fit; the 32nd, at 30 days 16 h, is refused.
+    assert_eq!(exchanges, 31);
+}
+
+#[test]
+fn the_family_lifetime_is_configurable_and_counts_from_the_start() {
+    let day = std::time::Duration::from_secs(24 * 3600);
+    let (refresher, clock) = timed_world(Some(day * 2));
+    let pair = refresher
+        .start(&TokenRequest::new(
+            "app",
+            AUD,
+            "projects:read".parse().unwrap(),
+        ))
+        .unwrap();
+    clock.advance(day - std::time::Duration::from_secs(60));
+    let pair = refresher
+        .exchange(pair.refresh().token().as_str(), None)
+        .unwrap();
+    clock.advance(day - std::time::Duration::from_secs(60));
+    let pair = refresher
+        .exchange(pair.refresh().token().as_str(), None)
+        .unwrap();
+    // Two days and a minute after the start: the refresh token is fresh, the family is not.
+    clock.advance(std::time::Duration::from_secs(180));
+    let e = refresher
+        .exchange(pair.refresh().token().as_str(), None)
+        .unwrap_err();
+    assert_eq!(e.kind(), RefreshErrorKind::FamilyExpired);
+    assert!(e.to_string().contains("sign in again"), "{e}");
+}
+
+/// Reuse kills an in-memory family in the same step that detects it: even a families store
+/// used without a revocation list never rotates that family again.
+#[test]
+fn memory_families_die_on_reuse() {
+    use scopekey::refresh::{Presentation, RefreshFamilies, Rotation};
+    use scopekey::revocation::{Revocation, RevocationTarget};
+    use scopekey::{FamilyId, TokenId};
+    let families = MemoryFamilies::new();
+    let now = OffsetDateTime::now_utc();
+    let later = now + time::Duration::hours(1);
+    let family = FamilyId::generate().unwrap();
+    let [t1, t2, t3] = [(); 3].map(|_| TokenId::generate().unwrap());
+    let revocation = Revocation::new(
+        RevocationTarget::Family(family.clone()),
+        "test",
+        now,
+        "reuse",
+    )
+    .unwrap();
+    let present = |presented: &TokenId, next: &TokenId| {
+        families
+            .rotate(&Presentation::new(
+                &family,
+                presented,
+                next,
+                later,
+                now - time::Duration::days(30),
+                &revocation,
+            ))
+            .unwrap()
+    };
+    families.begin(&family, &t1, now, later).unwrap();
+    assert_eq!(present(&t1, &t2), Rotation::Rotated);
+    assert_eq!(present(&t1, &t3), Rotation::Reused);
+    // The legitimate holder's current token no longer rotates: the family is dead.
+    assert_eq!(present(&t2, &t3), Rotation::Reused);
+}

@@ -6,6 +6,7 @@ use crate::keys::KeyId;
 use crate::scope::{Action, Resource};
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -53,7 +54,8 @@ impl SummaryConfig {
         self
     }
 
-    /// How many sample subjects and key ids a refusal summary lists (default 8).
+    /// How many sample subjects, key ids and client addresses a refusal summary lists, and how
+    /// many client addresses a token summary lists (default 8).
     pub fn max_samples(mut self, n: usize) -> Self {
         self.max_samples = n;
         self
@@ -205,6 +207,7 @@ struct TokenUse {
     env: Option<Environment>,
     fam: Option<FamilyId>,
     touched: HashMap<(Resource, Action), (u64, u64)>,
+    clients: Vec<IpAddr>,
 }
 
 struct Refusals {
@@ -213,6 +216,17 @@ struct Refusals {
     span: Span,
     subjects: Vec<String>,
     key_ids: Vec<KeyId>,
+    clients: Vec<IpAddr>,
+}
+
+/// Adds the client address of `event`'s request to `samples`, keeping at most `max` distinct.
+fn sample_client(samples: &mut Vec<IpAddr>, event: &AuditEvent, max: usize) {
+    if let Some(client) = event.request.as_ref().and_then(|r| r.client)
+        && samples.len() < max
+        && !samples.contains(&client)
+    {
+        samples.push(client);
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -347,12 +361,14 @@ impl Shared {
                     env: event.env.clone(),
                     fam: event.fam.clone(),
                     touched: HashMap::new(),
+                    clients: Vec::new(),
                 },
             );
         }
         let Some(entry) = window.tokens.get_mut(jti) else {
             return;
         };
+        sample_client(&mut entry.clients, event, self.config.max_samples);
         entry.totals.span.extend(&event.time);
         entry.totals.count(decision);
         if entry.kid.is_none() {
@@ -387,6 +403,7 @@ impl Shared {
                     span: Span::new(&event.time),
                     subjects: Vec::new(),
                     key_ids: Vec::new(),
+                    clients: Vec::new(),
                 });
                 let last = window.refusals.len() - 1;
                 &mut window.refusals[last]
@@ -394,6 +411,7 @@ impl Shared {
         };
         refusals.count += 1;
         refusals.span.extend(&event.time);
+        sample_client(&mut refusals.clients, event, max);
         if let Some(sub) = &event.sub
             && refusals.subjects.len() < max
             && !refusals.subjects.contains(sub)
@@ -413,7 +431,17 @@ impl Shared {
         let window = std::mem::take(&mut *lock(&self.window));
         pending.extend(window.into_events());
         while let Some(event) = pending.front() {
-            match self.inner.record(event) {
+            // A sink that panics is a sink that failed: the summaries stay queued, decisions are
+            // refused (fail closed), and the flusher thread lives on to retry.
+            let recorded =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.inner.record(event)))
+                    .unwrap_or_else(|_| {
+                        Err(AuditError::new(
+                            "summaries",
+                            "the inner audit sink panicked",
+                        ))
+                    });
+            match recorded {
                 Ok(()) => {
                     pending.pop_front();
                 }
@@ -447,6 +475,7 @@ impl Window {
                     last: r.span.last,
                     sample_subjects: r.subjects,
                     sample_key_ids: r.key_ids,
+                    sample_clients: r.clients,
                 },
             ));
         }
@@ -477,6 +506,7 @@ impl Window {
                     authorized: t.authorized,
                     denied: t.denied,
                     touched,
+                    clients: used.clients,
                 },
             );
             event.jti = Some(jti);
