@@ -1295,3 +1295,145 @@ fn audit_escapes_control_characters() {
         out.stdout
     );
 }
+
+/// The consumer is `--name NAME` in every `consumers` command; the positional spelling of
+/// `show` and `disable` still works, with a one-line deprecation warning on standard error.
+#[test]
+fn consumers_take_name_everywhere_and_the_positional_name_is_deprecated() {
+    let env = Env::new("consumer-name");
+    let store = env.store();
+    for name in ["analytics", "billing", "legacy"] {
+        let out = env.run(&[
+            "consumers",
+            "add",
+            "--store",
+            &store,
+            "--name",
+            name,
+            "--owner",
+            "team-data",
+            "--purpose",
+            "dashboards",
+            "--env",
+            "production",
+            "--ceiling",
+            "metrics:read",
+        ]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    let warned = |out: &Output, old: &str, new: &str| {
+        let line = out.stderr.lines().next().unwrap_or_default();
+        assert!(
+            line.starts_with("scopekey: warning: ")
+                && line.contains("deprecated")
+                && line.contains(old)
+                && line.contains(new),
+            "{}",
+            out.stderr
+        );
+    };
+
+    // Canonical: no warning.
+    let out = env.run(&[
+        "consumers",
+        "show",
+        "--store",
+        &store,
+        "--name",
+        "analytics",
+    ]);
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""), "{}", out.stderr);
+    let shown: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(shown["name"], "analytics");
+    let out = env.run(&[
+        "consumers",
+        "disable",
+        "--store",
+        &store,
+        "--name",
+        "billing",
+        "--reason",
+        "contract ended",
+    ]);
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""), "{}", out.stderr);
+    assert!(out.stdout.starts_with("disabled billing"), "{}", out.stdout);
+
+    // Deprecated: the same result, and the warning names both spellings.
+    let old = env.run(&["consumers", "show", "--store", &store, "analytics"]);
+    assert_eq!(old.code, 0, "{}", old.stderr);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&old.stdout).unwrap(),
+        shown
+    );
+    warned(&old, "consumers show NAME", "consumers show --name NAME");
+    let old = env.run(&[
+        "consumers",
+        "disable",
+        "--store",
+        &store,
+        "legacy",
+        "--reason",
+        "contract ended",
+    ]);
+    assert_eq!(old.code, 0, "{}", old.stderr);
+    assert!(old.stdout.starts_with("disabled legacy"), "{}", old.stdout);
+    warned(
+        &old,
+        "consumers disable NAME",
+        "consumers disable --name NAME",
+    );
+    let list = env.run(&["consumers", "list", "--store", &store]).stdout;
+    assert_eq!(list.matches("disabled").count(), 2, "{list}");
+
+    // Both spellings at once, or neither: a usage error.
+    let both = env.run(&[
+        "consumers",
+        "show",
+        "--store",
+        &store,
+        "--name",
+        "analytics",
+        "analytics",
+    ]);
+    assert_eq!(both.code, 2, "{}", both.stderr);
+    let neither = env.run(&["consumers", "show", "--store", &store]);
+    assert_eq!(neither.code, 2, "{}", neither.stderr);
+}
+
+/// `verify --leeway` is a duration like every other duration flag; a bare number of seconds
+/// still works, with a deprecation warning.
+#[test]
+fn verify_leeway_is_a_duration_and_bare_seconds_are_deprecated() {
+    let env = Env::new("leeway");
+    let (secret, public) = env.keygen("keys");
+    let token = env.mint(&secret, &[]);
+    for leeway in ["30s", "2m"] {
+        let out = env.verify(&public, &token, &["--leeway", leeway]);
+        assert_eq!((out.code, out.stderr.as_str()), (0, ""), "{leeway}");
+    }
+    let out = env.verify(&public, &token, &["--leeway", "30"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let line = out.stderr.trim();
+    assert!(
+        !line.contains('\n')
+            && line.starts_with("scopekey: warning: `--leeway 30` is deprecated")
+            && line.contains("`--leeway 30s`"),
+        "{line}"
+    );
+    let out = env.verify(&public, &token, &["--leeway", "30x"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with("scopekey: --leeway: "),
+        "{}",
+        out.stderr
+    );
+
+    // Seconds mean what they meant: 0 tolerates no skew at all.
+    let short = env.mint(&secret, &["--ttl", "1s"]);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    for leeway in ["0", "0s"] {
+        let out = env.verify(&public, &short, &["--leeway", leeway]);
+        assert_eq!(out.code, 1, "{leeway}");
+        assert!(out.stderr.contains("expired"), "{}", out.stderr);
+    }
+}
