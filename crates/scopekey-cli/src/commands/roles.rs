@@ -11,7 +11,7 @@ pub(crate) enum RolesCommand {
     /// Validate a role file; errors name the file, line and scope.
     #[command(after_help = "Example:\n  scopekey roles check roles.toml")]
     Check {
-        /// The role file (TOML: `[roles]` with `name = "scope scope"`).
+        /// The role file (TOML: `[roles]` with `name = "scope scope"` or `name = ["scope", …]`).
         file: PathBuf,
     },
     /// Validate a role file and store its roles.
