@@ -1529,3 +1529,26 @@ fn role_files_take_toml_arrays_and_refuse_malformed_ones_in_one_line() {
         assert!(msg.contains(what), "{text:?}: {msg}");
     }
 }
+
+/// Token and family ids are base64url, so one in 64 starts with `-`: `--jti "$JTI"` takes it as
+/// the value (the worked incident failed on such a token), in `revoke` and in `audit`.
+#[test]
+fn ids_starting_with_a_hyphen_are_values_not_flags() {
+    let env = Env::new("hyphen-ids");
+    let store = env.store();
+    for (flag, id) in [("--jti", "-39VBNrRyrLnN_9aMBmISA"), ("--family", "-fam")] {
+        let out = env.run(&["revoke", "--store", &store, flag, id, "--reason", "leaked"]);
+        assert_eq!(out.code, 0, "{flag}: {}", out.stderr);
+        assert!(out.stdout.starts_with("revoked "), "{}", out.stdout);
+    }
+    let out = env.run(&[
+        "audit",
+        "--store",
+        &store,
+        "--jti",
+        "-39VBNrRyrLnN_9aMBmISA",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.lines().count(), 1, "{}", out.stdout);
+    assert!(out.stdout.contains(" revoked "), "{}", out.stdout);
+}

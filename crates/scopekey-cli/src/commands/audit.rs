@@ -30,7 +30,8 @@ pub(crate) struct AuditArgs {
     #[arg(long, value_name = "FILE")]
     file: Option<PathBuf>,
     /// Only events about this token (`jti`).
-    #[arg(long)]
+    // Ids are base64url: one in 64 starts with `-`, which is a value here, not a flag.
+    #[arg(long, allow_hyphen_values = true)]
     jti: Option<String>,
     /// Only events about this consumer (`sub`).
     #[arg(long)]

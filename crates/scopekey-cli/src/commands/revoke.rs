@@ -16,10 +16,11 @@ pub(crate) struct RevokeArgs {
     #[command(flatten)]
     store: StoreArg,
     /// One token.
-    #[arg(long)]
+    // Ids are base64url: one in 64 starts with `-`, which is a value here, not a flag.
+    #[arg(long, allow_hyphen_values = true)]
     jti: Option<String>,
     /// A refresh family.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     family: Option<String>,
     /// A consumer (with --issued-before: only its tokens issued before then).
     #[arg(long)]
