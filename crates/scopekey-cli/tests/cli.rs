@@ -1295,3 +1295,260 @@ fn audit_escapes_control_characters() {
         out.stdout
     );
 }
+
+/// The consumer is `--name NAME` in every `consumers` command; the positional spelling of
+/// `show` and `disable` still works, with a one-line deprecation warning on standard error.
+#[test]
+fn consumers_take_name_everywhere_and_the_positional_name_is_deprecated() {
+    let env = Env::new("consumer-name");
+    let store = env.store();
+    for name in ["analytics", "billing", "legacy"] {
+        let out = env.run(&[
+            "consumers",
+            "add",
+            "--store",
+            &store,
+            "--name",
+            name,
+            "--owner",
+            "team-data",
+            "--purpose",
+            "dashboards",
+            "--env",
+            "production",
+            "--ceiling",
+            "metrics:read",
+        ]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    let warned = |out: &Output, old: &str, new: &str| {
+        let line = out.stderr.lines().next().unwrap_or_default();
+        assert!(
+            line.starts_with("scopekey: warning: ")
+                && line.contains("deprecated")
+                && line.contains(old)
+                && line.contains(new),
+            "{}",
+            out.stderr
+        );
+    };
+
+    // Canonical: no warning.
+    let out = env.run(&[
+        "consumers",
+        "show",
+        "--store",
+        &store,
+        "--name",
+        "analytics",
+    ]);
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""), "{}", out.stderr);
+    let shown: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(shown["name"], "analytics");
+    let out = env.run(&[
+        "consumers",
+        "disable",
+        "--store",
+        &store,
+        "--name",
+        "billing",
+        "--reason",
+        "contract ended",
+    ]);
+    assert_eq!((out.code, out.stderr.as_str()), (0, ""), "{}", out.stderr);
+    assert!(out.stdout.starts_with("disabled billing"), "{}", out.stdout);
+
+    // Deprecated: the same result, and the warning names both spellings.
+    let old = env.run(&["consumers", "show", "--store", &store, "analytics"]);
+    assert_eq!(old.code, 0, "{}", old.stderr);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&old.stdout).unwrap(),
+        shown
+    );
+    warned(&old, "consumers show NAME", "consumers show --name NAME");
+    let old = env.run(&[
+        "consumers",
+        "disable",
+        "--store",
+        &store,
+        "legacy",
+        "--reason",
+        "contract ended",
+    ]);
+    assert_eq!(old.code, 0, "{}", old.stderr);
+    assert!(old.stdout.starts_with("disabled legacy"), "{}", old.stdout);
+    warned(
+        &old,
+        "consumers disable NAME",
+        "consumers disable --name NAME",
+    );
+    let list = env.run(&["consumers", "list", "--store", &store]).stdout;
+    assert_eq!(list.matches("disabled").count(), 2, "{list}");
+
+    // Both spellings at once, or neither: a usage error.
+    let both = env.run(&[
+        "consumers",
+        "show",
+        "--store",
+        &store,
+        "--name",
+        "analytics",
+        "analytics",
+    ]);
+    assert_eq!(both.code, 2, "{}", both.stderr);
+    let neither = env.run(&["consumers", "show", "--store", &store]);
+    assert_eq!(neither.code, 2, "{}", neither.stderr);
+}
+
+/// `verify --leeway` is a duration like every other duration flag; a bare number of seconds
+/// still works, with a deprecation warning.
+#[test]
+fn verify_leeway_is_a_duration_and_bare_seconds_are_deprecated() {
+    let env = Env::new("leeway");
+    let (secret, public) = env.keygen("keys");
+    let token = env.mint(&secret, &[]);
+    for leeway in ["30s", "2m"] {
+        let out = env.verify(&public, &token, &["--leeway", leeway]);
+        assert_eq!((out.code, out.stderr.as_str()), (0, ""), "{leeway}");
+    }
+    let out = env.verify(&public, &token, &["--leeway", "30"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let line = out.stderr.trim();
+    assert!(
+        !line.contains('\n')
+            && line.starts_with("scopekey: warning: `--leeway 30` is deprecated")
+            && line.contains("`--leeway 30s`"),
+        "{line}"
+    );
+    let out = env.verify(&public, &token, &["--leeway", "30x"]);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with("scopekey: --leeway: "),
+        "{}",
+        out.stderr
+    );
+
+    // Seconds mean what they meant: 0 tolerates no skew at all.
+    let short = env.mint(&secret, &["--ttl", "1s"]);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    for leeway in ["0", "0s"] {
+        let out = env.verify(&public, &short, &["--leeway", leeway]);
+        assert_eq!(out.code, 1, "{leeway}");
+        assert!(out.stderr.contains("expired"), "{}", out.stderr);
+    }
+}
+
+/// A role file takes a scope string or a TOML array of scopes per role, in `roles check`,
+/// `roles import` and `mint --roles`; a malformed file is refused in one line naming the file
+/// and line, never a panic.
+#[test]
+fn role_files_take_toml_arrays_and_refuse_malformed_ones_in_one_line() {
+    let env = Env::new("roles-arrays");
+    let (secret, _public) = env.keygen("keys");
+    let store = env.store();
+    let string_form = env.path("string.toml");
+    std::fs::write(
+        &string_form,
+        "[roles]\nreader = \"projects:read issues:read\"\n",
+    )
+    .unwrap();
+    let array_form = env.path("array.toml");
+    std::fs::write(
+        &array_form,
+        "[roles]\nreader = [\"projects:read\", \"issues:read\"]\nwriter = [\n  \"posts:write\",\n  \"posts:read\",\n]\nmixed = \"metrics:read\"\n",
+    )
+    .unwrap();
+    let check = |p: &Path| env.run(&["roles", "check", p.to_str().unwrap()]);
+    let out = check(&string_form);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout, "reader = issues:read projects:read\n");
+    let out = check(&array_form);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(
+        out.stdout,
+        "mixed = metrics:read\nreader = issues:read projects:read\nwriter = posts:read posts:write\n"
+    );
+
+    // Both shapes expand the same at mint time, from the file and from the store.
+    let scope_of = |token: &str| {
+        let v: serde_json::Value =
+            serde_json::from_str(&env.run(&["inspect", token]).stdout).unwrap();
+        v["claims"]["scope"].as_str().unwrap().to_owned()
+    };
+    for file in [&string_form, &array_form] {
+        let token = env.mint(
+            &secret,
+            &["--roles", file.to_str().unwrap(), "--role", "reader"],
+        );
+        assert_eq!(scope_of(&token), "issues:read projects:read");
+    }
+    let out = env.run(&[
+        "roles",
+        "import",
+        "--store",
+        &store,
+        array_form.to_str().unwrap(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.contains("imported 3 role(s)"), "{}", out.stdout);
+    let token = env.mint(&secret, &["--store", &store, "--role", "reader"]);
+    assert_eq!(scope_of(&token), "issues:read projects:read");
+
+    // Malformed: exit 1, one line, file and line, the reason.
+    let bad = env.path("bad.toml");
+    let cases = [
+        ("[roles]\nreader = [\"projects:read\", 3]\n", 2, "string"),
+        (
+            "[roles]\nreader = [\"projects/:read\"]\n",
+            2,
+            "empty segment",
+        ),
+        (
+            "[roles]\nreader = [\"a:read\", \"a:read\"]\n",
+            2,
+            "duplicate",
+        ),
+        ("[roles]\nreader = []\n", 2, "grants nothing"),
+        (
+            "[roles]\nok = \"a:read\"\nreader = [\"a:read\"\n",
+            4,
+            "expected",
+        ),
+        ("[roles]\nreader = { a = \"b\" }\n", 2, "array"),
+    ];
+    for (text, line, what) in cases {
+        std::fs::write(&bad, text).unwrap();
+        let out = check(&bad);
+        assert_eq!(out.code, 1, "{text:?}: {}", out.stderr);
+        let msg = out.stderr.strip_suffix('\n').unwrap_or(&out.stderr);
+        assert!(!msg.contains('\n') && !msg.contains("panicked"), "{msg}");
+        assert!(
+            msg.starts_with(&format!("scopekey: {}:{line}: ", bad.display())),
+            "{text:?}: {msg}"
+        );
+        assert!(msg.contains(what), "{text:?}: {msg}");
+    }
+}
+
+/// Token and family ids are base64url, so one in 64 starts with `-`: `--jti "$JTI"` takes it as
+/// the value (the worked incident failed on such a token), in `revoke` and in `audit`.
+#[test]
+fn ids_starting_with_a_hyphen_are_values_not_flags() {
+    let env = Env::new("hyphen-ids");
+    let store = env.store();
+    for (flag, id) in [("--jti", "-39VBNrRyrLnN_9aMBmISA"), ("--family", "-fam")] {
+        let out = env.run(&["revoke", "--store", &store, flag, id, "--reason", "leaked"]);
+        assert_eq!(out.code, 0, "{flag}: {}", out.stderr);
+        assert!(out.stdout.starts_with("revoked "), "{}", out.stdout);
+    }
+    let out = env.run(&[
+        "audit",
+        "--store",
+        &store,
+        "--jti",
+        "-39VBNrRyrLnN_9aMBmISA",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.lines().count(), 1, "{}", out.stdout);
+    assert!(out.stdout.contains(" revoked "), "{}", out.stdout);
+}

@@ -233,7 +233,57 @@ impl RoleError {
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RoleFile {
-    roles: BTreeMap<toml::Spanned<String>, toml::Spanned<String>>,
+    roles: BTreeMap<toml::Spanned<String>, toml::Spanned<RoleScopes>>,
+}
+
+/// A role's scopes as written in a role file: one space-separated scope string
+/// (`"posts:write posts:read"`) or a TOML array of scopes (`["posts:write", "posts:read"]`).
+enum RoleScopes {
+    Text(String),
+    List(Vec<String>),
+}
+
+impl<'de> serde::Deserialize<'de> for RoleScopes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = RoleScopes;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string of space-separated scopes or an array of scope strings")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RoleScopes, E> {
+                Ok(RoleScopes::Text(v.to_owned()))
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<RoleScopes, A::Error> {
+                let mut list = Vec::new();
+                while let Some(scope) = seq.next_element::<String>()? {
+                    list.push(scope);
+                }
+                Ok(RoleScopes::List(list))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+impl RoleScopes {
+    /// The scope set, checked as a scope string is: valid scopes, no duplicates.
+    fn parse(&self) -> Result<ScopeSet, crate::scope::ScopeError> {
+        match self {
+            Self::Text(text) => text.parse(),
+            Self::List(list) => ScopeSet::from_scopes(
+                list.iter()
+                    .map(|s| s.parse::<Scope>())
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+        }
+    }
 }
 
 /// Role names: lowercase letters, digits, `-` and `_`, starting with a letter, at most 64 bytes.
@@ -273,12 +323,14 @@ impl Roles {
         Ok(())
     }
 
-    /// Loads roles from TOML text: a `[roles]` table of `name = "scope scope …"`. `file` names
-    /// the source in messages.
+    /// Loads roles from TOML text: a `[roles]` table of `name = "scope scope …"` or
+    /// `name = ["scope", "scope", …]` (one scope an element; both shapes may be mixed in one
+    /// file). `file` names the source in messages.
     ///
     /// # Errors
     /// [`RoleError`] naming the file, line and offending role or scope: invalid TOML, an unknown
-    /// table, an invalid role name, an invalid or duplicate scope, or an empty role.
+    /// table, a value neither a string nor an array of strings, an invalid role name, an invalid
+    /// or duplicate scope, or an empty role.
     pub fn from_toml(file: &str, text: &str) -> Result<Self, RoleError> {
         let line_of = |offset: usize| text[..offset.min(text.len())].matches('\n').count() + 1;
         let parsed: RoleFile = toml::from_str(text).map_err(|e| {
@@ -287,7 +339,13 @@ impl Roles {
                 message: format!(
                     "{file}{}: {}",
                     line.map(|l| format!(":{l}")).unwrap_or_default(),
+                    // One line, whatever the parser says ("invalid array\nexpected `]`").
                     e.message()
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty())
+                        .collect::<Vec<_>>()
+                        .join(": ")
                 ),
                 line,
             }
@@ -300,7 +358,7 @@ impl Roles {
                 message: format!("{file}:{line}: role {name:?}: {message}"),
                 line: Some(line),
             };
-            let set: ScopeSet = scopes.get_ref().parse().map_err(|e| at(format!("{e}")))?;
+            let set = scopes.get_ref().parse().map_err(|e| at(format!("{e}")))?;
             roles.insert(&name, set).map_err(|e| at(e.message))?;
         }
         Ok(roles)
@@ -379,6 +437,46 @@ mod tests {
             assert_eq!(e.line(), Some(line), "{text:?}: {e}");
             assert!(e.to_string().starts_with(&format!("r.toml:{line}")), "{e}");
             assert!(e.to_string().contains(what), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn role_files_take_toml_arrays_too() {
+        let roles = Roles::from_toml(
+            "roles.toml",
+            "[roles]\nreader = [\"projects:read\", \"issues:read\"]\nwriter = \"posts:write posts:read\"\n\
+             multi = [\n  \"b:read\",\n  \"a:read\",\n]\n",
+        )
+        .unwrap();
+        assert_eq!(
+            roles.get("reader").unwrap().to_string(),
+            "issues:read projects:read"
+        );
+        assert_eq!(roles.get("writer").unwrap().len(), 2);
+        assert_eq!(roles.get("multi").unwrap().to_string(), "a:read b:read");
+        let cases = [
+            (
+                "[roles]\nx = [\"a:read\", \"a/:read\"]\n",
+                2,
+                "empty segment",
+            ),
+            ("[roles]\nx = [\"a:read\", \"a:read\"]\n", 2, "duplicate"),
+            ("[roles]\nx = []\n", 2, "grants nothing"),
+            (
+                "[roles]\nok = \"a:read\"\nx = [\"a:read\", 3]\n",
+                3,
+                "string",
+            ),
+            ("[roles]\nx = [\"a:read b:read\"]\n", 2, "x"),
+            ("[roles]\nx = [\"a:read\"\n", 3, "expected"),
+            ("[roles]\nx = { a = \"b\" }\n", 2, "array of scope strings"),
+        ];
+        for (text, line, what) in cases {
+            let e = Roles::from_toml("r.toml", text).unwrap_err();
+            assert_eq!(e.line(), Some(line), "{text:?}: {e}");
+            assert!(e.to_string().starts_with(&format!("r.toml:{line}")), "{e}");
+            assert!(e.to_string().contains(what), "{text:?}: {e}");
+            assert!(!e.to_string().contains('\n'), "{text:?}: {e}");
         }
     }
 

@@ -1,6 +1,7 @@
 //! `scopekey audit`: read the audit trail from the store or a JSON Lines file, filtered.
 
-use crate::{Outcome, before_now, open_store, rfc3339, usage};
+use crate::args::{JsonOutput, OptionalStore};
+use crate::common::{Outcome, before_now, rfc3339, store_error, usage};
 use clap::Args;
 use serde_json::{Map, Value};
 use std::io::{BufRead, BufReader, Read as _, Write as _};
@@ -14,17 +15,23 @@ const MAX_LINE: u64 = 1 << 20;
 /// Events read from the store per query.
 const PAGE: i64 = 1000;
 
+/// `scopekey audit (--store URL | --file FILE) [filters] [--json]`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  scopekey audit --store sqlite://scopekey.db --jti \"$JTI\"\n  scopekey audit --file audit.jsonl --kind revoked --since 1d --json"
+)]
 #[command(group(clap::ArgGroup::new("source").required(true).args(["store", "file"])))]
+#[command(mut_arg("store", |a| a.help("The store whose trail to read")))]
+#[command(mut_arg("json", |a| a.help("Print the matching events as JSON Lines, exactly as recorded")))]
 pub(crate) struct AuditArgs {
-    /// The store whose trail to read.
-    #[arg(long, value_name = "URL")]
-    store: Option<String>,
+    #[command(flatten)]
+    store: OptionalStore,
     /// A JSON Lines trail (`JsonLinesSink`, the example service's `--audit-log`).
     #[arg(long, value_name = "FILE")]
     file: Option<PathBuf>,
     /// Only events about this token (`jti`).
-    #[arg(long)]
+    // Ids are base64url: one in 64 starts with `-`, which is a value here, not a flag.
+    #[arg(long, allow_hyphen_values = true)]
     jti: Option<String>,
     /// Only events about this consumer (`sub`).
     #[arg(long)]
@@ -35,9 +42,8 @@ pub(crate) struct AuditArgs {
     /// Only events at or after this time: RFC 3339, or a duration ago (`30m`, `1d`).
     #[arg(long, value_name = "TIME")]
     since: Option<String>,
-    /// Print the matching events as JSON Lines, exactly as recorded.
-    #[arg(long)]
-    json: bool,
+    #[command(flatten)]
+    output: JsonOutput,
 }
 
 struct Filter {
@@ -63,7 +69,8 @@ impl Filter {
     }
 }
 
-pub(crate) fn audit(a: AuditArgs) -> Outcome {
+/// Prints the matching events of the trail, oldest first.
+pub(crate) fn exec(a: AuditArgs) -> Outcome {
     let since = match &a.since {
         None => None,
         Some(s) if s.contains('T') => Some(rfc3339(s, "--since")?),
@@ -81,20 +88,17 @@ pub(crate) fn audit(a: AuditArgs) -> Outcome {
         if filter.matches(e) {
             shown += 1;
             // A closed pipe (`| head`) ends the output, never the process with a panic.
-            let _ = if a.json {
+            let _ = if a.output.json {
                 writeln!(out, "{line}")
             } else {
                 writeln!(out, "{}", human(e))
             };
         }
     };
-    if let Some(url) = &a.store {
-        let store = open_store(url)?;
+    if let Some(store) = a.store.open()? {
         let mut offset = 0;
         loop {
-            let page = store
-                .audit_log(offset, PAGE)
-                .map_err(|e| usage(format!("store: {e}")))?;
+            let page = store.audit_log(offset, PAGE).map_err(store_error)?;
             if page.is_empty() {
                 break;
             }

@@ -1,0 +1,176 @@
+//! Argument groups that several commands share, defined once and flattened into each command
+//! (`#[command(flatten)]`), so that a flag spells the same thing in every command. The
+//! canonical spellings, and the deprecated ones still accepted, are listed in docs/cli.md
+//! ("Spellings").
+
+use crate::Failure;
+use crate::common::{deprecated, environment, key_set, open_store, read_small, usage};
+use clap::Args;
+use scopekey::{Environment, KeySet, SigningKey};
+use scopekey_store::Store;
+use std::path::PathBuf;
+
+/// `--store URL`, required.
+#[derive(Debug, Args)]
+pub(crate) struct StoreArg {
+    /// The store: `sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB`.
+    #[arg(long, value_name = "URL")]
+    store: String,
+}
+
+impl StoreArg {
+    /// Opens the store.
+    pub(crate) fn open(&self) -> Result<Store, Failure> {
+        open_store(&self.store)
+    }
+}
+
+/// `--store URL`, optional: what the store adds is said by each command's help.
+#[derive(Debug, Args)]
+pub(crate) struct OptionalStore {
+    /// A store: `sqlite://PATH` or `postgres://USER:PASSWORD@HOST/DB`.
+    #[arg(long, value_name = "URL")]
+    store: Option<String>,
+}
+
+impl OptionalStore {
+    /// Opens the store, if one was given.
+    pub(crate) fn open(&self) -> Result<Option<Store>, Failure> {
+        self.store.as_deref().map(open_store).transpose()
+    }
+
+    /// Whether one was given.
+    pub(crate) fn is_given(&self) -> bool {
+        self.store.is_some()
+    }
+}
+
+/// `--issuer ISS --audience AUD --env ENV`: who issues the token, for which service, in which
+/// environment. `mint` writes them into the token; `verify` requires them of it.
+#[derive(Debug, Args)]
+pub(crate) struct TokenContext {
+    /// The issuer (`iss`): written into a minted token, required of a verified one.
+    #[arg(long)]
+    pub(crate) issuer: String,
+    /// The audience (`aud`): the service the token is for.
+    #[arg(long)]
+    pub(crate) audience: String,
+    /// The environment the token belongs to (`env`).
+    #[arg(long)]
+    env: String,
+}
+
+impl TokenContext {
+    /// The parsed `--env`.
+    pub(crate) fn environment(&self) -> Result<Environment, Failure> {
+        environment(&self.env)
+    }
+}
+
+/// `--secret-key FILE`: a PASERK `k4.secret` file, read into memory cleared on drop.
+#[derive(Debug, Args)]
+pub(crate) struct SecretKey {
+    /// The secret key (PASERK k4.secret file).
+    #[arg(long, value_name = "FILE")]
+    secret_key: PathBuf,
+}
+
+impl SecretKey {
+    /// Reads and parses the key.
+    pub(crate) fn load(&self) -> Result<SigningKey, Failure> {
+        SigningKey::from_paserk(&read_small(&self.secret_key)?)
+            .map_err(|e| usage(format!("{}: {e}", self.secret_key.display())))
+    }
+}
+
+/// `--public-key FILE …`: trusted public keys (PASERK `k4.public` files), repeatable.
+#[derive(Debug, Args)]
+pub(crate) struct PublicKeys {
+    /// A public key (PASERK k4.public file); repeat for more.
+    #[arg(long = "public-key", value_name = "FILE")]
+    public_keys: Vec<PathBuf>,
+}
+
+impl PublicKeys {
+    /// Whether any was given.
+    pub(crate) fn is_given(&self) -> bool {
+        !self.public_keys.is_empty()
+    }
+
+    /// The key set of the given keys; `None` when none was given.
+    pub(crate) fn key_set(&self) -> Result<Option<KeySet>, Failure> {
+        if self.public_keys.is_empty() {
+            Ok(None)
+        } else {
+            key_set(&self.public_keys).map(Some)
+        }
+    }
+}
+
+/// `--by WHO`: who did it, recorded with a revocation.
+#[derive(Debug, Args)]
+pub(crate) struct By {
+    /// Who (recorded; default: $USER).
+    #[arg(long, value_name = "WHO")]
+    by: Option<String>,
+}
+
+impl By {
+    /// `--by`, else `$USER`, else `scopekey-cli`.
+    pub(crate) fn who(&self) -> String {
+        self.by
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .unwrap_or_else(|| "scopekey-cli".into())
+    }
+}
+
+/// `--reason TEXT [--by WHO]`: why and by whom, recorded with a revocation.
+#[derive(Debug, Args)]
+pub(crate) struct Recorded {
+    /// Why (recorded).
+    #[arg(long, value_name = "TEXT")]
+    pub(crate) reason: String,
+    #[command(flatten)]
+    pub(crate) by: By,
+}
+
+/// `--json`: JSON Lines (one object a line) on standard output instead of text.
+#[derive(Debug, Args)]
+pub(crate) struct JsonOutput {
+    /// JSON Lines (one object a line) instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `--name NAME`: a registered consumer, in the `consumers` commands. The name as a positional
+/// argument (`consumers show NAME`) is the deprecated spelling, still accepted with a warning.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub(crate) struct ConsumerName {
+    /// The consumer's name (its tokens' `sub`).
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
+    /// Deprecated: the consumer's name as a positional argument; use --name.
+    #[arg(value_name = "NAME", hide = true)]
+    positional: Option<String>,
+}
+
+impl ConsumerName {
+    /// The name; warns on standard error when it came in the deprecated positional spelling of
+    /// `consumers <command>`.
+    pub(crate) fn resolve(self, command: &str) -> String {
+        match (self.name, self.positional) {
+            (Some(name), _) => name,
+            (None, Some(name)) => {
+                deprecated(
+                    &format!("scopekey consumers {command} NAME"),
+                    &format!("scopekey consumers {command} --name NAME"),
+                );
+                name
+            }
+            // The group requires one of the two; an empty name is refused by the store lookup.
+            (None, None) => String::new(),
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! `scopekey revoke`: revoke one token, a family, a consumer's tokens, a key's, or everything
+//! issued before a time.
+
+use crate::args::{Recorded, StoreArg};
+use crate::common::{Outcome, fmt_time, rfc3339_opt, store_error, usage};
+use clap::Args;
+use scopekey::revocation::RevocationTarget;
+
+/// `scopekey revoke --store URL (--jti ID | --family F | …) --reason TEXT [--by WHO]`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  scopekey revoke --store sqlite://scopekey.db --subject ci-deploy --reason \"leaked in CI log\""
+)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["jti", "family", "key_id", "issued_before", "subject"])))]
+pub(crate) struct RevokeArgs {
+    #[command(flatten)]
+    store: StoreArg,
+    /// One token.
+    // Ids are base64url: one in 64 starts with `-`, which is a value here, not a flag.
+    #[arg(long, allow_hyphen_values = true)]
+    jti: Option<String>,
+    /// A refresh family.
+    #[arg(long, allow_hyphen_values = true)]
+    family: Option<String>,
+    /// A consumer (with --issued-before: only its tokens issued before then).
+    #[arg(long)]
+    subject: Option<String>,
+    /// A signing key (`k4.pid.…`).
+    #[arg(long)]
+    key_id: Option<String>,
+    /// Everything issued before this RFC 3339 time (or only the --subject's tokens).
+    #[arg(long, value_name = "TIME")]
+    issued_before: Option<String>,
+    #[command(flatten)]
+    recorded: Recorded,
+}
+
+/// Records the revocation in the store and prints what it covers.
+pub(crate) fn exec(a: RevokeArgs) -> Outcome {
+    let store = a.store.open()?;
+    let by = a.recorded.by.who();
+    let before = rfc3339_opt(a.issued_before.as_deref(), "--issued-before")?;
+    let target = match (a.jti, a.family, a.key_id, a.subject, before) {
+        (Some(j), None, None, None, None) => RevocationTarget::Token {
+            token_id: j.parse().map_err(|e| usage(format!("--jti: {e}")))?,
+            expires_at: None,
+        },
+        (None, Some(f), None, None, None) => {
+            RevocationTarget::Family(f.parse().map_err(|e| usage(format!("--family: {e}")))?)
+        }
+        (None, None, Some(k), None, None) => {
+            RevocationTarget::Key(k.parse().map_err(|e| usage(format!("--key-id: {e}")))?)
+        }
+        (None, None, None, Some(subject), issued_before) => RevocationTarget::Subject {
+            subject,
+            issued_before,
+        },
+        (None, None, None, None, Some(t)) => RevocationTarget::IssuedBefore(t),
+        _ => {
+            return Err(usage(
+                "give one of --jti, --family, --key-id, --subject (optionally with --issued-before) or --issued-before",
+            ));
+        }
+    };
+    let (id, record) = store
+        .revoke(target, &by, &a.recorded.reason)
+        .map_err(store_error)?;
+    println!(
+        "revoked {} (by {}, at {}, revocation #{id}): {}",
+        record.target(),
+        record.by(),
+        fmt_time(record.at()),
+        record.reason()
+    );
+    Ok(())
+}

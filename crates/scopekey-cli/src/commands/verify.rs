@@ -1,0 +1,116 @@
+//! `scopekey verify`: verify a token, optionally authorize an action, print the verified claims.
+
+use crate::Failure;
+use crate::args::{OptionalStore, PublicKeys, TokenContext};
+use crate::common::{
+    Outcome, deprecated, duration, fmt_time, print_json, refused, relative, store_error, token_arg,
+    usage,
+};
+use clap::Args;
+use scopekey::{Action, Resource, Verifier, VerifierConfig};
+use scopekey_store::{Replica, ReplicaOptions};
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// `scopekey verify [--public-key FILE …] --issuer ISS --audience AUD --env ENV … [TOKEN|-]`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  scopekey verify --public-key keys/public.paserk --issuer https://auth.example \\\n    --audience https://api.example --env production --resource projects/42 --action read \"$TOKEN\""
+)]
+#[command(mut_arg("public_keys", |a| a.help(
+    "A trusted public key (PASERK k4.public file); repeat for more. Without it, the store's key set"
+)))]
+#[command(mut_arg("store", |a| a.help(
+    "Check revocations (and, without --public-key, take keys) from this store"
+)))]
+pub(crate) struct VerifyArgs {
+    #[command(flatten)]
+    public_keys: PublicKeys,
+    #[command(flatten)]
+    context: TokenContext,
+    /// Also authorize this resource (with --action).
+    #[arg(long, requires = "action")]
+    resource: Option<String>,
+    /// Also authorize this action (with --resource).
+    #[arg(long, requires = "resource")]
+    action: Option<String>,
+    /// Clock skew tolerated, a duration (at most 120s). A bare number of seconds is the
+    /// deprecated spelling.
+    #[arg(long, default_value = "60s", value_name = "DURATION")]
+    leeway: String,
+    #[command(flatten)]
+    store: OptionalStore,
+    /// Accept a JWT access token too (by default only PASETO v4.public verifies).
+    #[cfg(feature = "jwt")]
+    #[arg(long)]
+    accept_jwt: bool,
+    /// The token, or `-` (or nothing) to read it from standard input.
+    token: Option<String>,
+}
+
+/// `--leeway 60s`; the deprecated `--leeway 60` still means seconds.
+fn leeway(value: &str) -> Result<Duration, Failure> {
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        deprecated(&format!("--leeway {value}"), &format!("--leeway {value}s"));
+        return duration(&format!("{value}s"), "--leeway");
+    }
+    duration(value, "--leeway")
+}
+
+/// Verifies the token (with the store's revocations and keys when given); prints its claims.
+pub(crate) fn exec(a: VerifyArgs) -> Outcome {
+    let token = token_arg(a.token)?;
+    let config = VerifierConfig::new(
+        a.context.issuer.clone(),
+        a.context.audience.clone(),
+        a.context.environment()?,
+    )
+    .leeway(leeway(&a.leeway)?);
+    #[cfg(feature = "jwt")]
+    let config = config.accept_jwt(a.accept_jwt);
+    let (verifier, _replica) = match a.store.open()? {
+        Some(store) => {
+            let replica = Replica::start(&store, ReplicaOptions::default()).map_err(store_error)?;
+            let verifier = match a.public_keys.key_set()? {
+                None => replica.verifier(config),
+                Some(keys) => {
+                    Verifier::new(keys, config).map(|v| v.with_revocations(replica.revocations()))
+                }
+            }
+            .map_err(usage)?;
+            (verifier, Some(replica))
+        }
+        None => {
+            let Some(keys) = a.public_keys.key_set()? else {
+                return Err(usage(
+                    "give --public-key FILE (or --store URL to use its key set)",
+                ));
+            };
+            (Verifier::new(keys, config).map_err(usage)?, None)
+        }
+    };
+    let grant = verifier
+        .verify(&token)
+        .map_err(|e| refused(format!("{}: {e}", e.kind().as_str())))?;
+    if let (Some(r), Some(act)) = (&a.resource, &a.action) {
+        let resource: Resource = r.parse().map_err(|e| usage(format!("--resource: {e}")))?;
+        let action: Action = act.parse().map_err(|e| usage(format!("--action: {e}")))?;
+        grant
+            .authorize(&resource, &action)
+            .map_err(|d| refused(format!("denied: {d}")))?;
+    }
+    let mut out = claims_json(grant.claims(), OffsetDateTime::now_utc());
+    out["verified"] = true.into();
+    out["kid"] = grant.key_id().as_str().into();
+    print_json(&out)
+}
+
+fn claims_json(c: &scopekey::Claims, now: OffsetDateTime) -> serde_json::Value {
+    serde_json::json!({
+        "iss": c.issuer(), "sub": c.subject(), "aud": c.audience(), "env": c.environment().as_str(),
+        "jti": c.token_id().as_str(), "scope": c.scopes().to_string(),
+        "iat": fmt_time(c.issued_at()), "nbf": c.not_before().map(fmt_time), "exp": fmt_time(c.expires_at()),
+        "expires": relative(c.expires_at(), now),
+        "owner": c.owner(), "purpose": c.purpose(), "fam": c.family().map(|f| f.as_str()),
+    })
+}
