@@ -1552,3 +1552,79 @@ fn ids_starting_with_a_hyphen_are_values_not_flags() {
     assert_eq!(out.stdout.lines().count(), 1, "{}", out.stdout);
     assert!(out.stdout.contains(" revoked "), "{}", out.stdout);
 }
+
+/// `audit --jti` also shows the revocations that cover the token without naming it: its
+/// consumer's (from the store, whose inventory knows the token's subject and key) and, in a
+/// JSON Lines trail, its family's (learned from the token's own events).
+#[test]
+fn audit_jti_shows_the_revocations_that_cover_the_token() {
+    let env = Env::new("audit-covering");
+    let (secret, _) = env.keygen("keys");
+    let store = env.store();
+    let token = env.mint(&secret, &["--store", &store]);
+    let inspected: serde_json::Value =
+        serde_json::from_str(&env.run(&["inspect", &token]).stdout).unwrap();
+    let jti = inspected["claims"]["jti"].as_str().unwrap().to_owned();
+    for subject in ["ci-deploy", "someone-else"] {
+        let out = env.run(&[
+            "revoke",
+            "--store",
+            &store,
+            "--subject",
+            subject,
+            "--reason",
+            "offboarded",
+            "--by",
+            "ops",
+        ]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    let out = env.run(&["audit", "--store", &store, "--jti", &jti, "--json"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let events: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<(&str, &str)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["event"].as_str().unwrap(),
+                e["sub"].as_str().unwrap_or(""),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        [("issued", "ci-deploy"), ("revoked", "ci-deploy")],
+        "{}",
+        out.stdout
+    );
+
+    // A JSON Lines trail: the family comes from the token's own event.
+    let trail = env.path("family.jsonl");
+    std::fs::write(
+        &trail,
+        concat!(
+            r#"{"time":"2030-01-01T00:00:00Z","event":"issued","jti":"t1","sub":"app","fam":"f1"}"#,
+            "\n",
+            r#"{"time":"2030-01-01T00:01:00Z","event":"refreshed","jti":"t2","sub":"app","fam":"f1"}"#,
+            "\n",
+            r#"{"time":"2030-01-02T00:00:00Z","event":"revoked","target":"family","fam":"f1","reason":"reuse"}"#,
+            "\n",
+            r#"{"time":"2030-01-02T00:00:00Z","event":"revoked","target":"family","fam":"f2","reason":"other"}"#,
+            "\n",
+        ),
+    )
+    .unwrap();
+    let out = env.run(&["audit", "--file", trail.to_str().unwrap(), "--jti", "t1"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", out.stdout);
+    assert!(
+        lines[1].contains("revoked") && lines[1].contains("fam=f1"),
+        "{}",
+        out.stdout
+    );
+}
