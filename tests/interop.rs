@@ -83,7 +83,7 @@ fn verifier(keys: KeySet) -> Verifier {
 }
 
 fn implicit_assertion() -> String {
-    String::from_utf8(scopekey::paseto::implicit_assertion(
+    String::from_utf8(scopekey::danger::paseto::implicit_assertion(
         &"production".parse().unwrap(),
         TokenType::Access,
     ))

@@ -2,7 +2,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use scopekey::{KeyId, PublicKey, SigningKey, paserk};
+use scopekey::danger::paserk;
+use scopekey::{KeyId, PublicKey, SigningKey};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

@@ -49,7 +49,10 @@ fn paseto(f: &Fixture) -> Paseto {
         tokens: f.tokens.clone(),
         key: public,
         footer,
-        implicit: scopekey::paseto::implicit_assertion(&ENV.parse().unwrap(), TokenType::Access),
+        implicit: scopekey::danger::paseto::implicit_assertion(
+            &ENV.parse().unwrap(),
+            TokenType::Access,
+        ),
         rules,
     }
 }

@@ -57,7 +57,8 @@ fn signed_len(token: &str) -> usize {
     let body = URL_SAFE_NO_PAD.decode(parts.next().unwrap()).unwrap();
     let footer = URL_SAFE_NO_PAD.decode(parts.next().unwrap()).unwrap();
     let assertion =
-        scopekey::paseto::implicit_assertion(&ENV.parse().unwrap(), TokenType::Access).len();
+        scopekey::danger::paseto::implicit_assertion(&ENV.parse().unwrap(), TokenType::Access)
+            .len();
     8 + (8 + "v4.public.".len()) + (8 + body.len() - 64) + (8 + footer.len()) + (8 + assertion)
 }
 
@@ -169,7 +170,7 @@ fn components(
     floor: &[(Vec<u8>, ed25519_dalek::Signature)],
 ) {
     let env: scopekey::Environment = ENV.parse().unwrap();
-    let assertion = scopekey::paseto::implicit_assertion(&env, TokenType::Access);
+    let assertion = scopekey::danger::paseto::implicit_assertion(&env, TokenType::Access);
     let footer = URL_SAFE_NO_PAD
         .decode(f.token.rsplit('.').next().unwrap())
         .unwrap();
@@ -224,7 +225,8 @@ fn components(
             Box::new(|| {
                 let token = next::<String>(a2, &f.tokens);
                 black_box(
-                    scopekey::paseto::verify(&key, black_box(token), &footer, &assertion).unwrap(),
+                    scopekey::danger::paseto::verify(&key, black_box(token), &footer, &assertion)
+                        .unwrap(),
                 );
             }),
         ),

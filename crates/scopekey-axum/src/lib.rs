@@ -328,7 +328,7 @@ mod docs_axum_md {}
 
 #[doc(hidden)]
 pub mod __private {
-    pub use scopekey::scope::is_valid_scope_literal;
+    pub use scopekey::is_valid_scope_literal;
 }
 
 /// A verified grant that allows the compile-time scope of `R`; otherwise the request is

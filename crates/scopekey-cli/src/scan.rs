@@ -10,7 +10,7 @@
 
 use memchr::memmem;
 use scopekey::danger::decode_unverified;
-use scopekey::paseto::MAX_TOKEN_LEN;
+use scopekey::danger::paseto::MAX_TOKEN_LEN;
 use scopekey::{KeySet, ManualClock};
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -4,13 +4,21 @@
 //! string. This exists for operators' tools (inspecting a leaked token, scanning for tokens)
 //! and must never feed an authorization decision. Applications verify with
 //! [`Verifier`](crate::Verifier).
+//!
+//! The raw formats live here too: [`paseto`] (`v4.public` signing and verification of bytes,
+//! with no claim checks) and [`paserk`] (key encodings, secret keys included). The issuer and
+//! the verifier are built on them; an application should not need them.
 
-use crate::claims::{Environment, TokenType};
-use crate::error::{ErrorKind, VerifyError};
-use crate::json;
-use crate::keys::PublicKey;
-use crate::paseto::{self, Decoded};
+use crate::codec::json;
+use crate::key::PublicKey;
+use crate::token::claims::{Environment, TokenType};
+use crate::token::claims_json;
+use crate::token::error::{ErrorKind, VerifyError};
+use crate::token::paseto::Decoded;
 use serde_json::{Map, Value};
+
+pub use crate::key::paserk;
+pub use crate::token::paseto;
 
 /// A token split, decoded and parsed, with its signature **not** checked.
 ///
@@ -26,7 +34,7 @@ enum Parts {
     Paseto(Decoded),
     #[cfg(feature = "jwt")]
     Jwt {
-        decoded: crate::jwt::Decoded,
+        decoded: crate::token::jwt::Decoded,
         token: Box<str>,
     },
 }
@@ -44,9 +52,9 @@ enum Parts {
 /// The result is attacker-controlled data. Do not authorize anything with it.
 pub fn decode_unverified(token: &str) -> Result<UnverifiedToken, VerifyError> {
     #[cfg(feature = "jwt")]
-    if crate::jwt::routes_to_jwt(token) {
-        let decoded = crate::jwt::decode(token)?;
-        let claims = json::parse_object(decoded.payload(), json::CLAIMS);
+    if crate::token::jwt::routes_to_jwt(token) {
+        let decoded = crate::token::jwt::decode(token)?;
+        let claims = json::parse_object(decoded.payload(), claims_json::CLAIMS);
         return Ok(UnverifiedToken {
             parts: Parts::Jwt {
                 decoded,
@@ -60,9 +68,9 @@ pub fn decode_unverified(token: &str) -> Result<UnverifiedToken, VerifyError> {
     let footer = if decoded.footer().is_empty() {
         None
     } else {
-        json::parse_object(decoded.footer(), json::FOOTER).ok()
+        json::parse_object(decoded.footer(), claims_json::FOOTER).ok()
     };
-    let claims = json::parse_object(decoded.message(), json::CLAIMS);
+    let claims = json::parse_object(decoded.message(), claims_json::CLAIMS);
     Ok(UnverifiedToken {
         parts: Parts::Paseto(decoded),
         footer,

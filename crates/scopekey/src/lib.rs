@@ -44,7 +44,7 @@
 //! ## Concepts
 //!
 //! - [`Scope`] / [`ScopeSet`]: `resource:action` grants. A grant on a resource covers its
-//!   descendants, for its own action only. See the [`scope`] module and `docs/scopes.md`.
+//!   descendants, for its own action only. See [`ScopeSet`] and `docs/scopes.md`.
 //! - [`SigningKey`], [`PublicKey`], [`KeyId`], [`KeySet`]: Ed25519 keys as PASERK, identified by
 //!   `k4.pid`; a key set holds several keys with validity windows for rotation.
 //! - [`Issuer`] and [`TokenRequest`]: mint one token for one consumer.
@@ -61,7 +61,7 @@
 //! - [`Clock`]: time is injected, so tests move it without sleeping.
 //!
 //! The wire format and its environment binding are described in `docs/tokens.md`; the
-//! low-level format functions are in [`paseto`] and [`paserk`].
+//! low-level format functions are in [`danger::paseto`] and [`danger::paserk`].
 //!
 //! ## Features
 //!
@@ -79,43 +79,44 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod audit;
-mod b64;
-pub mod cache;
-mod claims;
-mod clock;
-pub mod consumer;
-pub mod danger;
-mod error;
-mod ids;
-pub mod inventory;
-mod issuer;
-mod json;
-#[cfg(feature = "jwt")]
-pub mod jwks;
-#[cfg(feature = "jwt")]
-pub mod jwt;
-mod keys;
-pub mod paserk;
-pub mod paseto;
-pub mod refresh;
-pub mod revocation;
-mod rfc3339;
-pub mod scope;
-mod verifier;
+// The layers, lowest first; each imports only those above it in this list (see
+// docs/architecture.md). The public modules below are the paved path over them.
+mod codec;
+mod key;
+mod lifecycle;
+mod scope;
+mod token;
 
-pub use claims::{Claims, Environment, FamilyId, InvalidId, MAX_TEXT_LEN, TokenId, TokenType};
+mod clock;
+pub mod danger;
+
+pub mod audit;
+pub mod inventory;
+pub mod revocation;
+#[cfg(feature = "jwt")]
+pub use key::jwks;
+pub use lifecycle::{consumer, refresh};
+pub use token::cache;
+#[cfg(feature = "jwt")]
+pub use token::jwt;
+
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use error::{ErrorKind, VerifyError};
-pub use issuer::{
+pub use key::{
+    KeyEntry, KeyError, KeyErrorKind, KeyId, KeyRing, KeySet, PublicKey, SignatureError, SigningKey,
+};
+pub use scope::{
+    Action, MAX_ACTION_LEN, MAX_RESOURCE_LEN, MAX_SCOPE_STRING_LEN, MAX_SCOPES, MAX_SEGMENT_LEN,
+    MAX_SEGMENTS, Resource, Scope, ScopeError, ScopeErrorKind, ScopeSet, is_valid_scope_literal,
+};
+pub use token::claims::{
+    Claims, Environment, FamilyId, InvalidId, MAX_TEXT_LEN, TokenId, TokenType,
+};
+pub use token::error::{ErrorKind, VerifyError};
+pub use token::issuer::{
     BearerToken, DEFAULT_MAX_TTL, DEFAULT_TTL, IssueError, IssueErrorKind, Issuer, Minted,
     TokenFormat, TokenRequest, UnknownFormat,
 };
-pub use keys::{
-    KeyEntry, KeyError, KeyErrorKind, KeyId, KeyRing, KeySet, PublicKey, SignatureError, SigningKey,
-};
-pub use scope::{Action, Resource, Scope, ScopeError, ScopeErrorKind, ScopeSet};
-pub use verifier::{
+pub use token::verifier::{
     ConfigError, DEFAULT_LEEWAY, Denied, DenyReason, Grant, MAX_FOOTER_LEN, MAX_LEEWAY, Verifier,
     VerifierConfig,
 };

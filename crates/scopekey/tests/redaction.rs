@@ -169,7 +169,7 @@ fn secret_material_is_handed_out_in_zeroizing_types() {
     let key = SigningKey::generate().unwrap();
     let paserk = key.to_paserk();
     zeroizing::<String>(&paserk);
-    let bytes = scopekey::paserk::decode_secret(&paserk).unwrap();
+    let bytes = scopekey::danger::paserk::decode_secret(&paserk).unwrap();
     zeroizing::<[u8; 64]>(&bytes);
     assert_eq!(
         SigningKey::from_paserk(&paserk).unwrap().key_id(),

@@ -176,7 +176,7 @@ proptest! {
     #[test]
     fn the_const_checker_agrees_with_the_parser(text in "[a-zA-Z0-9*/:._ -]{0,40}") {
         prop_assert_eq!(
-            scopekey::scope::is_valid_scope_literal(&text),
+            scopekey::is_valid_scope_literal(&text),
             text.parse::<Scope>().is_ok(),
             "{:?}", text
         );
@@ -184,7 +184,7 @@ proptest! {
 
     #[test]
     fn the_const_checker_accepts_every_generated_scope(s in scope()) {
-        prop_assert!(scopekey::scope::is_valid_scope_literal(&s.to_string()));
+        prop_assert!(scopekey::is_valid_scope_literal(&s.to_string()));
     }
 
     #[test]

@@ -5,8 +5,8 @@
 
 use scopekey::audit::{AuditKind, MemorySink};
 use scopekey::cache::GrantCache;
+use scopekey::danger::paseto::{self, MAX_TOKEN_LEN};
 use scopekey::inventory::{Inventory, InventoryError, InventoryQuery, TokenRecord};
-use scopekey::paseto::{self, MAX_TOKEN_LEN};
 use scopekey::revocation::{RevocationCheck, RevocationStatus, TokenFacts};
 use scopekey::{
     Environment, ErrorKind, IssueErrorKind, Issuer, KeyErrorKind, KeyRing, KeySet, ManualClock,

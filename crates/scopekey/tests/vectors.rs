@@ -4,8 +4,8 @@
 
 mod support;
 
+use scopekey::danger::{paserk, paseto};
 use scopekey::{ErrorKind, KeyErrorKind, KeyId, PublicKey, SigningKey};
-use scopekey::{paserk, paseto};
 use serde_json::Value;
 use support::{hex, load, vectors_dir};
 

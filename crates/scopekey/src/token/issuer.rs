@@ -1,12 +1,12 @@
 //! Minting tokens.
 
-use crate::audit::{AuditEvent, AuditSink};
-use crate::claims::{Claims, Environment, FamilyId, TokenId, TokenType, check_text};
 use crate::clock::{Clock, SystemClock};
-use crate::inventory::{Inventory, TokenRecord};
-use crate::keys::{KeyId, SigningKey};
-use crate::paseto;
+use crate::key::{KeyId, SigningKey};
 use crate::scope::{Scope, ScopeSet};
+use crate::token::audit::{AuditEvent, AuditSink};
+use crate::token::claims::{Claims, Environment, FamilyId, TokenId, TokenType, check_text};
+use crate::token::inventory::{Inventory, TokenRecord};
+use crate::token::paseto;
 use serde_json::Map;
 use std::fmt;
 use std::sync::Arc;
@@ -55,7 +55,7 @@ pub struct IssueError {
 }
 
 impl IssueError {
-    fn new(kind: IssueErrorKind, message: impl Into<String>) -> Self {
+    pub(crate) fn new(kind: IssueErrorKind, message: impl Into<String>) -> Self {
         Self {
             kind,
             message: message.into(),
@@ -126,15 +126,15 @@ impl Minted {
 /// What to mint: one token for one consumer, with explicit scopes.
 #[derive(Debug, Clone)]
 pub struct TokenRequest {
-    subject: Arc<str>,
+    pub(crate) subject: Arc<str>,
     audience: Arc<str>,
-    scopes: ScopeSet,
+    pub(crate) scopes: ScopeSet,
     ttl: Option<Duration>,
-    owner: Option<String>,
-    purpose: Option<String>,
+    pub(crate) owner: Option<String>,
+    pub(crate) purpose: Option<String>,
     family: Option<FamilyId>,
     allow_broad: bool,
-    escalate: bool,
+    pub(crate) escalate: bool,
 }
 
 impl TokenRequest {
@@ -298,7 +298,7 @@ impl Issuer {
     }
 
     /// The signing key's public half.
-    pub fn public_key(&self) -> &crate::keys::PublicKey {
+    pub fn public_key(&self) -> &crate::key::PublicKey {
         self.key.public_key()
     }
 
@@ -344,54 +344,6 @@ impl Issuer {
         self.issue_typed(request, TokenType::Access, None, None)
     }
 
-    /// Mints a token for a registered `consumer`: the subject is the consumer's name, owner and
-    /// purpose default to the consumer's, and every scope must be within its ceiling.
-    ///
-    /// # Errors
-    /// [`IssueErrorKind::ConsumerDisabled`], [`IssueErrorKind::ConsumerEnvironment`] when the
-    /// consumer runs in another environment, [`IssueErrorKind::BeyondCeiling`] naming the
-    /// offending scopes, then as [`Issuer::issue`].
-    pub fn issue_for(
-        &self,
-        consumer: &crate::consumer::Consumer,
-        request: &TokenRequest,
-    ) -> Result<Minted, IssueError> {
-        if !consumer.is_enabled() {
-            return Err(IssueError::new(
-                IssueErrorKind::ConsumerDisabled,
-                format!(
-                    "consumer {:?} is disabled; no token may be minted for it",
-                    consumer.name()
-                ),
-            ));
-        }
-        if consumer.environment() != &self.environment {
-            return Err(IssueError::new(
-                IssueErrorKind::ConsumerEnvironment,
-                format!(
-                    "consumer {:?} belongs to {}, this issuer to {}",
-                    consumer.name(),
-                    consumer.environment(),
-                    self.environment
-                ),
-            ));
-        }
-        consumer
-            .check_ceiling(&request.scopes)
-            .map_err(|e| IssueError::new(IssueErrorKind::BeyondCeiling, e.to_string()))?;
-        let mut request = request.clone();
-        // The ceiling was the deliberate escalation: what it allows needs no second opt-in.
-        request.escalate = true;
-        request.subject = consumer.name().into();
-        request
-            .owner
-            .get_or_insert_with(|| consumer.owner().to_owned());
-        request
-            .purpose
-            .get_or_insert_with(|| consumer.purpose().to_owned());
-        self.issue(&request)
-    }
-
     /// Mints a token of `token_type`, with a given id when the caller registered it first
     /// (refresh rotation) and a lifetime ceiling other than the issuer's.
     pub(crate) fn issue_typed(
@@ -405,7 +357,7 @@ impl Issuer {
         let token = match (self.format, token_type) {
             #[cfg(feature = "jwt")]
             (TokenFormat::Jwt, TokenType::Access) => {
-                crate::jwt::sign(&self.key, &claims.to_jwt_json())
+                crate::token::jwt::sign(&self.key, &claims.to_jwt_json())
             }
             _ => {
                 let assertion = match token_type {

@@ -14,10 +14,10 @@
 //! `+`/`/`, zero trailing bits), an empty footer must not be written as a trailing `.`, and the
 //! token length is checked before anything is decoded.
 
-use crate::b64;
-use crate::claims::{Environment, TokenType};
-use crate::error::{ErrorKind, VerifyError};
-use crate::keys::{PublicKey, SigningKey};
+use crate::codec::b64;
+use crate::key::{PublicKey, SigningKey};
+use crate::token::claims::{Environment, TokenType};
+use crate::token::error::{ErrorKind, VerifyError};
 use std::fmt;
 use subtle::ConstantTimeEq as _;
 use zeroize::Zeroize as _;

@@ -1,9 +1,9 @@
 //! The claims a token carries, typed.
 
-use crate::error::VerifyError;
-use crate::json::{ClaimsObject, Field};
-use crate::rfc3339;
+use crate::codec::rfc3339;
 use crate::scope::ScopeSet;
+use crate::token::claims_json::{ClaimsObject, Field};
+use crate::token::error::VerifyError;
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::fmt;
@@ -136,8 +136,8 @@ macro_rules! random_id {
             /// # Errors
             /// When the system generator fails.
             pub fn generate() -> Result<Self, getrandom::Error> {
-                let bytes = crate::ids::random_id_bytes()?;
-                Ok(Self(crate::b64::encode(&bytes).into_boxed_str()))
+                let bytes = crate::codec::ids::random_id_bytes()?;
+                Ok(Self(crate::codec::b64::encode(&bytes).into_boxed_str()))
             }
 
             /// The id as written.
@@ -547,7 +547,7 @@ impl Claims {
         mut map: ClaimsObject<'_>,
         expected: Option<&Expected<'_>>,
     ) -> Result<Self, VerifyError> {
-        use crate::json::known;
+        use crate::token::claims_json::known;
         let issuer = take_shared(&mut map, const { known("iss") }, expected.map(|e| e.issuer))?;
         let subject = take_text(&mut map, const { known("sub") })?.into();
         let audience = take_shared(
@@ -616,7 +616,7 @@ impl Claims {
 fn json_string(s: &str, out: &mut Vec<u8>) {
     // serde_json escapes only `"`, `\` and control characters below U+0020; a string without
     // them is written as it is.
-    if crate::json::plain_len(s.as_bytes()) == s.len() {
+    if crate::codec::json::plain_len(s.as_bytes()) == s.len() {
         out.reserve(s.len() + 2);
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
@@ -627,7 +627,7 @@ fn json_string(s: &str, out: &mut Vec<u8>) {
     serde_json::to_writer(out, s).unwrap_or_default();
 }
 
-/// The claim at `at` in [`KNOWN_CLAIMS`](crate::json::KNOWN_CLAIMS) as a string, if present.
+/// The claim at `at` in [`KNOWN_CLAIMS`](crate::token::claims_json::KNOWN_CLAIMS) as a string, if present.
 fn take_string<'de>(
     map: &mut ClaimsObject<'de>,
     at: usize,
@@ -649,7 +649,10 @@ fn string_of(field: Option<Field<'_>>, at: usize) -> Result<Option<Cow<'_, str>>
 }
 
 fn name_at(at: usize) -> &'static str {
-    crate::json::KNOWN_CLAIMS.get(at).copied().unwrap_or("?")
+    crate::token::claims_json::KNOWN_CLAIMS
+        .get(at)
+        .copied()
+        .unwrap_or("?")
 }
 
 /// What a verifier expects of every token, for [`Claims::from_object`] to share.
@@ -794,12 +797,20 @@ mod tests {
                 let json = c.to_json();
                 let json = std::str::from_utf8(&json).unwrap();
                 assert_eq!(
-                    crate::json::parse_layout(json, crate::json::CLAIMS).is_some(),
+                    crate::token::claims_json::parse_layout(
+                        json,
+                        crate::token::claims_json::CLAIMS
+                    )
+                    .is_some(),
                     layout,
                     "{json}"
                 );
                 let back = Claims::from_object(
-                    crate::json::parse_claims(json.as_bytes(), crate::json::CLAIMS).unwrap(),
+                    crate::token::claims_json::parse_claims(
+                        json.as_bytes(),
+                        crate::token::claims_json::CLAIMS,
+                    )
+                    .unwrap(),
                     None,
                 )
                 .unwrap();
@@ -823,7 +834,11 @@ mod tests {
             let json = format!(
                 r#"{{"aud":"{aud}","env":"{env}","exp":"2030-01-01T00:10:00Z","iat":"2030-01-01T00:00:00Z","iss":"{iss}","jti":"j","scope":"x:read","sub":"s"}}"#
             );
-            let object = crate::json::parse_claims(json.as_bytes(), crate::json::CLAIMS).unwrap();
+            let object = crate::token::claims_json::parse_claims(
+                json.as_bytes(),
+                crate::token::claims_json::CLAIMS,
+            )
+            .unwrap();
             Claims::from_object(object, Some(&ours))
         };
         let same = read("i", "a", "production").unwrap();
@@ -860,7 +875,11 @@ mod tests {
                 r#"{{"aud":"a","env":"production","exp":"2030-01-01T00:10:00Z","iat":"{iat}","iss":"i","jti":"j","nbf":"{nbf}","scope":"x:read","sub":"s"}}"#
             );
             Claims::from_object(
-                crate::json::parse_claims(json.as_bytes(), crate::json::CLAIMS).unwrap(),
+                crate::token::claims_json::parse_claims(
+                    json.as_bytes(),
+                    crate::token::claims_json::CLAIMS,
+                )
+                .unwrap(),
                 None,
             )
         };

@@ -20,10 +20,10 @@
 //! Environment separation uses the `env` claim (a JWT has no implicit assertion); the verifier
 //! requires it and compares it with its own environment.
 
-use crate::b64;
-use crate::error::{ErrorKind, VerifyError};
-use crate::json::{self, Limits};
-use crate::keys::{PublicKey, SigningKey};
+use crate::codec::b64;
+use crate::codec::json::{self, Limits};
+use crate::key::{PublicKey, SigningKey};
+use crate::token::error::{ErrorKind, VerifyError};
 use serde_json::{Map, Value};
 
 /// The `typ` every scopekey JWT carries (RFC 9068).
@@ -140,7 +140,7 @@ fn invalid_header(why: String) -> VerifyError {
 /// Checks the length, splits a JWT, decodes its parts and checks its header. Nothing returned
 /// is authenticated.
 pub(crate) fn decode(token: &str) -> Result<Decoded, VerifyError> {
-    crate::paseto::check_length(token)?;
+    crate::token::paseto::check_length(token)?;
     let mut parts = token.split('.');
     let (Some(h), Some(p), Some(s), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())

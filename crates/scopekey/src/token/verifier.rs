@@ -1,17 +1,18 @@
 //! Verifying tokens and authorizing actions.
 
-use crate::audit::{AuditEvent, AuditKind, AuditSink, RequestContext};
-use crate::cache::{GrantCache, Verified};
-use crate::claims::{Claims, Environment, Expected, TokenType, check_text};
 use crate::clock::{Clock, SystemClock};
-use crate::error::{ErrorKind, VerifyError};
-use crate::inventory::Inventory;
-use crate::issuer::DEFAULT_MAX_TTL;
-use crate::json;
-use crate::keys::{KeyEntry, KeyId, KeyRing, KeySet};
-use crate::paseto;
-use crate::revocation::{RevocationCheck, RevocationStatus, TokenFacts};
+use crate::codec::json;
+use crate::key::{KeyEntry, KeyId, KeyRing, KeySet};
 use crate::scope::{Action, Resource, Scope};
+use crate::token::audit::{AuditEvent, AuditKind, AuditSink, RequestContext};
+use crate::token::cache::{GrantCache, Verified};
+use crate::token::claims::{Claims, Environment, Expected, TokenType, check_text};
+use crate::token::claims_json;
+use crate::token::error::{ErrorKind, VerifyError};
+use crate::token::inventory::Inventory;
+use crate::token::issuer::DEFAULT_MAX_TTL;
+use crate::token::paseto;
+use crate::token::revocation::{RevocationCheck, RevocationStatus, TokenFacts};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -405,7 +406,7 @@ impl Verifier {
         // Before anything else, whatever the format.
         paseto::check_length(token).map_err(|e| (e, None))?;
         #[cfg(feature = "jwt")]
-        if crate::jwt::routes_to_jwt(token) {
+        if crate::token::jwt::routes_to_jwt(token) {
             return self.check_signed_jwt(token, unix_now);
         }
         let mut decoded = paseto::decode(token).map_err(|e| (e, None))?;
@@ -415,7 +416,7 @@ impl Verifier {
         let payload = decoded
             .verify(entry.key(), &self.assertion)
             .map_err(|e| (e, None))?;
-        let object = json::parse_claims(payload, json::CLAIMS).map_err(|e| {
+        let object = claims_json::parse_claims(payload, claims_json::CLAIMS).map_err(|e| {
             (
                 VerifyError::claims(format!("claims are not valid: {e}")),
                 None,
@@ -459,11 +460,11 @@ impl Verifier {
                 None,
             ));
         }
-        let decoded = crate::jwt::decode(token).map_err(|e| (e, None))?;
+        let decoded = crate::token::jwt::decode(token).map_err(|e| (e, None))?;
         let keys = self.keys.snapshot();
         let entry = active_key(&keys, decoded.kid(), unix_now).map_err(|e| (e, None))?;
         let payload = decoded.verify(token, entry.key()).map_err(|e| (e, None))?;
-        let mut object = json::parse_claims(payload, json::CLAIMS).map_err(|e| {
+        let mut object = claims_json::parse_claims(payload, claims_json::CLAIMS).map_err(|e| {
             (
                 VerifyError::claims(format!("claims are not valid: {e}")),
                 None,
@@ -492,7 +493,7 @@ impl Verifier {
                         format!(
                             "token was revoked ({} revocation at {}); its consumer needs a new token",
                             record.target().kind(),
-                            crate::rfc3339::format(record.at())
+                            crate::codec::rfc3339::format(record.at())
                         ),
                     ));
                 }
@@ -618,7 +619,7 @@ fn key_id_from_footer(footer: &[u8]) -> Result<Cow<'_, str>, VerifyError> {
         .strip_prefix(br#"{"kid":"k4.pid."#)
         .and_then(|rest| rest.strip_suffix(br#""}"#))
         && pid.len() == 44
-        && crate::b64::is_alphabet(pid)
+        && crate::codec::b64::is_alphabet(pid)
         && let Some(Ok(kid)) = footer.get(8..footer.len() - 2).map(std::str::from_utf8)
     {
         return Ok(Cow::Borrowed(kid));
@@ -645,7 +646,7 @@ fn key_id_from_footer(footer: &[u8]) -> Result<Cow<'_, str>, VerifyError> {
     if let Some(kid) = footer
         .strip_prefix(br#"{"kid":""#)
         .and_then(|rest| rest.strip_suffix(br#""}"#))
-        && kid.len() <= json::FOOTER.max_string
+        && kid.len() <= claims_json::FOOTER.max_string
         && kid
             .iter()
             .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
@@ -653,7 +654,7 @@ fn key_id_from_footer(footer: &[u8]) -> Result<Cow<'_, str>, VerifyError> {
     {
         return Ok(Cow::Borrowed(kid));
     }
-    let mut map = json::parse_object(footer, json::FOOTER)
+    let mut map = json::parse_object(footer, claims_json::FOOTER)
         .map_err(|e| invalid(format!("token footer is not valid: {e}")))?;
     if map.len() != 1 {
         return Err(invalid(
@@ -678,7 +679,7 @@ fn carries_key_material(footer: &[u8]) -> bool {
     })
 }
 
-fn audit_failed(e: &crate::audit::AuditError) -> VerifyError {
+fn audit_failed(e: &crate::token::audit::AuditError) -> VerifyError {
     VerifyError::new(
         ErrorKind::AuditUnavailable,
         format!("the audit sink failed, so the decision is refused: {e}"),
@@ -839,7 +840,7 @@ mod tests {
     #[test]
     fn footer_shortcut_agrees_with_the_strict_parser() {
         let strict = |footer: &[u8]| -> Result<String, ()> {
-            let mut map = json::parse_object(footer, json::FOOTER).map_err(|_| ())?;
+            let mut map = json::parse_object(footer, claims_json::FOOTER).map_err(|_| ())?;
             match (map.len(), map.remove("kid")) {
                 (1, Some(Value::String(kid))) => Ok(kid),
                 _ => Err(()),

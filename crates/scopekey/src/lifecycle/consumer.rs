@@ -24,8 +24,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::claims::{Environment, check_text};
 use crate::scope::{Scope, ScopeSet};
+use crate::token::claims::{Environment, check_text};
+use crate::token::issuer::{IssueError, IssueErrorKind, Issuer, Minted, TokenRequest};
 use std::collections::BTreeMap;
 use std::fmt;
 use time::OffsetDateTime;
@@ -404,6 +405,58 @@ impl Roles {
             message: e.to_string(),
             line: None,
         })
+    }
+}
+
+/// Issuing for a registered consumer lives with the consumer: the issuer knows nothing of
+/// registrations.
+impl Issuer {
+    /// Mints a token for a registered `consumer`: the subject is the consumer's name, owner and
+    /// purpose default to the consumer's, and every scope must be within its ceiling.
+    ///
+    /// # Errors
+    /// [`IssueErrorKind::ConsumerDisabled`], [`IssueErrorKind::ConsumerEnvironment`] when the
+    /// consumer runs in another environment, [`IssueErrorKind::BeyondCeiling`] naming the
+    /// offending scopes, then as [`Issuer::issue`].
+    pub fn issue_for(
+        &self,
+        consumer: &Consumer,
+        request: &TokenRequest,
+    ) -> Result<Minted, IssueError> {
+        if !consumer.is_enabled() {
+            return Err(IssueError::new(
+                IssueErrorKind::ConsumerDisabled,
+                format!(
+                    "consumer {:?} is disabled; no token may be minted for it",
+                    consumer.name()
+                ),
+            ));
+        }
+        if consumer.environment() != self.environment() {
+            return Err(IssueError::new(
+                IssueErrorKind::ConsumerEnvironment,
+                format!(
+                    "consumer {:?} belongs to {}, this issuer to {}",
+                    consumer.name(),
+                    consumer.environment(),
+                    self.environment()
+                ),
+            ));
+        }
+        consumer
+            .check_ceiling(&request.scopes)
+            .map_err(|e| IssueError::new(IssueErrorKind::BeyondCeiling, e.to_string()))?;
+        let mut request = request.clone();
+        // The ceiling was the deliberate escalation: what it allows needs no second opt-in.
+        request.escalate = true;
+        request.subject = consumer.name().into();
+        request
+            .owner
+            .get_or_insert_with(|| consumer.owner().to_owned());
+        request
+            .purpose
+            .get_or_insert_with(|| consumer.purpose().to_owned());
+        self.issue(&request)
     }
 }
 

@@ -48,8 +48,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::claims::Claims;
-use crate::keys::KeyId;
+use crate::key::KeyId;
+use crate::token::claims::Claims;
 use std::collections::HashMap;
 use std::fmt;
 use std::hash::{BuildHasher, Hasher, RandomState};

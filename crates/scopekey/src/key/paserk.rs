@@ -7,8 +7,8 @@
 //! [`SigningKey::from_paserk`](crate::SigningKey::from_paserk), which add the point, weak-key
 //! and key-pair checks.
 
-use crate::b64;
-use crate::keys::{KeyError, KeyErrorKind};
+use crate::codec::b64;
+use crate::key::{KeyError, KeyErrorKind};
 use zeroize::Zeroizing;
 
 /// Prefix of a PASERK Ed25519 public key.

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorKind {
-    /// Longer than [`MAX_TOKEN_LEN`](crate::paseto::MAX_TOKEN_LEN); refused before any decoding.
+    /// Longer than [`MAX_TOKEN_LEN`](crate::danger::paseto::MAX_TOKEN_LEN); refused before any decoding.
     Oversized,
     /// Not a well-formed token: wrong number of parts, empty parts, non-canonical base64url,
     /// too short to hold a signature.
@@ -170,9 +170,9 @@ mod tests {
     /// `refused` event.
     #[test]
     fn the_guides_name_every_kind() {
-        let tokens = include_str!("../../../docs/tokens.md");
+        let tokens = include_str!("../../../../docs/tokens.md");
         let errors = tokens.split_once("\n## Errors\n").unwrap().1;
-        let audit = include_str!("../../../docs/audit.md");
+        let audit = include_str!("../../../../docs/audit.md");
         let refused = audit
             .lines()
             .find(|l| l.starts_with("| `refused` |"))

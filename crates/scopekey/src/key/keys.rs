@@ -7,8 +7,8 @@
 //! - [`KeySet`]: the public keys a verifier accepts, each with an optional validity window, so
 //!   signing keys rotate with overlap and no outage.
 
-use crate::b64;
-use crate::paserk::{self, PID_PREFIX};
+use crate::codec::b64;
+use crate::key::paserk::{self, PID_PREFIX};
 use blake2::Blake2bVar;
 use blake2::digest::{Update, VariableOutput};
 use std::borrow::Borrow;

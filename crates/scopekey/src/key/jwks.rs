@@ -16,9 +16,9 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::b64;
-use crate::json::{self, Limits};
-use crate::keys::{KeySet, PublicKey};
+use crate::codec::b64;
+use crate::codec::json::{self, Limits};
+use crate::key::{KeySet, PublicKey};
 use serde_json::{Map, Value, json};
 use time::OffsetDateTime;
 

@@ -33,15 +33,16 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use crate::audit::{AuditEvent, AuditKind, AuditSink};
-use crate::claims::{FamilyId, TokenId, TokenType};
-use crate::consumer::ConsumerDirectory;
-use crate::error::VerifyError;
-use crate::issuer::{IssueError, Issuer, Minted, TokenRequest};
-use crate::keys::KeyRing;
-use crate::revocation::{Revocation, RevocationCheck, RevocationTarget, Revoker};
+use crate::key::KeyRing;
+use crate::lifecycle::consumer::ConsumerDirectory;
+pub use crate::lifecycle::revocation::Revocations;
 use crate::scope::ScopeSet;
-use crate::verifier::{ConfigError, Verifier, VerifierConfig};
+use crate::token::audit::{AuditEvent, AuditKind, AuditSink};
+use crate::token::claims::{FamilyId, TokenId, TokenType};
+use crate::token::error::VerifyError;
+use crate::token::issuer::{IssueError, Issuer, Minted, TokenRequest};
+use crate::token::revocation::{Revocation, RevocationCheck, RevocationTarget};
+use crate::token::verifier::{ConfigError, Verifier, VerifierConfig};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -354,11 +355,6 @@ impl From<IssueError> for RefreshError {
         Self::new(RefreshErrorKind::Issue, format!("no tokens issued: {e}")).with_source(e)
     }
 }
-
-/// A [`RevocationCheck`] that is also a [`Revoker`]: what the refresher needs.
-pub trait Revocations: RevocationCheck + Revoker {}
-
-impl<T: RevocationCheck + Revoker> Revocations for T {}
 
 /// Issues access/refresh pairs for one audience and exchanges refresh tokens.
 #[derive(Debug)]

@@ -1,9 +1,9 @@
 //! [`SummarizingSink`]: repeated decisions folded into exact summaries per interval.
 
-use super::{AuditError, AuditErrorKind, AuditEvent, AuditKind, AuditSink, Touched};
-use crate::claims::{Environment, FamilyId, TokenId};
-use crate::keys::KeyId;
+use crate::key::KeyId;
 use crate::scope::{Action, Resource};
+use crate::token::audit::{AuditError, AuditErrorKind, AuditEvent, AuditKind, AuditSink, Touched};
+use crate::token::claims::{Environment, FamilyId, TokenId};
 use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::net::IpAddr;

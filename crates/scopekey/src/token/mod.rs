@@ -1,0 +1,20 @@
+//! Tokens: claims, the PASETO and JWT formats, the issuer, the verifier and its grant, the
+//! grant cache.
+//!
+//! The request path calls three small traits defined here and implemented above:
+//! [`RevocationCheck`](revocation::RevocationCheck), [`AuditSink`](audit::AuditSink) and
+//! [`Inventory`](inventory::Inventory) (its `touch` is the usage note). Nothing here imports
+//! [`lifecycle`](crate::lifecycle).
+
+pub(crate) mod audit;
+pub mod cache;
+pub(crate) mod claims;
+pub(crate) mod claims_json;
+pub(crate) mod error;
+pub(crate) mod inventory;
+pub(crate) mod issuer;
+#[cfg(feature = "jwt")]
+pub mod jwt;
+pub mod paseto;
+pub(crate) mod revocation;
+pub(crate) mod verifier;
