@@ -8,7 +8,8 @@
 //!   `Option<Authorized>` is the optional variant: `None` without credentials, but a request
 //!   with a bad token is still refused.
 //! - [`Require<R>`]: a requirement whose scope is fixed at compile time, declared with
-//!   [`required_scope!`]; an invalid scope literal does not compile.
+//!   [`required_scope!`]; an invalid scope literal does not compile, and the scope is parsed
+//!   once per type. It refuses with a [`RequireRejection`] (401, or 403 `insufficient_scope`).
 //! - [`Authorized::authorize`]: the point-of-action check, e.g. `projects/{id}` for `read` with
 //!   `id` from the path. An id that would escape its segment is refused (400); a missing scope
 //!   answers 403 `insufficient_scope` with `scope="…"` (RFC 6750).
@@ -60,9 +61,12 @@
 use axum_core::extract::{FromRef, FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
-use scopekey::{Action, Grant, Resource, Scope, ScopeError};
+use scopekey::{Action, Grant, Resource, ScopeError};
 use std::fmt;
-use std::marker::PhantomData;
+
+mod require;
+
+pub use require::{Require, RequireRejection, RequiredScope};
 
 pub use scopekey_tower::{
     AuthLayer, AuthState, DescribeRequest, Realm, Rejection, RequireScopeLayer, describe_request,
@@ -284,43 +288,6 @@ impl IntoResponse for Forbidden {
     }
 }
 
-/// A scope fixed at compile time, for [`Require`]. Declare with [`required_scope!`].
-pub trait RequiredScope: Send + Sync + 'static {
-    /// The scope, e.g. `"billing/invoices:read"`.
-    const SCOPE: &'static str;
-}
-
-/// Declares a unit type implementing [`RequiredScope`]. The scope literal is checked when the
-/// program compiles.
-///
-/// ```
-/// scopekey_axum::required_scope!(
-///     /// Revoking tokens.
-///     pub struct TokensRevoke = "tokens:revoke";
-/// );
-/// ```
-///
-/// ```compile_fail
-/// scopekey_axum::required_scope!(pub struct Bad = "billing/:read";);
-/// ```
-#[macro_export]
-macro_rules! required_scope {
-    ($(#[$meta:meta])* $vis:vis struct $name:ident = $scope:literal;) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, Default)]
-        $vis struct $name;
-
-        const _: () = ::core::assert!(
-            $crate::__private::is_valid_scope_literal($scope),
-            ::core::concat!("invalid scope literal: ", $scope)
-        );
-
-        impl $crate::RequiredScope for $name {
-            const SCOPE: &'static str = $scope;
-        }
-    };
-}
-
 // The guide's code blocks are compiled and run as doc tests.
 #[cfg(doctest)]
 #[doc = include_str!("../../../docs/axum.md")]
@@ -328,53 +295,7 @@ mod docs_axum_md {}
 
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::require::ParsedScope;
     pub use scopekey::is_valid_scope_literal;
-}
-
-/// A verified grant that allows the compile-time scope of `R`; otherwise the request is
-/// refused with 401 (no or bad token) or 403 `insufficient_scope`.
-#[derive(Debug, Clone)]
-pub struct Require<R: RequiredScope> {
-    authorized: Authorized,
-    _scope: PhantomData<R>,
-}
-
-impl<R: RequiredScope> Require<R> {
-    /// The verified grant.
-    pub fn authorized(&self) -> &Authorized {
-        &self.authorized
-    }
-
-    /// Unwraps the grant.
-    pub fn into_inner(self) -> Authorized {
-        self.authorized
-    }
-}
-
-impl<S, R> FromRequestParts<S> for Require<R>
-where
-    S: Send + Sync,
-    AuthState: FromRef<S>,
-    R: RequiredScope,
-{
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let authorized = <Authorized as FromRequestParts<S>>::from_request_parts(parts, state)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        // The literal was checked at compile time; a failure here would be a grammar drift,
-        // answered by refusing.
-        let scope: Scope = R::SCOPE.parse().map_err(|_| {
-            Rejection::Unavailable(scopekey::ErrorKind::InvalidClaims)
-                .into_response::<axum_core::body::Body>(&authorized.realm)
-        })?;
-        authorized
-            .authorize_resource(scope.resource(), scope.action())
-            .map_err(IntoResponse::into_response)?;
-        Ok(Self {
-            authorized,
-            _scope: PhantomData,
-        })
-    }
+    pub use scopekey::{Scope, ScopeError};
 }

@@ -9,7 +9,10 @@ use http::header::{AUTHORIZATION, WWW_AUTHENTICATE};
 use http::{Request, StatusCode};
 use http_body_util::BodyExt as _;
 use scopekey::{Action, Issuer, KeySet, SigningKey, TokenRequest, Verifier, VerifierConfig};
-use scopekey_axum::{AuthLayer, AuthState, Authorized, Forbidden, Realm, Require, required_scope};
+use scopekey_axum::{
+    AuthLayer, AuthState, Authorized, Forbidden, Realm, Rejection, Require, RequireRejection,
+    RequiredScope, required_scope,
+};
 use std::sync::Arc;
 use tower::ServiceExt;
 
@@ -78,6 +81,11 @@ async fn send(
         .oneshot(req.body(Body::empty()).unwrap())
         .await
         .unwrap();
+    read(r).await
+}
+
+/// A response's status, `WWW-Authenticate` challenge and body.
+async fn read(r: axum::response::Response) -> (StatusCode, Option<String>, String) {
     let status = r.status();
     let challenge = r
         .headers()
@@ -235,4 +243,97 @@ fn handler_policy_is_unit_testable_without_keys() {
             .invalid_resource()
             .is_some()
     );
+}
+
+/// `Require<R>` extracted directly: its typed rejection, then the response it becomes.
+async fn require_invoices(
+    state: &AuthState,
+    token: Option<&str>,
+) -> Result<Require<InvoicesRead>, RequireRejection> {
+    use axum::extract::FromRequestParts as _;
+    let mut req = Request::builder().uri("/billing/invoices");
+    if let Some(t) = token {
+        req = req.header(AUTHORIZATION, format!("Bearer {t}"));
+    }
+    let (mut parts, ()) = req.body(()).unwrap().into_parts();
+    Require::<InvoicesRead>::from_request_parts(&mut parts, state).await
+}
+
+async fn response_of(rejection: RequireRejection) -> (StatusCode, Option<String>, String) {
+    read(axum::response::IntoResponse::into_response(rejection)).await
+}
+
+#[tokio::test]
+async fn require_rejects_missing_credentials_with_a_typed_401() {
+    let (_, state) = setup();
+    let rejection = require_invoices(&state, None).await.unwrap_err();
+    assert_eq!(rejection.rejection(), &Rejection::MissingCredentials);
+    assert_eq!(rejection.status(), StatusCode::UNAUTHORIZED);
+    let body = r#"{"error":"unauthorized","error_description":"bearer token required"}"#;
+    assert_eq!(rejection.body(), body);
+    let (s, c, b) = response_of(rejection).await;
+    assert_eq!((s, b.as_str()), (StatusCode::UNAUTHORIZED, body));
+    assert_eq!(c.unwrap(), "Bearer realm=\"axum-test\"");
+}
+
+#[tokio::test]
+async fn require_rejects_an_invalid_token_with_a_typed_401() {
+    let (_, state) = setup();
+    let rejection = require_invoices(&state, Some("v4.public.nope"))
+        .await
+        .unwrap_err();
+    assert!(matches!(rejection.rejection(), Rejection::InvalidToken(_)));
+    assert_eq!(rejection.status(), StatusCode::UNAUTHORIZED);
+    let body = r#"{"error":"invalid_token","error_description":"the token is malformed"}"#;
+    assert_eq!(rejection.body(), body);
+    let (s, c, b) = response_of(rejection).await;
+    assert_eq!((s, b.as_str()), (StatusCode::UNAUTHORIZED, body));
+    assert!(c.unwrap().contains("error=\"invalid_token\""));
+}
+
+#[tokio::test]
+async fn require_rejects_a_missing_scope_with_a_typed_403() {
+    let (issuer, state) = setup();
+    let reader = mint(&issuer, "projects/42:read");
+    let rejection = require_invoices(&state, Some(&reader)).await.unwrap_err();
+    assert_eq!(
+        rejection.rejection(),
+        &Rejection::InsufficientScope("billing/invoices:read".parse().unwrap())
+    );
+    assert_eq!(rejection.status(), StatusCode::FORBIDDEN);
+    let body = concat!(
+        r#"{"error":"insufficient_scope","#,
+        r#""error_description":"the token does not grant the required scope","#,
+        r#""scope":"billing/invoices:read"}"#
+    );
+    assert_eq!(rejection.body(), body);
+    let (s, c, b) = response_of(rejection).await;
+    assert_eq!((s, b.as_str()), (StatusCode::FORBIDDEN, body));
+    assert!(c.unwrap().ends_with("scope=\"billing/invoices:read\""));
+
+    // Through the router, with and without the layer, the same answer.
+    for with_layer in [true, false] {
+        let app = router(state.clone(), with_layer);
+        let (s, _, b) = send(&app, "/billing/invoices", Some(&reader)).await;
+        assert_eq!((s, b.as_str()), (StatusCode::FORBIDDEN, body));
+    }
+}
+
+#[tokio::test]
+async fn require_accepts_a_grant_with_the_scope() {
+    let (issuer, state) = setup();
+    let billing = mint(&issuer, "billing:read");
+    let required = require_invoices(&state, Some(&billing)).await.unwrap();
+    assert_eq!(required.authorized().subject(), "svc");
+}
+
+#[test]
+fn required_scope_is_parsed_once() {
+    let first = InvoicesRead::scope().unwrap();
+    let second = InvoicesRead::scope().unwrap();
+    let (std::borrow::Cow::Borrowed(a), std::borrow::Cow::Borrowed(b)) = (&first, &second) else {
+        panic!("required_scope! hands out its static parse, not a fresh one");
+    };
+    assert!(std::ptr::eq(*a, *b));
+    assert_eq!(a.to_string(), InvoicesRead::SCOPE);
 }

@@ -49,17 +49,21 @@
 #[doc = include_str!("../../../docs/deployment.md")]
 mod docs_deployment_md {}
 
+// The layers, lowest first; each imports only from those above it in this list (see each
+// module's doc): `redact` and `audit_query` (plain values), `db` (pool, runtime, migrations),
+// `store` (the handle), `tables` (queries and row mapping), then `replica` and `sinks`.
 mod audit_query;
-mod backend;
+mod db;
 mod redact;
 mod replica;
-mod rows;
 mod sinks;
+mod store;
+mod tables;
 
 pub use audit_query::{AuditQuery, MAX_AUDIT_PAGE};
-pub use backend::Store;
 pub use replica::{Replica, ReplicaOptions};
 pub use sinks::{StoreAuditSink, StoreFamilies, StoreInventory};
+pub use store::Store;
 
 use std::fmt;
 

@@ -1,7 +1,12 @@
 //! The local replica: the in-memory revocation list and key ring every verification reads,
 //! kept current from the store in the background.
+//!
+//! May import: everything below it (the crate root, `db`, `store`, `tables`); nothing
+//! imports it but the crate root.
 
-use crate::backend::{Backend, CHANNEL, load_keys, load_revocations, now_seconds};
+use crate::db::{Backend, CHANNEL, now_seconds};
+use crate::tables::keys::load_keys;
+use crate::tables::revocations::load_revocations;
 use crate::{Store, StoreError};
 use scopekey::revocation::{
     Revocation, RevocationCheck, RevocationList, RevocationStatus, RevocationTarget, RevokeError,

@@ -1,6 +1,9 @@
 //! The store behind the core's traits: inventory, refresh families and audit sink.
+//!
+//! May import: everything below it (the crate root, `db`, `store`, `tables`); nothing
+//! imports it but the crate root.
 
-use crate::backend::append_audit;
+use crate::tables::audit::append_audit;
 use crate::{Store, StoreError};
 use scopekey::audit::{AuditError, AuditEvent, AuditKind, AuditSink};
 use scopekey::consumer::{Consumer, ConsumerDirectory, DirectoryError};

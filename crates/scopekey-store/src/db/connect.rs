@@ -1,0 +1,85 @@
+//! Opening the pool for a `sqlite://` or `postgres://` URL, with libpq's TLS semantics.
+//!
+//! May import: the crate root, `redact` and its parent `db`; no table.
+
+use super::Backend;
+use crate::redact::{self, RedactedUrl};
+use crate::{StoreError, StoreErrorKind};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use std::str::FromStr;
+use std::time::Duration;
+
+pub(super) async fn connect(url: &str, shown: &RedactedUrl) -> Result<Backend, StoreError> {
+    let connect_err = |e: sqlx::Error| {
+        let text = e.to_string();
+        let hint = if matches!(e, sqlx::Error::Tls(_)) || text.contains("certificate") {
+            " (check that `sslrootcert` is the CA that signed the server's certificate and, \
+             for verify-full, that the URL's host is a name or address the certificate carries)"
+        } else {
+            ""
+        };
+        StoreError::new(
+            StoreErrorKind::Connect,
+            format!(
+                "cannot connect to {}: {}{hint}",
+                shown.as_str(),
+                shown.scrub(&text)
+            ),
+        )
+        .with_source(e)
+    };
+    if url.starts_with("sqlite:") {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(connect_err)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await
+            .map_err(connect_err)?;
+        Ok(Backend::Sqlite(pool))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        let parsed = url::Url::parse(url).ok();
+        if let Some(name) = parsed.as_ref().and_then(redact::ignored_secret_param) {
+            return Err(StoreError::new(
+                StoreErrorKind::UnsupportedUrl,
+                format!(
+                    "the store URL parameter `{name}` is not supported (the PostgreSQL driver \
+                     would ignore it): remove it from {}; a client key (`sslkey`) must be \
+                     unencrypted and readable only by this service",
+                    shown.as_str()
+                ),
+            ));
+        }
+        let mut options = PgConnectOptions::from_str(url)
+            .map_err(connect_err)?
+            .application_name("scopekey");
+        // libpq: "if a root CA file exists, sslmode=require behaves like verify-ca". sqlx
+        // alone would accept any certificate; follow libpq, which fails closed.
+        if matches!(options.get_ssl_mode(), PgSslMode::Require)
+            && (parsed.as_ref().is_some_and(redact::has_root_cert)
+                || std::env::var_os("PGSSLROOTCERT").is_some_and(|v| !v.is_empty()))
+        {
+            options = options.ssl_mode(PgSslMode::VerifyCa);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(connect_err)?;
+        Ok(Backend::Postgres(pool))
+    } else {
+        Err(StoreError::new(
+            StoreErrorKind::UnsupportedUrl,
+            format!(
+                "unsupported store URL {}: use sqlite://PATH or postgres://USER@HOST/DB",
+                shown.as_str()
+            ),
+        ))
+    }
+}

@@ -1,0 +1,89 @@
+//! Versioned migrations: the shipped SQL files, applied in one transaction on open (under an
+//! advisory lock on PostgreSQL, so one instance migrates at a time).
+//!
+//! May import: the crate root and its parent `db`; no table.
+
+use super::{Backend, DbFuture, now_seconds, on};
+use crate::{StoreError, StoreErrorKind};
+use sqlx::Row as _;
+
+const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/sqlite/0002_consumers.sql"),
+    ),
+    (
+        3,
+        include_str!("../../migrations/sqlite/0003_sequence_and_family_start.sql"),
+    ),
+];
+const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/postgres/0002_consumers.sql"),
+    ),
+    (
+        3,
+        include_str!("../../migrations/postgres/0003_sequence_and_family_start.sql"),
+    ),
+];
+
+pub(super) fn migrate(b: &Backend) -> DbFuture<()> {
+    let b = b.clone();
+    Box::pin(async move { migrate_inner(&b).await })
+}
+
+async fn migrate_inner(b: &Backend) -> Result<(), StoreError> {
+    let fail = |e: sqlx::Error| {
+        StoreError::new(StoreErrorKind::Migration, format!("migration failed: {e}")).with_source(e)
+    };
+    let (migrations, lock): (&'static [(i64, &'static str)], Option<&'static str>) = match b {
+        Backend::Sqlite(_) => (MIGRATIONS_SQLITE, None),
+        // One migrator at a time across instances.
+        Backend::Postgres(_) => (
+            MIGRATIONS_POSTGRES,
+            Some("SELECT pg_advisory_xact_lock(7236815)"),
+        ),
+    };
+    // Every statement of every migration, owned, in order; `;` ends a statement (the shipped
+    // migrations hold no `;` inside literals).
+    let plan: Vec<(i64, Vec<String>)> = migrations
+        .iter()
+        .map(|(v, sql)| {
+            let statements = sql
+                .split(';')
+                .map(str::trim)
+                .filter(|st| !st.is_empty())
+                .map(str::to_owned)
+                .collect();
+            (*v, statements)
+        })
+        .collect();
+    on!(b, pool => {
+        let mut tx = pool.begin().await.map_err(fail)?;
+        if let Some(lock) = lock {
+            sqlx::query(lock).execute(&mut *tx).await.map_err(fail)?;
+        }
+        sqlx::query("CREATE TABLE IF NOT EXISTS scopekey_schema_version (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
+            .execute(&mut *tx).await.map_err(fail)?;
+        let row = sqlx::query("SELECT MAX(version) AS v FROM scopekey_schema_version")
+            .fetch_one(&mut *tx).await.map_err(fail)?;
+        let current: Option<i64> = row.try_get("v").map_err(fail)?;
+        let current = current.unwrap_or(0);
+        for (version, statements) in plan {
+            if version <= current {
+                continue;
+            }
+            for statement in statements {
+                sqlx::query(&statement).execute(&mut *tx).await.map_err(fail)?;
+            }
+            sqlx::query("INSERT INTO scopekey_schema_version (version, applied_at) VALUES ($1, $2)")
+                .bind(version).bind(now_seconds())
+                .execute(&mut *tx).await.map_err(fail)?;
+        }
+        tx.commit().await.map_err(fail)?;
+    });
+    Ok(())
+}

@@ -1,0 +1,217 @@
+//! `scopekey_revocations` and the counter that numbers them: the one place a revocation is
+//! written ([`insert_revocation!`], with its `revoked` audit row, and [`notify_revoked`] after
+//! the commit), read back ([`load_revocations`]) and mapped to and from its row.
+//!
+//! May import: the crate root, `db`, `store` and the `audit` table; `families` and
+//! `consumers` revoke through here.
+
+use super::Cells;
+use super::audit::audit_row;
+use crate::db::{Backend, at, notify, now_seconds, on};
+use crate::{Store, StoreError, StoreErrorKind};
+use scopekey::audit::AuditEvent;
+use scopekey::revocation::{Revocation, RevocationTarget};
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+/// Inserts one revocation (a [`RevocationInsert`]) and its `revoked` audit row in the
+/// transaction `$tx`, numbered by the revocation counter; evaluates to its number. Every
+/// revocation the store writes goes through here; after the commit, call [`notify_revoked`].
+///
+/// The counter's row is updated in `$tx`, so concurrent writers wait for each other: numbers
+/// are gap-free and become visible in order, which lets a replica tell a missed revocation
+/// from one not yet written (see `replica.rs`).
+macro_rules! insert_revocation {
+    ($tx:expr, $insert:expr) => {{
+        let $crate::tables::revocations::RevocationInsert { kind, value, instant, by, at, reason, audit } = $insert;
+        let row = sqlx::query("UPDATE scopekey_counters SET value = value + 1 WHERE name = 'revocations' RETURNING value")
+            .fetch_one(&mut *$tx).await.map_err($crate::StoreError::query)?;
+        let id: i64 = ::sqlx::Row::try_get(&row, "value").map_err($crate::StoreError::query)?;
+        sqlx::query("INSERT INTO scopekey_revocations (id, kind, value, instant, revoked_by, revoked_at, reason) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(id).bind(kind).bind(value).bind(instant).bind(by).bind(at).bind(reason)
+            .execute(&mut *$tx).await.map_err($crate::StoreError::query)?;
+        // The `revoked` event commits with the revocation, or neither does.
+        $crate::tables::audit::insert_audit_row!($tx, audit);
+        id
+    }};
+}
+pub(crate) use insert_revocation;
+
+/// A revocation's columns and its `revoked` audit row, owned, ready for [`insert_revocation!`].
+pub(crate) struct RevocationInsert {
+    pub(super) kind: &'static str,
+    pub(super) value: Option<String>,
+    pub(super) instant: Option<i64>,
+    pub(super) by: String,
+    pub(super) at: i64,
+    pub(super) reason: String,
+    pub(super) audit: [Option<String>; 5],
+}
+
+impl RevocationInsert {
+    pub(crate) fn of(record: &Revocation) -> Self {
+        let (kind, value, instant) = revocation_columns(record.target());
+        Self {
+            kind,
+            value,
+            instant,
+            by: record.by().to_owned(),
+            at: record.at().unix_timestamp(),
+            reason: record.reason().to_owned(),
+            audit: audit_row(AuditEvent::for_revocation(record)),
+        }
+    }
+}
+
+/// A revocation of `target` made now (`now`, in Unix seconds), refusing an invalid `by`,
+/// `reason` or subject as [`StoreErrorKind::InvalidInput`].
+pub(super) fn record_now(
+    target: RevocationTarget,
+    by: &str,
+    now: i64,
+    reason: &str,
+) -> Result<Revocation, StoreError> {
+    Revocation::new(target, by, at(now)?, reason)
+        .map_err(|e| StoreError::new(StoreErrorKind::InvalidInput, e.to_string()))
+}
+
+/// Tells other replicas about a revocation that has been committed.
+pub(super) async fn notify_revoked(b: &Backend) {
+    // Committed: a lost notification only delays other replicas until their next sync (every
+    // heartbeat), so it must not report the revocation as failed.
+    let _ = notify(b, "revocation").await;
+}
+
+impl Store {
+    /// Records a revocation (and notifies every PostgreSQL replica). Returns its row id and the
+    /// record. It takes effect in this process once a replica applies it; [`Replica`]'s
+    /// [`Revoker`](scopekey::revocation::Revoker) does both at once.
+    ///
+    /// [`Replica`]: crate::Replica
+    ///
+    /// # Errors
+    /// [`StoreErrorKind::InvalidInput`] for an invalid `by`, `reason` or subject, otherwise a
+    /// query error.
+    pub fn revoke(
+        &self,
+        target: RevocationTarget,
+        by: &str,
+        reason: &str,
+    ) -> Result<(i64, Arc<Revocation>), StoreError> {
+        let record = record_now(target, by, now_seconds(), reason)?;
+        let insert = RevocationInsert::of(&record);
+        let id = self.block(move |b| {
+            Box::pin(async move {
+                let id: i64 = on!(&b, pool => {
+                    let mut tx = pool.begin().await.map_err(StoreError::query)?;
+                    let id = insert_revocation!(tx, insert);
+                    tx.commit().await.map_err(StoreError::query)?;
+                    id
+                });
+                notify_revoked(&b).await;
+                Ok(id)
+            })
+        })?;
+        Ok((id, Arc::new(record)))
+    }
+
+    /// Every revocation with a row id above `after`, in id order.
+    ///
+    /// # Errors
+    /// A query error, or [`StoreErrorKind::Corrupt`] naming the first row that does not parse.
+    pub fn revocations_after(&self, after: i64) -> Result<Vec<(i64, Revocation)>, StoreError> {
+        self.block(move |b| Box::pin(async move { load_revocations(&b, after).await }))
+    }
+}
+
+/// Every revocation with a row id above `after`, in id order.
+pub(crate) async fn load_revocations(
+    b: &Backend,
+    after: i64,
+) -> Result<Vec<(i64, Revocation)>, StoreError> {
+    let sql = "SELECT id, kind, value, instant, revoked_by, revoked_at, reason \
+               FROM scopekey_revocations WHERE id > $1 ORDER BY id";
+    on!(b, pool => {
+        let rows = sqlx::query(sql).bind(after).fetch_all(pool).await.map_err(StoreError::query)?;
+        rows.iter().map(revocation).collect()
+    })
+}
+
+/// `(kind, value, instant)` of a revocation target.
+fn revocation_columns(t: &RevocationTarget) -> (&'static str, Option<String>, Option<i64>) {
+    let ts = |t: &OffsetDateTime| t.unix_timestamp();
+    match t {
+        RevocationTarget::Token {
+            token_id,
+            expires_at,
+        } => (
+            "token",
+            Some(token_id.as_str().into()),
+            expires_at.as_ref().map(ts),
+        ),
+        RevocationTarget::Family(f) => ("family", Some(f.as_str().into()), None),
+        RevocationTarget::Subject {
+            subject,
+            issued_before,
+        } => (
+            "subject",
+            Some(subject.clone()),
+            issued_before.as_ref().map(ts),
+        ),
+        RevocationTarget::IssuedBefore(t) => ("issued_before", None, Some(ts(t))),
+        RevocationTarget::Key(k) => ("key", Some(k.as_str().into()), None),
+        // RevocationTarget is non-exhaustive; a future kind cannot be stored by this version.
+        _ => ("unknown", None, None),
+    }
+}
+
+/// A revocation row as its number and record.
+fn revocation(row: &impl Cells) -> Result<(i64, Revocation), StoreError> {
+    const T: &str = "scopekey_revocations";
+    let id: i64 = row.int(T, "?", "id")?;
+    let key = id.to_string();
+    let kind: String = row.text(T, &key, "kind")?;
+    let value: Option<String> = row.text_or_null(T, &key, "value")?;
+    let instant: Option<i64> = row.int_or_null(T, &key, "instant")?;
+    let by: String = row.text(T, &key, "revoked_by")?;
+    let revoked_at: i64 = row.int(T, &key, "revoked_at")?;
+    let reason: String = row.text(T, &key, "reason")?;
+    let bad = |why: &str| StoreError::corrupt(T, &key, why);
+    let value_of = |what: &str| {
+        value
+            .clone()
+            .ok_or_else(|| bad(&format!("{what} revocation without a value")))
+    };
+    let instant_at = |i: i64| at(i).map_err(|_| bad("instant out of range"));
+    let target = match kind.as_str() {
+        "token" => RevocationTarget::Token {
+            token_id: value_of("token")?
+                .parse()
+                .map_err(|e| bad(&format!("{e}")))?,
+            expires_at: instant.map(instant_at).transpose()?,
+        },
+        "family" => RevocationTarget::Family(
+            value_of("family")?
+                .parse()
+                .map_err(|e| bad(&format!("{e}")))?,
+        ),
+        "subject" => RevocationTarget::Subject {
+            subject: value_of("subject")?,
+            issued_before: instant.map(instant_at).transpose()?,
+        },
+        "issued_before" => RevocationTarget::IssuedBefore(instant_at(
+            instant.ok_or_else(|| bad("issued_before revocation without an instant"))?,
+        )?),
+        "key" => RevocationTarget::Key(value_of("key")?.parse().map_err(|e| bad(&format!("{e}")))?),
+        other => {
+            return Err(bad(&format!(
+                "unknown revocation kind {:?}",
+                other.chars().take(32).collect::<String>()
+            )));
+        }
+    };
+    let record = Revocation::new(target, &by, instant_at(revoked_at)?, &reason)
+        .map_err(|e| bad(&e.to_string()))?;
+    Ok((id, record))
+}

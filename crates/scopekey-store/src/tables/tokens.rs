@@ -1,0 +1,157 @@
+//! `scopekey_tokens`: the inventory of issued tokens (records, last uses, queries) and its
+//! row mapping.
+//!
+//! May import: the crate root, `db` and `store`; no other table.
+
+use super::Cells;
+use crate::db::{at, on};
+use crate::{Store, StoreError};
+use scopekey::TokenId;
+use scopekey::TokenType;
+use scopekey::inventory::{InventoryQuery, TokenRecord, TokenRecordParts};
+use time::OffsetDateTime;
+
+impl Store {
+    /// Records an issued token.
+    ///
+    /// # Errors
+    /// A query error.
+    pub fn record_token(&self, record: &TokenRecord) -> Result<(), StoreError> {
+        let r = record.clone();
+        self.block(move |b| Box::pin(async move {
+            let sql = "INSERT INTO scopekey_tokens (jti, token_type, subject, owner, purpose, scopes, issued_at, expires_at, kid, family, last_used) \
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+            on!(&b, pool => {
+                sqlx::query(sql)
+                    .bind(r.token_id().as_str().to_owned())
+                    .bind(r.token_type().as_str())
+                    .bind(r.subject().to_owned())
+                    .bind(r.owner().map(str::to_owned))
+                    .bind(r.purpose().map(str::to_owned))
+                    .bind(r.scopes().to_string())
+                    .bind(r.issued_at().unix_timestamp())
+                    .bind(r.expires_at().unix_timestamp())
+                    .bind(r.key_id().as_str().to_owned())
+                    .bind(r.family().map(|f| f.as_str().to_owned()))
+                    .bind(r.last_used().map(OffsetDateTime::unix_timestamp))
+                    .execute(pool).await.map_err(StoreError::query)?;
+            });
+            Ok(())
+        }))
+    }
+
+    /// Records last uses, keeping the latest per token.
+    ///
+    /// # Errors
+    /// A query error.
+    pub fn touch_tokens(&self, uses: Vec<(TokenId, i64)>) -> Result<(), StoreError> {
+        self.block(move |b| Box::pin(async move {
+            let sql = "UPDATE scopekey_tokens SET last_used = $1 WHERE jti = $2 AND (last_used IS NULL OR last_used < $1)";
+            on!(&b, pool => {
+                let mut tx = pool.begin().await.map_err(StoreError::query)?;
+                for (jti, t) in uses {
+                    sqlx::query(sql).bind(t).bind(jti.as_str().to_owned())
+                        .execute(&mut *tx).await.map_err(StoreError::query)?;
+                }
+                tx.commit().await.map_err(StoreError::query)?;
+            });
+            Ok(())
+        }))
+    }
+
+    /// The inventory records matching `query`, in issue order.
+    ///
+    /// # Errors
+    /// A query error, or [`StoreErrorKind::Corrupt`](crate::StoreErrorKind::Corrupt) for a row that does not parse.
+    pub fn tokens(&self, query: &InventoryQuery) -> Result<Vec<TokenRecord>, StoreError> {
+        let query = query.clone();
+        let ts = |t: Option<OffsetDateTime>| t.map(OffsetDateTime::unix_timestamp);
+        let subject = query.subject_filter().map(str::to_owned);
+        let owner = query.owner_filter().map(str::to_owned);
+        let (live_at, expiring_before, unused_since) = (
+            ts(query.live_at_filter()),
+            ts(query.expiring_before_filter()),
+            ts(query.unused_since_filter()),
+        );
+        self.block(move |b| Box::pin(async move {
+            // The conditions run in the database; `matches` below re-checks every row, so the
+            // result is exactly the in-memory inventory's.
+            let sql = "SELECT jti, token_type, subject, owner, purpose, scopes, issued_at, expires_at, kid, family, last_used \
+                       FROM scopekey_tokens \
+                       WHERE ($1 IS NULL OR subject = $1) \
+                         AND ($2 IS NULL OR owner = $2) \
+                         AND ($3 IS NULL OR expires_at > $3) \
+                         AND ($4 IS NULL OR expires_at < $4) \
+                         AND ($5 IS NULL OR COALESCE(last_used, issued_at) < $5) \
+                       ORDER BY issued_at, jti";
+            let records = on!(&b, pool => {
+                let rows = sqlx::query(sql)
+                    .bind(subject).bind(owner).bind(live_at).bind(expiring_before).bind(unused_since)
+                    .fetch_all(pool).await.map_err(StoreError::query)?;
+                rows.iter().map(token_record).collect::<Result<Vec<_>, _>>()?
+            });
+            Ok(records.into_iter().filter(|r| query.matches(r)).collect())
+        }))
+    }
+
+    /// One token's record.
+    ///
+    /// # Errors
+    /// As [`Store::tokens`].
+    pub fn token(&self, jti: &TokenId) -> Result<Option<TokenRecord>, StoreError> {
+        let jti = jti.as_str().to_owned();
+        self.block(move |b| Box::pin(async move {
+            let sql = "SELECT jti, token_type, subject, owner, purpose, scopes, issued_at, expires_at, kid, family, last_used \
+                       FROM scopekey_tokens WHERE jti = $1";
+            on!(&b, pool => {
+                let row = sqlx::query(sql).bind(jti).fetch_optional(pool).await.map_err(StoreError::query)?;
+                row.as_ref().map(token_record).transpose()
+            })
+        }))
+    }
+}
+
+/// An inventory row as its record.
+fn token_record(row: &impl Cells) -> Result<TokenRecord, StoreError> {
+    const T: &str = "scopekey_tokens";
+    let jti: String = row.text(T, "?", "jti")?;
+    let shown: String = jti.chars().take(60).collect();
+    let bad = |why: String| StoreError::corrupt(T, &shown, why);
+    let token_type = match row.text(T, &shown, "token_type")?.as_str() {
+        "access" => TokenType::Access,
+        "refresh" => TokenType::Refresh,
+        other => return Err(bad(format!("unknown token type {other:?}"))),
+    };
+    let time = |t: i64| at(t).map_err(|_| bad("time out of range".into()));
+    let family: Option<String> = row.text_or_null(T, &shown, "family")?;
+    let parts = TokenRecordParts {
+        token_id: jti
+            .parse()
+            .map_err(|e: scopekey::InvalidId| bad(e.to_string()))?,
+        token_type,
+        subject: row.text(T, &shown, "subject")?,
+        owner: row.text_or_null(T, &shown, "owner")?,
+        purpose: row.text_or_null(T, &shown, "purpose")?,
+        scopes: row
+            .text(T, &shown, "scopes")?
+            .parse()
+            .map_err(|e: scopekey::ScopeError| bad(e.to_string()))?,
+        issued_at: time(row.int(T, &shown, "issued_at")?)?,
+        expires_at: time(row.int(T, &shown, "expires_at")?)?,
+        key_id: row
+            .text(T, &shown, "kid")?
+            .parse()
+            .map_err(|e: scopekey::KeyError| bad(e.to_string()))?,
+        family: family
+            .map(|f| {
+                f.parse()
+                    .map_err(|e: scopekey::InvalidId| bad(e.to_string()))
+            })
+            .transpose()?,
+        last_used: row
+            .int_or_null(T, &shown, "last_used")?
+            .map(time)
+            .transpose()?,
+    };
+    Ok(parts.into())
+}
