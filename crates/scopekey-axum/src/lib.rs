@@ -166,8 +166,9 @@ impl Authorized {
     /// When `scopes` is not a valid scope string.
     ///
     /// # Security
-    /// Exists only with the `test-util` feature; never enable it outside `[dev-dependencies]`.
-    #[cfg(feature = "test-util")]
+    /// Exists only with the `test-util` feature in builds with debug assertions (test builds),
+    /// so no release build has it; never enable the feature outside `[dev-dependencies]`.
+    #[cfg(all(feature = "test-util", debug_assertions))]
     pub fn for_tests(subject: &str, scopes: &str) -> Result<Self, ScopeError> {
         let grant = Grant::for_tests(subject, scopes.parse()?);
         Ok(Self::new(grant, Realm::test()))

@@ -150,8 +150,11 @@ where
         // `required_scope!` checked the literal at compile time with the same grammar, so this
         // fails only for a hand-written `RequiredScope` with a bad `SCOPE` (or a grammar drift):
         // refused as unavailable (503), never allowed.
-        let scope = R::scope()
-            .map_err(|_| refuse(Rejection::Unavailable(scopekey::ErrorKind::InvalidClaims)))?;
+        let scope = R::scope().map_err(|_| {
+            refuse(Rejection::Unavailable(
+                scopekey::VerifyErrorKind::InvalidClaims,
+            ))
+        })?;
         authorized
             .grant
             .authorize(scope.resource(), scope.action())

@@ -190,10 +190,9 @@ impl Revoker for Replica {
     }
 
     fn adopt(&self, record: Arc<Revocation>) -> Result<Arc<Revocation>, RevokeError> {
-        // Already in the store (written with the family's death): apply here at once; other
-        // replicas read it from the store.
-        self.list.apply(record.clone());
-        Ok(record)
+        // Already in the store (written with the family's death): effective here at once;
+        // other replicas read it from the store.
+        self.list.adopt(record)
     }
 }
 

@@ -5,10 +5,11 @@
 
 use crate::tables::audit::append_audit;
 use crate::{Store, StoreError};
+use scopekey::BackendError;
 use scopekey::audit::{AuditError, AuditEvent, AuditKind, AuditSink};
-use scopekey::consumer::{Consumer, ConsumerDirectory, DirectoryError};
-use scopekey::inventory::{Inventory, InventoryError, InventoryQuery, TokenRecord};
-use scopekey::refresh::{FamilyError, Presentation, RefreshFamilies, Rotation};
+use scopekey::consumer::{Consumer, ConsumerDirectory};
+use scopekey::inventory::{Inventory, InventoryQuery, TokenRecord};
+use scopekey::refresh::{Presentation, RefreshFamilies, Rotation};
 use scopekey::{FamilyId, TokenId};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -217,12 +218,12 @@ impl StoreInventory {
     }
 }
 
-fn inventory_error(e: StoreError) -> InventoryError {
-    InventoryError::new(e.to_string(), Some(Box::new(e)))
+fn inventory_error(e: StoreError) -> BackendError {
+    BackendError::new(e.to_string(), Some(Box::new(e)))
 }
 
 impl Inventory for StoreInventory {
-    fn record_issued(&self, record: TokenRecord) -> Result<(), InventoryError> {
+    fn record_issued(&self, record: TokenRecord) -> Result<(), BackendError> {
         self.store.record_token(&record).map_err(inventory_error)
     }
 
@@ -238,11 +239,11 @@ impl Inventory for StoreInventory {
         }
     }
 
-    fn get(&self, token_id: &TokenId) -> Result<Option<TokenRecord>, InventoryError> {
+    fn get(&self, token_id: &TokenId) -> Result<Option<TokenRecord>, BackendError> {
         self.store.token(token_id).map_err(inventory_error)
     }
 
-    fn query(&self, query: &InventoryQuery) -> Result<Vec<TokenRecord>, InventoryError> {
+    fn query(&self, query: &InventoryQuery) -> Result<Vec<TokenRecord>, BackendError> {
         self.store.tokens(query).map_err(inventory_error)
     }
 }
@@ -253,8 +254,8 @@ pub struct StoreFamilies {
     store: Store,
 }
 
-fn family_error(e: StoreError) -> FamilyError {
-    FamilyError::new(e.to_string(), Some(Box::new(e)))
+fn family_error(e: StoreError) -> BackendError {
+    BackendError::new(e.to_string(), Some(Box::new(e)))
 }
 
 impl RefreshFamilies for StoreFamilies {
@@ -264,19 +265,19 @@ impl RefreshFamilies for StoreFamilies {
         first: &TokenId,
         started_at: OffsetDateTime,
         expires_at: OffsetDateTime,
-    ) -> Result<(), FamilyError> {
+    ) -> Result<(), BackendError> {
         self.store
             .begin_family(family, first, started_at, expires_at)
             .map_err(family_error)
     }
 
-    fn rotate(&self, presentation: &Presentation<'_>) -> Result<Rotation, FamilyError> {
+    fn rotate(&self, presentation: &Presentation<'_>) -> Result<Rotation, BackendError> {
         self.store.rotate_family(presentation).map_err(family_error)
     }
 }
 
 impl ConsumerDirectory for Store {
-    fn consumer(&self, name: &str) -> Result<Option<Consumer>, DirectoryError> {
-        Store::consumer(self, name).map_err(|e| DirectoryError::new(e.to_string()))
+    fn consumer(&self, name: &str) -> Result<Option<Consumer>, BackendError> {
+        Store::consumer(self, name).map_err(|e| BackendError::new(e.to_string(), None))
     }
 }

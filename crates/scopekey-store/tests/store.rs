@@ -10,7 +10,7 @@ use scopekey::refresh::{RefreshErrorKind, Refresher};
 use scopekey::revocation::{
     RevocationCheck, RevocationStatus, RevocationTarget, Revoker, TokenFacts,
 };
-use scopekey::{ErrorKind, Issuer, KeyId, SigningKey, TokenId, TokenRequest, VerifierConfig};
+use scopekey::{Issuer, KeyId, SigningKey, TokenId, TokenRequest, VerifierConfig, VerifyErrorKind};
 use scopekey_store::{Replica, ReplicaOptions, Store, StoreErrorKind};
 use sqlx::Connection as _;
 use std::sync::{Arc, Barrier};
@@ -210,7 +210,7 @@ fn revocations_survive_a_restart() {
                 .unwrap();
             assert_eq!(
                 verifier.verify(&token).unwrap_err().kind(),
-                ErrorKind::Revoked
+                VerifyErrorKind::Revoked
             );
         } // every handle dropped
         let store = Store::open(&db.url()).unwrap();
@@ -218,7 +218,7 @@ fn revocations_survive_a_restart() {
         let verifier = replica.verifier(config()).unwrap();
         assert_eq!(
             verifier.verify(&token).unwrap_err().kind(),
-            ErrorKind::Revoked,
+            VerifyErrorKind::Revoked,
             "{}",
             db.url()
         );
@@ -311,7 +311,7 @@ fn a_key_rotation_reaches_another_instance_without_a_restart() {
         assert!(verifier.verify(&old_token).is_ok());
         assert_eq!(
             verifier.verify(&new_token).unwrap_err().kind(),
-            ErrorKind::UnknownKey
+            VerifyErrorKind::UnknownKey
         );
 
         admin.add_key(new.public_key(), None).unwrap();
@@ -322,7 +322,7 @@ fn a_key_rotation_reaches_another_instance_without_a_restart() {
                     .verify(&old_token)
                     .map(|_| ())
                     .map_err(|e| e.kind())
-                    == Err(ErrorKind::UnknownKey)
+                    == Err(VerifyErrorKind::UnknownKey)
         });
         assert!(
             switched.is_some(),
@@ -389,7 +389,7 @@ fn concurrent_refresh_yields_exactly_one_new_pair() {
                 .verify(pair.access().token().as_str())
                 .unwrap_err()
                 .kind(),
-            ErrorKind::Revoked
+            VerifyErrorKind::Revoked
         );
     }
 }
@@ -426,7 +426,7 @@ fn corrupt_rows_are_errors_never_not_revoked() {
         );
         let failed = wait_until(Duration::from_secs(5), || {
             verifier.verify(&token).map(|_| ()).map_err(|e| e.kind())
-                == Err(ErrorKind::RevocationStale)
+                == Err(VerifyErrorKind::RevocationStale)
         });
         assert!(
             failed.is_some(),
@@ -479,7 +479,7 @@ fn a_broken_postgres_connection_loses_nothing_and_fails_closed_past_the_bound() 
         )
         .unwrap();
     let seen = wait_until(Duration::from_secs(5), || {
-        verifier.verify(&a).map(|_| ()).map_err(|e| e.kind()) == Err(ErrorKind::Revoked)
+        verifier.verify(&a).map(|_| ()).map_err(|e| e.kind()) == Err(VerifyErrorKind::Revoked)
     });
     assert!(
         seen.is_some(),
@@ -491,7 +491,8 @@ fn a_broken_postgres_connection_loses_nothing_and_fails_closed_past_the_bound() 
     db.admin_exec(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false"));
     db.admin_exec(&terminate);
     let closed = wait_until(Duration::from_secs(10), || {
-        verifier.verify(&b).map(|_| ()).map_err(|e| e.kind()) == Err(ErrorKind::RevocationStale)
+        verifier.verify(&b).map(|_| ()).map_err(|e| e.kind())
+            == Err(VerifyErrorKind::RevocationStale)
     });
     db.admin_exec(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS true"));
     assert!(
@@ -700,7 +701,7 @@ fn a_summarized_trail_keeps_up_with_a_flood_and_counts_exactly() {
                         for _ in 0..5 {
                             assert_eq!(
                                 verifier.verify("v4.public.garbage").unwrap_err().kind(),
-                                ErrorKind::Malformed
+                                VerifyErrorKind::Malformed
                             );
                         }
                     }
@@ -947,7 +948,8 @@ fn a_gap_in_the_revocation_numbers_makes_the_replica_reload() {
             skipped_jti.as_str()
         ));
         let seen = wait_until(Duration::from_secs(5), || {
-            verifier.verify(&skipped).map(|_| ()).map_err(|e| e.kind()) == Err(ErrorKind::Revoked)
+            verifier.verify(&skipped).map(|_| ()).map_err(|e| e.kind())
+                == Err(VerifyErrorKind::Revoked)
         });
         assert!(
             seen.is_some(),
@@ -962,7 +964,7 @@ fn a_gap_in_the_revocation_numbers_makes_the_replica_reload() {
         );
         assert_eq!(
             verifier.verify(&first).unwrap_err().kind(),
-            ErrorKind::Revoked
+            VerifyErrorKind::Revoked
         );
         // Following on from 3, the next number is 4: no further reload.
         let (third, third_jti) = mint(&issuer, "c");
@@ -1046,7 +1048,7 @@ fn reuse_detection_records_the_family_revocation_in_the_same_transaction() {
                 .verify(second.access().token().as_str())
                 .unwrap_err()
                 .kind(),
-            ErrorKind::Revoked,
+            VerifyErrorKind::Revoked,
             "{}: the detected-stolen family's access token is live",
             db.url()
         );
@@ -1164,14 +1166,20 @@ fn a_failed_notification_after_the_commit_still_revokes() {
         "a committed revocation was reported as failed: {record:?}"
     );
     let here = replica.verifier(config()).unwrap();
-    assert_eq!(here.verify(&token).unwrap_err().kind(), ErrorKind::Revoked);
+    assert_eq!(
+        here.verify(&token).unwrap_err().kind(),
+        VerifyErrorKind::Revoked
+    );
     assert_eq!(plain.revocations_after(0).unwrap().len(), 1);
     let there = other.verifier(config()).unwrap();
     assert!(
         wait_until(Duration::from_secs(3), || there.verify(&token).is_err()).is_some(),
         "another replica never saw the revocation"
     );
-    assert_eq!(there.verify(&token).unwrap_err().kind(), ErrorKind::Revoked);
+    assert_eq!(
+        there.verify(&token).unwrap_err().kind(),
+        VerifyErrorKind::Revoked
+    );
 }
 
 /// While the database refuses connections, the listener's reconnection attempts back off

@@ -3,7 +3,7 @@
 
 use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
-use scopekey::{Denied, DenyReason, ErrorKind, Scope, VerifyError};
+use scopekey::{Denied, DenyReason, Scope, VerifyError, VerifyErrorKind};
 use std::fmt;
 use std::sync::Arc;
 
@@ -73,19 +73,21 @@ pub enum Rejection {
     InvalidRequest(&'static str),
     /// The token was refused: 401 `invalid_token`, with a description that names the class of
     /// problem and nothing of the token.
-    InvalidToken(ErrorKind),
+    InvalidToken(VerifyErrorKind),
     /// The token does not grant the scope: 403 `insufficient_scope` with `scope="…"`.
     InsufficientScope(Scope),
     /// The decision could not be made safely (stale revocation state, audit sink down): 503,
     /// fail closed.
-    Unavailable(ErrorKind),
+    Unavailable(VerifyErrorKind),
 }
 
 impl Rejection {
     /// The rejection for a verification error.
     pub fn from_verify_error(e: &VerifyError) -> Self {
         match e.kind() {
-            ErrorKind::RevocationStale | ErrorKind::AuditUnavailable => Self::Unavailable(e.kind()),
+            VerifyErrorKind::RevocationStale | VerifyErrorKind::AuditUnavailable => {
+                Self::Unavailable(e.kind())
+            }
             kind => Self::InvalidToken(kind),
         }
     }
@@ -94,7 +96,7 @@ impl Rejection {
     pub fn from_denied(d: &Denied) -> Self {
         match d.reason() {
             DenyReason::MissingScope => Self::InsufficientScope(d.required_scope().clone()),
-            _ => Self::Unavailable(ErrorKind::AuditUnavailable),
+            _ => Self::Unavailable(VerifyErrorKind::AuditUnavailable),
         }
     }
 
@@ -125,14 +127,14 @@ impl Rejection {
             Self::MissingCredentials => "bearer token required",
             Self::InvalidRequest(why) => why,
             Self::InvalidToken(kind) => match kind {
-                ErrorKind::Expired => "the token has expired",
-                ErrorKind::NotYetValid => "the token is not valid yet",
-                ErrorKind::Revoked => "the token has been revoked",
-                ErrorKind::LifetimeTooLong => "the token lifetime is too long",
-                ErrorKind::WrongIssuer | ErrorKind::WrongAudience | ErrorKind::WrongEnvironment => {
-                    "the token is not meant for this service"
-                }
-                ErrorKind::UnknownKey | ErrorKind::BadSignature => {
+                VerifyErrorKind::Expired => "the token has expired",
+                VerifyErrorKind::NotYetValid => "the token is not valid yet",
+                VerifyErrorKind::Revoked => "the token has been revoked",
+                VerifyErrorKind::LifetimeTooLong => "the token lifetime is too long",
+                VerifyErrorKind::WrongIssuer
+                | VerifyErrorKind::WrongAudience
+                | VerifyErrorKind::WrongEnvironment => "the token is not meant for this service",
+                VerifyErrorKind::UnknownKey | VerifyErrorKind::BadSignature => {
                     "the token signature is not valid here"
                 }
                 _ => "the token is malformed",
@@ -334,7 +336,8 @@ mod tests {
         let r: Response<String> = Rejection::MissingCredentials.into_response(&realm);
         assert_eq!(r.status(), 401);
         assert_eq!(r.headers()[WWW_AUTHENTICATE], "Bearer realm=\"api\"");
-        let r: Response<String> = Rejection::InvalidToken(ErrorKind::Expired).into_response(&realm);
+        let r: Response<String> =
+            Rejection::InvalidToken(VerifyErrorKind::Expired).into_response(&realm);
         assert_eq!(
             r.headers()[WWW_AUTHENTICATE],
             "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"the token has expired\""
@@ -353,7 +356,7 @@ mod tests {
                 .ends_with("scope=\"projects/42:read\"")
         );
         let r: Response<String> =
-            Rejection::Unavailable(ErrorKind::RevocationStale).into_response(&realm);
+            Rejection::Unavailable(VerifyErrorKind::RevocationStale).into_response(&realm);
         assert_eq!(r.status(), 503);
         assert!(r.headers().get(WWW_AUTHENTICATE).is_none());
         assert!(Realm::new("a\"b").is_err());

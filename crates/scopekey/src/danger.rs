@@ -13,7 +13,7 @@ use crate::codec::json;
 use crate::key::PublicKey;
 use crate::token::claims::{Environment, TokenType};
 use crate::token::claims_json;
-use crate::token::error::{ErrorKind, VerifyError};
+use crate::token::error::{VerifyError, VerifyErrorKind};
 use crate::token::paseto::Decoded;
 use serde_json::{Map, Value};
 
@@ -44,7 +44,7 @@ enum Parts {
 /// check. A JWT whose header scopekey would refuse (`alg` none, `jku`, …) is refused here too.
 ///
 /// # Errors
-/// [`ErrorKind::Oversized`], [`ErrorKind::UnsupportedFormat`] or [`ErrorKind::Malformed`] when the
+/// [`VerifyErrorKind::Oversized`], [`VerifyErrorKind::UnsupportedFormat`] or [`VerifyErrorKind::Malformed`] when the
 /// token cannot even be taken apart. Claims that are not valid JSON are reported by
 /// [`UnverifiedToken::claims`], not here.
 ///
@@ -65,11 +65,7 @@ pub fn decode_unverified(token: &str) -> Result<UnverifiedToken, VerifyError> {
         });
     }
     let decoded = paseto::decode(token)?;
-    let footer = if decoded.footer().is_empty() {
-        None
-    } else {
-        json::parse_object(decoded.footer(), claims_json::FOOTER).ok()
-    };
+    let footer = crate::token::footer::footer_map(decoded.footer());
     let claims = json::parse_object(decoded.message(), claims_json::CLAIMS);
     Ok(UnverifiedToken {
         parts: Parts::Paseto(decoded),
@@ -159,7 +155,7 @@ impl UnverifiedToken {
     /// access token whose `env` claim must match).
     ///
     /// # Errors
-    /// [`ErrorKind::BadSignature`] when it does not verify.
+    /// [`VerifyErrorKind::BadSignature`] when it does not verify.
     pub fn check_signature(
         &self,
         key: &PublicKey,
@@ -178,7 +174,7 @@ impl UnverifiedToken {
                     || self.claim_str("env") != Some(environment.as_str())
                 {
                     return Err(VerifyError::new(
-                        ErrorKind::WrongEnvironment,
+                        VerifyErrorKind::WrongEnvironment,
                         "the JWT verifies, but is not an access token of this environment",
                     ));
                 }
@@ -191,7 +187,7 @@ impl UnverifiedToken {
     /// refresh token. Returns the type that verified.
     ///
     /// # Errors
-    /// [`ErrorKind::BadSignature`] when neither verifies, [`ErrorKind::InvalidClaims`] when
+    /// [`VerifyErrorKind::BadSignature`] when neither verifies, [`VerifyErrorKind::InvalidClaims`] when
     /// there is no usable `env` claim to try.
     pub fn check_signature_any_type(&self, key: &PublicKey) -> Result<TokenType, VerifyError> {
         #[cfg(feature = "jwt")]
@@ -201,14 +197,16 @@ impl UnverifiedToken {
         let env: Environment = self
             .claim_str("env")
             .and_then(|e| e.parse().ok())
-            .ok_or_else(|| VerifyError::new(ErrorKind::InvalidClaims, "no valid `env` claim"))?;
+            .ok_or_else(|| {
+                VerifyError::new(VerifyErrorKind::InvalidClaims, "no valid `env` claim")
+            })?;
         for t in [TokenType::Access, TokenType::Refresh] {
             if self.check_signature(key, &env, t).is_ok() {
                 return Ok(t);
             }
         }
         Err(VerifyError::new(
-            ErrorKind::BadSignature,
+            VerifyErrorKind::BadSignature,
             "signature does not verify with this key",
         ))
     }

@@ -5,6 +5,4 @@
 pub use crate::lifecycle::inventory::{
     MemoryInventory, consumers_over_limit, prune, reachable_scopes, unregistered_tokens,
 };
-pub use crate::token::inventory::{
-    Inventory, InventoryError, InventoryQuery, TokenRecord, TokenRecordParts,
-};
+pub use crate::token::inventory::{Inventory, InventoryQuery, TokenRecord, TokenRecordParts};

@@ -50,7 +50,7 @@
 //! - [`Issuer`] and [`TokenRequest`]: mint one token for one consumer.
 //! - [`Verifier`] and [`Grant`]: verification returns a grant, which only the verifier can
 //!   create; handlers take it as proof and call [`Grant::authorize`].
-//! - [`VerifyError`] with [`ErrorKind`]: one kind per reason a token is refused.
+//! - [`VerifyError`] with [`VerifyErrorKind`]: one kind per reason a token is refused.
 //! - [`revocation`]: revoke a token, a refresh family, a consumer, everything issued before a
 //!   moment, or a signing key; checked in memory on every verification, failing closed when
 //!   stale. See `docs/revocation-playbook.md`.
@@ -69,7 +69,7 @@
 //! |---|---|---|
 //! | `jwt` | no | JWT access tokens (JWS compact, EdDSA, `typ` at+jwt) next to PASETO: `TokenFormat::Jwt` for the issuer, JWT verification in the same `Verifier::verify` for a verifier that opts in (`VerifierConfig::accept_jwt(true)`), and JWKS export and import (`jwks`, `KeySet::to_jwks`, `KeySet::from_jwks`) |
 //! | `tracing` | no | `audit::TracingSink`, audit events as `tracing` events |
-//! | `test-util` | no | `Grant::for_tests`: a grant from scopes, without keys, to unit-test handler policy; for `[dev-dependencies]` only |
+//! | `test-util` | no | `Grant::for_tests`: a grant from scopes, without keys, to unit-test handler policy; for `[dev-dependencies]` only, and absent from release builds whatever the features |
 //!
 //! ## Non-goals
 //!
@@ -108,16 +108,18 @@ pub use scope::{
     Action, MAX_ACTION_LEN, MAX_RESOURCE_LEN, MAX_SCOPE_STRING_LEN, MAX_SCOPES, MAX_SEGMENT_LEN,
     MAX_SEGMENTS, Resource, Scope, ScopeError, ScopeErrorKind, ScopeSet, is_valid_scope_literal,
 };
-pub use token::claims::{
-    Claims, Environment, FamilyId, InvalidId, MAX_TEXT_LEN, TokenId, TokenType,
+pub use token::claims::Claims;
+pub use token::error::{BackendError, BackendErrorKind, VerifyError, VerifyErrorKind};
+pub use token::grant::{Denied, DenyReason, Grant};
+pub use token::ids::{
+    Environment, FamilyId, InvalidId, InvalidIdKind, MAX_TEXT_LEN, TokenId, TokenType,
 };
-pub use token::error::{ErrorKind, VerifyError};
 pub use token::issuer::{
     BearerToken, DEFAULT_MAX_TTL, DEFAULT_TTL, IssueError, IssueErrorKind, Issuer, Minted,
-    TokenFormat, TokenRequest, UnknownFormat,
+    TokenFormat, TokenRequest, UnknownFormat, UnknownFormatKind,
 };
 pub use token::verifier::{
-    ConfigError, DEFAULT_LEEWAY, Denied, DenyReason, Grant, MAX_FOOTER_LEN, MAX_LEEWAY, Verifier,
+    ConfigError, ConfigErrorKind, DEFAULT_LEEWAY, MAX_FOOTER_LEN, MAX_LEEWAY, Verifier,
     VerifierConfig,
 };
 

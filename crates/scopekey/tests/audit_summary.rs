@@ -7,7 +7,8 @@ use scopekey::audit::{
     SummaryConfig,
 };
 use scopekey::{
-    Action, ErrorKind, Issuer, KeySet, Resource, SigningKey, TokenRequest, Verifier, VerifierConfig,
+    Action, Issuer, KeySet, Resource, SigningKey, TokenRequest, Verifier, VerifierConfig,
+    VerifyErrorKind,
 };
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -145,7 +146,7 @@ fn a_million_malformed_tokens_through_a_slow_sink_then_a_valid_token_verifies() 
     let started = Instant::now();
     for i in 0..1_000_000 {
         let refused = w.verifier.verify(garbage[i % garbage.len()]).unwrap_err();
-        assert_ne!(refused.kind(), ErrorKind::AuditUnavailable);
+        assert_ne!(refused.kind(), VerifyErrorKind::AuditUnavailable);
     }
     let token = w.mint("importer", "projects:read");
     let grant = w.verifier.verify(&token).unwrap();
@@ -213,7 +214,7 @@ fn busy_past_the_pending_bound_fails_closed_until_the_sink_drains() {
     );
     assert!(w.summaries.is_failing());
     let refused = w.verifier.verify(&tokens[0]).unwrap_err();
-    assert_eq!(refused.kind(), ErrorKind::AuditUnavailable);
+    assert_eq!(refused.kind(), VerifyErrorKind::AuditUnavailable);
     slow.set(0);
     w.summaries.flush().unwrap();
     assert!(!w.summaries.is_failing());
@@ -240,11 +241,11 @@ fn a_down_sink_fails_closed_and_recovers() {
     // Valid and invalid tokens alike are refused while the trail cannot be written.
     assert_eq!(
         w.verifier.verify(&token).unwrap_err().kind(),
-        ErrorKind::AuditUnavailable
+        VerifyErrorKind::AuditUnavailable
     );
     assert_eq!(
         w.verifier.verify("garbage").unwrap_err().kind(),
-        ErrorKind::AuditUnavailable
+        VerifyErrorKind::AuditUnavailable
     );
     slow.set(0);
     w.summaries.flush().unwrap();
@@ -365,7 +366,7 @@ fn refusal_summaries_sample_subjects_and_pass_other_events_through() {
             .unwrap();
         assert_eq!(
             w.verifier.verify(t.token().as_str()).unwrap_err().kind(),
-            ErrorKind::WrongAudience
+            VerifyErrorKind::WrongAudience
         );
     }
     w.summaries.flush().unwrap();
@@ -563,7 +564,7 @@ fn a_panicking_sink_fails_closed_and_the_flusher_survives() {
     assert!(w.summaries.is_failing());
     assert_eq!(
         w.verifier.verify(&token).unwrap_err().kind(),
-        ErrorKind::AuditUnavailable
+        VerifyErrorKind::AuditUnavailable
     );
     // Let the flusher thread hit the panic on its own a few times.
     std::thread::sleep(Duration::from_millis(100));

@@ -7,8 +7,8 @@ use scopekey::audit::{AuditKind, MemorySink};
 use scopekey::cache::{GrantCache, GrantCacheConfig};
 use scopekey::revocation::{RevocationList, RevocationTarget, Revoker};
 use scopekey::{
-    Action, ErrorKind, Issuer, KeySet, ManualClock, PublicKey, Resource, SigningKey, TokenRequest,
-    Verifier, VerifierConfig,
+    Action, Issuer, KeySet, ManualClock, PublicKey, Resource, SigningKey, TokenRequest, Verifier,
+    VerifierConfig, VerifyErrorKind,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,7 +84,7 @@ fn cached(w: &World, token: &str) {
     assert_eq!(after.hits, before.hits + 1, "second verification is a hit");
 }
 
-fn kind(v: &Verifier, token: &str) -> ErrorKind {
+fn kind(v: &Verifier, token: &str) -> VerifyErrorKind {
     v.verify(token).unwrap_err().kind()
 }
 
@@ -131,8 +131,12 @@ fn a_revoked_token_is_refused_on_a_hit() {
             "leaked",
         )
         .unwrap();
-    assert_eq!(kind(&w.verifier, &token), ErrorKind::Revoked);
-    assert_eq!(kind(&w.verifier, &token), ErrorKind::Revoked, "and again");
+    assert_eq!(kind(&w.verifier, &token), VerifyErrorKind::Revoked);
+    assert_eq!(
+        kind(&w.verifier, &token),
+        VerifyErrorKind::Revoked,
+        "and again"
+    );
     w.revocations
         .revoke(
             RevocationTarget::Subject {
@@ -143,7 +147,7 @@ fn a_revoked_token_is_refused_on_a_hit() {
             "consumer compromised",
         )
         .unwrap();
-    assert_eq!(kind(&w.verifier, &other), ErrorKind::Revoked);
+    assert_eq!(kind(&w.verifier, &other), VerifyErrorKind::Revoked);
     let still = mint(&w.issuer, "ci-key-2");
     cached(&w, &still);
     w.revocations
@@ -153,8 +157,8 @@ fn a_revoked_token_is_refused_on_a_hit() {
             "key leaked",
         )
         .unwrap();
-    assert_eq!(kind(&w.verifier, &by_key), ErrorKind::Revoked);
-    assert_eq!(kind(&w.verifier, &still), ErrorKind::Revoked);
+    assert_eq!(kind(&w.verifier, &by_key), VerifyErrorKind::Revoked);
+    assert_eq!(kind(&w.verifier, &still), VerifyErrorKind::Revoked);
 }
 
 #[test]
@@ -177,7 +181,7 @@ fn a_stale_revocation_list_fails_closed_on_a_hit() {
     verifier.verify(&token).unwrap();
     assert_eq!(cache(&verifier).stats().hits, 1);
     clock.advance(Duration::from_secs(11));
-    assert_eq!(kind(&verifier, &token), ErrorKind::RevocationStale);
+    assert_eq!(kind(&verifier, &token), VerifyErrorKind::RevocationStale);
 }
 
 #[test]
@@ -198,7 +202,7 @@ fn an_expired_token_is_refused_even_though_it_was_cached() {
     w.clock.set_unix(NOW + 300 + 59);
     w.verifier.verify(&token).unwrap();
     w.clock.set_unix(NOW + 300 + 60);
-    assert_eq!(kind(&w.verifier, &token), ErrorKind::Expired);
+    assert_eq!(kind(&w.verifier, &token), VerifyErrorKind::Expired);
     assert_eq!(cache(&w.verifier).len(), 0, "the entry is gone");
 }
 
@@ -214,7 +218,7 @@ fn a_retired_or_removed_key_is_refused_even_though_the_token_was_cached() {
             OffsetDateTime::from_unix_timestamp(NOW).unwrap(),
         );
     });
-    assert_eq!(kind(&w.verifier, &token), ErrorKind::UnknownKey);
+    assert_eq!(kind(&w.verifier, &token), VerifyErrorKind::UnknownKey);
 
     // Retirement scheduled in the future: served until then, refused from then on, without
     // any change to the ring in between.
@@ -230,7 +234,7 @@ fn a_retired_or_removed_key_is_refused_even_though_the_token_was_cached() {
     w.clock.set_unix(NOW + 119);
     w.verifier.verify(&token).unwrap();
     w.clock.set_unix(NOW + 120);
-    assert_eq!(kind(&w.verifier, &token), ErrorKind::UnknownKey);
+    assert_eq!(kind(&w.verifier, &token), VerifyErrorKind::UnknownKey);
 
     // Removed.
     let w = world();
@@ -239,7 +243,7 @@ fn a_retired_or_removed_key_is_refused_even_though_the_token_was_cached() {
     w.verifier.key_ring().update(|keys| {
         keys.remove(w.key.key_id());
     });
-    assert_eq!(kind(&w.verifier, &token), ErrorKind::UnknownKey);
+    assert_eq!(kind(&w.verifier, &token), VerifyErrorKind::UnknownKey);
 }
 
 #[test]
@@ -265,9 +269,9 @@ fn a_shared_cache_never_serves_one_verifiers_grant_to_another() {
     assert_eq!(shared.stats().hits, 1);
     // Same key, same cache, another environment: refused, and not as a cache hit.
     let e = production.verify_cached(&token, &shared).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::BadSignature, "{e}");
+    assert_eq!(e.kind(), VerifyErrorKind::BadSignature, "{e}");
     let e = other_audience.verify_cached(&token, &shared).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::WrongAudience, "{e}");
+    assert_eq!(e.kind(), VerifyErrorKind::WrongAudience, "{e}");
     assert_eq!(shared.stats().hits, 1);
 }
 
@@ -286,7 +290,7 @@ fn a_token_that_copies_a_cached_signature_is_checked_in_full() {
     };
     let forged = String::from_utf8(forged).unwrap();
     let hits = cache(&w.verifier).stats().hits;
-    assert_eq!(kind(&w.verifier, &forged), ErrorKind::BadSignature);
+    assert_eq!(kind(&w.verifier, &forged), VerifyErrorKind::BadSignature);
     assert_eq!(cache(&w.verifier).stats().hits, hits);
     // The genuine token is still served.
     w.verifier.verify(&token).unwrap();
@@ -359,6 +363,6 @@ fn concurrent_hits_all_succeed_and_see_a_revocation() {
         )
         .unwrap();
     for t in tokens.iter() {
-        assert_eq!(kind(&w.verifier, t), ErrorKind::Revoked);
+        assert_eq!(kind(&w.verifier, t), VerifyErrorKind::Revoked);
     }
 }

@@ -8,8 +8,8 @@ use scopekey::inventory::{
 };
 use scopekey::revocation::RevocationList;
 use scopekey::{
-    ErrorKind, IssueErrorKind, Issuer, KeySet, ManualClock, ScopeSet, SigningKey, TokenRequest,
-    Verifier, VerifierConfig,
+    IssueErrorKind, Issuer, KeySet, ManualClock, ScopeSet, SigningKey, TokenRequest, Verifier,
+    VerifierConfig, VerifyErrorKind,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -238,7 +238,10 @@ fn prune_dry_run_lists_exactly_the_unused_and_the_real_run_revokes_exactly_those
     );
     assert_eq!(revocations.records().len(), 2);
     for t in [&used_long_ago, &never_used] {
-        assert_eq!(verifier.verify(t).unwrap_err().kind(), ErrorKind::Revoked);
+        assert_eq!(
+            verifier.verify(t).unwrap_err().kind(),
+            VerifyErrorKind::Revoked
+        );
     }
     assert!(verifier.verify(&used_recently).is_ok());
     assert!(verifier.verify(&fresh).is_ok());

@@ -10,8 +10,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{URL_SAFE, URL_SAFE_NO_PAD};
 use scopekey::cache::GrantCache;
 use scopekey::{
-    Action, ErrorKind, Issuer, KeySet, ManualClock, Resource, SigningKey, TokenFormat,
-    TokenRequest, Verifier, VerifierConfig,
+    Action, Issuer, KeySet, ManualClock, Resource, SigningKey, TokenFormat, TokenRequest, Verifier,
+    VerifierConfig, VerifyErrorKind,
 };
 use sha2::Digest as _;
 
@@ -78,7 +78,7 @@ impl World {
         format!("{input}.{}", b64(&sig.to_bytes()))
     }
 
-    fn kind(&self, token: &str) -> ErrorKind {
+    fn kind(&self, token: &str) -> VerifyErrorKind {
         match self.verifier.verify(token) {
             Ok(_) => panic!("accepted: {token}"),
             Err(e) => e.kind(),
@@ -171,7 +171,7 @@ fn a_minted_jwt_verifies_through_the_same_api_and_cache() {
         )
         .unwrap();
         let refused = strict.verify(token).unwrap_err();
-        assert_eq!(refused.kind(), ErrorKind::UnsupportedFormat);
+        assert_eq!(refused.kind(), VerifyErrorKind::UnsupportedFormat);
         assert!(refused.to_string().contains("accept_jwt"), "{refused}");
     }
     // Sanity of the forging helper: the hand-made standard token verifies.
@@ -188,12 +188,12 @@ fn a1_alg_none_is_refused_before_the_claims() {
         let unsigned = format!("{}.{}.", b64(header.as_bytes()), b64(w.claims().as_bytes()));
         assert_eq!(
             w.kind(&unsigned),
-            ErrorKind::Malformed,
+            VerifyErrorKind::Malformed,
             "{alg}, empty signature"
         );
         // With invalid claims, too: the header is refused first.
         let t = w.forge(&header, "not json");
-        assert_eq!(w.kind(&t), ErrorKind::InvalidHeader, "{alg}");
+        assert_eq!(w.kind(&t), VerifyErrorKind::InvalidHeader, "{alg}");
     }
 }
 
@@ -228,7 +228,7 @@ fn a2_hmac_keyed_with_the_public_key_is_refused() {
             let input = format!("{}.{}", b64(header.as_bytes()), b64(w.claims().as_bytes()));
             let mac = hmac_sha256(secret, input.as_bytes());
             let t = format!("{input}.{}", b64(&mac));
-            assert_eq!(w.kind(&t), ErrorKind::InvalidHeader, "{alg}");
+            assert_eq!(w.kind(&t), VerifyErrorKind::InvalidHeader, "{alg}");
         }
     }
 }
@@ -242,7 +242,7 @@ fn a3_any_alg_but_eddsa_is_refused() {
         let header = format!(r#"{{"alg":"{alg}","typ":"at+jwt","kid":"{}"}}"#, w.kid);
         assert_eq!(
             w.kind(&w.forge(&header, &w.claims())),
-            ErrorKind::InvalidHeader,
+            VerifyErrorKind::InvalidHeader,
             "{alg:?}"
         );
     }
@@ -253,7 +253,7 @@ fn a3_any_alg_but_eddsa_is_refused() {
     ] {
         assert_eq!(
             w.kind(&w.forge(&header, &w.claims())),
-            ErrorKind::InvalidHeader,
+            VerifyErrorKind::InvalidHeader,
             "{header}"
         );
     }
@@ -282,7 +282,7 @@ fn a4_headers_that_carry_or_point_to_a_key_are_refused() {
         // Signed by the trusted key: refused for the header alone.
         assert_eq!(
             w.kind(&w.forge(&header, &w.claims())),
-            ErrorKind::InvalidHeader,
+            VerifyErrorKind::InvalidHeader,
             "{extra}"
         );
     }
@@ -291,7 +291,7 @@ fn a4_headers_that_carry_or_point_to_a_key_are_refused() {
     let input = format!("{}.{}", b64(header.as_bytes()), b64(w.claims().as_bytes()));
     let sig = ed25519_dalek::Signer::sign(&attacker, input.as_bytes());
     let t = format!("{input}.{}", b64(&sig.to_bytes()));
-    assert_eq!(w.kind(&t), ErrorKind::InvalidHeader);
+    assert_eq!(w.kind(&t), VerifyErrorKind::InvalidHeader);
 }
 
 #[test]
@@ -309,26 +309,29 @@ fn a5_kid_is_only_a_lookup_key() {
         let header = serde_json::json!({"alg": "EdDSA", "typ": "at+jwt", "kid": kid}).to_string();
         assert_eq!(
             w.kind(&w.forge(&header, &w.claims())),
-            ErrorKind::UnknownKey,
+            VerifyErrorKind::UnknownKey,
             "{kid:?}"
         );
     }
     let header = serde_json::json!({"alg": "EdDSA", "typ": "at+jwt", "kid": long}).to_string();
     let k = w.kind(&w.forge(&header, &w.claims()));
     assert!(
-        matches!(k, ErrorKind::Oversized | ErrorKind::InvalidHeader),
+        matches!(
+            k,
+            VerifyErrorKind::Oversized | VerifyErrorKind::InvalidHeader
+        ),
         "{k:?}"
     );
     let header = serde_json::json!({"alg": "EdDSA", "typ": "at+jwt"}).to_string();
     assert_eq!(
         w.kind(&w.forge(&header, &w.claims())),
-        ErrorKind::InvalidHeader,
+        VerifyErrorKind::InvalidHeader,
         "no kid"
     );
     let header = serde_json::json!({"alg": "EdDSA", "typ": "at+jwt", "kid": 7}).to_string();
     assert_eq!(
         w.kind(&w.forge(&header, &w.claims())),
-        ErrorKind::InvalidHeader,
+        VerifyErrorKind::InvalidHeader,
         "kid number"
     );
 }
@@ -349,7 +352,7 @@ fn a6_crit_and_b64_are_refused() {
         );
         assert_eq!(
             w.kind(&w.forge(&header, &w.claims())),
-            ErrorKind::InvalidHeader,
+            VerifyErrorKind::InvalidHeader,
             "{extra}"
         );
     }
@@ -360,7 +363,7 @@ fn a6_crit_and_b64_are_refused() {
     );
     assert_eq!(
         w.kind(&w.forge(&header, &w.claims())),
-        ErrorKind::InvalidHeader
+        VerifyErrorKind::InvalidHeader
     );
 }
 
@@ -381,7 +384,7 @@ fn a7_only_access_tokens_typed_at_jwt_are_taken() {
         };
         assert_eq!(
             w.kind(&w.forge(&header, &w.claims())),
-            ErrorKind::InvalidHeader,
+            VerifyErrorKind::InvalidHeader,
             "{typ:?}"
         );
     }
@@ -452,7 +455,7 @@ fn a8_duplicate_members_are_refused() {
     );
     assert_eq!(
         w.kind(&w.forge(&header, &w.claims())),
-        ErrorKind::InvalidHeader
+        VerifyErrorKind::InvalidHeader
     );
     for dup in [
         r#""aud":"https://evil.example","#,
@@ -463,7 +466,7 @@ fn a8_duplicate_members_are_refused() {
         let claims = w.claims().replacen('{', &format!("{{{dup}"), 1);
         assert_eq!(
             w.kind(&w.forge(&w.header(), &claims)),
-            ErrorKind::InvalidClaims,
+            VerifyErrorKind::InvalidClaims,
             "{dup}"
         );
     }
@@ -483,7 +486,11 @@ fn a9_non_canonical_base64url_is_refused() {
     for i in 0..3 {
         let t = padded(i);
         if t != good {
-            assert_eq!(w.kind(&t), ErrorKind::Malformed, "padding in part {i}");
+            assert_eq!(
+                w.kind(&t),
+                VerifyErrorKind::Malformed,
+                "padding in part {i}"
+            );
         }
     }
     // The signature part is 86 characters: its last one carries 4 unused bits.
@@ -500,12 +507,12 @@ fn a9_non_canonical_base64url_is_refused() {
     for (from, to) in [("-", "+"), ("_", "/")] {
         if let Some(i) = good.find(from) {
             let t = format!("{}{to}{}", &good[..i], &good[i + 1..]);
-            assert_eq!(w.kind(&t), ErrorKind::Malformed, "{to}");
+            assert_eq!(w.kind(&t), VerifyErrorKind::Malformed, "{to}");
         }
     }
     for (i, ws) in [(10, " "), (20, "\n"), (30, "\t")] {
         let t = format!("{}{ws}{}", &good[..i], &good[i..]);
-        assert_eq!(w.kind(&t), ErrorKind::Malformed, "{ws:?}");
+        assert_eq!(w.kind(&t), VerifyErrorKind::Malformed, "{ws:?}");
     }
 }
 
@@ -526,12 +533,12 @@ fn a10_structure_is_exact() {
         "eyJ..".to_owned(),
         "eyJ".to_owned(),
     ] {
-        assert_eq!(w.kind(&bad), ErrorKind::Malformed, "{bad}");
+        assert_eq!(w.kind(&bad), VerifyErrorKind::Malformed, "{bad}");
     }
     let json_serialization = format!(r#"{{"payload":"{p}","protected":"{h}","signature":"{s}"}}"#);
-    assert_eq!(w.kind(&json_serialization), ErrorKind::Malformed);
+    assert_eq!(w.kind(&json_serialization), VerifyErrorKind::Malformed);
     let huge = format!("{h}.{}.{s}", "A".repeat(9000));
-    assert_eq!(w.kind(&huge), ErrorKind::Oversized);
+    assert_eq!(w.kind(&huge), VerifyErrorKind::Oversized);
 }
 
 #[test]
@@ -546,7 +553,7 @@ fn a11_header_and_claims_must_be_json_objects() {
     ] {
         assert_eq!(
             w.kind(&w.forge(&header, &w.claims())),
-            ErrorKind::InvalidHeader,
+            VerifyErrorKind::InvalidHeader,
             "{header}"
         );
     }
@@ -558,7 +565,7 @@ fn a11_header_and_claims_must_be_json_objects() {
     ] {
         assert_eq!(
             w.kind(&w.forge(&w.header(), &claims)),
-            ErrorKind::InvalidClaims,
+            VerifyErrorKind::InvalidClaims,
             "{claims}"
         );
     }
@@ -570,7 +577,7 @@ fn a11_header_and_claims_must_be_json_objects() {
     );
     let sig = ed25519_dalek::Signer::sign(&w.dalek, input.as_bytes());
     let t = format!("{input}.{}", b64(&sig.to_bytes()));
-    assert_eq!(w.kind(&t), ErrorKind::InvalidClaims);
+    assert_eq!(w.kind(&t), VerifyErrorKind::InvalidClaims);
 }
 
 #[test]
@@ -595,7 +602,7 @@ fn a12_numeric_dates_are_integers_in_range() {
         assert_ne!(claims, w.claims());
         assert_eq!(
             w.kind(&w.forge(&w.header(), &claims)),
-            ErrorKind::InvalidClaims,
+            VerifyErrorKind::InvalidClaims,
             "exp {bad}"
         );
     }
@@ -604,7 +611,7 @@ fn a12_numeric_dates_are_integers_in_range() {
         .replace(&format!("\"iat\":{NOW}"), &format!("\"iat\":{NOW}.0"));
     assert_eq!(
         w.kind(&w.forge(&w.header(), &claims)),
-        ErrorKind::InvalidClaims,
+        VerifyErrorKind::InvalidClaims,
         "iat float"
     );
 }
@@ -626,12 +633,12 @@ fn audience_may_be_an_array_holding_ours_and_env_is_required() {
     assert_eq!(grant.claims().audience(), AUD);
     assert_eq!(
         w.kind(&w.forge(&w.header(), &with_aud("[\"https://other.example\"]"))),
-        ErrorKind::WrongAudience
+        VerifyErrorKind::WrongAudience
     );
     for bad in ["[]", &format!("[\"{AUD}\",1]"), "7"] {
         assert_eq!(
             w.kind(&w.forge(&w.header(), &with_aud(bad))),
-            ErrorKind::InvalidClaims,
+            VerifyErrorKind::InvalidClaims,
             "{bad}"
         );
     }
@@ -639,14 +646,14 @@ fn audience_may_be_an_array_holding_ours_and_env_is_required() {
     let no_env = w.claims().replace("\"env\":\"production\",", "");
     assert_eq!(
         w.kind(&w.forge(&w.header(), &no_env)),
-        ErrorKind::InvalidClaims
+        VerifyErrorKind::InvalidClaims
     );
     let staging = w
         .claims()
         .replace("\"env\":\"production\"", "\"env\":\"staging\"");
     assert_eq!(
         w.kind(&w.forge(&w.header(), &staging)),
-        ErrorKind::WrongEnvironment
+        VerifyErrorKind::WrongEnvironment
     );
     // A staging issuer's JWT, same key, in production: refused.
     let staging_issuer = Issuer::new(
@@ -664,7 +671,10 @@ fn audience_may_be_an_array_holding_ours_and_env_is_required() {
             "projects:read".parse().unwrap(),
         ))
         .unwrap();
-    assert_eq!(w.kind(t.token().as_str()), ErrorKind::WrongEnvironment);
+    assert_eq!(
+        w.kind(t.token().as_str()),
+        VerifyErrorKind::WrongEnvironment
+    );
 }
 
 #[test]
@@ -687,10 +697,10 @@ fn wycheproof_jws_vectors_are_all_refused() {
             assert!(
                 matches!(
                     e.kind(),
-                    ErrorKind::InvalidHeader
-                        | ErrorKind::Malformed
-                        | ErrorKind::UnsupportedFormat
-                        | ErrorKind::Oversized
+                    VerifyErrorKind::InvalidHeader
+                        | VerifyErrorKind::Malformed
+                        | VerifyErrorKind::UnsupportedFormat
+                        | VerifyErrorKind::Oversized
                 ),
                 "tcId {id}: {:?} {e}",
                 e.kind()
@@ -707,7 +717,7 @@ fn time_checks_apply_to_jwts() {
     let w = world();
     let t = w.forge(&w.header(), &w.claims());
     w.clock.set_unix(NOW + 600 + 60);
-    assert_eq!(w.kind(&t), ErrorKind::Expired);
+    assert_eq!(w.kind(&t), VerifyErrorKind::Expired);
     w.clock.set_unix(NOW - 61);
-    assert_eq!(w.kind(&t), ErrorKind::NotYetValid);
+    assert_eq!(w.kind(&t), VerifyErrorKind::NotYetValid);
 }

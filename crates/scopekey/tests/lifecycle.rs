@@ -7,8 +7,8 @@ use scopekey::inventory::{Inventory, InventoryQuery, MemoryInventory, reachable_
 use scopekey::refresh::{MemoryFamilies, RefreshErrorKind, Refresher};
 use scopekey::revocation::{RevocationList, RevocationTarget, Revoker};
 use scopekey::{
-    Action, DenyReason, ErrorKind, Issuer, KeySet, ManualClock, Resource, SigningKey, TokenRequest,
-    Verifier, VerifierConfig,
+    Action, DenyReason, Issuer, KeySet, ManualClock, Resource, SigningKey, TokenRequest, Verifier,
+    VerifierConfig, VerifyErrorKind,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -106,7 +106,7 @@ impl World {
         match self.verifier.verify(&t.text) {
             Ok(_) => true,
             Err(e) => {
-                assert_eq!(e.kind(), ErrorKind::Revoked, "{e}");
+                assert_eq!(e.kind(), VerifyErrorKind::Revoked, "{e}");
                 false
             }
         }
@@ -236,13 +236,13 @@ fn revoke_a_family_and_the_rest_survive() {
             .verify(a.access().token().as_str())
             .unwrap_err()
             .kind(),
-        ErrorKind::Revoked
+        VerifyErrorKind::Revoked
     );
     let e = refresher
         .exchange(a.refresh().token().as_str(), None)
         .unwrap_err();
     assert_eq!(e.kind(), RefreshErrorKind::Invalid);
-    assert_eq!(e.verify_error().unwrap().kind(), ErrorKind::Revoked);
+    assert_eq!(e.verify_error().unwrap().kind(), VerifyErrorKind::Revoked);
     assert!(w.verifier.verify(b.access().token().as_str()).is_ok());
     assert!(
         refresher
@@ -323,7 +323,7 @@ fn refresh_reuse_kills_both_chains_and_is_audited() {
                 .verify(pair.access().token().as_str())
                 .unwrap_err()
                 .kind(),
-            ErrorKind::Revoked
+            VerifyErrorKind::Revoked
         );
     }
 
@@ -425,14 +425,17 @@ fn g5_refresh_and_access_tokens_are_not_interchangeable() {
             .verify(pair.refresh().token().as_str())
             .unwrap_err()
             .kind(),
-        ErrorKind::BadSignature
+        VerifyErrorKind::BadSignature
     );
     // And the exchange refuses an access token.
     let e = refresher
         .exchange(pair.access().token().as_str(), None)
         .unwrap_err();
     assert_eq!(e.kind(), RefreshErrorKind::Invalid);
-    assert_eq!(e.verify_error().unwrap().kind(), ErrorKind::BadSignature);
+    assert_eq!(
+        e.verify_error().unwrap().kind(),
+        VerifyErrorKind::BadSignature
+    );
 }
 
 #[test]
@@ -573,7 +576,7 @@ fn a_stale_replica_fails_closed_and_recovers() {
     let t = w.mint(0, "c");
     assert_eq!(
         verifier.verify(&t.text).unwrap_err().kind(),
-        ErrorKind::RevocationStale,
+        VerifyErrorKind::RevocationStale,
         "never confirmed"
     );
     replica.mark_current(at(NOW));
@@ -581,7 +584,7 @@ fn a_stale_replica_fails_closed_and_recovers() {
     clock.advance(Duration::from_secs(31));
     assert_eq!(
         verifier.verify(&t.text).unwrap_err().kind(),
-        ErrorKind::RevocationStale
+        VerifyErrorKind::RevocationStale
     );
     replica.mark_current(at(NOW + 31));
     assert!(verifier.verify(&t.text).is_ok());
@@ -598,7 +601,7 @@ fn every_decision_is_an_audit_event_without_the_token() {
     w.clock.advance(Duration::from_secs(3600));
     assert_eq!(
         w.verifier.verify(&t.text).unwrap_err().kind(),
-        ErrorKind::Expired
+        VerifyErrorKind::Expired
     );
     assert!(w.verifier.verify("v4.public.garbage").is_err());
 
@@ -698,11 +701,11 @@ fn a_failing_audit_sink_fails_closed() {
     .with_audit(Arc::new(Broken));
     assert_eq!(
         verifier.verify(&t.text).unwrap_err().kind(),
-        ErrorKind::AuditUnavailable
+        VerifyErrorKind::AuditUnavailable
     );
     assert_eq!(
         verifier.verify("nope").unwrap_err().kind(),
-        ErrorKind::AuditUnavailable
+        VerifyErrorKind::AuditUnavailable
     );
     // A real write failure from the JSON Lines sink surfaces as an error.
     #[cfg(target_os = "linux")]

@@ -2,10 +2,13 @@
 //! family started.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use scopekey::consumer::{Consumer, ConsumerDirectory, DirectoryError};
+use scopekey::BackendError;
+use scopekey::consumer::{Consumer, ConsumerDirectory};
 use scopekey::refresh::{MemoryFamilies, RefreshErrorKind, Refresher};
 use scopekey::revocation::RevocationList;
-use scopekey::{ErrorKind, Issuer, KeySet, SigningKey, TokenRequest, Verifier, VerifierConfig};
+use scopekey::{
+    Issuer, KeySet, SigningKey, TokenRequest, Verifier, VerifierConfig, VerifyErrorKind,
+};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use time::OffsetDateTime;
@@ -42,10 +45,10 @@ impl Directory {
 }
 
 impl ConsumerDirectory for Directory {
-    fn consumer(&self, name: &str) -> Result<Option<Consumer>, DirectoryError> {
+    fn consumer(&self, name: &str) -> Result<Option<Consumer>, BackendError> {
         match &*self.0.lock().unwrap() {
             Some(map) => Ok(map.get(name).cloned()),
-            None => Err(DirectoryError::new("registry unreachable")),
+            None => Err(BackendError::new("registry unreachable", None)),
         }
     }
 }
@@ -111,7 +114,7 @@ fn a_disabled_consumer_gets_nothing_and_its_family_is_revoked() {
             .verify(pair.access().token().as_str())
             .unwrap_err()
             .kind(),
-        ErrorKind::Revoked
+        VerifyErrorKind::Revoked
     );
 }
 

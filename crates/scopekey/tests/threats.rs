@@ -3,14 +3,15 @@
 //! `tests/lifecycle.rs`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use scopekey::BackendError;
 use scopekey::audit::{AuditKind, MemorySink};
 use scopekey::cache::GrantCache;
 use scopekey::danger::paseto::{self, MAX_TOKEN_LEN};
-use scopekey::inventory::{Inventory, InventoryError, InventoryQuery, TokenRecord};
+use scopekey::inventory::{Inventory, InventoryQuery, TokenRecord};
 use scopekey::revocation::{RevocationCheck, RevocationStatus, TokenFacts};
 use scopekey::{
-    Environment, ErrorKind, IssueErrorKind, Issuer, KeyErrorKind, KeyRing, KeySet, ManualClock,
-    PublicKey, SigningKey, TokenRequest, TokenType, Verifier, VerifierConfig,
+    Environment, IssueErrorKind, Issuer, KeyErrorKind, KeyRing, KeySet, ManualClock, PublicKey,
+    SigningKey, TokenRequest, TokenType, Verifier, VerifierConfig, VerifyErrorKind,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -87,7 +88,7 @@ impl Fixture {
         )
     }
 
-    fn refuse(&self, token: &str) -> ErrorKind {
+    fn refuse(&self, token: &str) -> VerifyErrorKind {
         match self.verifier.verify(token) {
             Ok(g) => panic!("accepted a token that must be refused: {:?}", g.claims()),
             Err(e) => {
@@ -149,7 +150,7 @@ fn b1_other_versions_and_purposes_are_refused() {
         "v5.public.",
     ] {
         let e = f.refuse(&format!("{header}{rest}"));
-        assert_eq!(e, ErrorKind::UnsupportedFormat, "{header}");
+        assert_eq!(e, VerifyErrorKind::UnsupportedFormat, "{header}");
     }
     for other in [
         "",
@@ -163,12 +164,14 @@ fn b1_other_versions_and_purposes_are_refused() {
             assert!(
                 matches!(
                     e,
-                    ErrorKind::Malformed | ErrorKind::InvalidHeader | ErrorKind::UnsupportedFormat
+                    VerifyErrorKind::Malformed
+                        | VerifyErrorKind::InvalidHeader
+                        | VerifyErrorKind::UnsupportedFormat
                 ),
                 "{other:?}: {e:?}"
             );
         } else {
-            assert_eq!(e, ErrorKind::UnsupportedFormat, "{other:?}");
+            assert_eq!(e, VerifyErrorKind::UnsupportedFormat, "{other:?}");
         }
     }
 }
@@ -214,7 +217,7 @@ fn b3_non_canonical_base64_and_trailing_dot_are_refused() {
         format!("{token}.e30"),
     ];
     for t in bad {
-        assert_eq!(f.refuse(&t), ErrorKind::Malformed, "{t}");
+        assert_eq!(f.refuse(&t), VerifyErrorKind::Malformed, "{t}");
     }
 }
 
@@ -269,7 +272,7 @@ fn b3_non_zero_trailing_bits_are_refused() {
                 } else {
                     format!("v4.public.{body}.{altered}")
                 };
-                assert_eq!(f.refuse(&t), ErrorKind::Malformed, "{t}");
+                assert_eq!(f.refuse(&t), VerifyErrorKind::Malformed, "{t}");
                 tried[match (is_body, spare) {
                     (true, 2) => 0,
                     (true, _) => 1,
@@ -290,7 +293,7 @@ fn b4_footer_is_authenticated_and_only_selects_from_the_allowlist() {
     let foreign = format!("{{\"kid\":\"{}\"}}", other.key_id());
     assert_eq!(
         f.refuse(&f.craft_footer(foreign.as_bytes())),
-        ErrorKind::UnknownKey
+        VerifyErrorKind::UnknownKey
     );
     // A footer swapped onto another token: the footer is signed, so the signature fails.
     let mut keys = KeySet::single(f.key.public_key().clone());
@@ -311,7 +314,7 @@ fn b4_footer_is_authenticated_and_only_selects_from_the_allowlist() {
     );
     assert_eq!(
         both.verify(&swapped).unwrap_err().kind(),
-        ErrorKind::BadSignature
+        VerifyErrorKind::BadSignature
     );
     // kid injection: only ever a map lookup.
     for kid in [
@@ -324,25 +327,28 @@ fn b4_footer_is_authenticated_and_only_selects_from_the_allowlist() {
         let footer = serde_json::json!({ "kid": kid }).to_string();
         assert_eq!(
             f.refuse(&f.craft_footer(footer.as_bytes())),
-            ErrorKind::UnknownKey,
+            VerifyErrorKind::UnknownKey,
             "{kid}"
         );
     }
     // No footer, or a footer with more than the kid.
-    assert_eq!(f.refuse(&f.craft_footer(b"")), ErrorKind::InvalidFooter);
+    assert_eq!(
+        f.refuse(&f.craft_footer(b"")),
+        VerifyErrorKind::InvalidFooter
+    );
     let extra = format!("{{\"kid\":\"{}\",\"x\":1}}", f.key.key_id());
     assert_eq!(
         f.refuse(&f.craft_footer(extra.as_bytes())),
-        ErrorKind::InvalidFooter
+        VerifyErrorKind::InvalidFooter
     );
     let dup = format!("{{\"kid\":\"{0}\",\"kid\":\"{0}\"}}", f.key.key_id());
     assert_eq!(
         f.refuse(&f.craft_footer(dup.as_bytes())),
-        ErrorKind::InvalidFooter
+        VerifyErrorKind::InvalidFooter
     );
     assert_eq!(
         f.refuse(&f.craft_footer(b"not json")),
-        ErrorKind::InvalidFooter
+        VerifyErrorKind::InvalidFooter
     );
 }
 
@@ -352,28 +358,28 @@ fn b5_footer_size_depth_and_members_are_capped() {
     let big = format!("{{\"kid\":\"{}\"}}", "a".repeat(1 << 20));
     assert_eq!(
         f.refuse(&f.craft_footer(big.as_bytes())),
-        ErrorKind::Oversized
+        VerifyErrorKind::Oversized
     );
     let long = format!("{{\"kid\":\"{}\"}}", "a".repeat(300));
     assert_eq!(
         f.refuse(&f.craft_footer(long.as_bytes())),
-        ErrorKind::InvalidFooter
+        VerifyErrorKind::InvalidFooter
     );
     let deep = format!("{{\"kid\":{}1{}}}", "[".repeat(100), "]".repeat(100));
     assert_eq!(
         f.refuse(&f.craft_footer(deep.as_bytes())),
-        ErrorKind::InvalidFooter
+        VerifyErrorKind::InvalidFooter
     );
     let deep_2000 = format!("{{\"kid\":{}1{}}}", "[".repeat(2000), "]".repeat(2000));
     assert_eq!(
         f.refuse(&f.craft_footer(deep_2000.as_bytes())),
-        ErrorKind::InvalidFooter
+        VerifyErrorKind::InvalidFooter
     );
     let many: Vec<String> = (0..20).map(|i| format!("\"k{i}\":0")).collect();
     let many = format!("{{{}}}", many.join(","));
     assert_eq!(
         f.refuse(&f.craft_footer(many.as_bytes())),
-        ErrorKind::InvalidFooter
+        VerifyErrorKind::InvalidFooter
     );
 }
 
@@ -387,7 +393,7 @@ fn b6_secret_key_material_in_the_footer_is_refused() {
         let footer = format!("{{\"kid\":\"{leaked}\"}}");
         assert_eq!(
             f.refuse(&f.craft_footer(footer.as_bytes())),
-            ErrorKind::InvalidFooter
+            VerifyErrorKind::InvalidFooter
         );
     }
 }
@@ -399,10 +405,10 @@ fn b7_implicit_assertion_binds_environment_and_type() {
     let staging = f.issuer("staging");
     let req = TokenRequest::new("ci", AUD, "projects:read".parse().unwrap());
     let token = staging.issue(&req).unwrap().token().as_str().to_owned();
-    assert_eq!(f.refuse(&token), ErrorKind::BadSignature);
+    assert_eq!(f.refuse(&token), VerifyErrorKind::BadSignature);
     // Signed with no implicit assertion at all.
     let bare = paseto::sign(&f.key, valid_claims().as_bytes(), &f.footer(), b"");
-    assert_eq!(f.refuse(&bare), ErrorKind::BadSignature);
+    assert_eq!(f.refuse(&bare), VerifyErrorKind::BadSignature);
     // Signed with another token type's binding.
     let refresh = paseto::sign(
         &f.key,
@@ -410,7 +416,7 @@ fn b7_implicit_assertion_binds_environment_and_type() {
         &f.footer(),
         br#"{"env":"production","typ":"refresh"}"#,
     );
-    assert_eq!(f.refuse(&refresh), ErrorKind::BadSignature);
+    assert_eq!(f.refuse(&refresh), VerifyErrorKind::BadSignature);
 }
 
 #[test]
@@ -432,7 +438,7 @@ fn b8_payload_must_be_a_unique_member_json_object() {
     ] {
         assert_eq!(
             f.refuse(&f.craft(payload)),
-            ErrorKind::InvalidClaims,
+            VerifyErrorKind::InvalidClaims,
             "{payload:?}"
         );
     }
@@ -442,7 +448,7 @@ fn b8_payload_must_be_a_unique_member_json_object() {
         &f.footer(),
         &paseto::implicit_assertion(&env("production"), TokenType::Access),
     );
-    assert_eq!(f.refuse(&invalid_utf8), ErrorKind::InvalidClaims);
+    assert_eq!(f.refuse(&invalid_utf8), VerifyErrorKind::InvalidClaims);
 }
 
 #[test]
@@ -458,7 +464,11 @@ fn b9_time_claims_must_be_strict_rfc3339_strings() {
         ("nbf", "null"),
     ] {
         let t = f.craft(&claims_with(field, Some(value)));
-        assert_eq!(f.refuse(&t), ErrorKind::InvalidClaims, "{field}={value}");
+        assert_eq!(
+            f.refuse(&t),
+            VerifyErrorKind::InvalidClaims,
+            "{field}={value}"
+        );
     }
 }
 
@@ -515,7 +525,7 @@ fn c4_malleated_signature_is_refused() {
     }
     if carry == 0 {
         let t = format!("v4.public.{}.{footer}", encode_b64url(&bytes));
-        assert_eq!(f.refuse(&t), ErrorKind::BadSignature);
+        assert_eq!(f.refuse(&t), VerifyErrorKind::BadSignature);
     }
 }
 
@@ -546,7 +556,7 @@ fn d1_expired_and_missing_exp_are_refused() {
     assert!(f.verifier.verify(&token).is_ok(), "inside the 60 s leeway");
     f.clock.advance(Duration::from_secs(1));
     let e = f.verifier.verify(&token).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Expired);
+    assert_eq!(e.kind(), VerifyErrorKind::Expired);
     assert_eq!(
         e.to_string(),
         "token expired 60 s ago (leeway 60 s); ask the issuer for a new token"
@@ -554,7 +564,7 @@ fn d1_expired_and_missing_exp_are_refused() {
     let f = fixture();
     assert_eq!(
         f.refuse(&f.craft(&claims_with("exp", None))),
-        ErrorKind::InvalidClaims
+        VerifyErrorKind::InvalidClaims
     );
 }
 
@@ -562,13 +572,13 @@ fn d1_expired_and_missing_exp_are_refused() {
 fn d2_future_nbf_iat_and_long_lifetimes_are_refused() {
     let f = fixture();
     let t = f.craft(&claims_with("nbf", Some("\"2030-03-17T17:48:00Z\"")));
-    assert_eq!(f.refuse(&t), ErrorKind::NotYetValid);
+    assert_eq!(f.refuse(&t), VerifyErrorKind::NotYetValid);
     let t = f.craft(&claims_with("iat", Some("\"2030-03-17T17:48:00Z\"")));
-    assert_eq!(f.refuse(&t), ErrorKind::NotYetValid);
+    assert_eq!(f.refuse(&t), VerifyErrorKind::NotYetValid);
     let t = f.craft(&claims_with("exp", Some("\"2030-03-17T19:46:41Z\"")));
-    assert_eq!(f.refuse(&t), ErrorKind::LifetimeTooLong);
+    assert_eq!(f.refuse(&t), VerifyErrorKind::LifetimeTooLong);
     let t = f.craft(&claims_with("exp", Some("\"2030-03-17T17:46:40Z\"")));
-    assert_eq!(f.refuse(&t), ErrorKind::InvalidClaims, "exp == iat");
+    assert_eq!(f.refuse(&t), VerifyErrorKind::InvalidClaims, "exp == iat");
     // Leeway is capped.
     let e = Verifier::new(
         KeySet::new(),
@@ -595,7 +605,7 @@ fn d3_odd_times_are_refused_deterministically() {
         "1e400",
     ] {
         let t = f.craft(&claims_with("exp", Some(value)));
-        assert_eq!(f.refuse(&t), ErrorKind::InvalidClaims, "exp={value}");
+        assert_eq!(f.refuse(&t), VerifyErrorKind::InvalidClaims, "exp={value}");
     }
 }
 
@@ -603,19 +613,19 @@ fn d3_odd_times_are_refused_deterministically() {
 fn d4_audience_and_issuer_must_match_exactly() {
     let f = fixture();
     let t = f.craft(&claims_with("aud", Some("\"https://other.example\"")));
-    assert_eq!(f.refuse(&t), ErrorKind::WrongAudience);
+    assert_eq!(f.refuse(&t), VerifyErrorKind::WrongAudience);
     let t = f.craft(&claims_with("aud", Some(&format!("[\"{AUD}\"]"))));
     assert_eq!(
         f.refuse(&t),
-        ErrorKind::InvalidClaims,
+        VerifyErrorKind::InvalidClaims,
         "aud arrays are not used by PASETO"
     );
     let t = f.craft(&claims_with("aud", None));
-    assert_eq!(f.refuse(&t), ErrorKind::InvalidClaims);
+    assert_eq!(f.refuse(&t), VerifyErrorKind::InvalidClaims);
     let t = f.craft(&claims_with("iss", Some("\"https://auth.example.evil\"")));
-    assert_eq!(f.refuse(&t), ErrorKind::WrongIssuer);
+    assert_eq!(f.refuse(&t), VerifyErrorKind::WrongIssuer);
     let t = f.craft(&claims_with("iss", Some("\"HTTPS://AUTH.EXAMPLE\"")));
-    assert_eq!(f.refuse(&t), ErrorKind::WrongIssuer);
+    assert_eq!(f.refuse(&t), VerifyErrorKind::WrongIssuer);
 }
 
 #[test]
@@ -626,11 +636,11 @@ fn d5_tokens_from_another_environment_are_refused() {
     let req = TokenRequest::new("ci", AUD, "projects:read".parse().unwrap());
     assert_eq!(
         f.refuse(staging.issue(&req).unwrap().token().as_str()),
-        ErrorKind::BadSignature
+        VerifyErrorKind::BadSignature
     );
     // A token whose binding says production but whose claim says staging.
     let t = f.craft(&claims_with("env", Some("\"staging\"")));
-    assert_eq!(f.refuse(&t), ErrorKind::WrongEnvironment);
+    assert_eq!(f.refuse(&t), VerifyErrorKind::WrongEnvironment);
 }
 
 #[test]
@@ -645,18 +655,30 @@ fn d6_subject_and_token_id_must_be_present_non_empty_strings() {
             Some("[\"a\"]"),
         ] {
             let t = f.craft(&claims_with(field, value));
-            assert_eq!(f.refuse(&t), ErrorKind::InvalidClaims, "{field}={value:?}");
+            assert_eq!(
+                f.refuse(&t),
+                VerifyErrorKind::InvalidClaims,
+                "{field}={value:?}"
+            );
         }
     }
     let t = f.craft(&claims_with("scope", Some("\"\"")));
-    assert_eq!(f.refuse(&t), ErrorKind::InvalidClaims, "empty scope");
+    assert_eq!(f.refuse(&t), VerifyErrorKind::InvalidClaims, "empty scope");
     let t = f.craft(&claims_with(
         "scope",
         Some("\"projects:read projects:read\""),
     ));
-    assert_eq!(f.refuse(&t), ErrorKind::InvalidClaims, "duplicate scope");
+    assert_eq!(
+        f.refuse(&t),
+        VerifyErrorKind::InvalidClaims,
+        "duplicate scope"
+    );
     let t = f.craft(&claims_with("scope", Some("\"projects\u{FF1A}read\"")));
-    assert_eq!(f.refuse(&t), ErrorKind::InvalidClaims, "confusable scope");
+    assert_eq!(
+        f.refuse(&t),
+        VerifyErrorKind::InvalidClaims,
+        "confusable scope"
+    );
 }
 
 // ---- E. Resource exhaustion --------------------------------------------------------------------
@@ -666,13 +688,13 @@ fn e1_oversized_tokens_are_refused_before_decoding() {
     let f = fixture();
     let dots = format!("v4.public.{}", ".".repeat(1 << 20));
     let e = f.verifier.verify(&dots).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::Oversized);
+    assert_eq!(e.kind(), VerifyErrorKind::Oversized);
     assert!(e.to_string().len() < 200);
     let long = format!("v4.public.{}", "A".repeat(MAX_TOKEN_LEN));
-    assert_eq!(f.refuse(&long), ErrorKind::Oversized);
+    assert_eq!(f.refuse(&long), VerifyErrorKind::Oversized);
     let padded = claims_with("x", Some(&format!("\"{}\"", "a".repeat(4000))));
     let padded = padded.replacen('{', &format!("{{\"y\":\"{}\",", "b".repeat(4000)), 1);
-    assert_eq!(f.refuse(&f.craft(&padded)), ErrorKind::Oversized);
+    assert_eq!(f.refuse(&f.craft(&padded)), VerifyErrorKind::Oversized);
 }
 
 #[test]
@@ -683,7 +705,7 @@ fn e2_deep_nesting_is_capped() {
         Some(&format!("{}1{}", "[".repeat(2000), "]".repeat(2000))),
     );
     let e = f.verifier.verify(&f.craft(&deep)).unwrap_err();
-    assert_eq!(e.kind(), ErrorKind::InvalidClaims);
+    assert_eq!(e.kind(), VerifyErrorKind::InvalidClaims);
     assert!(e.to_string().contains("nesting"), "{e}");
     // Sixteen levels are allowed, and unknown claims are kept but never trusted.
     let ok = claims_with("x", Some(&format!("{}1{}", "[".repeat(15), "]".repeat(15))));
@@ -698,11 +720,11 @@ fn e3_members_strings_and_numbers_are_capped() {
     for i in 0..100 {
         many = many.replacen('{', &format!("{{\"k{i}\":0,"), 1);
     }
-    assert_eq!(f.refuse(&f.craft(&many)), ErrorKind::InvalidClaims);
+    assert_eq!(f.refuse(&f.craft(&many)), VerifyErrorKind::InvalidClaims);
     let long = claims_with("x", Some(&format!("\"{}\"", "a".repeat(5000))));
-    assert_eq!(f.refuse(&f.craft(&long)), ErrorKind::InvalidClaims);
+    assert_eq!(f.refuse(&f.craft(&long)), VerifyErrorKind::InvalidClaims);
     let huge = claims_with("x", Some("1e400"));
-    assert_eq!(f.refuse(&f.craft(&huge)), ErrorKind::InvalidClaims);
+    assert_eq!(f.refuse(&f.craft(&huge)), VerifyErrorKind::InvalidClaims);
     // A long run of escapes stays within the caps and is handled without trouble.
     let escapes = claims_with("x", Some(&format!("\"{}\"", "\\u0041".repeat(900))));
     assert!(f.verifier.verify(&f.craft(&escapes)).is_ok());
@@ -732,18 +754,18 @@ impl RevocationCheck for Spy {
 }
 
 impl Inventory for Spy {
-    fn record_issued(&self, _: TokenRecord) -> Result<(), InventoryError> {
+    fn record_issued(&self, _: TokenRecord) -> Result<(), BackendError> {
         self.inventory_calls.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
     fn touch(&self, _: &scopekey::TokenId, _: time::OffsetDateTime) {
         self.inventory_calls.fetch_add(1, Ordering::SeqCst);
     }
-    fn get(&self, _: &scopekey::TokenId) -> Result<Option<TokenRecord>, InventoryError> {
+    fn get(&self, _: &scopekey::TokenId) -> Result<Option<TokenRecord>, BackendError> {
         self.inventory_calls.fetch_add(1, Ordering::SeqCst);
         Ok(None)
     }
-    fn query(&self, _: &InventoryQuery) -> Result<Vec<TokenRecord>, InventoryError> {
+    fn query(&self, _: &InventoryQuery) -> Result<Vec<TokenRecord>, BackendError> {
         self.inventory_calls.fetch_add(1, Ordering::SeqCst);
         Ok(Vec::new())
     }
@@ -784,7 +806,7 @@ fn e4_unknown_key_ids_are_refused_from_the_key_map_alone() {
             token.replace_range(at..=at, swap);
         }
         let e = verifier.verify_cached(&token, &cache).unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::UnknownKey, "{e}");
+        assert_eq!(e.kind(), VerifyErrorKind::UnknownKey, "{e}");
     }
     // No revocation check, no inventory call, no key reload, nothing cached: the only work
     // done for an unknown kid is the key map's lookup and the refusal's audit event.

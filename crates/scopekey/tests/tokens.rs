@@ -3,8 +3,8 @@
 
 use proptest::prelude::*;
 use scopekey::{
-    Action, ErrorKind, Issuer, KeySet, ManualClock, Resource, ScopeSet, SigningKey, TokenRequest,
-    Verifier, VerifierConfig,
+    Action, Issuer, KeySet, ManualClock, Resource, ScopeSet, SigningKey, TokenRequest, Verifier,
+    VerifierConfig, VerifyErrorKind,
 };
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -199,7 +199,7 @@ fn rotation_keeps_old_tokens_until_the_old_key_retires() {
     clock.advance(Duration::from_secs(1));
     assert_eq!(
         verifier.verify(token_a.as_str()).unwrap_err().kind(),
-        ErrorKind::UnknownKey
+        VerifyErrorKind::UnknownKey
     );
     assert!(verifier.verify(token_b.as_str()).is_ok());
 
@@ -209,7 +209,7 @@ fn rotation_keeps_old_tokens_until_the_old_key_retires() {
     });
     assert_eq!(
         verifier.verify(token_a.as_str()).unwrap_err().kind(),
-        ErrorKind::UnknownKey
+        VerifyErrorKind::UnknownKey
     );
     assert!(verifier.verify(token_b.as_str()).is_ok());
 }
@@ -230,7 +230,7 @@ fn a_key_not_yet_valid_does_not_verify() {
         .unwrap();
     assert_eq!(
         verifier.verify(token.token().as_str()).unwrap_err().kind(),
-        ErrorKind::UnknownKey
+        VerifyErrorKind::UnknownKey
     );
 }
 

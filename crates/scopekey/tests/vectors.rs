@@ -5,7 +5,7 @@
 mod support;
 
 use scopekey::danger::{paserk, paseto};
-use scopekey::{ErrorKind, KeyErrorKind, KeyId, PublicKey, SigningKey};
+use scopekey::{KeyErrorKind, KeyId, PublicKey, SigningKey, VerifyErrorKind};
 use serde_json::Value;
 use support::{hex, load, vectors_dir};
 
@@ -36,8 +36,8 @@ fn paseto_v4_public_vectors() {
             .unwrap();
             let e = paseto::verify(&pk, token, footer, implicit).unwrap_err();
             let expected = match name {
-                "4-F-2" => ErrorKind::BadSignature,
-                _ => ErrorKind::UnsupportedFormat,
+                "4-F-2" => VerifyErrorKind::BadSignature,
+                _ => VerifyErrorKind::UnsupportedFormat,
             };
             assert_eq!(e.kind(), expected, "{name}: {e}");
             checked += 1;
@@ -65,7 +65,7 @@ fn paseto_v4_public_vectors() {
             let e = paseto::verify(&pk, token, footer, b"").unwrap_err();
             assert_eq!(
                 e.kind(),
-                ErrorKind::BadSignature,
+                VerifyErrorKind::BadSignature,
                 "{name} with an empty assertion"
             );
         }
@@ -73,16 +73,16 @@ fn paseto_v4_public_vectors() {
             let e = paseto::verify(&pk, token, b"{\"kid\":\"x\"}", implicit).unwrap_err();
             assert_eq!(
                 e.kind(),
-                ErrorKind::InvalidFooter,
+                VerifyErrorKind::InvalidFooter,
                 "{name}: footer expected, none"
             );
             let e = paseto::verify(&pk, &format!("{token}."), footer, implicit).unwrap_err();
-            assert_eq!(e.kind(), ErrorKind::Malformed, "{name}: trailing dot");
+            assert_eq!(e.kind(), VerifyErrorKind::Malformed, "{name}: trailing dot");
         } else {
             let e = paseto::verify(&pk, token, b"", implicit).unwrap_err();
             assert_eq!(
                 e.kind(),
-                ErrorKind::InvalidFooter,
+                VerifyErrorKind::InvalidFooter,
                 "{name}: footer not expected"
             );
         }
@@ -133,7 +133,7 @@ fn paseto_v4_public_refuses_non_canonical_base64_of_valid_vectors() {
         assert!(
             matches!(
                 e.kind(),
-                ErrorKind::Malformed | ErrorKind::UnsupportedFormat
+                VerifyErrorKind::Malformed | VerifyErrorKind::UnsupportedFormat
             ),
             "{v:?}: {e}"
         );

@@ -38,10 +38,33 @@ const JWKS: Limits = Limits {
 /// Members of a JWK that hold private key material.
 const PRIVATE_MEMBERS: [&str; 8] = ["d", "k", "p", "q", "dp", "dq", "qi", "oth"];
 
+/// Why a JWKS or JWK could not be imported, for matching.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JwksErrorKind {
+    /// Longer than [`MAX_JWKS_LEN`], or not the JSON a JWKS is (no `keys`, no key, a key
+    /// that is not an object, duplicate members, past the limits).
+    Malformed,
+    /// A JWK holds private key material: treat that key as leaked.
+    PrivateKeyMaterial,
+    /// A key scopekey does not verify with: not Ed25519, another `alg`, `use` or `key_ops`,
+    /// or an `x` that is not a usable point.
+    UnsupportedKey,
+    /// The JWK's `kid` is not the key's `k4.pid`.
+    KeyIdMismatch,
+}
+
 /// A JWKS or JWK that could not be imported: the message says which key and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct JwksError(String);
+#[error("{1}")]
+pub struct JwksError(JwksErrorKind, String);
+
+impl JwksError {
+    /// Why, for matching.
+    pub fn kind(&self) -> JwksErrorKind {
+        self.0
+    }
+}
 
 impl PublicKey {
     /// The key as a JWK: `kty` OKP, `crv` Ed25519, `x`, `kid` (its `k4.pid`), `use` sig,
@@ -65,11 +88,14 @@ impl PublicKey {
     /// # Errors
     /// [`JwksError`] naming the problem.
     pub fn from_jwk(jwk: &Map<String, Value>) -> Result<Self, JwksError> {
-        let err = |m: &str| JwksError(m.to_owned());
+        let err = |m: &str| JwksError(JwksErrorKind::UnsupportedKey, m.to_owned());
         if let Some(p) = PRIVATE_MEMBERS.iter().find(|p| jwk.contains_key(**p)) {
-            return Err(JwksError(format!(
-                "the JWK holds private key material (`{p}`): refused; treat that key as leaked"
-            )));
+            return Err(JwksError(
+                JwksErrorKind::PrivateKeyMaterial,
+                format!(
+                    "the JWK holds private key material (`{p}`): refused; treat that key as leaked"
+                ),
+            ));
         }
         let text = |name: &str| jwk.get(name).and_then(Value::as_str);
         if text("kty") != Some("OKP") || text("crv") != Some("Ed25519") {
@@ -91,16 +117,23 @@ impl PublicKey {
         let bytes = text("x")
             .and_then(b64::decode)
             .ok_or_else(|| err("the JWK's `x` is missing or not canonical base64url"))?;
-        let key = PublicKey::from_bytes(&bytes)
-            .map_err(|e| JwksError(format!("the JWK's `x` is not a usable key: {e}")))?;
+        let key = PublicKey::from_bytes(&bytes).map_err(|e| {
+            JwksError(
+                JwksErrorKind::UnsupportedKey,
+                format!("the JWK's `x` is not a usable key: {e}"),
+            )
+        })?;
         match jwk.get("kid") {
             None => {}
             Some(Value::String(kid)) if kid == key.key_id().as_str() => {}
             Some(_) => {
-                return Err(JwksError(format!(
-                    "the JWK's `kid` is not the key's id {}: scopekey key ids are PASERK k4.pid",
-                    key.key_id()
-                )));
+                return Err(JwksError(
+                    JwksErrorKind::KeyIdMismatch,
+                    format!(
+                        "the JWK's `kid` is not the key's id {}: scopekey key ids are PASERK k4.pid",
+                        key.key_id()
+                    ),
+                ));
             }
         }
         Ok(key)
@@ -130,24 +163,39 @@ impl KeySet {
     /// refuses (the message says which).
     pub fn from_jwks(text: &str) -> Result<Self, JwksError> {
         if text.len() > MAX_JWKS_LEN {
-            return Err(JwksError(format!(
-                "the JWKS is longer than {MAX_JWKS_LEN} bytes"
-            )));
+            return Err(JwksError(
+                JwksErrorKind::Malformed,
+                format!("the JWKS is longer than {MAX_JWKS_LEN} bytes"),
+            ));
         }
-        let map = json::parse_object(text.trim().as_bytes(), JWKS)
-            .map_err(|e| JwksError(format!("the JWKS is not valid: {e}")))?;
+        let map = json::parse_object(text.trim().as_bytes(), JWKS).map_err(|e| {
+            JwksError(
+                JwksErrorKind::Malformed,
+                format!("the JWKS is not valid: {e}"),
+            )
+        })?;
         let Some(Value::Array(keys)) = map.get("keys") else {
-            return Err(JwksError("the JWKS has no `keys` array".into()));
+            return Err(JwksError(
+                JwksErrorKind::Malformed,
+                "the JWKS has no `keys` array".into(),
+            ));
         };
         if keys.is_empty() {
-            return Err(JwksError("the JWKS holds no key".into()));
+            return Err(JwksError(
+                JwksErrorKind::Malformed,
+                "the JWKS holds no key".into(),
+            ));
         }
         let mut set = KeySet::new();
         for (i, jwk) in keys.iter().enumerate() {
             let Value::Object(jwk) = jwk else {
-                return Err(JwksError(format!("key {i} of the JWKS is not an object")));
+                return Err(JwksError(
+                    JwksErrorKind::Malformed,
+                    format!("key {i} of the JWKS is not an object"),
+                ));
             };
-            let key = PublicKey::from_jwk(jwk).map_err(|e| JwksError(format!("key {i}: {e}")))?;
+            let key = PublicKey::from_jwk(jwk)
+                .map_err(|e| JwksError(e.0, format!("key {i}: {}", e.1)))?;
             set.insert(key);
         }
         Ok(set)

@@ -430,7 +430,7 @@ impl KeyEntry {
 /// Rotation without an outage: add the new key, switch the issuer to it, and retire the old key
 /// once every token it signed has expired (`retire_at` ≥ the switch plus the maximum token
 /// lifetime). Tokens of a key that is absent, not yet valid or retired are refused as
-/// [`ErrorKind::UnknownKey`](crate::ErrorKind::UnknownKey). A verifier reads its clock in whole
+/// [`VerifyErrorKind::UnknownKey`](crate::VerifyErrorKind::UnknownKey). A verifier reads its clock in whole
 /// seconds and uses a key only in a second its window covers entirely, so a window edge inside a
 /// second refuses the key for that whole second. See `docs/tokens.md`.
 ///

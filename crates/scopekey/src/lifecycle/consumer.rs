@@ -26,6 +26,7 @@
 
 use crate::scope::{Scope, ScopeSet};
 use crate::token::claims::{Environment, check_text};
+use crate::token::error::BackendError;
 use crate::token::issuer::{IssueError, IssueErrorKind, Issuer, Minted, TokenRequest};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -51,26 +52,31 @@ pub trait ConsumerDirectory: Send + Sync + fmt::Debug {
     /// The consumer named `name`, as it is now; `Ok(None)` when none is registered.
     ///
     /// # Errors
-    /// [`DirectoryError`] when the directory cannot answer; callers fail closed.
-    fn consumer(&self, name: &str) -> Result<Option<Consumer>, DirectoryError>;
+    /// [`BackendError`] when the directory cannot answer; callers fail closed.
+    fn consumer(&self, name: &str) -> Result<Option<Consumer>, BackendError>;
 }
 
-/// A [`ConsumerDirectory`] that could not answer.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("the consumer directory did not answer: {0}")]
-pub struct DirectoryError(String);
+/// What was wrong with a consumer definition, for matching.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DefinitionErrorKind {
+    /// The name, owner or purpose is empty, too long or has control characters.
+    InvalidText,
+    /// The ceiling grants nothing.
+    EmptyCeiling,
+}
 
-impl DirectoryError {
-    /// An error saying what went wrong (never a secret: it is shown to operators).
-    pub fn new(message: impl Into<String>) -> Self {
-        Self(message.into())
+/// An invalid consumer definition.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{1}")]
+pub struct DefinitionError(DefinitionErrorKind, String);
+
+impl DefinitionError {
+    /// Why, for matching.
+    pub fn kind(&self) -> DefinitionErrorKind {
+        self.0
     }
 }
-
-/// An invalid consumer or role definition.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct DefinitionError(String);
 
 impl Consumer {
     /// A new, enabled consumer created now.
@@ -110,12 +116,15 @@ impl Consumer {
         disabled_at: Option<OffsetDateTime>,
     ) -> Result<Self, DefinitionError> {
         for (field, value) in [("name", name), ("owner", owner), ("purpose", purpose)] {
-            check_text(field, value).map_err(|e| DefinitionError(format!("consumer {e}")))?;
+            check_text(field, value).map_err(|e| {
+                DefinitionError(DefinitionErrorKind::InvalidText, format!("consumer {e}"))
+            })?;
         }
         if ceiling.is_empty() {
-            return Err(DefinitionError(format!(
-                "consumer {name:?}: the ceiling must grant at least one scope"
-            )));
+            return Err(DefinitionError(
+                DefinitionErrorKind::EmptyCeiling,
+                format!("consumer {name:?}: the ceiling must grant at least one scope"),
+            ));
         }
         Ok(Self {
             name: name.to_owned(),
@@ -220,11 +229,33 @@ pub struct Roles {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct RoleError {
+    kind: RoleErrorKind,
     message: String,
     line: Option<usize>,
 }
 
+/// What was wrong with a role definition or use, for matching.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RoleErrorKind {
+    /// A role file that is not TOML, or a value of the wrong type.
+    Syntax,
+    /// A role name outside lowercase letters, digits, `-` and `_`.
+    InvalidName,
+    /// A role whose scopes do not parse, or that grants nothing.
+    InvalidScopes,
+    /// A role that is not defined.
+    UnknownRole,
+    /// A role holding a broad scope, used without the opt-in.
+    Broad,
+}
+
 impl RoleError {
+    /// Why, for matching.
+    pub fn kind(&self) -> RoleErrorKind {
+        self.kind
+    }
+
     /// The 1-based line in the role file, when the problem has one.
     pub fn line(&self) -> Option<usize> {
         self.line
@@ -310,12 +341,14 @@ impl Roles {
     pub fn insert(&mut self, name: &str, scopes: ScopeSet) -> Result<(), RoleError> {
         if !valid_role_name(name) {
             return Err(RoleError {
+                kind: RoleErrorKind::InvalidName,
                 message: format!("role {name:?}: names are lowercase letters, digits, - and _"),
                 line: None,
             });
         }
         if scopes.is_empty() {
             return Err(RoleError {
+                kind: RoleErrorKind::InvalidScopes,
                 message: format!("role {name:?} grants nothing"),
                 line: None,
             });
@@ -337,6 +370,7 @@ impl Roles {
         let parsed: RoleFile = toml::from_str(text).map_err(|e| {
             let line = e.span().map(|s| line_of(s.start));
             RoleError {
+                kind: RoleErrorKind::Syntax,
                 message: format!(
                     "{file}{}: {}",
                     line.map(|l| format!(":{l}")).unwrap_or_default(),
@@ -356,11 +390,15 @@ impl Roles {
             let line = line_of(name.span().start);
             let name = name.into_inner();
             let at = |message: String| RoleError {
+                kind: RoleErrorKind::InvalidScopes,
                 message: format!("{file}:{line}: role {name:?}: {message}"),
                 line: Some(line),
             };
             let set = scopes.get_ref().parse().map_err(|e| at(format!("{e}")))?;
-            roles.insert(&name, set).map_err(|e| at(e.message))?;
+            roles.insert(&name, set).map_err(|e| RoleError {
+                kind: e.kind,
+                ..at(e.message)
+            })?;
         }
         Ok(roles)
     }
@@ -388,11 +426,13 @@ impl Roles {
         let mut all = std::collections::BTreeSet::new();
         for name in names {
             let set = self.roles.get(name).ok_or_else(|| RoleError {
+                kind: RoleErrorKind::UnknownRole,
                 message: format!("unknown role {name:?}"),
                 line: None,
             })?;
             if let Some(b) = set.broad().next().filter(|_| !allow_broad) {
                 return Err(RoleError {
+                    kind: RoleErrorKind::Broad,
                     message: format!(
                         "role {name:?} holds the broad scope {b}, which needs an explicit opt-in"
                     ),
@@ -402,6 +442,7 @@ impl Roles {
             all.extend(set.iter().cloned());
         }
         ScopeSet::from_scopes(all).map_err(|e| RoleError {
+            kind: RoleErrorKind::InvalidScopes,
             message: e.to_string(),
             line: None,
         })

@@ -4,6 +4,7 @@
 
 use crate::scope::{Scope, ScopeSet};
 use crate::token::claims::TokenId;
+use crate::token::error::BackendError;
 use crate::token::inventory::*;
 use crate::token::revocation::{RevocationCheck, RevocationStatus};
 use std::collections::{BTreeSet, HashMap};
@@ -21,7 +22,7 @@ pub fn reachable_scopes(
     subject: &str,
     now: OffsetDateTime,
     revocations: Option<&dyn RevocationCheck>,
-) -> Result<ScopeSet, InventoryError> {
+) -> Result<ScopeSet, BackendError> {
     let records = inventory.query(&InventoryQuery::all().subject(subject).live_at(now))?;
     let mut union: BTreeSet<Scope> = BTreeSet::new();
     for r in &records {
@@ -33,7 +34,7 @@ pub fn reachable_scopes(
     }
     // Distinct scopes from at most as many tokens as were issued: within the set limits unless
     // a consumer holds hundreds of distinct scopes, which is itself worth refusing to hide.
-    ScopeSet::from_scopes(union).map_err(|e| InventoryError::new(e.to_string(), None))
+    ScopeSet::from_scopes(union).map_err(|e| BackendError::new(e.to_string(), None))
 }
 
 #[derive(Debug)]
@@ -75,7 +76,7 @@ impl MemoryInventory {
 }
 
 impl Inventory for MemoryInventory {
-    fn record_issued(&self, record: TokenRecord) -> Result<(), InventoryError> {
+    fn record_issued(&self, record: TokenRecord) -> Result<(), BackendError> {
         let last = record
             .last_used()
             .map_or(NEVER, OffsetDateTime::unix_timestamp);
@@ -98,12 +99,12 @@ impl Inventory for MemoryInventory {
         }
     }
 
-    fn get(&self, token_id: &TokenId) -> Result<Option<TokenRecord>, InventoryError> {
+    fn get(&self, token_id: &TokenId) -> Result<Option<TokenRecord>, BackendError> {
         let map = self.entries.read().unwrap_or_else(|p| p.into_inner());
         Ok(map.get(token_id).map(Self::snapshot))
     }
 
-    fn query(&self, query: &InventoryQuery) -> Result<Vec<TokenRecord>, InventoryError> {
+    fn query(&self, query: &InventoryQuery) -> Result<Vec<TokenRecord>, BackendError> {
         let map = self.entries.read().unwrap_or_else(|p| p.into_inner());
         let mut out: Vec<TokenRecord> = map
             .values()
@@ -122,7 +123,7 @@ impl Inventory for MemoryInventory {
 /// revoked.
 ///
 /// # Errors
-/// [`InventoryError`] when the inventory cannot be read, the revocation state is stale (it
+/// [`BackendError`] when the inventory cannot be read, the revocation state is stale (it
 /// cannot say which tokens are already revoked), or a revocation fails; tokens revoked before a
 /// failure stay revoked.
 pub fn prune(
@@ -132,7 +133,7 @@ pub fn prune(
     now: OffsetDateTime,
     dry_run: bool,
     by: &str,
-) -> Result<Vec<TokenRecord>, InventoryError> {
+) -> Result<Vec<TokenRecord>, BackendError> {
     let query = InventoryQuery::all()
         .live_at(now)
         .unused_since(unused_since);
@@ -142,7 +143,7 @@ pub fn prune(
             RevocationStatus::NotRevoked => stale.push(r),
             RevocationStatus::Revoked(_) => {}
             RevocationStatus::Stale { .. } => {
-                return Err(InventoryError::new(
+                return Err(BackendError::new(
                     "revocation state is stale; pruning needs a current list",
                     None,
                 ));
@@ -158,7 +159,7 @@ pub fn prune(
             revocations
                 .revoke(target, by, "pruned: not used since the cut-off")
                 .map_err(|e| {
-                    InventoryError::new(format!("pruning stopped: {e}"), Some(Box::new(e)))
+                    BackendError::new(format!("pruning stopped: {e}"), Some(Box::new(e)))
                 })?;
         }
     }
@@ -173,7 +174,7 @@ pub fn consumers_over_limit(
     inventory: &dyn Inventory,
     now: OffsetDateTime,
     limit: usize,
-) -> Result<Vec<(String, usize)>, InventoryError> {
+) -> Result<Vec<(String, usize)>, BackendError> {
     let mut counts: HashMap<String, usize> = HashMap::new();
     for r in inventory.query(&InventoryQuery::all().live_at(now))? {
         *counts.entry(r.subject().to_owned()).or_default() += 1;
@@ -191,7 +192,7 @@ pub fn unregistered_tokens(
     inventory: &dyn Inventory,
     now: OffsetDateTime,
     is_registered: impl Fn(&str) -> bool,
-) -> Result<Vec<TokenRecord>, InventoryError> {
+) -> Result<Vec<TokenRecord>, BackendError> {
     Ok(inventory
         .query(&InventoryQuery::all().live_at(now))?
         .into_iter()

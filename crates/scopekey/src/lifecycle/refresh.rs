@@ -10,7 +10,7 @@
 //! ```
 //! use scopekey::refresh::{MemoryFamilies, Refresher};
 //! use scopekey::revocation::RevocationList;
-//! use scopekey::{ErrorKind, Issuer, KeySet, SigningKey, TokenRequest, Verifier, VerifierConfig};
+//! use scopekey::{VerifyErrorKind, Issuer, KeySet, SigningKey, TokenRequest, Verifier, VerifierConfig};
 //! use std::sync::Arc;
 //!
 //! let key = SigningKey::generate()?;
@@ -29,7 +29,7 @@
 //! let verifier = Verifier::new(keys, VerifierConfig::new("https://auth.example", "https://api.example", "production".parse()?))?
 //!     .with_revocations(revocations);
 //! let refused = verifier.verify(second.access().token().as_str()).unwrap_err();
-//! assert_eq!(refused.kind(), ErrorKind::Revoked);
+//! assert_eq!(refused.kind(), VerifyErrorKind::Revoked);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
@@ -39,6 +39,7 @@ pub use crate::lifecycle::revocation::Revocations;
 use crate::scope::ScopeSet;
 use crate::token::audit::{AuditEvent, AuditKind, AuditSink};
 use crate::token::claims::{FamilyId, TokenId, TokenType};
+use crate::token::error::BackendError;
 use crate::token::error::VerifyError;
 use crate::token::issuer::{IssueError, Issuer, Minted, TokenRequest};
 use crate::token::revocation::{Revocation, RevocationCheck, RevocationTarget};
@@ -166,28 +167,6 @@ impl<'a> Presentation<'a> {
     }
 }
 
-/// A family store that could not answer; the exchange fails closed.
-#[derive(Debug, thiserror::Error)]
-#[error("refresh family store: {message}")]
-pub struct FamilyError {
-    message: String,
-    #[source]
-    source: Option<Box<dyn std::error::Error + Send + Sync>>,
-}
-
-impl FamilyError {
-    /// An error with an optional cause, for store-backed implementations.
-    pub fn new(
-        message: impl Into<String>,
-        source: Option<Box<dyn std::error::Error + Send + Sync>>,
-    ) -> Self {
-        Self {
-            message: message.into(),
-            source,
-        }
-    }
-}
-
 /// Refresh families and their used members. [`rotate`](Self::rotate) must be atomic: of two
 /// concurrent calls with the same presented token, at most one returns [`Rotation::Rotated`].
 pub trait RefreshFamilies: Send + Sync + fmt::Debug {
@@ -202,7 +181,7 @@ pub trait RefreshFamilies: Send + Sync + fmt::Debug {
         first: &TokenId,
         started_at: OffsetDateTime,
         expires_at: OffsetDateTime,
-    ) -> Result<(), FamilyError>;
+    ) -> Result<(), BackendError>;
 
     /// Presents a refresh token. The current member of a family that began at or after
     /// [`Presentation::began_after`] is marked used and [`Presentation::next`] becomes current
@@ -213,7 +192,7 @@ pub trait RefreshFamilies: Send + Sync + fmt::Debug {
     ///
     /// # Errors
     /// When the store cannot answer; then nothing changed.
-    fn rotate(&self, presentation: &Presentation<'_>) -> Result<Rotation, FamilyError>;
+    fn rotate(&self, presentation: &Presentation<'_>) -> Result<Rotation, BackendError>;
 }
 
 #[derive(Debug)]
@@ -253,10 +232,10 @@ impl RefreshFamilies for MemoryFamilies {
         first: &TokenId,
         started_at: OffsetDateTime,
         expires_at: OffsetDateTime,
-    ) -> Result<(), FamilyError> {
+    ) -> Result<(), BackendError> {
         let mut map = self.families.lock().unwrap_or_else(|p| p.into_inner());
         if map.contains_key(family) {
-            return Err(FamilyError::new("family id already in use", None));
+            return Err(BackendError::conflict("refresh family id already in use"));
         }
         map.insert(
             family.clone(),
@@ -270,7 +249,7 @@ impl RefreshFamilies for MemoryFamilies {
         Ok(())
     }
 
-    fn rotate(&self, p: &Presentation<'_>) -> Result<Rotation, FamilyError> {
+    fn rotate(&self, p: &Presentation<'_>) -> Result<Rotation, BackendError> {
         let mut map = self.families.lock().unwrap_or_else(|p| p.into_inner());
         let Some(state) = map.get_mut(p.family) else {
             return Ok(Rotation::UnknownFamily);

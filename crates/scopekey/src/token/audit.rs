@@ -8,7 +8,7 @@ use crate::codec::rfc3339;
 use crate::key::KeyId;
 use crate::scope::{Action, Resource, ScopeSet};
 use crate::token::claims::{Claims, Environment, FamilyId, TokenId, TokenType};
-use crate::token::error::ErrorKind;
+use crate::token::error::VerifyErrorKind;
 use serde::Serialize;
 use std::fmt;
 use time::OffsetDateTime;
@@ -39,7 +39,7 @@ pub enum AuditKind {
     Verified,
     /// A token was refused.
     Refused {
-        /// The [`ErrorKind`], in snake case (`expired`, `bad_signature`, …).
+        /// The [`VerifyErrorKind`], in snake case (`expired`, `bad_signature`, …).
         reason: &'static str,
     },
     /// An action on a resource was allowed.
@@ -112,7 +112,7 @@ pub enum AuditKind {
     /// Every refusal for one reason over one interval, folded into one event by a
     /// [`SummarizingSink`](crate::audit::SummarizingSink). The count is exact; the samples are the first distinct ones seen.
     RefusedSummary {
-        /// The [`ErrorKind`], in snake case.
+        /// The [`VerifyErrorKind`], in snake case.
         reason: &'static str,
         /// How many tokens were refused for this reason.
         count: u64,
@@ -342,7 +342,11 @@ impl AuditEvent {
         )
     }
 
-    pub(crate) fn refused(at: OffsetDateTime, reason: ErrorKind, claims: Option<&Claims>) -> Self {
+    pub(crate) fn refused(
+        at: OffsetDateTime,
+        reason: VerifyErrorKind,
+        claims: Option<&Claims>,
+    ) -> Self {
         let kind = AuditKind::Refused {
             reason: reason.as_str(),
         };

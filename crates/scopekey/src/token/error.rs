@@ -5,7 +5,7 @@ use std::borrow::Cow;
 /// The reason a token was refused, for matching. One kind per reason.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ErrorKind {
+pub enum VerifyErrorKind {
     /// Longer than [`MAX_TOKEN_LEN`](crate::danger::paseto::MAX_TOKEN_LEN); refused before any decoding.
     Oversized,
     /// Not a well-formed token: wrong number of parts, empty parts, non-canonical base64url,
@@ -51,7 +51,7 @@ pub enum ErrorKind {
     AuditUnavailable,
 }
 
-impl ErrorKind {
+impl VerifyErrorKind {
     /// The kind in snake case, as written in audit events: `expired`, `bad_signature`, …
     pub fn as_str(self) -> &'static str {
         match self {
@@ -83,12 +83,12 @@ impl ErrorKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
 pub struct VerifyError {
-    kind: ErrorKind,
+    kind: VerifyErrorKind,
     message: Cow<'static, str>,
 }
 
 impl VerifyError {
-    pub(crate) fn new(kind: ErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn new(kind: VerifyErrorKind, message: impl Into<Cow<'static, str>>) -> Self {
         Self {
             kind,
             message: message.into(),
@@ -96,16 +96,67 @@ impl VerifyError {
     }
 
     /// The reason, for matching.
-    pub fn kind(&self) -> ErrorKind {
+    pub fn kind(&self) -> VerifyErrorKind {
         self.kind
     }
 
     pub(crate) fn malformed(why: &'static str) -> Self {
-        Self::new(ErrorKind::Malformed, why)
+        Self::new(VerifyErrorKind::Malformed, why)
     }
 
     pub(crate) fn claims(why: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(ErrorKind::InvalidClaims, why)
+        Self::new(VerifyErrorKind::InvalidClaims, why)
+    }
+}
+
+/// What went wrong in a store behind one of the library's traits, for matching.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BackendErrorKind {
+    /// The store did not answer (down, timed out, a query failed). Callers fail closed.
+    Unavailable,
+    /// The store refused a write that conflicts with what it holds (an id already in use).
+    Conflict,
+}
+
+/// A store behind [`Inventory`](crate::inventory::Inventory),
+/// [`RefreshFamilies`](crate::refresh::RefreshFamilies) or
+/// [`ConsumerDirectory`](crate::consumer::ConsumerDirectory) could not do what was asked. The
+/// caller fails closed: the token is withheld, the exchange refused.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct BackendError {
+    kind: BackendErrorKind,
+    message: String,
+    #[source]
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl BackendError {
+    /// A store that did not answer ([`BackendErrorKind::Unavailable`]), with its cause.
+    pub fn new(
+        message: impl Into<String>,
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self {
+            kind: BackendErrorKind::Unavailable,
+            message: message.into(),
+            source,
+        }
+    }
+
+    /// A write the store refused as conflicting ([`BackendErrorKind::Conflict`]).
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self {
+            kind: BackendErrorKind::Conflict,
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Why, for matching.
+    pub fn kind(&self) -> BackendErrorKind {
+        self.kind
     }
 }
 
@@ -113,49 +164,49 @@ impl VerifyError {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-    use super::ErrorKind;
+    use super::VerifyErrorKind;
 
     /// Every kind, in declaration order.
-    const ALL: [ErrorKind; 17] = [
-        ErrorKind::Oversized,
-        ErrorKind::Malformed,
-        ErrorKind::UnsupportedFormat,
-        ErrorKind::InvalidFooter,
-        ErrorKind::InvalidHeader,
-        ErrorKind::UnknownKey,
-        ErrorKind::BadSignature,
-        ErrorKind::InvalidClaims,
-        ErrorKind::Expired,
-        ErrorKind::NotYetValid,
-        ErrorKind::LifetimeTooLong,
-        ErrorKind::WrongIssuer,
-        ErrorKind::WrongAudience,
-        ErrorKind::WrongEnvironment,
-        ErrorKind::Revoked,
-        ErrorKind::RevocationStale,
-        ErrorKind::AuditUnavailable,
+    const ALL: [VerifyErrorKind; 17] = [
+        VerifyErrorKind::Oversized,
+        VerifyErrorKind::Malformed,
+        VerifyErrorKind::UnsupportedFormat,
+        VerifyErrorKind::InvalidFooter,
+        VerifyErrorKind::InvalidHeader,
+        VerifyErrorKind::UnknownKey,
+        VerifyErrorKind::BadSignature,
+        VerifyErrorKind::InvalidClaims,
+        VerifyErrorKind::Expired,
+        VerifyErrorKind::NotYetValid,
+        VerifyErrorKind::LifetimeTooLong,
+        VerifyErrorKind::WrongIssuer,
+        VerifyErrorKind::WrongAudience,
+        VerifyErrorKind::WrongEnvironment,
+        VerifyErrorKind::Revoked,
+        VerifyErrorKind::RevocationStale,
+        VerifyErrorKind::AuditUnavailable,
     ];
 
     /// Fails to compile when a kind is added, until [`ALL`] (and so the guides' check) has it.
-    fn position(kind: ErrorKind) -> usize {
+    fn position(kind: VerifyErrorKind) -> usize {
         match kind {
-            ErrorKind::Oversized => 0,
-            ErrorKind::Malformed => 1,
-            ErrorKind::UnsupportedFormat => 2,
-            ErrorKind::InvalidFooter => 3,
-            ErrorKind::InvalidHeader => 4,
-            ErrorKind::UnknownKey => 5,
-            ErrorKind::BadSignature => 6,
-            ErrorKind::InvalidClaims => 7,
-            ErrorKind::Expired => 8,
-            ErrorKind::NotYetValid => 9,
-            ErrorKind::LifetimeTooLong => 10,
-            ErrorKind::WrongIssuer => 11,
-            ErrorKind::WrongAudience => 12,
-            ErrorKind::WrongEnvironment => 13,
-            ErrorKind::Revoked => 14,
-            ErrorKind::RevocationStale => 15,
-            ErrorKind::AuditUnavailable => 16,
+            VerifyErrorKind::Oversized => 0,
+            VerifyErrorKind::Malformed => 1,
+            VerifyErrorKind::UnsupportedFormat => 2,
+            VerifyErrorKind::InvalidFooter => 3,
+            VerifyErrorKind::InvalidHeader => 4,
+            VerifyErrorKind::UnknownKey => 5,
+            VerifyErrorKind::BadSignature => 6,
+            VerifyErrorKind::InvalidClaims => 7,
+            VerifyErrorKind::Expired => 8,
+            VerifyErrorKind::NotYetValid => 9,
+            VerifyErrorKind::LifetimeTooLong => 10,
+            VerifyErrorKind::WrongIssuer => 11,
+            VerifyErrorKind::WrongAudience => 12,
+            VerifyErrorKind::WrongEnvironment => 13,
+            VerifyErrorKind::Revoked => 14,
+            VerifyErrorKind::RevocationStale => 15,
+            VerifyErrorKind::AuditUnavailable => 16,
         }
     }
 

@@ -6,6 +6,7 @@
 use crate::key::KeyId;
 use crate::scope::ScopeSet;
 use crate::token::claims::{Claims, FamilyId, TokenId, TokenType};
+use crate::token::error::BackendError;
 use crate::token::revocation::TokenFacts;
 use std::fmt;
 use time::OffsetDateTime;
@@ -240,35 +241,13 @@ impl InventoryQuery {
     }
 }
 
-/// An inventory operation that failed.
-#[derive(Debug, thiserror::Error)]
-#[error("token inventory: {message}")]
-pub struct InventoryError {
-    message: String,
-    #[source]
-    source: Option<Box<dyn std::error::Error + Send + Sync>>,
-}
-
-impl InventoryError {
-    /// An error with a cause, for store-backed inventories.
-    pub fn new(
-        message: impl Into<String>,
-        source: Option<Box<dyn std::error::Error + Send + Sync>>,
-    ) -> Self {
-        Self {
-            message: message.into(),
-            source,
-        }
-    }
-}
-
 /// Where issued tokens are recorded and looked up.
 pub trait Inventory: Send + Sync + fmt::Debug {
     /// Records a newly issued token.
     ///
     /// # Errors
     /// When the record could not be stored; the issuer then withholds the token.
-    fn record_issued(&self, record: TokenRecord) -> Result<(), InventoryError>;
+    fn record_issued(&self, record: TokenRecord) -> Result<(), BackendError>;
 
     /// Notes that a verification accepted the token at `at`. Called on the request path: it
     /// must not block on I/O or on an exclusive lock, and never fails (a store batches these).
@@ -278,11 +257,11 @@ pub trait Inventory: Send + Sync + fmt::Debug {
     ///
     /// # Errors
     /// When the inventory cannot be read.
-    fn get(&self, token_id: &TokenId) -> Result<Option<TokenRecord>, InventoryError>;
+    fn get(&self, token_id: &TokenId) -> Result<Option<TokenRecord>, BackendError>;
 
     /// The records matching `query`, in issue order.
     ///
     /// # Errors
     /// When the inventory cannot be read.
-    fn query(&self, query: &InventoryQuery) -> Result<Vec<TokenRecord>, InventoryError>;
+    fn query(&self, query: &InventoryQuery) -> Result<Vec<TokenRecord>, BackendError>;
 }

@@ -511,10 +511,27 @@ impl TokenFormat {
     }
 }
 
+/// Why a token format name was refused, for matching.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum UnknownFormatKind {
+    /// Neither `paseto` nor `jwt`.
+    Unknown,
+    /// `jwt`, in a build without the `jwt` feature.
+    FeatureDisabled,
+}
+
 /// A token format name that is not `paseto` or `jwt` (or `jwt` without the `jwt` feature).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct UnknownFormat(String);
+#[error("{1}")]
+pub struct UnknownFormat(UnknownFormatKind, String);
+
+impl UnknownFormat {
+    /// Why, for matching.
+    pub fn kind(&self) -> UnknownFormatKind {
+        self.0
+    }
+}
 
 impl std::str::FromStr for TokenFormat {
     type Err = UnknownFormat;
@@ -526,12 +543,16 @@ impl std::str::FromStr for TokenFormat {
             "jwt" => Ok(Self::Jwt),
             #[cfg(not(feature = "jwt"))]
             "jwt" => Err(UnknownFormat(
+                UnknownFormatKind::FeatureDisabled,
                 "JWT needs scopekey's `jwt` feature (enable it in Cargo.toml)".into(),
             )),
-            other => Err(UnknownFormat(format!(
-                "unknown token format {:?}: use paseto or jwt",
-                other.chars().take(40).collect::<String>()
-            ))),
+            other => Err(UnknownFormat(
+                UnknownFormatKind::Unknown,
+                format!(
+                    "unknown token format {:?}: use paseto or jwt",
+                    other.chars().take(40).collect::<String>()
+                ),
+            )),
         }
     }
 }

@@ -23,7 +23,7 @@
 use crate::codec::b64;
 use crate::codec::json::{self, Limits};
 use crate::key::{PublicKey, SigningKey};
-use crate::token::error::{ErrorKind, VerifyError};
+use crate::token::error::{VerifyError, VerifyErrorKind};
 use serde_json::{Map, Value};
 
 /// The `typ` every scopekey JWT carries (RFC 9068).
@@ -121,7 +121,7 @@ impl Decoded {
             .unwrap_or(&[]);
         key.verify_signature(input, &self.signature).map_err(|_| {
             VerifyError::new(
-                ErrorKind::BadSignature,
+                VerifyErrorKind::BadSignature,
                 "signature does not verify: the token was altered or signed by another key",
             )
         })?;
@@ -130,11 +130,11 @@ impl Decoded {
 }
 
 fn malformed(why: &'static str) -> VerifyError {
-    VerifyError::new(ErrorKind::Malformed, why)
+    VerifyError::new(VerifyErrorKind::Malformed, why)
 }
 
 fn invalid_header(why: String) -> VerifyError {
-    VerifyError::new(ErrorKind::InvalidHeader, why)
+    VerifyError::new(VerifyErrorKind::InvalidHeader, why)
 }
 
 /// Checks the length, splits a JWT, decodes its parts and checks its header. Nothing returned
@@ -263,7 +263,7 @@ mod tests {
                 .verify(&token, other.public_key())
                 .unwrap_err()
                 .kind(),
-            ErrorKind::BadSignature
+            VerifyErrorKind::BadSignature
         );
     }
 }

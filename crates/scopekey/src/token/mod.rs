@@ -11,6 +11,9 @@ pub mod cache;
 pub(crate) mod claims;
 pub(crate) mod claims_json;
 pub(crate) mod error;
+pub(crate) mod footer;
+pub(crate) mod grant;
+pub(crate) mod ids;
 pub(crate) mod inventory;
 pub(crate) mod issuer;
 #[cfg(feature = "jwt")]

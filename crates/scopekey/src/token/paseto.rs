@@ -17,7 +17,7 @@
 use crate::codec::b64;
 use crate::key::{PublicKey, SigningKey};
 use crate::token::claims::{Environment, TokenType};
-use crate::token::error::{ErrorKind, VerifyError};
+use crate::token::error::{VerifyError, VerifyErrorKind};
 use std::fmt;
 use subtle::ConstantTimeEq as _;
 use zeroize::Zeroize as _;
@@ -216,7 +216,7 @@ impl Decoded {
 
 fn bad_signature() -> VerifyError {
     VerifyError::new(
-        ErrorKind::BadSignature,
+        VerifyErrorKind::BadSignature,
         "signature does not verify: the token was altered, signed by another key, or bound to \
          another environment or token type",
     )
@@ -226,7 +226,7 @@ fn bad_signature() -> VerifyError {
 pub(crate) fn check_length(token: &str) -> Result<(), VerifyError> {
     if token.len() > MAX_TOKEN_LEN {
         return Err(VerifyError::new(
-            ErrorKind::Oversized,
+            VerifyErrorKind::Oversized,
             format!(
                 "token is {} bytes, more than the {MAX_TOKEN_LEN} accepted; refused before decoding",
                 token.len()
@@ -319,7 +319,7 @@ fn unsupported(token: &str) -> VerifyError {
     } else {
         "not a PASETO v4.public token (it must start with `v4.public.`)".to_owned()
     };
-    VerifyError::new(ErrorKind::UnsupportedFormat, message)
+    VerifyError::new(VerifyErrorKind::UnsupportedFormat, message)
 }
 
 /// Verifies a v4.public token against one key, an expected footer (empty: the token must have
@@ -328,9 +328,9 @@ fn unsupported(token: &str) -> VerifyError {
 /// The footer is compared in constant time.
 ///
 /// # Errors
-/// [`ErrorKind::Oversized`], [`ErrorKind::UnsupportedFormat`], [`ErrorKind::Malformed`],
-/// [`ErrorKind::InvalidFooter`] when the footer differs from `footer`, and
-/// [`ErrorKind::BadSignature`].
+/// [`VerifyErrorKind::Oversized`], [`VerifyErrorKind::UnsupportedFormat`], [`VerifyErrorKind::Malformed`],
+/// [`VerifyErrorKind::InvalidFooter`] when the footer differs from `footer`, and
+/// [`VerifyErrorKind::BadSignature`].
 pub fn verify(
     key: &PublicKey,
     token: &str,
@@ -342,7 +342,7 @@ pub fn verify(
         decoded.footer().len() == footer.len() && bool::from(decoded.footer().ct_eq(footer));
     if !same_footer {
         return Err(VerifyError::new(
-            ErrorKind::InvalidFooter,
+            VerifyErrorKind::InvalidFooter,
             "token footer is not the expected footer",
         ));
     }
@@ -389,7 +389,7 @@ mod tests {
             (format!("{HEADER}{}", &body[..20]), "too short"),
         ] {
             let e = decode(&bad).unwrap_err();
-            assert_eq!(e.kind(), ErrorKind::Malformed, "{bad}");
+            assert_eq!(e.kind(), VerifyErrorKind::Malformed, "{bad}");
             assert!(e.to_string().contains(says), "{bad}: {e}");
         }
         assert!(decode(&token).is_ok());
@@ -426,11 +426,11 @@ mod tests {
             );
         }
         let mut short = decode("v4.public.AAAA").map(|_| ()).unwrap_err();
-        assert_eq!(short.kind(), ErrorKind::Malformed);
+        assert_eq!(short.kind(), VerifyErrorKind::Malformed);
         short = decode(&format!("v4.public.{}", "A".repeat(84)))
             .map(|_| ())
             .unwrap_err();
-        assert_eq!(short.kind(), ErrorKind::Malformed);
+        assert_eq!(short.kind(), VerifyErrorKind::Malformed);
         assert!(decode(&format!("v4.public.{}", "A".repeat(86))).is_ok());
     }
 
@@ -441,10 +441,10 @@ mod tests {
         let msg = verify(key.public_key(), &token, b"{\"kid\":\"x\"}", b"ctx").unwrap();
         assert_eq!(msg, b"{\"a\":1}");
         let e = verify(key.public_key(), &token, b"{\"kid\":\"y\"}", b"ctx").unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::InvalidFooter);
+        assert_eq!(e.kind(), VerifyErrorKind::InvalidFooter);
         let e = verify(key.public_key(), &token, b"{\"kid\":\"x\"}", b"").unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::BadSignature);
+        assert_eq!(e.kind(), VerifyErrorKind::BadSignature);
         let e = verify(key.public_key(), &token, b"", b"ctx").unwrap_err();
-        assert_eq!(e.kind(), ErrorKind::InvalidFooter);
+        assert_eq!(e.kind(), VerifyErrorKind::InvalidFooter);
     }
 }

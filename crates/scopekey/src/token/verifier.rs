@@ -1,20 +1,18 @@
 //! Verifying tokens and authorizing actions.
 
 use crate::clock::{Clock, SystemClock};
-use crate::codec::json;
 use crate::key::{KeyEntry, KeyId, KeyRing, KeySet};
-use crate::scope::{Action, Resource, Scope};
 use crate::token::audit::{AuditEvent, AuditKind, AuditSink, RequestContext};
 use crate::token::cache::{GrantCache, Verified};
 use crate::token::claims::{Claims, Environment, Expected, TokenType, check_text};
 use crate::token::claims_json;
-use crate::token::error::{ErrorKind, VerifyError};
+use crate::token::error::{VerifyError, VerifyErrorKind};
+use crate::token::footer::key_id_from_footer;
+use crate::token::grant::Grant;
 use crate::token::inventory::Inventory;
 use crate::token::issuer::DEFAULT_MAX_TTL;
 use crate::token::paseto;
 use crate::token::revocation::{RevocationCheck, RevocationStatus, TokenFacts};
-use serde_json::Value;
-use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -30,10 +28,41 @@ pub const MAX_LEEWAY: Duration = Duration::from_secs(120);
 /// Longest accepted footer, in bytes once decoded.
 pub const MAX_FOOTER_LEN: usize = 256;
 
+/// What was wrong with verifier settings, for matching.
+#[non_exhaustive]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ConfigErrorKind {
+    /// The issuer is empty, too long or has control characters.
+    InvalidIssuer,
+    /// The audience is empty, too long or has control characters.
+    InvalidAudience,
+    /// The leeway is above [`MAX_LEEWAY`].
+    LeewayTooLarge,
+    /// The maximum lifetime is under one second.
+    LifetimeTooShort,
+}
+
 /// Invalid verifier settings.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid verifier configuration: {0}")]
-pub struct ConfigError(String);
+#[error("invalid verifier configuration: {message}")]
+pub struct ConfigError {
+    kind: ConfigErrorKind,
+    message: String,
+}
+
+impl ConfigError {
+    fn new(kind: ConfigErrorKind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Why, for matching.
+    pub fn kind(&self) -> ConfigErrorKind {
+        self.kind
+    }
+}
 
 /// What a verifier expects of every token. Issuer, audience and environment are required.
 #[derive(Debug, Clone)]
@@ -76,7 +105,7 @@ impl VerifierConfig {
     /// # Security
     /// Off unless asked for here, per verifier: turning the `jwt` feature on anywhere in a
     /// dependency graph does not make every verifier accept a second format. A verifier that
-    /// does not accept JWTs refuses one as [`ErrorKind::UnsupportedFormat`].
+    /// does not accept JWTs refuses one as [`VerifyErrorKind::UnsupportedFormat`].
     #[cfg(feature = "jwt")]
     pub fn accept_jwt(mut self, accept: bool) -> Self {
         self.accept_jwt = accept;
@@ -161,17 +190,25 @@ impl Verifier {
     /// # Errors
     /// As [`Verifier::new`].
     pub fn with_key_ring(keys: Arc<KeyRing>, config: VerifierConfig) -> Result<Self, ConfigError> {
-        check_text("iss", &config.issuer).map_err(ConfigError)?;
-        check_text("aud", &config.audience).map_err(ConfigError)?;
+        check_text("iss", &config.issuer)
+            .map_err(|e| ConfigError::new(ConfigErrorKind::InvalidIssuer, e))?;
+        check_text("aud", &config.audience)
+            .map_err(|e| ConfigError::new(ConfigErrorKind::InvalidAudience, e))?;
         if config.leeway > MAX_LEEWAY {
-            return Err(ConfigError(format!(
-                "leeway {} s is above the maximum of {} s",
-                config.leeway.as_secs(),
-                MAX_LEEWAY.as_secs()
-            )));
+            return Err(ConfigError::new(
+                ConfigErrorKind::LeewayTooLarge,
+                format!(
+                    "leeway {} s is above the maximum of {} s",
+                    config.leeway.as_secs(),
+                    MAX_LEEWAY.as_secs()
+                ),
+            ));
         }
         if config.max_lifetime.as_secs() == 0 {
-            return Err(ConfigError("maximum lifetime must be at least 1 s".into()));
+            return Err(ConfigError::new(
+                ConfigErrorKind::LifetimeTooShort,
+                "maximum lifetime must be at least 1 s",
+            ));
         }
         Ok(Self {
             id: NEXT_VERIFIER_ID.fetch_add(1, Ordering::Relaxed),
@@ -193,7 +230,7 @@ impl Verifier {
     }
 
     /// Records `verified` and `refused` events, and the grants' `authorized` and `denied`
-    /// events. A sink failure fails closed ([`ErrorKind::AuditUnavailable`]).
+    /// events. A sink failure fails closed ([`VerifyErrorKind::AuditUnavailable`]).
     pub fn with_audit(mut self, sink: Arc<dyn AuditSink>) -> Self {
         self.audit = Some(sink);
         self
@@ -235,7 +272,7 @@ impl Verifier {
     /// (parsed only once authenticated), issuer, audience, environment and times.
     ///
     /// # Errors
-    /// A [`VerifyError`] whose [`kind`](VerifyError::kind) names the reason; see [`ErrorKind`].
+    /// A [`VerifyError`] whose [`kind`](VerifyError::kind) names the reason; see [`VerifyErrorKind`].
     ///
     /// # Security
     /// Nothing in the token is trusted before its signature verifies except the key id, which
@@ -330,7 +367,7 @@ impl Verifier {
                         .in_request(request);
                     if let Err(e) = sink.record(&event) {
                         return Err(VerifyError::new(
-                            ErrorKind::AuditUnavailable,
+                            VerifyErrorKind::AuditUnavailable,
                             format!(
                                 "token refused ({}), and {}",
                                 error.kind().as_str(),
@@ -445,7 +482,7 @@ impl Verifier {
         if !self.config.accept_jwt {
             return Err((
                 VerifyError::new(
-                    ErrorKind::UnsupportedFormat,
+                    VerifyErrorKind::UnsupportedFormat,
                     "this verifier accepts PASETO v4.public only, not JWTs (see VerifierConfig::accept_jwt)",
                 ),
                 None,
@@ -454,7 +491,7 @@ impl Verifier {
         if self.config.token_type != TokenType::Access {
             return Err((
                 VerifyError::new(
-                    ErrorKind::UnsupportedFormat,
+                    VerifyErrorKind::UnsupportedFormat,
                     "refresh tokens are PASETO v4.public; a JWT is an access token",
                 ),
                 None,
@@ -489,7 +526,7 @@ impl Verifier {
                 RevocationStatus::NotRevoked => {}
                 RevocationStatus::Revoked(record) => {
                     return Err(VerifyError::new(
-                        ErrorKind::Revoked,
+                        VerifyErrorKind::Revoked,
                         format!(
                             "token was revoked ({} revocation at {}); its consumer needs a new token",
                             record.target().kind(),
@@ -499,7 +536,7 @@ impl Verifier {
                 }
                 RevocationStatus::Stale { .. } => {
                     return Err(VerifyError::new(
-                        ErrorKind::RevocationStale,
+                        VerifyErrorKind::RevocationStale,
                         "revocation state is stale (the store has not been reached within its \
                          bound); refusing until it is current again",
                     ));
@@ -513,19 +550,19 @@ impl Verifier {
         let cfg = &self.config;
         if c.issuer != cfg.issuer {
             return Err(VerifyError::new(
-                ErrorKind::WrongIssuer,
+                VerifyErrorKind::WrongIssuer,
                 format!("token was not issued by {:?}", cfg.issuer),
             ));
         }
         if c.audience != cfg.audience {
             return Err(VerifyError::new(
-                ErrorKind::WrongAudience,
+                VerifyErrorKind::WrongAudience,
                 format!("token is not meant for audience {:?}", cfg.audience),
             ));
         }
         if c.environment != cfg.environment {
             return Err(VerifyError::new(
-                ErrorKind::WrongEnvironment,
+                VerifyErrorKind::WrongEnvironment,
                 format!(
                     "token does not belong to environment {:?}",
                     cfg.environment.as_str()
@@ -546,7 +583,7 @@ impl Verifier {
             }
             if nbf.unix_timestamp() > now + leeway {
                 return Err(VerifyError::new(
-                    ErrorKind::NotYetValid,
+                    VerifyErrorKind::NotYetValid,
                     format!(
                         "token is not valid for another {} s (leeway {leeway} s); check the clocks",
                         nbf.unix_timestamp() - now
@@ -556,7 +593,7 @@ impl Verifier {
         }
         if iat > now + leeway {
             return Err(VerifyError::new(
-                ErrorKind::NotYetValid,
+                VerifyErrorKind::NotYetValid,
                 format!(
                     "token was issued {} s in the future (leeway {leeway} s); check the clocks",
                     iat - now
@@ -565,7 +602,7 @@ impl Verifier {
         }
         if now >= exp + leeway {
             return Err(VerifyError::new(
-                ErrorKind::Expired,
+                VerifyErrorKind::Expired,
                 format!(
                     "token expired {} s ago (leeway {leeway} s); ask the issuer for a new token",
                     now - exp
@@ -575,7 +612,7 @@ impl Verifier {
         let max = i64::try_from(cfg.max_lifetime.as_secs()).unwrap_or(i64::MAX);
         if exp - iat > max {
             return Err(VerifyError::new(
-                ErrorKind::LifetimeTooLong,
+                VerifyErrorKind::LifetimeTooLong,
                 format!(
                     "token lifetime {} s is longer than the {max} s this service accepts",
                     exp - iat
@@ -593,14 +630,14 @@ type Refusal = (VerifyError, Option<Box<Claims>>);
 fn active_key<'k>(keys: &'k KeySet, kid: &str, unix_now: i64) -> Result<&'k KeyEntry, VerifyError> {
     let entry = keys.get(kid).ok_or_else(|| {
         VerifyError::new(
-            ErrorKind::UnknownKey,
+            VerifyErrorKind::UnknownKey,
             "token's key id is not in the key set: it was signed by a key this service does \
              not trust (add the issuer's current public key if keys were rotated)",
         )
     })?;
     if !entry.is_active_during_second(unix_now) {
         return Err(VerifyError::new(
-            ErrorKind::UnknownKey,
+            VerifyErrorKind::UnknownKey,
             format!(
                 "token's key {} is retired or not yet valid",
                 entry.key().key_id()
@@ -610,282 +647,9 @@ fn active_key<'k>(keys: &'k KeySet, kid: &str, unix_now: i64) -> Result<&'k KeyE
     Ok(entry)
 }
 
-/// Reads the key id from a footer, which must be `{"kid":"…"}` and nothing else; borrowed from the
-/// footer in the form issuers write.
-fn key_id_from_footer(footer: &[u8]) -> Result<Cow<'_, str>, VerifyError> {
-    // What every scopekey issuer writes, `{"kid":"k4.pid.…"}` with the 44 base64url characters
-    // of a key id, is taken in one pass: none of the refusals below can apply to it.
-    if let Some(pid) = footer
-        .strip_prefix(br#"{"kid":"k4.pid."#)
-        .and_then(|rest| rest.strip_suffix(br#""}"#))
-        && pid.len() == 44
-        && crate::codec::b64::is_alphabet(pid)
-        && let Some(Ok(kid)) = footer.get(8..footer.len() - 2).map(std::str::from_utf8)
-    {
-        return Ok(Cow::Borrowed(kid));
-    }
-    let invalid = |why: String| VerifyError::new(ErrorKind::InvalidFooter, why);
-    if footer.is_empty() {
-        return Err(invalid(
-            "token has no footer: scopekey tokens name their signing key in a `kid` footer".into(),
-        ));
-    }
-    if footer.len() > MAX_FOOTER_LEN {
-        return Err(invalid(format!(
-            "token footer is longer than {MAX_FOOTER_LEN} bytes"
-        )));
-    }
-    if carries_key_material(footer) {
-        return Err(invalid(
-            "token footer carries secret or symmetric key material; treat that key as leaked"
-                .into(),
-        ));
-    }
-    // The form every scopekey issuer writes, `{"kid":"…"}` with printable ASCII and no escape,
-    // is read without building a map; it is exactly what the strict parser would return.
-    if let Some(kid) = footer
-        .strip_prefix(br#"{"kid":""#)
-        .and_then(|rest| rest.strip_suffix(br#""}"#))
-        && kid.len() <= claims_json::FOOTER.max_string
-        && kid
-            .iter()
-            .all(|&b| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\')
-        && let Ok(kid) = std::str::from_utf8(kid)
-    {
-        return Ok(Cow::Borrowed(kid));
-    }
-    let mut map = json::parse_object(footer, claims_json::FOOTER)
-        .map_err(|e| invalid(format!("token footer is not valid: {e}")))?;
-    if map.len() != 1 {
-        return Err(invalid(
-            "token footer must hold exactly one member, `kid`".into(),
-        ));
-    }
-    match map.remove("kid") {
-        Some(Value::String(kid)) => Ok(Cow::Owned(kid)),
-        _ => Err(invalid(
-            "token footer must hold exactly one member, `kid`, a string".into(),
-        )),
-    }
-}
-
-/// Whether the bytes contain a PASERK of secret or symmetric key material (docs/threats.md B6).
-fn carries_key_material(footer: &[u8]) -> bool {
-    const TYPES: [&[u8]; 3] = [b".secret", b".local", b".seal"];
-    footer.windows(2).enumerate().any(|(i, w)| {
-        w[0] == b'k'
-            && w[1].is_ascii_digit()
-            && TYPES.iter().any(|t| footer[i + 2..].starts_with(t))
-    })
-}
-
 fn audit_failed(e: &crate::token::audit::AuditError) -> VerifyError {
     VerifyError::new(
-        ErrorKind::AuditUnavailable,
+        VerifyErrorKind::AuditUnavailable,
         format!("the audit sink failed, so the decision is refused: {e}"),
     )
-}
-
-/// A verified token: proof that its signature, key, environment, issuer, audience, times and
-/// revocation status were checked. Only [`Verifier::verify`] creates one.
-#[derive(Debug, Clone)]
-pub struct Grant {
-    verified: Arc<Verified>,
-    audit: Option<Arc<dyn AuditSink>>,
-    /// The request it was verified for, for the audit events of its decisions.
-    request: Option<Arc<RequestContext>>,
-    clock: Arc<dyn Clock>,
-}
-
-impl Grant {
-    /// A grant of `scopes` to `subject` made without keys, tokens or clocks, so application
-    /// authors can unit-test their handlers' policy in a plain `#[test]`.
-    ///
-    /// # Security
-    /// This builds the proof of verification without verifying anything. It exists only with
-    /// the `test-util` feature; enable that feature in `[dev-dependencies]` only.
-    #[cfg(feature = "test-util")]
-    pub fn for_tests(subject: &str, scopes: crate::ScopeSet) -> Self {
-        let now = time::OffsetDateTime::now_utc();
-        let claims = Claims {
-            issuer: "test".into(),
-            subject: subject.into(),
-            audience: "test".into(),
-            environment: Environment("test".into()),
-            expires_at: now + time::Duration::hours(1),
-            not_before: Some(now),
-            issued_at: now,
-            token_id: crate::TokenId(Box::from("test")),
-            scopes,
-            owner: None,
-            purpose: None,
-            family: None,
-            other: serde_json::Map::new(),
-        };
-        Self {
-            verified: Arc::new(Verified {
-                claims,
-                key_id: crate::KeyId::of_key_bytes(&[0; 32]),
-            }),
-            audit: None,
-            request: None,
-            clock: Arc::new(SystemClock),
-        }
-    }
-
-    /// The verified claims.
-    pub fn claims(&self) -> &Claims {
-        &self.verified.claims
-    }
-
-    /// The consumer the token was issued to (`sub`).
-    pub fn subject(&self) -> &str {
-        self.verified.claims.subject()
-    }
-
-    /// The key that signed the token.
-    pub fn key_id(&self) -> &KeyId {
-        &self.verified.key_id
-    }
-
-    /// Authorizes `action` on `resource`, at the point of action, and records the decision
-    /// when the verifier has an audit sink.
-    ///
-    /// # Errors
-    /// [`Denied`], naming the scope that would have been needed; also when the decision could
-    /// not be recorded ([`DenyReason::AuditUnavailable`]).
-    pub fn authorize(&self, resource: &Resource, action: &Action) -> Result<(), Denied> {
-        let allowed = self.verified.claims.scopes.allows(resource, action);
-        let denied = |reason| Denied {
-            scope: Scope::new(resource.clone(), action.clone()),
-            reason,
-        };
-        if let Some(sink) = &self.audit {
-            let (resource, action) = (resource.clone(), action.clone());
-            let kind = if allowed {
-                AuditKind::Authorized { resource, action }
-            } else {
-                AuditKind::Denied { resource, action }
-            };
-            let event = AuditEvent::for_token(
-                self.clock.now(),
-                kind,
-                &self.verified.claims,
-                Some(&self.verified.key_id),
-            )
-            .in_request(self.request.clone());
-            if sink.record(&event).is_err() {
-                return Err(denied(DenyReason::AuditUnavailable));
-            }
-        }
-        if allowed {
-            Ok(())
-        } else {
-            Err(denied(DenyReason::MissingScope))
-        }
-    }
-}
-
-/// Why an action was denied.
-#[non_exhaustive]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DenyReason {
-    /// The token's scopes do not cover the action.
-    MissingScope,
-    /// The decision could not be recorded in the audit trail, so it is refused.
-    AuditUnavailable,
-}
-
-/// An action that is not allowed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{}", match .reason {
-    DenyReason::MissingScope => format!("token does not grant `{}`", .scope),
-    DenyReason::AuditUnavailable => format!("`{}` refused: the audit sink failed", .scope),
-})]
-pub struct Denied {
-    scope: Scope,
-    reason: DenyReason,
-}
-
-impl Denied {
-    /// Why.
-    pub fn reason(&self) -> DenyReason {
-        self.reason
-    }
-
-    /// The scope that would have allowed the action, for an RFC 6750 `scope=` answer.
-    pub fn required_scope(&self) -> &Scope {
-        &self.scope
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn footer_key_material_is_detected() {
-        assert!(carries_key_material(br#"{"kid":"k4.secret.AAAA"}"#));
-        assert!(carries_key_material(br#"{"kid":"k3.local.AAAA"}"#));
-        assert!(carries_key_material(br#"{"x":"k4.seal.AAAA"}"#));
-        assert!(carries_key_material(
-            br#"{"kid":"k4.secret-wrap.pie.AAAA"}"#
-        ));
-        assert!(!carries_key_material(br#"{"kid":"k4.pid.AAAA"}"#));
-        assert!(!carries_key_material(b"k4"));
-    }
-
-    /// The plain-footer shortcut returns what the strict parser returns, and leaves everything
-    /// else to it.
-    #[test]
-    fn footer_shortcut_agrees_with_the_strict_parser() {
-        let strict = |footer: &[u8]| -> Result<String, ()> {
-            let mut map = json::parse_object(footer, claims_json::FOOTER).map_err(|_| ())?;
-            match (map.len(), map.remove("kid")) {
-                (1, Some(Value::String(kid))) => Ok(kid),
-                _ => Err(()),
-            }
-        };
-        let long = format!(r#"{{"kid":"{}"}}"#, "a".repeat(129));
-        let edge = format!(r#"{{"kid":"{}"}}"#, "a".repeat(128));
-        let key = crate::SigningKey::generate().unwrap();
-        let real = format!(r#"{{"kid":"{}"}}"#, key.key_id());
-        let almost = [
-            real.replacen("k4.pid.", "k4.pid.-", 1),
-            real.replacen("k4.pid.", "k4.pid", 1),
-            real.replacen("\"}", "=\"}", 1),
-            real.replacen("\"}", "\"} ", 1),
-            real.replacen("{", "{\"kid\":\"x\",", 1),
-        ];
-        let mut footers: Vec<&[u8]> = vec![
-            real.as_bytes(),
-            br#"{"kid":"k4.pid.AAAA"}"#,
-            br#"{"kid":""}"#,
-            br#"{"kid":"a\"b"}"#,
-            br#"{"kid":"a\u0041"}"#,
-            br#"{"kid":"a"b"}"#,
-            b"{\"kid\":\"a\x01b\"}",
-            b"{\"kid\":\"\xc3\xa9\"}",
-            b"{\"kid\":\"\xff\"}",
-            br#"{"kid":"a"} "#,
-            br#"{"kid":"a","kid":"b"}"#,
-            br#"{"kid":"a"}"}"#,
-            br#"{"kid":"a","x":1}"#,
-            br#"{"kid":1}"#,
-            long.as_bytes(),
-            edge.as_bytes(),
-        ];
-        footers.extend(almost.iter().map(|f| f.as_bytes()));
-        // A real key id takes the one-pass path: borrowed, never built by the parser.
-        assert!(matches!(
-            key_id_from_footer(real.as_bytes()),
-            Ok(Cow::Borrowed(kid)) if kid == key.key_id().as_str()
-        ));
-        for footer in footers {
-            let fast = key_id_from_footer(footer)
-                .map(Cow::into_owned)
-                .map_err(|_| ());
-            assert_eq!(fast, strict(footer), "{}", String::from_utf8_lossy(footer));
-        }
-    }
 }

@@ -86,7 +86,7 @@ impl SummaryConfig {
 ///   together in one [`AuditKind::OtherTokensUsed`] event; counts stay exact.
 /// - **resources per token** ([`SummaryConfig::max_touched`]): further ones count only in the
 ///   token's totals.
-/// - **refusal reasons**: one record per [`ErrorKind`](crate::ErrorKind), a fixed set; the
+/// - **refusal reasons**: one record per [`VerifyErrorKind`](crate::VerifyErrorKind), a fixed set; the
 ///   samples are capped at [`SummaryConfig::max_samples`].
 /// - **summaries waiting for the inner sink** ([`SummaryConfig::max_pending`]): a sink that
 ///   answers [`AuditErrorKind::Busy`] gets them again at the next interval; past the bound,
