@@ -382,7 +382,15 @@ fn concurrent_refresh_yields_exactly_one_new_pair() {
             r,
             Ok(()) | Err(RefreshErrorKind::Reused | RefreshErrorKind::Invalid)
         )));
-        // The losers detected reuse, so the whole family is revoked, winner's tokens included.
+        // The losers detected reuse, so the whole family is revoked, winner's tokens included,
+        // by exactly one revocation however many losers there were.
+        let family_revocations = store
+            .revocations_after(0)
+            .unwrap()
+            .iter()
+            .filter(|(_, r)| r.target().kind() == "family")
+            .count();
+        assert_eq!(family_revocations, 1, "{}", db.url());
         let verifier = replica.verifier(config()).unwrap();
         assert_eq!(
             verifier

@@ -77,16 +77,23 @@ impl Store {
                             let current: String = row.try_get("current_jti").map_err(StoreError::query)?;
                             let dead: i32 = row.try_get("dead").map_err(StoreError::query)?;
                             if dead != 0 {
-                                // Killed before (its revocation went with it): nothing to add.
-                                Rotation::Reused
+                                // Killed before, and revoked in the transaction that killed it
+                                // (a replica that had not read that yet let the token through):
+                                // nothing to write again; the caller applies it locally.
+                                Rotation::ReusedAndRevoked
                             } else if current == presented {
                                 // The current member, refused only for the family's age (or
                                 // for a start this version did not record).
                                 Rotation::Ended
                             } else {
-                                sqlx::query("UPDATE scopekey_refresh_families SET dead = 1 WHERE family = $1")
-                                    .bind(fam).execute(&mut *tx).await.map_err(StoreError::query)?;
-                                insert_revocation!(tx, revocation);
+                                // Only the presentation that kills the family writes its
+                                // revocation: a concurrent one waits for this row and then finds
+                                // it dead already.
+                                let killed = sqlx::query("UPDATE scopekey_refresh_families SET dead = 1 WHERE family = $1 AND dead = 0")
+                                    .bind(fam).execute(&mut *tx).await.map_err(StoreError::query)?.rows_affected();
+                                if killed == 1 {
+                                    insert_revocation!(tx, revocation);
+                                }
                                 Rotation::ReusedAndRevoked
                             }
                         }

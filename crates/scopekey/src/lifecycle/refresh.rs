@@ -91,9 +91,10 @@ pub enum Rotation {
     /// It had already been used (or was never this family's current member): reuse. The family
     /// is now dead; the caller still has to record the family's revocation.
     Reused,
-    /// Reuse, as [`Reused`](Self::Reused), and the store recorded
-    /// [`Presentation::on_reuse`] in the same transaction that killed the family, so no crash
-    /// can leave the family dead but its access tokens live.
+    /// Reuse, as [`Reused`](Self::Reused), and the family's revocation is already in the
+    /// store: [`Presentation::on_reuse`], written in the transaction that killed the family (or
+    /// the one written when an earlier presentation killed it). No crash can leave the family
+    /// dead but its access tokens live, and the caller only applies it locally.
     ReusedAndRevoked,
     /// It was the current member, but the family began before
     /// [`Presentation::began_after`]: past its absolute lifetime, it is not exchanged.
