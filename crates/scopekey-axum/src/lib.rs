@@ -84,6 +84,16 @@ impl AuthRejection {
     pub fn rejection(&self) -> &Rejection {
         &self.rejection
     }
+
+    /// The HTTP status of the answer.
+    pub fn status(&self) -> http::StatusCode {
+        self.rejection.status()
+    }
+
+    /// The JSON body of the answer; fixed for each case, it never contains token bytes.
+    pub fn body(&self) -> String {
+        self.rejection.body()
+    }
 }
 
 impl IntoResponse for AuthRejection {

@@ -337,3 +337,24 @@ fn required_scope_is_parsed_once() {
     assert!(std::ptr::eq(*a, *b));
     assert_eq!(a.to_string(), InvoicesRead::SCOPE);
 }
+
+/// `Authorized`'s rejection says its status and body too, and becomes exactly that response.
+#[tokio::test]
+async fn the_authorized_rejection_has_its_status_and_body() {
+    use axum::extract::FromRequestParts as _;
+    let (_, state) = setup();
+    let (mut parts, ()) = Request::builder()
+        .uri("/projects/1")
+        .header(AUTHORIZATION, "Bearer v4.public.nope")
+        .body(())
+        .unwrap()
+        .into_parts();
+    let rejection = Authorized::from_request_parts(&mut parts, &state)
+        .await
+        .unwrap_err();
+    assert_eq!(rejection.status(), StatusCode::UNAUTHORIZED);
+    let body = r#"{"error":"invalid_token","error_description":"the token is malformed"}"#;
+    assert_eq!(rejection.body(), body);
+    let (s, _, b) = read(axum::response::IntoResponse::into_response(rejection)).await;
+    assert_eq!((s, b.as_str()), (StatusCode::UNAUTHORIZED, body));
+}
