@@ -51,6 +51,8 @@ enum Parts {
 /// # Security
 /// The result is attacker-controlled data. Do not authorize anything with it.
 pub fn decode_unverified(token: &str) -> Result<UnverifiedToken, VerifyError> {
+    // The one length check; the decoders rely on it.
+    paseto::check_length(token)?;
     #[cfg(feature = "jwt")]
     if crate::token::jwt::routes_to_jwt(token) {
         let decoded = crate::token::jwt::decode(token)?;

@@ -236,10 +236,9 @@ pub(crate) fn check_length(token: &str) -> Result<(), VerifyError> {
     Ok(())
 }
 
-/// Checks the length and header, splits the token and decodes its parts. Nothing returned is
-/// authenticated yet.
+/// Checks the header, splits the token and decodes its parts. The caller has checked the
+/// length ([`check_length`]). Nothing returned is authenticated yet.
 pub(crate) fn decode(token: &str) -> Result<Decoded, VerifyError> {
-    check_length(token)?;
     let Some(rest) = token.strip_prefix(HEADER) else {
         return Err(unsupported(token));
     };
@@ -337,6 +336,7 @@ pub fn verify(
     footer: &[u8],
     implicit_assertion: &[u8],
 ) -> Result<Vec<u8>, VerifyError> {
+    check_length(token)?;
     let mut decoded = decode(token)?;
     let same_footer =
         decoded.footer().len() == footer.len() && bool::from(decoded.footer().ct_eq(footer));

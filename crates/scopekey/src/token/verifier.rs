@@ -388,12 +388,12 @@ impl Verifier {
         unix_now: i64,
         cache: Option<&GrantCache>,
     ) -> Result<Arc<Verified>, Refusal> {
+        // Before anything else, whatever the format, and the only length check on the way:
+        // the decoders below rely on it.
+        paseto::check_length(token).map_err(|e| (e, None))?;
         // Read before the key snapshot: an entry is never tagged newer than its keys.
         let ring_version = self.keys.version();
-        if token.len() <= paseto::MAX_TOKEN_LEN
-            && let Some(verified) =
-                cache.and_then(|c| c.get(token, self.id, ring_version, unix_now))
-        {
+        if let Some(verified) = cache.and_then(|c| c.get(token, self.id, ring_version, unix_now)) {
             // A hit skips the signature and parsing; everything that can change since is
             // checked again.
             let checked = self
@@ -440,8 +440,7 @@ impl Verifier {
         token: &str,
         unix_now: i64,
     ) -> Result<(Claims, KeyId, Option<time::OffsetDateTime>), Refusal> {
-        // Before anything else, whatever the format.
-        paseto::check_length(token).map_err(|e| (e, None))?;
+        // The length was checked by `check`, before the cache.
         #[cfg(feature = "jwt")]
         if crate::token::jwt::routes_to_jwt(token) {
             return self.check_signed_jwt(token, unix_now);
