@@ -126,7 +126,14 @@ required_scope!(
 pub(crate) fn app(verifier: Arc<Verifier>, revocations: Arc<dyn Revoker>) -> Router {
     // `REALM` is a valid realm literal.
     let realm = Realm::new(REALM).unwrap_or_else(|_| unreachable!());
-    let auth = AuthState::new(verifier, realm.clone()).describe_requests_with(describe);
+    let auth = AuthState::new(verifier, realm.clone())
+        .describe_requests_with(describe)
+        .client_address_with(|parts| {
+            parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip())
+        });
     let state = AppState {
         auth: auth.clone(),
         revocations,

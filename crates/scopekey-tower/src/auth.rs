@@ -1,6 +1,8 @@
 //! [`AuthLayer`]: verifies the bearer token on the way in.
 
-use crate::context::{DescribeRequest, context_for, describe_request};
+use crate::context::{
+    DescribeRequest, PeerAddress, client_address, context_for, describe_request, peer_address,
+};
 use crate::future::ResponseFuture;
 use crate::rejection::{Realm, Rejection, bearer_token};
 use http::{Request, Response};
@@ -23,6 +25,8 @@ pub struct AuthState {
     realm: Realm,
     cache: Option<Arc<GrantCache>>,
     describe: DescribeRequest,
+    peer: PeerAddress,
+    trusted_proxies: usize,
 }
 
 impl AuthState {
@@ -38,7 +42,30 @@ impl AuthState {
             realm,
             cache,
             describe: describe_request,
+            peer: peer_address,
+            trusted_proxies: 0,
         }
+    }
+
+    /// Finds the connection's peer address with `peer` instead of [`peer_address`] (which
+    /// reads a `SocketAddr` extension): for axum, read its `ConnectInfo<SocketAddr>`.
+    pub fn client_address_with(mut self, peer: PeerAddress) -> Self {
+        self.peer = peer;
+        self
+    }
+
+    /// Trusts `hops` reverse proxies in front of the service (default 0): the client address
+    /// for network caveats and the audit trail is then the `hops`-th `X-Forwarded-For` entry
+    /// from the right, the one the outermost trusted proxy wrote. Set it to exactly the number
+    /// of proxies you run: one too many lets a client choose its own address.
+    ///
+    /// # Security
+    /// With 0 (the default) forwarded headers are never read, so no client can claim an
+    /// address. A request with fewer entries than `hops` has no trustworthy client address,
+    /// and a network-limited token is refused.
+    pub fn trusted_proxies(mut self, hops: usize) -> Self {
+        self.trusted_proxies = hops;
+        self
     }
 
     /// Describes requests for the audit trail with `describe` instead of
@@ -120,7 +147,10 @@ impl AuthState {
     /// an audit trail, the events of this request (and of the grant's
     /// [`authorize`](Grant::authorize) calls) carry its description (see
     /// [`describe_requests_with`](Self::describe_requests_with)), and a request without a
-    /// usable `x-request-id` gets one.
+    /// usable `x-request-id` gets one. The client address (see
+    /// [`client_address_with`](Self::client_address_with) and
+    /// [`trusted_proxies`](Self::trusted_proxies)) is what a network-limited token is checked
+    /// against; [`authenticate`](Self::authenticate), which has only headers, refuses such tokens.
     ///
     /// # Errors
     /// The [`Rejection`] to answer with.
@@ -128,15 +158,22 @@ impl AuthState {
         &self,
         parts: &mut http::request::Parts,
     ) -> Result<Grant, Rejection> {
-        if !self.verifier.records_audit() {
-            return self.authenticate(&mut parts.headers);
-        }
         mark_sensitive(&mut parts.headers);
-        let context = context_for(parts, self.describe);
-        let token = bearer_token(&parts.headers)?;
-        self.verifier
-            .verify_for_request(token, self.cache.as_deref(), context)
-            .map_err(|e| Rejection::from_verify_error(&e))
+        let client = client_address(parts, self.peer, self.trusted_proxies);
+        let result = if self.verifier.records_audit() {
+            let mut context = context_for(parts, self.describe);
+            if let Some(ip) = client {
+                context = context.client(ip);
+            }
+            let token = bearer_token(&parts.headers)?;
+            self.verifier
+                .verify_for_request(token, self.cache.as_deref(), context)
+        } else {
+            let token = bearer_token(&parts.headers)?;
+            self.verifier
+                .verify_from(token, self.cache.as_deref(), client)
+        };
+        result.map_err(|e| Rejection::from_verify_error(&e))
     }
 }
 

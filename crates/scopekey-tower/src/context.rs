@@ -2,11 +2,59 @@
 
 use http::request::Parts;
 use scopekey::audit::RequestContext;
+use std::net::IpAddr;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The header a request id is read from (and written to, when the layer makes one).
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Finds the address of the peer that sent a request (the connection's remote address), for
+/// network caveats and the audit trail. The default, [`peer_address`], reads a
+/// [`std::net::SocketAddr`] in the request's extensions; replace it with
+/// [`AuthState::client_address_with`](crate::AuthState::client_address_with) (axum's
+/// `ConnectInfo`, for example).
+pub type PeerAddress = fn(&Parts) -> Option<IpAddr>;
+
+/// The default [`PeerAddress`]: a [`std::net::SocketAddr`] in the request's extensions.
+pub fn peer_address(parts: &Parts) -> Option<IpAddr> {
+    parts
+        .extensions
+        .get::<std::net::SocketAddr>()
+        .map(std::net::SocketAddr::ip)
+}
+
+/// The most `X-Forwarded-For` entries read.
+const MAX_FORWARDED: usize = 32;
+
+/// The client's address: the peer's, or, behind `trusted_proxies` proxies that each append the
+/// address they received from to `X-Forwarded-For`, the entry the outermost trusted proxy
+/// wrote (the `trusted_proxies`-th from the right). `None` when the peer is unknown, or the
+/// header has fewer entries than trusted hops, or that entry is not an address: a caveat
+/// that needs the client then fails closed.
+pub(crate) fn client_address(
+    parts: &Parts,
+    peer: PeerAddress,
+    trusted_proxies: usize,
+) -> Option<IpAddr> {
+    let peer = peer(parts)?;
+    if trusted_proxies == 0 {
+        return Some(peer);
+    }
+    // Every header line, in order, as one list; bounded, so a flood of entries costs nothing.
+    let mut hops: Vec<&str> = Vec::new();
+    for value in parts.headers.get_all("x-forwarded-for") {
+        let text = value.to_str().ok()?;
+        for hop in text.split(',') {
+            if hops.len() == MAX_FORWARDED {
+                return None;
+            }
+            hops.push(hop.trim());
+        }
+    }
+    let at = hops.len().checked_sub(trusted_proxies)?;
+    hops.get(at)?.parse().ok()
+}
 
 /// Describes a request for its audit events. The default is [`describe_request`]; replace it
 /// with [`AuthState::describe_requests_with`](crate::AuthState::describe_requests_with) to add

@@ -63,7 +63,9 @@ mod rejection;
 mod require;
 
 pub use auth::{Auth, AuthLayer, AuthState};
-pub use context::{DescribeRequest, REQUEST_ID_HEADER, describe_request};
+pub use context::{
+    DescribeRequest, PeerAddress, REQUEST_ID_HEADER, describe_request, peer_address,
+};
 pub use future::ResponseFuture;
 pub use rejection::{InvalidRealm, Realm, Rejection, bearer_token};
 pub use require::{RequireScope, RequireScopeLayer};

@@ -137,6 +137,7 @@ impl Rejection {
                 VerifyErrorKind::UnknownKey | VerifyErrorKind::BadSignature => {
                     "the token signature is not valid here"
                 }
+                VerifyErrorKind::NetworkNotAllowed => "the token may not be used from this network",
                 _ => "the token is malformed",
             },
             Self::InsufficientScope(_) => "the token does not grant the required scope",

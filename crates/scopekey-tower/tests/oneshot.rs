@@ -412,3 +412,149 @@ fn request_descriptions_are_bounded() {
     let c = scopekey::audit::RequestContext::new("GET\n", "/a\u{1b}[31m");
     assert_eq!((c.method.as_str(), c.path.as_str()), ("GET?", "/a?[31m"));
 }
+
+/// One request through the layer: its status and challenge.
+async fn call(
+    state: AuthState,
+    token: String,
+    peer: Option<&str>,
+    xff: &[&str],
+) -> (StatusCode, String) {
+    let service = ServiceBuilder::new()
+        .layer(AuthLayer::new(state))
+        .service(service_fn(|_req: Request<String>| async {
+            Ok::<_, Infallible>(Response::new(String::new()))
+        }));
+    let mut req = Request::builder().header(AUTHORIZATION, format!("Bearer {token}"));
+    for x in xff {
+        req = req.header("x-forwarded-for", *x);
+    }
+    let mut req = req.body(String::new()).unwrap();
+    if let Some(p) = peer {
+        req.extensions_mut()
+            .insert(p.parse::<std::net::SocketAddr>().unwrap());
+    }
+    let r = service.oneshot(req).await.unwrap();
+    let challenge = r
+        .headers()
+        .get(WWW_AUTHENTICATE)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (r.status(), challenge)
+}
+
+/// A token limited to client networks works from inside them only: the client is the peer,
+/// or behind N trusted proxies the N-th `X-Forwarded-For` entry from the right; with no
+/// trustworthy address the token is refused (fail closed), and unlimited tokens are unaffected.
+#[tokio::test]
+async fn network_limited_tokens_work_only_from_their_networks() {
+    let f = fixture();
+    let limited = f
+        .issuer
+        .issue(
+            &TokenRequest::new("svc", AUD, "billing:read".parse().unwrap()).allow_networks([
+                "203.0.113.0/24".parse().unwrap(),
+                "2001:db8::/32".parse().unwrap(),
+            ]),
+        )
+        .unwrap();
+    let limited = limited.token().as_str().to_owned();
+    let (plain, _) = f.token("billing:read");
+    let direct = f.state.clone();
+    let ok = StatusCode::OK;
+    let no = StatusCode::UNAUTHORIZED;
+    // No proxies: the peer is the client; forwarded headers are ignored.
+    assert_eq!(
+        call(
+            direct.clone(),
+            limited.clone(),
+            Some("203.0.113.9:4000"),
+            &[]
+        )
+        .await
+        .0,
+        ok
+    );
+    assert_eq!(
+        call(
+            direct.clone(),
+            limited.clone(),
+            Some("[2001:db8::7]:4000"),
+            &[]
+        )
+        .await
+        .0,
+        ok
+    );
+    assert_eq!(
+        call(
+            direct.clone(),
+            limited.clone(),
+            Some("[::ffff:203.0.113.9]:4000"),
+            &[]
+        )
+        .await
+        .0,
+        ok
+    );
+    let (status, challenge) = call(
+        direct.clone(),
+        limited.clone(),
+        Some("198.51.100.1:4000"),
+        &["203.0.113.9"],
+    )
+    .await;
+    assert_eq!(status, no);
+    assert!(
+        challenge.contains("may not be used from this network"),
+        "{challenge}"
+    );
+    assert_eq!(call(direct.clone(), limited.clone(), None, &[]).await.0, no);
+    assert_eq!(call(direct.clone(), plain.clone(), None, &[]).await.0, ok);
+    // One trusted proxy: the rightmost entry is the client; what the client wrote before it is not.
+    let one = f.state.clone().trusted_proxies(1);
+    let proxy = Some("10.0.0.2:4000");
+    assert_eq!(
+        call(one.clone(), limited.clone(), proxy, &["203.0.113.9"])
+            .await
+            .0,
+        ok
+    );
+    assert_eq!(
+        call(
+            one.clone(),
+            limited.clone(),
+            proxy,
+            &["203.0.113.9, 198.51.100.1"]
+        )
+        .await
+        .0,
+        no
+    );
+    assert_eq!(call(one.clone(), limited.clone(), proxy, &[]).await.0, no);
+    // Two: the second from the right, across header lines.
+    let two = f.state.clone().trusted_proxies(2);
+    assert_eq!(
+        call(
+            two.clone(),
+            limited.clone(),
+            proxy,
+            &["198.51.100.1, 203.0.113.9", "10.0.0.1"]
+        )
+        .await
+        .0,
+        ok
+    );
+    assert_eq!(
+        call(two.clone(), limited.clone(), proxy, &["203.0.113.9"])
+            .await
+            .0,
+        no
+    );
+    assert_eq!(
+        call(two, limited, proxy, &["not-an-address, 10.0.0.1"])
+            .await
+            .0,
+        no
+    );
+}

@@ -118,6 +118,7 @@ pub use token::issuer::{
     BearerToken, DEFAULT_MAX_TTL, DEFAULT_TTL, IssueError, IssueErrorKind, Issuer, Minted,
     TokenFormat, TokenRequest, UnknownFormat, UnknownFormatKind,
 };
+pub use token::network::{InvalidNetwork, InvalidNetworkKind, MAX_NETWORKS, Network};
 pub use token::verifier::{
     ConfigError, ConfigErrorKind, DEFAULT_LEEWAY, MAX_FOOTER_LEN, MAX_LEEWAY, Verifier,
     VerifierConfig,

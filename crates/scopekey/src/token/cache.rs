@@ -109,6 +109,8 @@ impl GrantCacheConfig {
 pub(crate) struct Verified {
     pub(crate) claims: Claims,
     pub(crate) key_id: KeyId,
+    /// The client networks of its `net` claim, parsed once; `None` for an unlimited token.
+    pub(crate) networks: Option<Box<[crate::token::network::Network]>>,
 }
 
 /// Holds the token text: no `Debug`, so no formatting of the cache can print it.

@@ -49,6 +49,9 @@ pub enum VerifyErrorKind {
     RevocationStale,
     /// The audit sink could not record the decision; refused to fail closed.
     AuditUnavailable,
+    /// The token is limited to client networks (claim `net`) and the request came from outside
+    /// them, or from an address the verifier could not establish (fail closed).
+    NetworkNotAllowed,
 }
 
 impl VerifyErrorKind {
@@ -72,6 +75,7 @@ impl VerifyErrorKind {
             Self::Revoked => "revoked",
             Self::RevocationStale => "revocation_stale",
             Self::AuditUnavailable => "audit_unavailable",
+            Self::NetworkNotAllowed => "network_not_allowed",
         }
     }
 }
@@ -167,7 +171,7 @@ mod tests {
     use super::VerifyErrorKind;
 
     /// Every kind, in declaration order.
-    const ALL: [VerifyErrorKind; 17] = [
+    const ALL: [VerifyErrorKind; 18] = [
         VerifyErrorKind::Oversized,
         VerifyErrorKind::Malformed,
         VerifyErrorKind::UnsupportedFormat,
@@ -185,6 +189,7 @@ mod tests {
         VerifyErrorKind::Revoked,
         VerifyErrorKind::RevocationStale,
         VerifyErrorKind::AuditUnavailable,
+        VerifyErrorKind::NetworkNotAllowed,
     ];
 
     /// Fails to compile when a kind is added, until [`ALL`] (and so the guides' check) has it.
@@ -207,6 +212,7 @@ mod tests {
             VerifyErrorKind::Revoked => 14,
             VerifyErrorKind::RevocationStale => 15,
             VerifyErrorKind::AuditUnavailable => 16,
+            VerifyErrorKind::NetworkNotAllowed => 17,
         }
     }
 

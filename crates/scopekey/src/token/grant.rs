@@ -51,6 +51,7 @@ impl Grant {
             verified: Arc::new(Verified {
                 claims,
                 key_id: crate::KeyId::of_key_bytes(&[0; 32]),
+                networks: None,
             }),
             audit: None,
             request: None,

@@ -6,6 +6,7 @@ use crate::scope::{Scope, ScopeSet};
 use crate::token::audit::{AuditEvent, AuditSink};
 use crate::token::claims::{Claims, Environment, FamilyId, TokenId, TokenType, check_text};
 use crate::token::inventory::{Inventory, TokenRecord};
+use crate::token::network::{MAX_NETWORKS, NETWORK_CLAIM, Network};
 use crate::token::paseto;
 use serde_json::Map;
 use std::fmt;
@@ -135,6 +136,7 @@ pub struct TokenRequest {
     family: Option<FamilyId>,
     allow_broad: bool,
     pub(crate) escalate: bool,
+    networks: Vec<Network>,
 }
 
 impl TokenRequest {
@@ -150,6 +152,7 @@ impl TokenRequest {
             family: None,
             allow_broad: false,
             escalate: false,
+            networks: Vec::new(),
         }
     }
 
@@ -192,6 +195,14 @@ impl TokenRequest {
     /// only for the consumer and resource that needs it, with a short lifetime.
     pub fn escalate(mut self) -> Self {
         self.escalate = true;
+        self
+    }
+
+    /// Limits the token to clients in `networks` (claim `net`): a verifier refuses it from any
+    /// other address, and from a request whose client address it cannot establish. At most
+    /// [`MAX_NETWORKS`](crate::MAX_NETWORKS).
+    pub fn allow_networks(mut self, networks: impl IntoIterator<Item = Network>) -> Self {
+        self.networks.extend(networks);
         self
     }
 
@@ -442,6 +453,18 @@ impl Issuer {
                 ),
             ));
         }
+        if r.networks.len() > MAX_NETWORKS {
+            return Err(invalid(format!(
+                "a token may be limited to at most {MAX_NETWORKS} networks"
+            )));
+        }
+        let mut other = Map::new();
+        if !r.networks.is_empty() {
+            let mut nets: Vec<String> = r.networks.iter().map(ToString::to_string).collect();
+            nets.sort();
+            nets.dedup();
+            other.insert(NETWORK_CLAIM.to_owned(), serde_json::json!(nets));
+        }
         let ttl = r.ttl.unwrap_or(self.default_ttl);
         if ttl.as_secs() == 0 || ttl > max_ttl {
             return Err(IssueError::new(
@@ -481,7 +504,7 @@ impl Issuer {
             owner: r.owner.clone(),
             purpose: r.purpose.clone(),
             family: r.family.clone(),
-            other: Map::new(),
+            other,
         })
     }
 }

@@ -18,6 +18,7 @@ pub(crate) mod inventory;
 pub(crate) mod issuer;
 #[cfg(feature = "jwt")]
 pub mod jwt;
+pub(crate) mod network;
 pub mod paseto;
 pub(crate) mod revocation;
 pub(crate) mod verifier;

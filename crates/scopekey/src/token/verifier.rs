@@ -13,6 +13,7 @@ use crate::token::inventory::Inventory;
 use crate::token::issuer::DEFAULT_MAX_TTL;
 use crate::token::paseto;
 use crate::token::revocation::{RevocationCheck, RevocationStatus, TokenFacts};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -278,7 +279,7 @@ impl Verifier {
     /// Nothing in the token is trusted before its signature verifies except the key id, which
     /// only selects a key from the configured set.
     pub fn verify(&self, token: &str) -> Result<Grant, VerifyError> {
-        self.verify_inner(token, self.cache.as_ref(), None)
+        self.verify_inner(token, self.cache.as_ref(), None, None)
     }
 
     /// Verifies a token like [`verify`](Self::verify), through `cache` (which may be shared
@@ -288,7 +289,7 @@ impl Verifier {
     /// # Errors
     /// As [`verify`](Self::verify).
     pub fn verify_cached(&self, token: &str, cache: &GrantCache) -> Result<Grant, VerifyError> {
-        self.verify_inner(token, Some(cache), None)
+        self.verify_inner(token, Some(cache), None, None)
     }
 
     /// Verifies a token made for `request`, through `cache` (or the verifier's own cache when
@@ -309,8 +310,27 @@ impl Verifier {
         self.verify_inner(
             token,
             cache.or(self.cache.as_ref()),
+            None,
             Some(Arc::new(request)),
         )
+    }
+
+    /// Verifies a token presented by `client` (the request's client address, when the caller
+    /// knows it), through `cache` (or the verifier's own cache when `None`): a token limited to
+    /// client networks (claim `net`) is accepted only from inside them, and refused when
+    /// `client` is `None`. [`verify`](Self::verify) knows no client, so it refuses every
+    /// network-limited token; HTTP layers call this (or
+    /// [`verify_for_request`](Self::verify_for_request), whose context carries the client).
+    ///
+    /// # Errors
+    /// As [`verify`](Self::verify), and [`VerifyErrorKind::NetworkNotAllowed`].
+    pub fn verify_from(
+        &self,
+        token: &str,
+        cache: Option<&GrantCache>,
+        client: Option<IpAddr>,
+    ) -> Result<Grant, VerifyError> {
+        self.verify_inner(token, cache.or(self.cache.as_ref()), client, None)
     }
 
     /// Whether this verifier records decisions in an audit trail.
@@ -322,10 +342,12 @@ impl Verifier {
         &self,
         token: &str,
         cache: Option<&GrantCache>,
+        client: Option<IpAddr>,
         request: Option<Arc<RequestContext>>,
     ) -> Result<Grant, VerifyError> {
         let unix_now = self.config.clock.now_unix();
-        let result = self.check(token, unix_now, cache);
+        let client = request.as_ref().and_then(|r| r.client).or(client);
+        let result = self.check(token, unix_now, cache, client);
         if self.audit.is_none() && self.inventory.is_none() {
             // Nothing to record: skip building a calendar date (the cached path's largest cost).
             return match result {
@@ -381,8 +403,46 @@ impl Verifier {
         }
     }
 
-    /// Everything but the audit trail. On failure, the claims if the signature had verified.
+    /// Everything but the audit trail, for a request from `client` (when known). On failure,
+    /// the claims if the signature had verified.
     fn check(
+        &self,
+        token: &str,
+        unix_now: i64,
+        cache: Option<&GrantCache>,
+        client: Option<IpAddr>,
+    ) -> Result<Arc<Verified>, Refusal> {
+        let verified = self.check_token(token, unix_now, cache)?;
+        // On every request, cached or not: the token stays valid elsewhere, so a refusal here
+        // leaves the cache alone.
+        if let Some(networks) = &verified.networks {
+            let refuse = |why: String| {
+                Err((
+                    VerifyError::new(VerifyErrorKind::NetworkNotAllowed, why),
+                    Some(Box::new(verified.claims.clone())),
+                ))
+            };
+            match client {
+                None => {
+                    return refuse(
+                        "the token is limited to client networks and the request's client \
+                         address is not known (configure how the service finds it)"
+                            .into(),
+                    );
+                }
+                Some(ip) if !networks.iter().any(|n| n.contains(ip)) => {
+                    return refuse(format!(
+                        "the token may not be used from {ip}: it is limited to other networks"
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(verified)
+    }
+
+    /// The token's own checks (signature or cache, claims, revocation).
+    fn check_token(
         &self,
         token: &str,
         unix_now: i64,
@@ -419,7 +479,18 @@ impl Verifier {
         let leeway = i64::try_from(self.config.leeway.as_secs()).unwrap_or(0);
         let valid_until = (claims.expires_at.unix_timestamp() + leeway)
             .min(retire_at.map_or(i64::MAX, |t| t.unix_timestamp()));
-        let verified = Arc::new(Verified { claims, key_id });
+        let networks = match crate::token::network::networks_of(&claims.other) {
+            Ok(n) => n,
+            Err(why) => {
+                let e = VerifyError::new(VerifyErrorKind::InvalidClaims, why);
+                return Err((e, Some(Box::new(claims))));
+            }
+        };
+        let verified = Arc::new(Verified {
+            claims,
+            key_id,
+            networks,
+        });
         if let Some(c) = cache {
             c.insert(
                 token,
