@@ -75,3 +75,30 @@ fn too_many_networks_are_refused_at_issue() {
         .unwrap_err();
     assert_eq!(e.kind(), IssueErrorKind::InvalidClaim);
 }
+
+/// A refresh family of network-limited tokens could never be exchanged (the exchange knows no
+/// client), so it is refused when it would start, and nothing is minted.
+#[test]
+fn a_network_limited_request_cannot_start_a_refresh_family() {
+    use scopekey::refresh::{MemoryFamilies, RefreshErrorKind, Refresher};
+    use scopekey::revocation::RevocationList;
+    use std::sync::Arc;
+    let key = SigningKey::generate().unwrap();
+    let keys = KeySet::single(key.public_key().clone());
+    let issuer = Issuer::new(key, ISS, "production".parse().unwrap()).unwrap();
+    let refresher = Refresher::new(
+        issuer,
+        AUD,
+        keys,
+        Arc::new(RevocationList::new()),
+        Arc::new(MemoryFamilies::new()),
+    )
+    .unwrap();
+    let e = refresher
+        .start(
+            &TokenRequest::new("ci", AUD, "projects:read".parse().unwrap())
+                .allow_networks(["192.0.2.0/24".parse::<Network>().unwrap()]),
+        )
+        .unwrap_err();
+    assert_eq!(e.kind(), RefreshErrorKind::Issue, "{e}");
+}

@@ -421,6 +421,15 @@ impl Refresher {
     /// [`RefreshErrorKind::Issue`] when the request is refused (see [`Issuer::issue`]),
     /// [`RefreshErrorKind::Unavailable`] when the family cannot be recorded.
     pub fn start(&self, request: &TokenRequest) -> Result<TokenPair, RefreshError> {
+        if !request.networks.is_empty() {
+            // A refresh exchange has no client address to check a caveat against, so the
+            // family could never be exchanged: refuse it up front rather than mint it.
+            return Err(RefreshError::new(
+                RefreshErrorKind::Issue,
+                "network-limited tokens cannot start a refresh family yet (the exchange has no \
+                 client address to check): mint them with Issuer::issue",
+            ));
+        }
         let family = FamilyId::generate().map_err(|e| {
             RefreshError::new(RefreshErrorKind::Unavailable, format!("no family id: {e}"))
         })?;

@@ -136,7 +136,7 @@ pub struct TokenRequest {
     family: Option<FamilyId>,
     allow_broad: bool,
     pub(crate) escalate: bool,
-    networks: Vec<Network>,
+    pub(crate) networks: Vec<Network>,
 }
 
 impl TokenRequest {
