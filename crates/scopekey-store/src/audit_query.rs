@@ -154,8 +154,8 @@ impl AuditQuery {
                     let mut revoked =
                         vec![String::from("body LIKE '%\"target\":\"issued_before\"%'")];
                     if let Some(f) = &c.family {
-                        let p = param(format!("%\"fam\":\"{f}\"%"), &mut params);
-                        revoked.push(format!("body LIKE {p}"));
+                        let p = param(format!("%\"fam\":\"{}\"%", like_literal(f)), &mut params);
+                        revoked.push(format!("body LIKE {p} ESCAPE '\\'"));
                     }
                     if let Some(s) = &c.subject {
                         let p = param(s.clone(), &mut params);
@@ -164,9 +164,9 @@ impl AuditQuery {
                         ));
                     }
                     if let Some(k) = &c.key {
-                        let p = param(format!("%\"kid\":\"{k}\"%"), &mut params);
+                        let p = param(format!("%\"kid\":\"{}\"%", like_literal(k)), &mut params);
                         revoked.push(format!(
-                            "(body LIKE {p} AND body LIKE '%\"target\":\"key\"%')"
+                            "(body LIKE {p} ESCAPE '\\' AND body LIKE '%\"target\":\"key\"%')"
                         ));
                     }
                     alternatives.push(format!(
@@ -181,6 +181,19 @@ impl AuditQuery {
         sql.push_str(&format!(" ORDER BY id LIMIT ${limit}"));
         (sql, params)
     }
+}
+
+/// `text` matched literally inside a `LIKE … ESCAPE '\'` pattern: ids are base64url, whose `_`
+/// would otherwise match any character.
+fn like_literal(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` of `t` in UTC.
@@ -215,6 +228,11 @@ mod tests {
             assert!(sql.contains(&format!("${n}")), "{sql} lacks ${n}");
         }
         assert!(sql.ends_with("LIMIT $6"), "{sql}");
+    }
+
+    #[test]
+    fn like_patterns_match_ids_literally() {
+        assert_eq!(like_literal("a_b%c\\d"), "a\\_b\\%c\\\\d");
     }
 
     #[test]
