@@ -64,6 +64,7 @@ pub use audit_query::{AuditQuery, MAX_AUDIT_PAGE};
 pub use replica::{Replica, ReplicaOptions};
 pub use sinks::{StoreAuditSink, StoreFamilies, StoreInventory};
 pub use store::Store;
+pub use tables::clients::{CLIENT_SECRET_PREFIX, ClientSecret, MAX_CLIENT_SECRET_LEN, SecretCheck};
 
 use std::fmt;
 
@@ -86,6 +87,8 @@ pub enum StoreErrorKind {
     Runtime,
     /// The input was refused before reaching the database.
     InvalidInput,
+    /// The operation names a consumer that is not registered.
+    UnknownConsumer,
 }
 
 /// A store operation that failed.

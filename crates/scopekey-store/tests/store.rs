@@ -10,8 +10,13 @@ use scopekey::refresh::{RefreshErrorKind, Refresher};
 use scopekey::revocation::{
     RevocationCheck, RevocationStatus, RevocationTarget, Revoker, TokenFacts,
 };
-use scopekey::{Issuer, KeyId, SigningKey, TokenId, TokenRequest, VerifierConfig, VerifyErrorKind};
-use scopekey_store::{Replica, ReplicaOptions, Store, StoreErrorKind};
+use scopekey::{
+    Issuer, KeyId, PublicKey, SigningKey, TokenId, TokenRequest, VerifierConfig, VerifyErrorKind,
+};
+use scopekey_store::{
+    CLIENT_SECRET_PREFIX, MAX_CLIENT_SECRET_LEN, Replica, ReplicaOptions, SecretCheck, Store,
+    StoreErrorKind,
+};
 use sqlx::Connection as _;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
@@ -61,6 +66,21 @@ impl TestDb {
                 sqlx::raw_sql(&sql).execute(&mut c).await.unwrap();
             }
         });
+    }
+
+    /// The first column of the first row `sql` returns, as text.
+    fn fetch_text(&self, sql: &str) -> String {
+        let url = self.url();
+        let sql = sql.to_owned();
+        runtime().block_on(async move {
+            if url.starts_with("sqlite") {
+                let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::query_scalar(&sql).fetch_one(&mut c).await.unwrap()
+            } else {
+                let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+                sqlx::query_scalar(&sql).fetch_one(&mut c).await.unwrap()
+            }
+        })
     }
 
     /// Runs raw SQL on the PostgreSQL server from the admin database.
@@ -1325,5 +1345,112 @@ fn audit_events_filter_in_the_database_and_page_by_id() {
         );
         // A hostile filter value is a value, not SQL.
         assert_eq!(count(AuditQuery::new().subject("x' OR '1'='1")), 0);
+    }
+}
+
+#[test]
+fn client_secrets_rotate_verify_and_are_never_stored() {
+    for db in backends("client_secrets") {
+        let store = Store::open(&db.url()).unwrap();
+        let ci = scopekey::consumer::Consumer::new(
+            "ci",
+            "team",
+            "deploys",
+            "production".parse().unwrap(),
+            "a:read".parse().unwrap(),
+        )
+        .unwrap();
+        store.add_consumer(&ci).unwrap();
+        // An unknown consumer has no secret to rotate, and no secret of its matches.
+        let e = store.rotate_client_secret("nobody").unwrap_err();
+        assert_eq!(e.kind(), StoreErrorKind::UnknownConsumer, "{e}");
+        assert_eq!(
+            store.verify_client_secret("nobody", "sks_x").unwrap(),
+            SecretCheck::Refused
+        );
+        // A registered consumer without a secret yet: refused.
+        assert_eq!(
+            store.verify_client_secret("ci", "").unwrap(),
+            SecretCheck::Refused
+        );
+        let first = store.rotate_client_secret("ci").unwrap();
+        assert_eq!(first.client_id(), "ci");
+        assert!(first.expose_secret().starts_with(CLIENT_SECRET_PREFIX));
+        assert_eq!(first.expose_secret().len(), 4 + 43);
+        assert!(!format!("{first:?}").contains(first.expose_secret()));
+        assert_eq!(
+            store
+                .verify_client_secret("ci", first.expose_secret())
+                .unwrap(),
+            SecretCheck::Matches
+        );
+        // Near misses: one character off, a prefix, another consumer's name, oversized.
+        let mut off = first.expose_secret().to_owned();
+        let last = off.pop().unwrap();
+        off.push(if last == 'A' { 'B' } else { 'A' });
+        for wrong in [
+            off.as_str(),
+            &first.expose_secret()[..20],
+            "",
+            &"x".repeat(MAX_CLIENT_SECRET_LEN + 1),
+        ] {
+            assert_eq!(
+                store.verify_client_secret("ci", wrong).unwrap(),
+                SecretCheck::Refused,
+                "{wrong:?}"
+            );
+        }
+        // Rotation replaces: the old secret stops working at once.
+        let second = store.rotate_client_secret("ci").unwrap();
+        assert_ne!(first.expose_secret(), second.expose_secret());
+        assert_eq!(
+            store
+                .verify_client_secret("ci", first.expose_secret())
+                .unwrap(),
+            SecretCheck::Refused
+        );
+        assert_eq!(
+            store
+                .verify_client_secret("ci", second.expose_secret())
+                .unwrap(),
+            SecretCheck::Matches
+        );
+        // Only a salted argon2id hash is stored, never the secret.
+        let stored = db.fetch_text(
+            "SELECT secret_hash FROM scopekey_client_credentials WHERE consumer = 'ci'",
+        );
+        assert!(
+            stored.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{stored}"
+        );
+        assert!(!stored.contains(&second.expose_secret()[4..]));
+        // A client key registers beside the secret, which keeps working.
+        assert_eq!(store.client_key("ci").unwrap(), None);
+        let key = SigningKey::generate().unwrap();
+        store.register_client_key("ci", key.public_key()).unwrap();
+        assert_eq!(
+            store
+                .client_key("ci")
+                .unwrap()
+                .as_ref()
+                .map(PublicKey::key_id),
+            Some(key.key_id())
+        );
+        assert_eq!(
+            store
+                .verify_client_secret("ci", second.expose_secret())
+                .unwrap(),
+            SecretCheck::Matches
+        );
+        let e = store
+            .register_client_key("nobody", key.public_key())
+            .unwrap_err();
+        assert_eq!(e.kind(), StoreErrorKind::UnknownConsumer);
+        // A corrupt hash is an error, never a match.
+        db.exec("UPDATE scopekey_client_credentials SET secret_hash = 'not a hash'");
+        let e = store
+            .verify_client_secret("ci", second.expose_secret())
+            .unwrap_err();
+        assert_eq!(e.kind(), StoreErrorKind::Corrupt);
     }
 }

@@ -17,6 +17,10 @@ const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/sqlite/0003_sequence_and_family_start.sql"),
     ),
+    (
+        4,
+        include_str!("../../migrations/sqlite/0004_client_credentials.sql"),
+    ),
 ];
 const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
@@ -27,6 +31,10 @@ const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (
         3,
         include_str!("../../migrations/postgres/0003_sequence_and_family_start.sql"),
+    ),
+    (
+        4,
+        include_str!("../../migrations/postgres/0004_client_credentials.sql"),
     ),
 ];
 

@@ -6,6 +6,7 @@
 //! `revocations`, which audits through `audit`; `keys` and `tokens` stand alone.
 
 pub(crate) mod audit;
+pub(crate) mod clients;
 pub(crate) mod consumers;
 pub(crate) mod families;
 pub(crate) mod keys;
