@@ -12,6 +12,9 @@
 //!
 //! # Either, with durable shared state (revocations, keys, inventory, audit):
 //! cargo run --example axum_service -- --demo target/scopekey-demo --store sqlite://target/scopekey-demo/state.db
+//!
+//! # Behind one reverse proxy that appends to Forwarded or X-Forwarded-For:
+//! cargo run --example axum_service -- --demo target/scopekey-demo --trusted-proxies 1
 //! ```
 //!
 //! Routes and what they need:
@@ -97,6 +100,11 @@ struct Args {
     /// Accept JWT access tokens too (by default only PASETO v4.public verifies).
     #[arg(long)]
     accept_jwt: bool,
+    /// How many reverse proxies in front of the service append the client's address to
+    /// `Forwarded` or `X-Forwarded-For`: the client checked against network caveats is the
+    /// entry the outermost of them wrote. 0 (the default): the TCP peer, headers ignored.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    trusted_proxies: usize,
     /// Demo mode: generate a key, write its public key and demo tokens to DIR, and serve.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["public_keys", "issuer", "audience", "env"])]
     demo: Option<PathBuf>,
@@ -122,8 +130,13 @@ required_scope!(
 );
 
 /// Builds the service: `verifier` must already check what `revocations` writes (and carry any
-/// audit sink).
-pub(crate) fn app(verifier: Arc<Verifier>, revocations: Arc<dyn Revoker>) -> Router {
+/// audit sink); the client is the TCP peer (axum's `ConnectInfo`), or behind
+/// `trusted_proxies` reverse proxies the address the outermost of them forwarded.
+pub(crate) fn app(
+    verifier: Arc<Verifier>,
+    revocations: Arc<dyn Revoker>,
+    trusted_proxies: usize,
+) -> Router {
     // `REALM` is a valid realm literal.
     let realm = Realm::new(REALM).unwrap_or_else(|_| unreachable!());
     let auth = AuthState::new(verifier, realm.clone())
@@ -133,7 +146,8 @@ pub(crate) fn app(verifier: Arc<Verifier>, revocations: Arc<dyn Revoker>) -> Rou
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|c| c.0.ip())
-        });
+        })
+        .trusted_proxies(trusted_proxies);
     let state = AppState {
         auth: auth.clone(),
         revocations,
@@ -158,16 +172,14 @@ pub(crate) fn app(verifier: Arc<Verifier>, revocations: Arc<dyn Revoker>) -> Rou
 }
 
 /// How a request appears in the audit trail: the route's template (`/projects/{id}`, not the
-/// id) and the peer address, which only axum knows, on top of the default description.
+/// id), which only axum knows, on top of the default description. The client is the layer's
+/// (the peer, or the one the trusted proxies forwarded).
 fn describe(parts: &axum::http::request::Parts) -> RequestContext {
-    let mut described = describe_request(parts);
-    if let Some(route) = parts.extensions.get::<MatchedPath>() {
-        described = described.path_template(route.as_str());
+    let described = describe_request(parts);
+    match parts.extensions.get::<MatchedPath>() {
+        Some(route) => described.path_template(route.as_str()),
+        None => described,
     }
-    if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
-        described = described.client(peer.ip());
-    }
-    described
 }
 
 /// The keys this service verifies with (retired ones left out), for gateways that verify JWTs
@@ -396,7 +408,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     println!("listening on http://{}", listener.local_addr()?);
     axum::serve(
         listener,
-        app(verifier, revocations).into_make_service_with_connect_info::<SocketAddr>(),
+        app(verifier, revocations, args.trusted_proxies)
+            .into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async {
         let _ = tokio::signal::ctrl_c().await;

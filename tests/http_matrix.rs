@@ -26,6 +26,12 @@ struct Server {
 }
 
 async fn start() -> Server {
+    start_behind(0).await
+}
+
+/// The example service behind `trusted_proxies` reverse proxies (the loopback client is the
+/// nearest one), served with axum's `ConnectInfo` as its `main` does.
+async fn start_behind(trusted_proxies: usize) -> Server {
     let key = SigningKey::generate().unwrap();
     let keys = KeySet::single(key.public_key().clone());
     let revocations = Arc::new(RevocationList::new());
@@ -37,8 +43,15 @@ async fn start() -> Server {
     .with_revocations(revocations.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = service::app(Arc::new(verifier), revocations.clone());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let app = service::app(Arc::new(verifier), revocations.clone(), trusted_proxies);
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .await
+        .unwrap()
+    });
     Server {
         base,
         client: Client::builder()
@@ -401,5 +414,99 @@ async fn a_posted_revocation_takes_effect_on_the_next_request() {
             StatusCode::BAD_REQUEST,
             "{bad}"
         );
+    }
+}
+
+/// A token limited to a network, through the example service: with no trusted proxy the client
+/// is the loopback peer and forwarded headers are ignored; with `--trusted-proxies 1` it is the
+/// rightmost `Forwarded` or `X-Forwarded-For` entry, and a spoofed leftmost entry, an
+/// obfuscated node or two headers that disagree give no client, so the token is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_limited_tokens_through_the_example_behind_proxies() {
+    let direct = start().await;
+    let behind = start_behind(1).await;
+    for (server, cases) in [
+        (
+            &direct,
+            &[
+                (
+                    StatusCode::UNAUTHORIZED,
+                    &[("forwarded", "for=203.0.113.9")][..],
+                ),
+                (
+                    StatusCode::UNAUTHORIZED,
+                    &[("x-forwarded-for", "203.0.113.9")],
+                ),
+            ][..],
+        ),
+        (
+            &behind,
+            &[
+                (
+                    StatusCode::OK,
+                    &[("forwarded", "for=203.0.113.9;proto=http")][..],
+                ),
+                (
+                    StatusCode::OK,
+                    &[("forwarded", "for=\"[2001:db8::1]:4711\"")],
+                ),
+                (
+                    StatusCode::OK,
+                    &[("x-forwarded-for", "198.51.100.1, 203.0.113.9")],
+                ),
+                (
+                    StatusCode::OK,
+                    &[
+                        ("forwarded", "for=203.0.113.9"),
+                        ("x-forwarded-for", "203.0.113.9"),
+                    ],
+                ),
+                (
+                    StatusCode::UNAUTHORIZED,
+                    &[("forwarded", "for=203.0.113.9, for=198.51.100.1")],
+                ),
+                (StatusCode::UNAUTHORIZED, &[("forwarded", "for=_hidden")]),
+                (
+                    StatusCode::UNAUTHORIZED,
+                    &[
+                        ("forwarded", "for=203.0.113.9"),
+                        ("x-forwarded-for", "198.51.100.1"),
+                    ],
+                ),
+                (StatusCode::UNAUTHORIZED, &[]),
+            ],
+        ),
+    ] {
+        let limited = server
+            .issuer("production", None)
+            .issue(
+                &TokenRequest::new("svc", AUD, "billing/invoices:read".parse().unwrap())
+                    .allow_networks([
+                        "203.0.113.0/24".parse().unwrap(),
+                        "2001:db8::/32".parse().unwrap(),
+                    ]),
+            )
+            .unwrap();
+        let (plain, _) = server.mint_with(
+            &server.issuer("production", None),
+            "svc",
+            "billing/invoices:read",
+        );
+        for (want, headers) in cases {
+            for (token, want) in [
+                (limited.token().as_str(), *want),
+                (plain.as_str(), StatusCode::OK),
+            ] {
+                let mut request = server
+                    .client
+                    .get(format!("{}/billing/invoices", server.base))
+                    .bearer_auth(token);
+                for (name, value) in *headers {
+                    request = request.header(*name, *value);
+                }
+                let response = request.send().await.unwrap();
+                assert_eq!(response.status(), want, "{headers:?}");
+            }
+        }
     }
 }

@@ -1628,3 +1628,98 @@ fn audit_jti_shows_the_revocations_that_cover_the_token() {
         out.stdout
     );
 }
+
+/// `mint --allow-ip` limits a token to networks; `inspect` shows them; `verify` refuses the token
+/// without a client address and checks it from `--client-ip`.
+#[test]
+fn allow_ip_limits_a_token_that_inspect_shows_and_verify_checks() {
+    let env = Env::new("allow-ip");
+    let (secret, public) = env.keygen("keys");
+    let token = env.mint(
+        &secret,
+        &[
+            "--allow-ip",
+            "203.0.113.0/24",
+            "--allow-ip",
+            "2001:db8::/32",
+        ],
+    );
+    // The issuer writes the blocks in its canonical (sorted) order.
+    let nets = serde_json::json!(["2001:db8::/32", "203.0.113.0/24"]);
+    let out = env.run(&["inspect", &token]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["claims"]["net"], nets);
+
+    // No client address: refused, saying how to give one.
+    let out = env.verify(&public, &token, &[]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(
+        out.stderr.contains("network_not_allowed") && out.stderr.contains("--client-ip"),
+        "{}",
+        out.stderr
+    );
+    for inside in ["203.0.113.9", "2001:db8::7", "::ffff:203.0.113.9"] {
+        let out = env.verify(&public, &token, &["--client-ip", inside]);
+        assert_eq!(out.code, 0, "{inside}: {}", out.stderr);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(v["net"], nets);
+    }
+    for outside in ["198.51.100.1", "2001:db9::1"] {
+        let out = env.verify(&public, &token, &["--client-ip", outside]);
+        assert_eq!(out.code, 1, "{outside}");
+        assert!(out.stderr.contains("network_not_allowed"), "{}", out.stderr);
+    }
+    let out = env.verify(&public, &token, &["--client-ip", "203.0.113.0/24"]);
+    assert_eq!(out.code, 2);
+    assert!(out.stderr.contains("--client-ip"), "{}", out.stderr);
+
+    // A token without networks verifies from anywhere, with or without a client.
+    let plain = env.mint(&secret, &[]);
+    for extra in [&[][..], &["--client-ip", "198.51.100.1"]] {
+        let out = env.verify(&public, &plain, extra);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(v["net"], serde_json::Value::Null);
+    }
+
+    // Invalid or too many networks are usage errors naming the flag; 32 are fine.
+    let mint = |extra: &[String]| {
+        let mut args: Vec<&str> = vec![
+            "mint",
+            "--secret-key",
+            &secret,
+            "--issuer",
+            "https://auth.example",
+            "--audience",
+            "https://api.example",
+            "--env",
+            "production",
+            "--subject",
+            "ci-deploy",
+            "--scope",
+            "projects:read",
+        ];
+        args.extend(extra.iter().map(String::as_str));
+        env.run(&args)
+    };
+    for bad in ["10.1.2.3/8", "10.0.0.0/33", "example.com", ""] {
+        let out = mint(&["--allow-ip".into(), bad.into()]);
+        assert_eq!(out.code, 2, "{bad}");
+        assert!(out.stderr.contains("--allow-ip"), "{bad}: {}", out.stderr);
+        assert!(out.stdout.is_empty());
+    }
+    let flags = |n: usize| -> Vec<String> {
+        (0..n)
+            .flat_map(|i| ["--allow-ip".to_owned(), format!("10.0.{i}.0/24")])
+            .collect()
+    };
+    assert_eq!(mint(&flags(32)).code, 0);
+    let out = mint(&flags(33));
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("--allow-ip") && out.stderr.contains("32"),
+        "{}",
+        out.stderr
+    );
+}

@@ -55,22 +55,48 @@ impl AuthState {
     }
 
     /// Trusts `hops` reverse proxies in front of the service (default 0): the client address
-    /// for network caveats and the audit trail is then the `hops`-th `X-Forwarded-For` entry
-    /// from the right, the one the outermost trusted proxy wrote. Set it to exactly the number
-    /// of proxies you run: one too many lets a client choose its own address.
+    /// for network caveats and the audit trail is then the `hops`-th entry from the right of
+    /// the RFC 7239 `Forwarded` header's `for=` elements, or of `X-Forwarded-For`: the one the
+    /// outermost trusted proxy wrote. Set it to exactly the number of proxies you run: one too
+    /// many lets a client choose its own address.
+    ///
+    /// Both headers are read the same way: every line of the header, in order, as one list
+    /// of comma-separated entries, at most 32 entries and 4 KiB per header. In `Forwarded`,
+    /// parameters are separated by `;`, names are case-insensitive, values are tokens or
+    /// quoted strings, and a node is an IPv4 address or a bracketed IPv6 address with an
+    /// optional port (`for="[2001:db8::1]:4711"`). An IPv4-mapped IPv6 client
+    /// (`::ffff:192.0.2.7`) is matched against IPv4 caveats as its IPv4 address.
     ///
     /// # Security
     /// With 0 (the default) forwarded headers are never read, so no client can claim an
-    /// address. A request with fewer entries than `hops` has no trustworthy client address,
-    /// and a network-limited token is refused.
+    /// address. With `hops` > 0 the request has no trustworthy client address, and a
+    /// network-limited token is refused (tokens without networks are unaffected), when:
+    ///
+    /// - the headers have fewer entries than `hops`, or more than 32, or more than 4 KiB;
+    /// - the entry at the trusted position is not an address: `unknown`, an obfuscated
+    ///   identifier (`_hidden`), an element without `for=`, or anything malformed (a
+    ///   `Forwarded` line that breaks the grammar makes the whole header unreadable);
+    /// - both `Forwarded` and `X-Forwarded-For` are present and do not name the same client.
+    ///   Proxies that write both write the same address; when they write only one, the other
+    ///   came from the client, and neither can be trusted over the other. So a client cannot
+    ///   pick its address by sending the header your proxies do not write.
+    ///
+    /// Such a request is never an error of the service: it is a 401 for a network-limited
+    /// token, and no client in the audit trail.
     pub fn trusted_proxies(mut self, hops: usize) -> Self {
         self.trusted_proxies = hops;
         self
     }
 
     /// Describes requests for the audit trail with `describe` instead of
-    /// [`describe_request`]: for example to record the route's path template and the peer
-    /// address that only the framework knows.
+    /// [`describe_request`]: for example to record the route's path template that only the
+    /// framework knows.
+    ///
+    /// The description's client is replaced by the layer's client address (see
+    /// [`client_address_with`](Self::client_address_with) and
+    /// [`trusted_proxies`](Self::trusted_proxies)), the one network caveats are checked
+    /// against, or cleared when there is none: a header read by `describe` cannot choose
+    /// the address a token is checked from.
     ///
     /// ```
     /// use scopekey_tower::{AuthState, describe_request};
@@ -82,13 +108,10 @@ impl AuthState {
     /// # )?;
     /// let state = AuthState::new(std::sync::Arc::new(verifier), scopekey_tower::Realm::new("api")?)
     ///     .describe_requests_with(|parts| {
-    ///         // Behind a proxy you trust, say, the first X-Forwarded-For hop:
-    ///         let forwarded = parts.headers.get("x-forwarded-for")
-    ///             .and_then(|v| v.to_str().ok())
-    ///             .and_then(|v| v.split(',').next()?.trim().parse().ok());
+    ///         // Record `/projects/{id}` rather than every id.
     ///         let described = describe_request(parts);
-    ///         match forwarded {
-    ///             Some(ip) => described.client(ip),
+    ///         match parts.uri.path().strip_prefix("/projects/") {
+    ///             Some(_) => described.path_template("/projects/{id}"),
     ///             None => described,
     ///         }
     ///     });
@@ -162,9 +185,8 @@ impl AuthState {
         let client = client_address(parts, self.peer, self.trusted_proxies);
         let result = if self.verifier.records_audit() {
             let mut context = context_for(parts, self.describe);
-            if let Some(ip) = client {
-                context = context.client(ip);
-            }
+            // The checked address, never one `describe` found (a proxy's, or a header's).
+            context.client = client;
             let token = bearer_token(&parts.headers)?;
             self.verifier
                 .verify_for_request(token, self.cache.as_deref(), context)

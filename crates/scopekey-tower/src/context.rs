@@ -24,14 +24,11 @@ pub fn peer_address(parts: &Parts) -> Option<IpAddr> {
         .map(std::net::SocketAddr::ip)
 }
 
-/// The most `X-Forwarded-For` entries read.
-const MAX_FORWARDED: usize = 32;
-
 /// The client's address: the peer's, or, behind `trusted_proxies` proxies that each append the
-/// address they received from to `X-Forwarded-For`, the entry the outermost trusted proxy
-/// wrote (the `trusted_proxies`-th from the right). `None` when the peer is unknown, or the
-/// header has fewer entries than trusted hops, or that entry is not an address: a caveat
-/// that needs the client then fails closed.
+/// address they received from to `Forwarded` (RFC 7239) or `X-Forwarded-For`, the entry the
+/// outermost trusted proxy wrote (the `trusted_proxies`-th from the right; see the `forwarded`
+/// module). `None` when the peer is unknown, or the headers give no
+/// trustworthy address: a caveat that needs the client then fails closed.
 pub(crate) fn client_address(
     parts: &Parts,
     peer: PeerAddress,
@@ -41,19 +38,7 @@ pub(crate) fn client_address(
     if trusted_proxies == 0 {
         return Some(peer);
     }
-    // Every header line, in order, as one list; bounded, so a flood of entries costs nothing.
-    let mut hops: Vec<&str> = Vec::new();
-    for value in parts.headers.get_all("x-forwarded-for") {
-        let text = value.to_str().ok()?;
-        for hop in text.split(',') {
-            if hops.len() == MAX_FORWARDED {
-                return None;
-            }
-            hops.push(hop.trim());
-        }
-    }
-    let at = hops.len().checked_sub(trusted_proxies)?;
-    hops.get(at)?.parse().ok()
+    crate::forwarded::forwarded_client(&parts.headers, trusted_proxies)
 }
 
 /// Describes a request for its audit events. The default is [`describe_request`]; replace it

@@ -58,6 +58,7 @@
 
 mod auth;
 mod context;
+mod forwarded;
 mod future;
 mod rejection;
 mod require;

@@ -1,9 +1,10 @@
 //! `scopekey mint`: mint a token and print only the token.
 
+use crate::Failure;
 use crate::args::{OptionalStore, SecretKey, TokenContext};
 use crate::common::{Outcome, duration, load_roles, parse_scopes, refused, store_error, usage};
 use clap::Args;
-use scopekey::{Issuer, TokenRequest};
+use scopekey::{Issuer, MAX_NETWORKS, Network, TokenRequest};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,9 +57,34 @@ pub(crate) struct MintArgs {
     escalate: bool,
     #[command(flatten)]
     store: OptionalStore,
+    /// Limit the token to clients in this network (CIDR, `203.0.113.0/24`, `2001:db8::/32`; a
+    /// bare address is a network of one); repeat for more, at most 32. Verifiers then refuse
+    /// it from anywhere else, and wherever they know no client address.
+    #[arg(long = "allow-ip", value_name = "CIDR")]
+    allow_ip: Vec<String>,
     /// Token format: `paseto` (PASETO v4.public, the default) or `jwt` (JWS, EdDSA, at+jwt).
     #[arg(long, default_value = "paseto", value_name = "FORMAT")]
     format: String,
+}
+
+/// The networks of `--allow-ip`, each a canonical CIDR block, at most [`MAX_NETWORKS`].
+fn networks(values: &[String]) -> Result<Vec<Network>, Failure> {
+    if values.len() > MAX_NETWORKS {
+        return Err(usage(format!(
+            "--allow-ip: a token may be limited to at most {MAX_NETWORKS} networks, {} given",
+            values.len()
+        )));
+    }
+    values
+        .iter()
+        .map(|v| {
+            v.parse::<Network>().map_err(|e| {
+                usage(format!(
+                    "--allow-ip: {e} (write a CIDR block by its first address: 10.0.0.0/8)"
+                ))
+            })
+        })
+        .collect()
 }
 
 /// Mints the token; with a store, records it and its `issued` event before printing it.
@@ -83,6 +109,7 @@ pub(crate) fn exec(a: MintArgs) -> Outcome {
     }
     let scopes =
         scopekey::ScopeSet::from_scopes(listed).map_err(|e| usage(format!("--scope: {e}")))?;
+    let networks = networks(&a.allow_ip)?;
     let format: scopekey::TokenFormat = a
         .format
         .parse()
@@ -118,6 +145,9 @@ pub(crate) fn exec(a: MintArgs) -> Outcome {
     }
     if a.escalate {
         request = request.escalate();
+    }
+    if !networks.is_empty() {
+        request = request.allow_networks(networks);
     }
     let minted = match (&a.consumer, &store) {
         (Some(name), Some(store)) => {

@@ -7,8 +7,9 @@ use crate::common::{
     usage,
 };
 use clap::Args;
-use scopekey::{Action, Resource, Verifier, VerifierConfig};
+use scopekey::{Action, Resource, Verifier, VerifierConfig, VerifyErrorKind};
 use scopekey_store::{Replica, ReplicaOptions};
+use std::net::IpAddr;
 use std::time::Duration;
 use time::OffsetDateTime;
 
@@ -38,6 +39,11 @@ pub(crate) struct VerifyArgs {
     /// deprecated spelling.
     #[arg(long, default_value = "60s", value_name = "DURATION")]
     leeway: String,
+    /// Check the token as if used from this client address (IPv4 or IPv6), for tokens limited
+    /// to networks; without it such a token is refused, as a verifier that knows no client
+    /// refuses it.
+    #[arg(long = "client-ip", value_name = "ADDR")]
+    client_ip: Option<String>,
     #[command(flatten)]
     store: OptionalStore,
     /// Accept a JWT access token too (by default only PASETO v4.public verifies).
@@ -60,6 +66,14 @@ fn leeway(value: &str) -> Result<Duration, Failure> {
 /// Verifies the token (with the store's revocations and keys when given); prints its claims.
 pub(crate) fn exec(a: VerifyArgs) -> Outcome {
     let token = token_arg(a.token)?;
+    let client: Option<IpAddr> = match &a.client_ip {
+        Some(ip) => Some(ip.parse().map_err(|_| {
+            usage(format!(
+                "--client-ip: {ip:?} is not an IPv4 or IPv6 address"
+            ))
+        })?),
+        None => None,
+    };
     let config = VerifierConfig::new(
         a.context.issuer.clone(),
         a.context.audience.clone(),
@@ -89,9 +103,15 @@ pub(crate) fn exec(a: VerifyArgs) -> Outcome {
             (Verifier::new(keys, config).map_err(usage)?, None)
         }
     };
-    let grant = verifier
-        .verify(&token)
-        .map_err(|e| refused(format!("{}: {e}", e.kind().as_str())))?;
+    let grant = verifier.verify_from(&token, None, client).map_err(|e| {
+        let hint = match (e.kind(), client) {
+            (VerifyErrorKind::NetworkNotAllowed, None) => {
+                " (give --client-ip ADDR to check it from a client address)"
+            }
+            _ => "",
+        };
+        refused(format!("{}: {e}{hint}", e.kind().as_str()))
+    })?;
     if let (Some(r), Some(act)) = (&a.resource, &a.action) {
         let resource: Resource = r.parse().map_err(|e| usage(format!("--resource: {e}")))?;
         let action: Action = act.parse().map_err(|e| usage(format!("--action: {e}")))?;
@@ -112,5 +132,6 @@ fn claims_json(c: &scopekey::Claims, now: OffsetDateTime) -> serde_json::Value {
         "iat": fmt_time(c.issued_at()), "nbf": c.not_before().map(fmt_time), "exp": fmt_time(c.expires_at()),
         "expires": relative(c.expires_at(), now),
         "owner": c.owner(), "purpose": c.purpose(), "fam": c.family().map(|f| f.as_str()),
+        "net": c.other().get("net"),
     })
 }
