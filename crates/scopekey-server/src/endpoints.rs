@@ -1,0 +1,281 @@
+//! The OAuth endpoints: token (client credentials), introspection and revocation.
+
+use crate::form::Form;
+use crate::metadata::json;
+use crate::oauth_error::{OAuthError, OAuthErrorCode};
+use crate::service::TokenService;
+use crate::throttle::Source;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use scopekey::consumer::Consumer;
+use scopekey::revocation::{RevocationTarget, Revoker as _};
+use scopekey::{Grant, IssueErrorKind, Scope, ScopeSet, TokenRequest};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+/// The token endpoint (RFC 6749 §3.2).
+pub const TOKEN_PATH: &str = "/oauth/token";
+/// The introspection endpoint (RFC 7662).
+pub const INTROSPECT_PATH: &str = "/oauth/introspect";
+/// The revocation endpoint (RFC 7009).
+pub const REVOKE_PATH: &str = "/oauth/revoke";
+
+/// The form and the source of a request.
+async fn read(request: Request) -> Result<(axum::http::HeaderMap, Form, Source), OAuthError> {
+    let (parts, body) = request.into_parts();
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip());
+    let form = Form::read(&parts.headers, body).await?;
+    Ok((parts.headers, form, Source::of(peer)))
+}
+
+fn unavailable(what: &str) -> OAuthError {
+    OAuthError::new(
+        OAuthErrorCode::TemporarilyUnavailable,
+        format!("{what}: retry shortly"),
+    )
+    .retry_after(Duration::from_secs(1))
+}
+
+pub(crate) async fn token(State(service): State<TokenService>, request: Request) -> Response {
+    match token_inner(service, request).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn token_inner(service: TokenService, request: Request) -> Result<Response, OAuthError> {
+    let (headers, form, source) = read(request).await?;
+    match form.require("grant_type")? {
+        "client_credentials" => {}
+        other => {
+            let shown: String = other.chars().take(40).collect();
+            return Err(OAuthError::new(
+                OAuthErrorCode::UnsupportedGrantType,
+                format!("grant type {shown} is not supported (client_credentials is)"),
+            ));
+        }
+    }
+    let inner = &service.inner;
+    let client = inner.authenticate(&headers, &form, source).await?;
+    let audience = match form.get("resource") {
+        None => inner.config.audiences()[0].clone(),
+        Some(r) if inner.config.audiences().iter().any(|a| a == r) => r.to_owned(),
+        Some(_) => {
+            return Err(OAuthError::new(
+                OAuthErrorCode::InvalidTarget,
+                "the resource is not an audience this server issues tokens for",
+            ));
+        }
+    };
+    let requested: Option<ScopeSet> = form
+        .get("scope")
+        .map(|s| {
+            s.parse().map_err(|e: scopekey::ScopeError| {
+                OAuthError::new(
+                    OAuthErrorCode::InvalidScope,
+                    format!("malformed scope: {e}"),
+                )
+            })
+        })
+        .transpose()?;
+    let service2 = service.clone();
+    let id = client.client_id.clone();
+    let issued = tokio::task::spawn_blocking(move || issue(&service2, &id, requested, audience))
+        .await
+        .map_err(|_| unavailable("the token could not be issued"))??;
+    let (token, claims) = issued.into_parts();
+    let expires_in = (claims.expires_at() - claims.issued_at())
+        .whole_seconds()
+        .max(0);
+    let body = serde_json::json!({
+        "access_token": token.as_str(),
+        "token_type": "Bearer",
+        "expires_in": expires_in,
+        "scope": claims.scopes().as_str(),
+    });
+    let mut response = json(body.to_string(), "no-store");
+    response.headers_mut().insert(
+        axum::http::header::PRAGMA,
+        axum::http::HeaderValue::from_static("no-cache"),
+    );
+    Ok(response)
+}
+
+/// Issues for the authenticated `client` (blocking: reads the store, records the token and
+/// waits for its `issued` event to be written; the token is withheld if it cannot be).
+fn issue(
+    service: &TokenService,
+    client: &str,
+    requested: Option<ScopeSet>,
+    audience: String,
+) -> Result<scopekey::Minted, OAuthError> {
+    let inner = &service.inner;
+    let consumer: Consumer = inner
+        .store
+        .consumer(client)
+        .map_err(|_| unavailable("the consumer registry is unavailable"))?
+        .ok_or_else(|| {
+            OAuthError::new(
+                OAuthErrorCode::InvalidClient,
+                "client authentication failed",
+            )
+        })?;
+    if !consumer.is_enabled() {
+        return Err(OAuthError::new(
+            OAuthErrorCode::InvalidClient,
+            "this client is disabled",
+        ));
+    }
+    let scopes = match requested {
+        Some(s) => s,
+        None => default_scopes(consumer.ceiling()).ok_or_else(|| {
+            OAuthError::new(
+                OAuthErrorCode::InvalidScope,
+                "this client has no read-only default scope: ask for a scope",
+            )
+        })?,
+    };
+    if let Err(beyond) = consumer.check_ceiling(&scopes) {
+        let named: Vec<String> = beyond
+            .offending()
+            .iter()
+            .take(8)
+            .map(ToString::to_string)
+            .collect();
+        return Err(OAuthError::new(
+            OAuthErrorCode::InvalidScope,
+            format!(
+                "beyond what this client may be granted: {}",
+                named.join(" ")
+            ),
+        ));
+    }
+    // Within the ceiling: its broad scopes and escalations were the deliberate choice.
+    let request = TokenRequest::new(client, audience, scopes).allow_broad();
+    let minted = inner
+        .issuer
+        .issue_for(&consumer, &request)
+        .map_err(|e| match e.kind() {
+            IssueErrorKind::ConsumerDisabled => {
+                OAuthError::new(OAuthErrorCode::InvalidClient, "this client is disabled")
+            }
+            IssueErrorKind::ConsumerEnvironment => OAuthError::new(
+                OAuthErrorCode::UnauthorizedClient,
+                "this client is registered for another environment than this server's",
+            ),
+            IssueErrorKind::BeyondCeiling
+            | IssueErrorKind::NoScope
+            | IssueErrorKind::BroadScope => {
+                OAuthError::new(OAuthErrorCode::InvalidScope, e.to_string())
+            }
+            IssueErrorKind::Record => unavailable("the token could not be recorded"),
+            _ => OAuthError::invalid_request(e.to_string()),
+        })?;
+    if !inner.audit.flush(Duration::from_secs(5)) {
+        return Err(unavailable(
+            "the issued event could not be written; the token is withheld",
+        ));
+    }
+    Ok(minted)
+}
+
+/// The read-only part of a ceiling: `read` on every resource it names (RFC 6749 §3.3: the
+/// default when a client asks for no scope). `None` when that is empty.
+pub(crate) fn default_scopes(ceiling: &ScopeSet) -> Option<ScopeSet> {
+    let reads: Vec<Scope> = ceiling
+        .iter()
+        .map(|s| Scope::read(s.resource().clone()))
+        .filter(|s| ceiling.allows_scope(s))
+        .collect();
+    let mut unique: Vec<Scope> = Vec::new();
+    for s in reads {
+        if !unique.contains(&s) {
+            unique.push(s);
+        }
+    }
+    ScopeSet::from_scopes(unique).ok().filter(|s| !s.is_empty())
+}
+
+/// A token this server issued that still verifies, whatever its audience.
+fn verify_any(service: &TokenService, token: &str) -> Option<Grant> {
+    service
+        .inner
+        .verifiers
+        .iter()
+        .find_map(|v| v.verify(token).ok())
+}
+
+pub(crate) async fn introspect(State(service): State<TokenService>, request: Request) -> Response {
+    let answer = async {
+        let (headers, form, source) = read(request).await?;
+        let client = service.inner.authenticate(&headers, &form, source).await?;
+        let token = form.require("token")?;
+        let body = match verify_any(&service, token) {
+            // RFC 7662 §2.2: for a token that is not active, or not the caller's to see,
+            // nothing but `active: false`.
+            Some(grant) if grant.subject() == client.client_id => {
+                let c = grant.claims();
+                let mut body = serde_json::json!({
+                    "active": true,
+                    "scope": c.scopes().as_str(),
+                    "client_id": c.subject(),
+                    "sub": c.subject(),
+                    "aud": c.audience(),
+                    "iss": c.issuer(),
+                    "exp": c.expires_at().unix_timestamp(),
+                    "iat": c.issued_at().unix_timestamp(),
+                    "jti": c.token_id().as_str(),
+                    "token_type": "Bearer",
+                    "env": c.environment().as_str(),
+                });
+                if let Some(nbf) = c.not_before() {
+                    body["nbf"] = nbf.unix_timestamp().into();
+                }
+                body
+            }
+            _ => serde_json::json!({ "active": false }),
+        };
+        Ok::<_, OAuthError>(json(body.to_string(), "no-store"))
+    };
+    answer.await.unwrap_or_else(IntoResponse::into_response)
+}
+
+pub(crate) async fn revoke(State(service): State<TokenService>, request: Request) -> Response {
+    let answer = async {
+        let (headers, form, source) = read(request).await?;
+        let client = service.inner.authenticate(&headers, &form, source).await?;
+        let token = form.require("token")?;
+        // RFC 7009 §2.2: a token that is invalid, expired or already revoked is answered 200
+        // (there is nothing left to revoke).
+        let Some(grant) = verify_any(&service, token) else {
+            return Ok(StatusCode::OK.into_response());
+        };
+        if grant.subject() != client.client_id {
+            return Err(OAuthError::new(
+                OAuthErrorCode::UnauthorizedClient,
+                "the token was not issued to this client",
+            ));
+        }
+        let target = RevocationTarget::Token {
+            token_id: grant.claims().token_id().clone(),
+            expires_at: Some(grant.claims().expires_at()),
+        };
+        let by = format!("client {}", client.client_id);
+        let service2 = service.clone();
+        tokio::task::spawn_blocking(move || {
+            service2
+                .inner
+                .replica
+                .revoke(target, &by, "revoked by its client (RFC 7009)")
+        })
+        .await
+        .map_err(|_| unavailable("the revocation could not be recorded"))?
+        .map_err(|_| unavailable("the revocation could not be recorded"))?;
+        Ok::<_, OAuthError>(StatusCode::OK.into_response())
+    };
+    answer.await.unwrap_or_else(IntoResponse::into_response)
+}

@@ -1,0 +1,31 @@
+//! The scopekey token service: standard OAuth 2.0 endpoints over a scopekey store, as an
+//! embeddable axum [`Router`](axum::Router), so that consumers in any language get their
+//! tokens from a standard client library.
+//!
+//! - `GET /.well-known/oauth-authorization-server`: RFC 8414 metadata.
+//! - `GET /.well-known/jwks.json`: the store's public keys as a JWKS.
+//! - `POST /oauth/token`: RFC 6749 `client_credentials`, the client authenticated by
+//!   `client_secret_basic` or `client_secret_post`; `scope` a subset of the consumer's ceiling
+//!   (omitted: its read-only part); `resource` (RFC 8707) one of the configured audiences.
+//! - `POST /oauth/introspect`: RFC 7662, for authenticated clients, about their own tokens.
+//! - `POST /oauth/revoke`: RFC 7009, a client revoking its own token.
+//!
+//! Errors are RFC 6749 §5.2 JSON. Every form is read strictly (content type, size,
+//! encoding, no repeated parameter) and a refused request changes nothing. Repeated failed
+//! authentications of one client from one source are answered `429` for a while, without
+//! the secret being checked; secrets are checked (argon2id) off the async threads, a bounded
+//! number at once. See `docs/server.md`.
+
+mod config;
+mod endpoints;
+mod form;
+mod metadata;
+mod oauth_error;
+mod service;
+mod throttle;
+
+pub use config::{MAX_AUDIENCES, MAX_BODY_LEN, ServerConfig, ServerError, ServerErrorKind};
+pub use endpoints::{INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH};
+pub use metadata::{JWKS_PATH, METADATA_PATH};
+pub use oauth_error::OAuthErrorCode;
+pub use service::TokenService;

@@ -1,0 +1,615 @@
+//! The token service over a real loopback socket: every endpoint, and every refusal with its
+//! RFC error, changing nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use reqwest::{Client, StatusCode};
+use scopekey::consumer::Consumer;
+use scopekey::inventory::InventoryQuery;
+use scopekey::{KeySet, SigningKey, VerifierConfig, VerifyErrorKind};
+use scopekey_server::{ServerConfig, TokenService};
+use scopekey_store::{ReplicaOptions, Store};
+use serde_json::Value;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+const API: &str = "https://api.example";
+const OTHER_API: &str = "https://other.example";
+
+struct Server {
+    base: String,
+    store: Store,
+    ci_secret: String,
+    ops_secret: String,
+    _dir: TempDir,
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn consumer(name: &str, ceiling: &str) -> Consumer {
+    Consumer::new(
+        name,
+        "platform",
+        "tests",
+        "test".parse().unwrap(),
+        ceiling.parse().unwrap(),
+    )
+    .unwrap()
+}
+
+/// A server on a fresh SQLite store, with consumers `ci` (ceiling `projects:read
+/// projects/42:write`) and `ops` (`audit:read`), each with a client secret.
+async fn start(configure: impl FnOnce(ServerConfig) -> ServerConfig) -> Server {
+    let dir = std::env::temp_dir().join(format!(
+        "scopekey-server-{}",
+        scopekey::TokenId::generate()
+            .unwrap()
+            .as_str()
+            .to_lowercase()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let url = format!("sqlite://{}/scopekey.db", dir.display());
+    let config = configure(
+        ServerConfig::new(base.clone(), API, "test".parse().unwrap())
+            .unwrap()
+            .audience(OTHER_API)
+            .unwrap(),
+    );
+    let (service, store, ci_secret, ops_secret) = tokio::task::spawn_blocking(move || {
+        let store = Store::open(&url).unwrap();
+        store
+            .add_consumer(&consumer("ci", "projects:read projects/42:write"))
+            .unwrap();
+        store.add_consumer(&consumer("ops", "audit:read")).unwrap();
+        let ci = store
+            .rotate_client_secret("ci")
+            .unwrap()
+            .expose_secret()
+            .to_owned();
+        let ops = store
+            .rotate_client_secret("ops")
+            .unwrap()
+            .expose_secret()
+            .to_owned();
+        let key = SigningKey::generate().unwrap();
+        let service = TokenService::new(store.clone(), key, config).unwrap();
+        (service, store, ci, ops)
+    })
+    .await
+    .unwrap();
+    let app = service
+        .router()
+        .into_make_service_with_connect_info::<SocketAddr>();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Server {
+        base,
+        store,
+        ci_secret,
+        ops_secret,
+        _dir: TempDir(dir),
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: reqwest::header::HeaderMap,
+    body: Value,
+}
+
+impl Server {
+    async fn post(&self, path: &str, basic: Option<(&str, &str)>, form: &str) -> Answer {
+        self.post_raw(
+            path,
+            basic,
+            "application/x-www-form-urlencoded",
+            form.to_owned(),
+        )
+        .await
+    }
+
+    async fn post_raw(
+        &self,
+        path: &str,
+        basic: Option<(&str, &str)>,
+        content_type: &str,
+        body: String,
+    ) -> Answer {
+        let mut req = Client::new()
+            .post(format!("{}{path}", self.base))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some((id, secret)) = basic {
+            req = req.basic_auth(id, Some(secret));
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Answer {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    async fn token(&self, form: &str) -> Answer {
+        self.post("/oauth/token", Some(("ci", &self.ci_secret)), form)
+            .await
+    }
+
+    async fn issued_count(&self) -> usize {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || store.tokens(&InventoryQuery::all()).unwrap().len())
+            .await
+            .unwrap()
+    }
+}
+
+fn assert_error(a: &Answer, status: StatusCode, error: &str) {
+    assert_eq!(a.status, status, "{:?}", a.body);
+    assert_eq!(a.body["error"], error, "{:?}", a.body);
+    assert!(
+        a.body["error_description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty())
+    );
+    assert_eq!(a.headers["cache-control"], "no-store");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metadata_and_jwks_describe_the_service() {
+    let s = start(|c| c).await;
+    let meta: Value = serde_json::from_str(
+        &reqwest::get(format!("{}/.well-known/oauth-authorization-server", s.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(meta["issuer"], s.base);
+    assert_eq!(meta["token_endpoint"], format!("{}/oauth/token", s.base));
+    assert_eq!(
+        meta["introspection_endpoint"],
+        format!("{}/oauth/introspect", s.base)
+    );
+    assert_eq!(
+        meta["revocation_endpoint"],
+        format!("{}/oauth/revoke", s.base)
+    );
+    assert_eq!(
+        meta["grant_types_supported"],
+        serde_json::json!(["client_credentials"])
+    );
+    let jwks = reqwest::get(meta["jwks_uri"].as_str().unwrap())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let keys = KeySet::from_jwks(&jwks).unwrap();
+    assert_eq!(keys.len(), 1);
+    // The signing key was registered in the store.
+    let store = s.store.clone();
+    let stored = tokio::task::spawn_blocking(move || store.key_set().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn client_credentials_give_tokens_that_verify_with_the_published_keys() {
+    let s = start(|c| c).await;
+    let jwks = reqwest::get(format!("{}/.well-known/jwks.json", s.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let verifier = scopekey::Verifier::new(
+        KeySet::from_jwks(&jwks).unwrap(),
+        VerifierConfig::new(s.base.clone(), API, "test".parse().unwrap()),
+    )
+    .unwrap();
+    // No scope: the read-only part of the ceiling, by HTTP Basic.
+    let a = s.token("grant_type=client_credentials").await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    assert_eq!(a.headers["cache-control"], "no-store");
+    assert_eq!(a.body["token_type"], "Bearer");
+    assert_eq!(a.body["expires_in"], 900);
+    let grant = verifier
+        .verify(a.body["access_token"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(grant.subject(), "ci");
+    assert!(
+        grant.claims().scopes().is_read_only(),
+        "{}",
+        grant.claims().scopes()
+    );
+    assert_eq!(a.body["scope"], grant.claims().scopes().as_str());
+    // An escalation within the ceiling, by client_secret_post, for the second audience.
+    let form = format!(
+        "grant_type=client_credentials&client_id=ci&client_secret={}&scope=projects%2F42%3Awrite&resource={}",
+        s.ci_secret,
+        urlencode(OTHER_API)
+    );
+    let a = s.post("/oauth/token", None, &form).await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    assert_eq!(a.body["scope"], "projects/42:write");
+    let other = scopekey::Verifier::new(
+        KeySet::from_jwks(&jwks).unwrap(),
+        VerifierConfig::new(s.base.clone(), OTHER_API, "test".parse().unwrap()),
+    )
+    .unwrap();
+    let token = a.body["access_token"].as_str().unwrap();
+    assert!(other.verify(token).is_ok());
+    assert_eq!(
+        verifier.verify(token).unwrap_err().kind(),
+        VerifyErrorKind::WrongAudience
+    );
+    // Both are in the inventory, with their issued events in the trail.
+    assert_eq!(s.issued_count().await, 2);
+    let store = s.store.clone();
+    let trail = tokio::task::spawn_blocking(move || store.audit_log(0, 100).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        trail
+            .iter()
+            .filter(|e| e.contains("\"event\":\"issued\""))
+            .count(),
+        2
+    );
+    assert!(trail.iter().all(|e| !e.contains(token)));
+}
+
+fn urlencode(s: &str) -> String {
+    percent_encode(s)
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_refusal_has_its_rfc_error_and_changes_nothing() {
+    let s = start(|c| c).await;
+    let cc = "grant_type=client_credentials";
+    // Authentication.
+    let a = s.post("/oauth/token", Some(("ci", "sks_wrong")), cc).await;
+    assert_error(&a, StatusCode::UNAUTHORIZED, "invalid_client");
+    assert!(
+        a.headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Basic")
+    );
+    let a = s
+        .post("/oauth/token", Some(("nobody", &s.ci_secret)), cc)
+        .await;
+    assert_error(&a, StatusCode::UNAUTHORIZED, "invalid_client");
+    let a = s.post("/oauth/token", None, cc).await;
+    assert_error(&a, StatusCode::UNAUTHORIZED, "invalid_client");
+    let a = s
+        .post("/oauth/token", None, &format!("{cc}&client_id=ci"))
+        .await;
+    assert_error(&a, StatusCode::UNAUTHORIZED, "invalid_client");
+    let a = s
+        .post(
+            "/oauth/token",
+            Some(("ci", &s.ci_secret)),
+            &format!("{cc}&client_secret={}", s.ci_secret),
+        )
+        .await;
+    assert_error(&a, StatusCode::BAD_REQUEST, "invalid_request");
+    let a = s
+        .post(
+            "/oauth/token",
+            Some(("ci", &s.ci_secret)),
+            &format!("{cc}&client_id=ops"),
+        )
+        .await;
+    assert_error(&a, StatusCode::BAD_REQUEST, "invalid_request");
+    // The secret of one client is not another's.
+    let a = s
+        .post("/oauth/token", Some(("ops", &s.ci_secret)), cc)
+        .await;
+    assert_error(&a, StatusCode::UNAUTHORIZED, "invalid_client");
+    // Grants, scopes, targets.
+    assert_error(
+        &s.token("").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    );
+    assert_error(
+        &s.token("grant_type=password").await,
+        StatusCode::BAD_REQUEST,
+        "unsupported_grant_type",
+    );
+    let a = s.token(&format!("{cc}&scope=projects%2F43%3Awrite")).await;
+    assert_error(&a, StatusCode::BAD_REQUEST, "invalid_scope");
+    let d = a.body["error_description"].as_str().unwrap();
+    assert!(
+        d.contains("projects/43:write") && !d.contains("projects/42"),
+        "names only what was asked: {d}"
+    );
+    assert_error(
+        &s.token(&format!("{cc}&scope=projects%2F%3Aread")).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_scope",
+    );
+    assert_error(
+        &s.token(&format!("{cc}&scope=admin%3Aadmin")).await,
+        StatusCode::BAD_REQUEST,
+        "invalid_scope",
+    );
+    assert_error(
+        &s.token(&format!("{cc}&resource=https%3A%2F%2Fevil.example"))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_target",
+    );
+    // Malformed bodies.
+    assert_error(
+        &s.token(&format!("{cc}&scope=a%3Aread&scope=b%3Aread"))
+            .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    );
+    assert_error(
+        &s.token("grant_type=client_credentials&scope=%zz").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    );
+    let a = s
+        .post_raw(
+            "/oauth/token",
+            Some(("ci", &s.ci_secret)),
+            "application/json",
+            "{\"grant_type\":\"client_credentials\"}".into(),
+        )
+        .await;
+    assert_error(&a, StatusCode::UNSUPPORTED_MEDIA_TYPE, "invalid_request");
+    let big = format!("{cc}&pad={}", "a".repeat(scopekey_server::MAX_BODY_LEN));
+    let a = s
+        .post_raw(
+            "/oauth/token",
+            Some(("ci", &s.ci_secret)),
+            "application/x-www-form-urlencoded",
+            big,
+        )
+        .await;
+    assert_error(&a, StatusCode::PAYLOAD_TOO_LARGE, "invalid_request");
+    let a = s
+        .post_raw(
+            "/oauth/token",
+            None,
+            "application/x-www-form-urlencoded",
+            "grant_type=client_credentials".into(),
+        )
+        .await;
+    assert_error(&a, StatusCode::UNAUTHORIZED, "invalid_client");
+    // Nothing was issued by any of it.
+    assert_eq!(s.issued_count().await, 0);
+    // A disabled consumer authenticates no more.
+    let store = s.store.clone();
+    tokio::task::spawn_blocking(move || store.disable_consumer("ci", "test", "leaked").unwrap())
+        .await
+        .unwrap();
+    let a = s.token(cc).await;
+    assert_error(&a, StatusCode::UNAUTHORIZED, "invalid_client");
+    assert!(
+        a.body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("disabled")
+    );
+    assert_eq!(s.issued_count().await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn repeated_failures_slow_down_one_client_from_one_source() {
+    let s = start(|c| c.failure_throttle(3, Duration::from_secs(60), 100).unwrap()).await;
+    let cc = "grant_type=client_credentials";
+    for _ in 0..3 {
+        let a = s.post("/oauth/token", Some(("ci", "sks_guess")), cc).await;
+        assert_error(&a, StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+    // Now even the right secret is not checked from here, until the window ends.
+    let a = s.token(cc).await;
+    assert_error(&a, StatusCode::TOO_MANY_REQUESTS, "slow_down");
+    let wait: u64 = a.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    // Another client from the same source is not affected.
+    let a = s
+        .post("/oauth/token", Some(("ops", &s.ops_secret)), cc)
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn introspection_is_for_authenticated_clients_about_their_own_tokens() {
+    let s = start(|c| c).await;
+    let token = s.token("grant_type=client_credentials").await.body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ops_token = s
+        .post(
+            "/oauth/token",
+            Some(("ops", &s.ops_secret)),
+            "grant_type=client_credentials",
+        )
+        .await
+        .body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let form = format!("token={token}");
+    // Without authentication: refused.
+    let a = s.post("/oauth/introspect", None, &form).await;
+    assert_error(&a, StatusCode::UNAUTHORIZED, "invalid_client");
+    let a = s
+        .post("/oauth/introspect", Some(("ci", "sks_wrong")), &form)
+        .await;
+    assert_error(&a, StatusCode::UNAUTHORIZED, "invalid_client");
+    assert_error(
+        &s.post("/oauth/introspect", Some(("ci", &s.ci_secret)), "")
+            .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    );
+    // Its own token: active, with its claims.
+    let a = s
+        .post("/oauth/introspect", Some(("ci", &s.ci_secret)), &form)
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.body["active"], true);
+    assert_eq!(a.body["sub"], "ci");
+    assert_eq!(a.body["client_id"], "ci");
+    assert_eq!(a.body["aud"], API);
+    assert_eq!(a.body["iss"], s.base);
+    assert!(a.body["exp"].as_i64().unwrap() > a.body["iat"].as_i64().unwrap());
+    // Another client's token, garbage, nothing: `active: false` and nothing else.
+    for other in [
+        format!("token={ops_token}"),
+        "token=v4.public.garbage".into(),
+        format!("token={}", "x".repeat(5000)),
+    ] {
+        let a = s
+            .post("/oauth/introspect", Some(("ci", &s.ci_secret)), &other)
+            .await;
+        assert_eq!(a.status, StatusCode::OK);
+        assert_eq!(a.body, serde_json::json!({"active": false}));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_revokes_its_own_token_everywhere() {
+    let s = start(|c| c).await;
+    let token = s.token("grant_type=client_credentials").await.body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ops_token = s
+        .post(
+            "/oauth/token",
+            Some(("ops", &s.ops_secret)),
+            "grant_type=client_credentials",
+        )
+        .await
+        .body["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // A verifier in another process would read the store: a replica of it here.
+    let store = s.store.clone();
+    let (base, t) = (s.base.clone(), token.clone());
+    let verifier = tokio::task::spawn_blocking(move || {
+        let replica = scopekey_store::Replica::start(
+            &store,
+            ReplicaOptions::default().poll_interval(Duration::from_millis(50)),
+        )
+        .unwrap();
+        let v = replica
+            .verifier(VerifierConfig::new(base, API, "test".parse().unwrap()))
+            .unwrap();
+        assert!(v.verify(&t).is_ok());
+        (replica, v)
+    })
+    .await
+    .unwrap();
+    // Not the caller's: refused, and the token stays active.
+    let a = s
+        .post(
+            "/oauth/revoke",
+            Some(("ci", &s.ci_secret)),
+            &format!("token={ops_token}"),
+        )
+        .await;
+    assert_error(&a, StatusCode::BAD_REQUEST, "unauthorized_client");
+    let a = s
+        .post(
+            "/oauth/introspect",
+            Some(("ops", &s.ops_secret)),
+            &format!("token={ops_token}"),
+        )
+        .await;
+    assert_eq!(a.body["active"], true);
+    // Without authentication or token: refused.
+    assert_error(
+        &s.post("/oauth/revoke", None, &format!("token={token}"))
+            .await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+    );
+    assert_error(
+        &s.post(
+            "/oauth/revoke",
+            Some(("ci", &s.ci_secret)),
+            "token_type_hint=access_token",
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    );
+    // Its own: revoked; garbage and a second revocation are 200 too (RFC 7009 §2.2).
+    for _ in 0..2 {
+        let a = s
+            .post(
+                "/oauth/revoke",
+                Some(("ci", &s.ci_secret)),
+                &format!("token={token}&token_type_hint=access_token"),
+            )
+            .await;
+        assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    }
+    let a = s
+        .post(
+            "/oauth/revoke",
+            Some(("ci", &s.ci_secret)),
+            "token=v4.public.garbage",
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK);
+    let a = s
+        .post(
+            "/oauth/introspect",
+            Some(("ci", &s.ci_secret)),
+            &format!("token={token}"),
+        )
+        .await;
+    assert_eq!(a.body, serde_json::json!({"active": false}));
+    let (_replica, v) = verifier;
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match v.verify(&token) {
+            Err(e) if e.kind() == VerifyErrorKind::Revoked => break,
+            _ if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            other => panic!("the replica did not see the revocation: {other:?}"),
+        }
+    }
+}
