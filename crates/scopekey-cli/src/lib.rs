@@ -79,7 +79,7 @@ enum Command {
     Keys(keys::KeysCommand),
     /// List the token inventory, report on it (--over-limit, --unregistered), or prune it.
     Tokens(tokens::TokensArgs),
-    /// Register, list, show and disable consumers.
+    /// Register, list, show and disable consumers, and give them client credentials.
     #[command(subcommand)]
     Consumers(consumers::ConsumersCommand),
     /// Check role definitions, or import them into the store.
@@ -92,6 +92,8 @@ enum Command {
     Audit(audit::AuditArgs),
     /// Find scopekey tokens in files, folders or standard input; exits 1 when any is found.
     Scan(scan_cmd::ScanArgs),
+    /// Run the token service (OAuth endpoints) on the store until Ctrl-C.
+    Serve(commands::serve::ServeArgs),
 }
 
 /// Runs the command line; returns the exit code.
@@ -130,5 +132,6 @@ fn dispatch(command: Command) -> common::Outcome {
         Command::Jwks(a) => commands::jwks::exec(a),
         Command::Audit(a) => audit::exec(a),
         Command::Scan(a) => scan_cmd::exec(a),
+        Command::Serve(a) => commands::serve::exec(a),
     }
 }

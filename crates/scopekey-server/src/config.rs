@@ -58,11 +58,12 @@ pub struct ServerConfig {
     pub(crate) max_tracked_sources: usize,
     pub(crate) hash_concurrency: usize,
     pub(crate) hash_queue: usize,
+    pub(crate) allow_broad: bool,
 }
 
 impl ServerConfig {
-    /// A service that is `issuer` (an `https://` URL, or `http://` on a loopback host for
-    /// development, with no query or fragment), issuing for `audience` (the default audience;
+    /// A service that is `issuer` (an `https://` origin, or `http://` on a loopback host for
+    /// development: no path, query or fragment), issuing for `audience` (the default audience;
     /// add more with [`ServerConfig::audience`]) in `environment`.
     ///
     /// Defaults: access tokens live 15 minutes; after 10 failed client authentications from
@@ -89,6 +90,7 @@ impl ServerConfig {
             max_tracked_sources: 4096,
             hash_concurrency: 2,
             hash_queue: 64,
+            allow_broad: false,
         }
         .audience(audience)
     }
@@ -174,6 +176,14 @@ impl ServerConfig {
         Ok(self)
     }
 
+    /// Whether broad scopes (a `*` action or segment) within a consumer's ceiling are issued
+    /// when asked for (default: no, as `mint` needs `--allow-broad`). The read-only default
+    /// scope never includes them.
+    pub fn allow_broad(mut self, allow: bool) -> Self {
+        self.allow_broad = allow;
+        self
+    }
+
     /// The issuer URL (`iss`), without a trailing `/`.
     pub fn issuer(&self) -> &str {
         &self.issuer
@@ -203,6 +213,13 @@ fn check_issuer(issuer: &str) -> Result<(), ServerError> {
     let url = url::Url::parse(issuer).map_err(|e| bad(&e.to_string()))?;
     if url.query().is_some() || url.fragment().is_some() {
         return Err(bad("an issuer URL has no query or fragment (RFC 8414)"));
+    }
+    if url.path() != "/" {
+        // RFC 8414 §3 would put the metadata under /.well-known/…/PATH; the router serves it
+        // at the root, so an issuer is a bare origin.
+        return Err(bad(
+            "an issuer URL here is an origin without a path (https://host[:port])",
+        ));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(bad("an issuer URL has no user or password"));
@@ -235,7 +252,7 @@ mod tests {
     fn issuers_are_https_urls_or_loopback_http() {
         for ok in [
             "https://auth.example",
-            "https://auth.example/tenant/",
+            "https://auth.example/",
             "http://127.0.0.1:8080",
             "http://localhost:1",
         ] {
@@ -243,8 +260,10 @@ mod tests {
         }
         for bad in [
             "auth.example",
+            "https://auth.example/tenant",
             "http://auth.example",
             "https://a.example/?x=1",
+            "https://a.example/tenant",
             "https://a.example/#f",
             "https://u:p@a.example",
             "ftp://a.example",

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use scopekey::consumer::Consumer;
 use scopekey::revocation::{RevocationTarget, Revoker as _};
-use scopekey::{Grant, IssueErrorKind, Scope, ScopeSet, TokenRequest};
+use scopekey::{Grant, IssueErrorKind, Scope, ScopeSet, TokenRequest, TokenType};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -154,8 +154,22 @@ fn issue(
             ),
         ));
     }
-    // Within the ceiling: its broad scopes and escalations were the deliberate choice.
-    let request = TokenRequest::new(client, audience, scopes).allow_broad();
+    // Within the ceiling, escalations were the deliberate choice; broad scopes need the
+    // server's own opt-in as well (as `mint --allow-broad` does).
+    if scopes.is_broad() && !inner.config.allow_broad {
+        let named: Vec<String> = scopes.broad().take(8).map(ToString::to_string).collect();
+        return Err(OAuthError::new(
+            OAuthErrorCode::InvalidScope,
+            format!(
+                "broad scopes are not issued by this server: {}",
+                named.join(" ")
+            ),
+        ));
+    }
+    let mut request = TokenRequest::new(client, audience, scopes);
+    if inner.config.allow_broad {
+        request = request.allow_broad();
+    }
     let minted = inner
         .issuer
         .issue_for(&consumer, &request)
@@ -175,6 +189,22 @@ fn issue(
             IssueErrorKind::Record => unavailable("the token could not be recorded"),
             _ => OAuthError::invalid_request(e.to_string()),
         })?;
+    // The consumer may have been disabled while this token was made, after the check above
+    // and too late for the disabling revocation to cover it: look again, and revoke it.
+    let still = inner.store.consumer(client).ok().flatten();
+    if !still.as_ref().is_some_and(Consumer::is_enabled) {
+        let target = RevocationTarget::Token {
+            token_id: minted.claims().token_id().clone(),
+            expires_at: Some(minted.claims().expires_at()),
+        };
+        let _ = inner
+            .replica
+            .revoke(target, "scopekey-server", "consumer disabled while issuing");
+        return Err(OAuthError::new(
+            OAuthErrorCode::InvalidClient,
+            "this client is disabled",
+        ));
+    }
     if !inner.audit.flush(Duration::from_secs(5)) {
         return Err(unavailable(
             "the issued event could not be written; the token is withheld",
@@ -183,13 +213,13 @@ fn issue(
     Ok(minted)
 }
 
-/// The read-only part of a ceiling: `read` on every resource it names (RFC 6749 §3.3: the
-/// default when a client asks for no scope). `None` when that is empty.
+/// The read-only part of a ceiling: `read` on every resource it names, broad ones left out
+/// (RFC 6749 §3.3: the default when a client asks for no scope). `None` when that is empty.
 pub(crate) fn default_scopes(ceiling: &ScopeSet) -> Option<ScopeSet> {
     let reads: Vec<Scope> = ceiling
         .iter()
         .map(|s| Scope::read(s.resource().clone()))
-        .filter(|s| ceiling.allows_scope(s))
+        .filter(|s| ceiling.allows_scope(s) && !s.is_broad())
         .collect();
     let mut unique: Vec<Scope> = Vec::new();
     for s in reads {
@@ -200,13 +230,37 @@ pub(crate) fn default_scopes(ceiling: &ScopeSet) -> Option<ScopeSet> {
     ScopeSet::from_scopes(unique).ok().filter(|s| !s.is_empty())
 }
 
-/// A token this server issued that still verifies, whatever its audience.
+/// A token this server issued that is live, whatever its audience among the configured
+/// ones; its network caveat is not checked (it belongs to the request a token is used with).
 fn verify_any(service: &TokenService, token: &str) -> Option<Grant> {
     service
         .inner
         .verifiers
         .iter()
-        .find_map(|v| v.verify(token).ok())
+        .find_map(|v| v.verify_ignoring_network(token).ok())
+}
+
+/// What revocation needs of a token that does not verify as live here (another audience, a
+/// longer lifetime, expired, already revoked): that a key in the store signed it as a token of
+/// this issuer and environment, whose it is and its id.
+fn authentic(service: &TokenService, token: &str) -> Option<(String, scopekey::TokenId)> {
+    let config = service.config();
+    let unverified = scopekey::danger::decode_unverified(token).ok()?;
+    let keys = service.inner.replica.keys().snapshot();
+    let entry = keys.get(unverified.key_id()?)?;
+    let signed = [TokenType::Access, TokenType::Refresh]
+        .into_iter()
+        .any(|t| {
+            unverified
+                .check_signature(entry.key(), config.environment(), t)
+                .is_ok()
+        });
+    if !signed || unverified.claim_str("iss") != Some(config.issuer()) {
+        return None;
+    }
+    let subject = unverified.claim_str("sub")?.to_owned();
+    let token_id = unverified.claim_str("jti")?.parse().ok()?;
+    Some((subject, token_id))
 }
 
 pub(crate) async fn introspect(State(service): State<TokenService>, request: Request) -> Response {
@@ -232,6 +286,10 @@ pub(crate) async fn introspect(State(service): State<TokenService>, request: Req
                     "token_type": "Bearer",
                     "env": c.environment().as_str(),
                 });
+                if let Some(net) = c.other().get("net") {
+                    // The caveat is the caller's to enforce: say it.
+                    body["net"] = net.clone();
+                }
                 if let Some(nbf) = c.not_before() {
                     body["nbf"] = nbf.unix_timestamp().into();
                 }
@@ -251,19 +309,34 @@ pub(crate) async fn revoke(State(service): State<TokenService>, request: Request
         let token = form.require("token")?;
         // RFC 7009 §2.2: a token that is invalid, expired or already revoked is answered 200
         // (there is nothing left to revoke).
-        let Some(grant) = verify_any(&service, token) else {
-            return Ok(StatusCode::OK.into_response());
+        let (subject, target) = match verify_any(&service, token) {
+            Some(grant) => (
+                grant.subject().to_owned(),
+                RevocationTarget::Token {
+                    token_id: grant.claims().token_id().clone(),
+                    expires_at: Some(grant.claims().expires_at()),
+                },
+            ),
+            None => match authentic(&service, token) {
+                // Authentic but not live here: revoked all the same (a service with other
+                // rules may still accept it), kept until pruned.
+                Some((subject, token_id)) => (
+                    subject,
+                    RevocationTarget::Token {
+                        token_id,
+                        expires_at: None,
+                    },
+                ),
+                // RFC 7009 §2.2: an invalid token is answered 200; there is nothing to revoke.
+                None => return Ok(StatusCode::OK.into_response()),
+            },
         };
-        if grant.subject() != client.client_id {
+        if subject != client.client_id {
             return Err(OAuthError::new(
                 OAuthErrorCode::UnauthorizedClient,
                 "the token was not issued to this client",
             ));
         }
-        let target = RevocationTarget::Token {
-            token_id: grant.claims().token_id().clone(),
-            expires_at: Some(grant.claims().expires_at()),
-        };
         let by = format!("client {}", client.client_id);
         let service2 = service.clone();
         tokio::task::spawn_blocking(move || {

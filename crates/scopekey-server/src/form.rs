@@ -100,6 +100,11 @@ impl Form {
             .filter(|v| !v.is_empty())
     }
 
+    /// Whether the parameter is present at all, even empty.
+    pub(crate) fn has(&self, name: &str) -> bool {
+        self.params.contains_key(name)
+    }
+
     /// A required parameter.
     pub(crate) fn require(&self, name: &str) -> Result<&str, OAuthError> {
         self.get(name)
@@ -123,8 +128,10 @@ fn decode(raw: &[u8]) -> Result<String, OAuthError> {
             b'+' => out.push(b' '),
             b'%' => {
                 let hex = raw.get(i + 1..i + 3).ok_or_else(malformed)?;
-                let text = std::str::from_utf8(hex).map_err(|_| malformed())?;
-                out.push(u8::from_str_radix(text, 16).map_err(|_| malformed())?);
+                let digit = |b: u8| (b as char).to_digit(16).ok_or_else(malformed);
+                // Exactly two hex digits: `from_str_radix` would also take a sign (`%+f`).
+                let (hi, lo) = (digit(hex[0])?, digit(hex[1])?);
+                out.push(u8::try_from(hi * 16 + lo).map_err(|_| malformed())?);
                 i += 2;
             }
             b if b.is_ascii_graphic() => out.push(b),
@@ -148,12 +155,28 @@ pub(crate) enum AuthMethod {
     Basic,
     /// `client_secret_post`.
     Post,
+    /// `private_key_jwt` (RFC 7523).
+    PrivateKeyJwt,
+}
+
+/// The assertion type of `private_key_jwt` (RFC 7523 §2.2).
+pub(crate) const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// The longest client assertion read.
+pub(crate) const MAX_ASSERTION_LEN: usize = 4096;
+
+/// What the client presented: a secret (Basic or in the body) or a signed assertion.
+pub(crate) enum Proof {
+    /// A client secret.
+    Secret(Zeroizing<String>),
+    /// A JWT client assertion.
+    Assertion(String),
 }
 
 /// A client's presented credentials.
 pub(crate) struct ClientCredentials {
     pub(crate) client_id: String,
-    pub(crate) secret: Zeroizing<String>,
+    pub(crate) proof: Proof,
     pub(crate) method: AuthMethod,
 }
 
@@ -161,25 +184,83 @@ impl std::fmt::Debug for ClientCredentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ClientCredentials")
             .field("client_id", &self.client_id)
-            .field("secret", &"***")
+            .field("proof", &"***")
             .field("method", &self.method)
             .finish()
     }
 }
 
-/// The client's credentials from the `Authorization: Basic` header or the form; refuses
-/// none, both, and a Basic header that does not decode.
+fn invalid_client(description: &str) -> OAuthError {
+    OAuthError::new(OAuthErrorCode::InvalidClient, description).challenging(true)
+}
+
+/// The client's credentials from the `Authorization: Basic` header, the form's secret, or
+/// the form's client assertion; refuses none, more than one, and a Basic header that does
+/// not decode.
 pub(crate) fn client_credentials(
     headers: &HeaderMap,
     form: &Form,
 ) -> Result<ClientCredentials, OAuthError> {
     let in_form = (form.get("client_id"), form.get("client_secret"));
-    let basic = match headers.get(header::AUTHORIZATION) {
-        None => None,
-        Some(v) => Some(basic(v.as_bytes())?),
+    let mut authorization = headers.get_all(header::AUTHORIZATION).iter();
+    let basic = match (authorization.next(), authorization.next()) {
+        (None, _) => None,
+        (Some(v), None) => Some(basic(v.as_bytes())?),
+        (Some(_), Some(_)) => {
+            return Err(OAuthError::invalid_request(
+                "more than one Authorization header",
+            ));
+        }
     };
+    // An empty client_secret is still a second method next to another one.
+    let secret_given = form.has("client_secret");
+    let assertion = match (
+        form.get("client_assertion_type"),
+        form.get("client_assertion"),
+    ) {
+        (None, None) => None,
+        (Some(JWT_BEARER), Some(a)) => Some(a),
+        (Some(JWT_BEARER), None) => {
+            return Err(OAuthError::invalid_request("client_assertion is missing"));
+        }
+        (Some(_), _) => {
+            return Err(invalid_client(&format!(
+                "the client_assertion_type is not supported (only {JWT_BEARER})"
+            )));
+        }
+        (None, Some(_)) => {
+            return Err(OAuthError::invalid_request(
+                "client_assertion_type is missing",
+            ));
+        }
+    };
+    if let Some(assertion) = assertion {
+        if basic.is_some() || secret_given {
+            return Err(OAuthError::invalid_request(
+                "the client authenticated twice (a client assertion and a secret): use one",
+            ));
+        }
+        if assertion.len() > MAX_ASSERTION_LEN {
+            return Err(invalid_client("the client assertion is too long"));
+        }
+        let client_id = match (in_form.0, assertion_subject(assertion)) {
+            (Some(id), Some(sub)) if id == sub => sub,
+            (Some(_), Some(_)) => {
+                return Err(invalid_client(
+                    "the client_id is not the assertion's subject",
+                ));
+            }
+            (None, Some(sub)) => sub,
+            (_, None) => return Err(invalid_client("the client assertion names no subject")),
+        };
+        return Ok(ClientCredentials {
+            client_id,
+            proof: Proof::Assertion(assertion.to_owned()),
+            method: AuthMethod::PrivateKeyJwt,
+        });
+    }
     match (basic, in_form) {
-        (Some(_), (_, Some(_))) => Err(OAuthError::invalid_request(
+        (Some(_), _) if secret_given => Err(OAuthError::invalid_request(
             "the client authenticated twice (HTTP Basic and client_secret in the body): use one",
         )
         .challenging(true)),
@@ -189,20 +270,28 @@ pub(crate) fn client_credentials(
         (Some(c), _) => Ok(c),
         (None, (Some(id), Some(secret))) => Ok(ClientCredentials {
             client_id: id.to_owned(),
-            secret: Zeroizing::new(secret.to_owned()),
+            proof: Proof::Secret(Zeroizing::new(secret.to_owned())),
             method: AuthMethod::Post,
         }),
-        (None, (Some(_), None)) => Err(OAuthError::new(
-            OAuthErrorCode::InvalidClient,
+        (None, (Some(_), None)) => Err(invalid_client(
             "client authentication is required: this server has no public clients",
-        )
-        .challenging(true)),
-        (None, _) => Err(OAuthError::new(
-            OAuthErrorCode::InvalidClient,
-            "client authentication is required (HTTP Basic or client_id and client_secret)",
-        )
-        .challenging(true)),
+        )),
+        (None, _) => Err(invalid_client(
+            "client authentication is required (HTTP Basic, client_secret or a client assertion)",
+        )),
     }
+}
+
+/// The `sub` of a client assertion, read before its signature is checked, only to find the
+/// key to check it with; the checked claims must say the same.
+fn assertion_subject(assertion: &str) -> Option<String> {
+    let payload = assertion.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let sub = claims.get("sub")?.as_str()?;
+    (!sub.is_empty() && sub.len() <= 256).then(|| sub.to_owned())
 }
 
 /// `Basic base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1).
@@ -241,7 +330,7 @@ fn basic(value: &[u8]) -> Result<ClientCredentials, OAuthError> {
     }
     Ok(ClientCredentials {
         client_id,
-        secret,
+        proof: Proof::Secret(secret),
         method: AuthMethod::Basic,
     })
 }
@@ -263,6 +352,8 @@ mod tests {
             b"a=%4",
             b"a=%ff",
             b"a=%00",
+            b"a=%+f",
+            b"a=%-1",
             b"=1",
             b"a=\xc3\xa9",
             b"a=b c",
@@ -284,7 +375,7 @@ mod tests {
         };
         let c = basic(header("my%20client:s%3Acret+x").as_bytes()).unwrap();
         assert_eq!(c.client_id, "my client");
-        assert_eq!(c.secret.as_str(), "s:cret x");
+        assert!(matches!(&c.proof, Proof::Secret(s) if s.as_str() == "s:cret x"));
         assert!(!format!("{c:?}").contains("s:cret"));
         for bad in [
             header("nocolon"),

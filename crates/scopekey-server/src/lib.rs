@@ -5,22 +5,26 @@
 //! - `GET /.well-known/oauth-authorization-server`: RFC 8414 metadata.
 //! - `GET /.well-known/jwks.json`: the store's public keys as a JWKS.
 //! - `POST /oauth/token`: RFC 6749 `client_credentials`, the client authenticated by
-//!   `client_secret_basic` or `client_secret_post`; `scope` a subset of the consumer's ceiling
-//!   (omitted: its read-only part); `resource` (RFC 8707) one of the configured audiences.
+//!   `client_secret_basic`, `client_secret_post` or `private_key_jwt` (RFC 7523, EdDSA, the
+//!   consumer's registered key); `scope` a subset of the consumer's ceiling (omitted: its
+//!   read-only part, broad scopes left out); `resource` (RFC 8707) one of the configured
+//!   audiences.
 //! - `POST /oauth/introspect`: RFC 7662, for authenticated clients, about their own tokens.
 //! - `POST /oauth/revoke`: RFC 7009, a client revoking its own token.
 //!
 //! Errors are RFC 6749 §5.2 JSON. Every form is read strictly (content type, size,
 //! encoding, no repeated parameter) and a refused request changes nothing. Repeated failed
-//! authentications of one client from one source are answered `429` for a while, without
-//! the secret being checked; secrets are checked (argon2id) off the async threads, a bounded
-//! number at once. See `docs/server.md`.
+//! authentications from one source (or of one client) are answered `429` for a while
+//! without a full secret check, except for a secret this instance has verified before;
+//! secrets are checked (argon2id) off the async threads, a bounded number at once. See
+//! `docs/server.md`.
 
 mod config;
 mod endpoints;
 mod form;
 mod metadata;
 mod oauth_error;
+mod replay;
 mod service;
 mod throttle;
 

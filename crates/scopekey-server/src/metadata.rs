@@ -13,7 +13,13 @@ pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 pub const JWKS_PATH: &str = "/.well-known/jwks.json";
 
 /// The client authentication methods every endpoint takes.
-const AUTH_METHODS: [&str; 2] = ["client_secret_basic", "client_secret_post"];
+const AUTH_METHODS: [&str; 3] = [
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+];
+/// The one algorithm a `private_key_jwt` assertion is signed with.
+const ASSERTION_ALGS: [&str; 1] = ["EdDSA"];
 
 pub(crate) async fn metadata(State(service): State<TokenService>) -> Response {
     let c = service.config();
@@ -29,6 +35,9 @@ pub(crate) async fn metadata(State(service): State<TokenService>) -> Response {
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
         "introspection_endpoint_auth_methods_supported": AUTH_METHODS,
         "revocation_endpoint_auth_methods_supported": AUTH_METHODS,
+        "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+        "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+        "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
     });
     json(body.to_string(), "public, max-age=300")
 }

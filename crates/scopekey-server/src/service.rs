@@ -2,8 +2,9 @@
 //! with, built once; and its axum [`Router`].
 
 use crate::config::{ServerConfig, ServerError, ServerErrorKind};
-use crate::form::{ClientCredentials, Form, client_credentials};
+use crate::form::{ClientCredentials, Form, Proof, client_credentials};
 use crate::oauth_error::{OAuthError, OAuthErrorCode};
+use crate::replay::ReplayCache;
 use crate::throttle::{Source, Throttle};
 use crate::{endpoints, metadata};
 use axum::Router;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::Semaphore;
+use zeroize::Zeroizing;
 
 /// The token service: OAuth endpoints over a scopekey [`Store`].
 ///
@@ -59,6 +61,7 @@ pub(crate) struct Inner {
     /// One verifier per audience, in the configured order.
     pub(crate) verifiers: Vec<Verifier>,
     pub(crate) throttle: Throttle,
+    replay: ReplayCache,
     hashing: Arc<Semaphore>,
     hash_waiting: AtomicUsize,
 }
@@ -79,10 +82,22 @@ impl TokenService {
         let known = store
             .key_set()
             .map_err(|e| failed("reading the key set", &e))?;
-        if known.get(key.key_id().as_str()).is_none() {
-            store
+        match known.get(key.key_id().as_str()) {
+            None => store
                 .add_key(key.public_key(), None)
-                .map_err(|e| failed("registering the signing key", &e))?;
+                .map_err(|e| failed("registering the signing key", &e))?,
+            // Tokens it signed would verify nowhere: refuse to start rather than mint them.
+            Some(entry) if !entry.is_active_at(time::OffsetDateTime::now_utc()) => {
+                return Err(ServerError::new(
+                    ServerErrorKind::Config,
+                    format!(
+                        "the signing key {} is retired or not yet valid in the store: \
+                         use an active key (see `scopekey keys list`)",
+                        key.key_id()
+                    ),
+                ));
+            }
+            Some(_) => {}
         }
         let audit = Arc::new(
             store
@@ -107,7 +122,10 @@ impl TokenService {
                     aud.clone(),
                     config.environment.clone(),
                 )
-                .max_lifetime(config.access_ttl.max(Duration::from_secs(3600)));
+                // Introspection answers for every token of this issuer, including those the
+                // CLI mints (up to 30 days) and JWTs.
+                .max_lifetime(MAX_INTROSPECTED_LIFETIME)
+                .accept_jwt(true);
                 replica.verifier(c)
             })
             .collect::<Result<Vec<_>, _>>()
@@ -119,6 +137,7 @@ impl TokenService {
                     config.failure_window,
                     config.max_tracked_sources,
                 ),
+                replay: ReplayCache::new(65_536),
                 hashing: Arc::new(Semaphore::new(config.hash_concurrency)),
                 hash_waiting: AtomicUsize::new(0),
                 store,
@@ -162,20 +181,67 @@ impl Inner {
     ) -> Result<ClientCredentials, OAuthError> {
         let credentials = client_credentials(headers, form)?;
         let basic = credentials.method == crate::form::AuthMethod::Basic;
-        if let Some(wait) = self.throttle.check(&credentials.client_id, source) {
-            return Err(OAuthError::new(
-                OAuthErrorCode::SlowDown,
-                "too many failed authentications for this client from here: retry later",
-            )
-            .retry_after(wait));
-        }
-        let busy = || {
-            OAuthError::new(
-                OAuthErrorCode::TemporarilyUnavailable,
-                "the server is busy: retry shortly",
-            )
-            .retry_after(Duration::from_secs(1))
+        let refused =
+            |why: String| OAuthError::new(OAuthErrorCode::InvalidClient, why).challenging(basic);
+        // A secret this instance verified before is confirmed cheaply, throttled or not: no
+        // one else's failures can lock out a client that has authenticated here.
+        let confirmed = match &credentials.proof {
+            Proof::Secret(secret) => self.confirm_secret(&credentials.client_id, secret).await?,
+            Proof::Assertion(_) => false,
         };
+        if !confirmed {
+            if let Some(wait) = self.throttle.check(&credentials.client_id, source) {
+                return Err(OAuthError::new(
+                    OAuthErrorCode::SlowDown,
+                    "too many failed client authentications: retry later",
+                )
+                .retry_after(wait));
+            }
+            let failure = match &credentials.proof {
+                Proof::Secret(secret) => self.check_secret(&credentials.client_id, secret).await?,
+                Proof::Assertion(assertion) => {
+                    self.check_assertion(&credentials.client_id, assertion)
+                        .await?
+                }
+            };
+            if let Some(why) = failure {
+                self.throttle.failed(&credentials.client_id, source);
+                return Err(refused(why));
+            }
+            self.throttle.succeeded(&credentials.client_id);
+        }
+        // Authenticated: a disabled (or since removed) consumer may do nothing.
+        let (store, id) = (self.store.clone(), credentials.client_id.clone());
+        let consumer = tokio::task::spawn_blocking(move || store.consumer(&id))
+            .await
+            .map_err(|_| store_unavailable())?
+            .map_err(|_| store_unavailable())?;
+        match consumer {
+            Some(c) if c.is_enabled() => Ok(credentials),
+            Some(_) => Err(refused("this client is disabled".into())),
+            None => Err(refused("client authentication failed".into())),
+        }
+    }
+
+    /// Whether `secret` is the client's, as this instance verified before (no argon2).
+    async fn confirm_secret(
+        &self,
+        client_id: &str,
+        secret: &Zeroizing<String>,
+    ) -> Result<bool, OAuthError> {
+        let (store, id, secret) = (self.store.clone(), client_id.to_owned(), secret.clone());
+        tokio::task::spawn_blocking(move || store.confirm_client_secret(&id, &secret))
+            .await
+            .map_err(|_| store_unavailable())?
+            .map_err(|_| store_unavailable())
+    }
+
+    /// `None` when `secret` is the client's; `Some(why)` when not.
+    async fn check_secret(
+        &self,
+        client_id: &str,
+        secret: &Zeroizing<String>,
+    ) -> Result<Option<String>, OAuthError> {
         let Some(_waiting) = WaitSlot::take(
             &self.hash_waiting,
             self.config.hash_concurrency + self.config.hash_queue,
@@ -185,11 +251,7 @@ impl Inner {
         let Ok(permit) = self.hashing.clone().acquire_owned().await else {
             return Err(busy());
         };
-        let (store, id, secret) = (
-            self.store.clone(),
-            credentials.client_id.clone(),
-            credentials.secret.clone(),
-        );
+        let (store, id, secret) = (self.store.clone(), client_id.to_owned(), secret.clone());
         // The permit moves into the blocking task: a request dropped mid-check still holds
         // its place until the hash is done, so the bound holds against aborted requests too.
         let check = tokio::task::spawn_blocking(move || {
@@ -198,25 +260,125 @@ impl Inner {
         })
         .await;
         match check {
-            Ok(Ok(SecretCheck::Matches)) => {
-                self.throttle.succeeded(&credentials.client_id, source);
-                Ok(credentials)
-            }
-            Ok(Ok(_)) => {
-                self.throttle.failed(&credentials.client_id, source);
-                Err(OAuthError::new(
-                    OAuthErrorCode::InvalidClient,
-                    "client authentication failed",
-                )
-                .challenging(basic))
-            }
-            Ok(Err(_)) | Err(_) => Err(OAuthError::new(
-                OAuthErrorCode::TemporarilyUnavailable,
-                "the credential store is unavailable: retry shortly",
-            )
-            .retry_after(Duration::from_secs(1))),
+            Ok(Ok(SecretCheck::Matches)) => Ok(None),
+            Ok(Ok(_)) => Ok(Some("client authentication failed".into())),
+            Ok(Err(_)) | Err(_) => Err(store_unavailable()),
         }
     }
+
+    /// `None` when `assertion` is a valid, fresh, unused `private_key_jwt` assertion of the
+    /// client, signed with its registered key; `Some(why)` when not.
+    async fn check_assertion(
+        &self,
+        client_id: &str,
+        assertion: &str,
+    ) -> Result<Option<String>, OAuthError> {
+        let (store, id) = (self.store.clone(), client_id.to_owned());
+        let key = tokio::task::spawn_blocking(move || store.client_key(&id))
+            .await
+            .map_err(|_| store_unavailable())?
+            .map_err(|_| store_unavailable())?;
+        let Some(key) = key else {
+            return Ok(Some("client authentication failed".into()));
+        };
+        let claims = match scopekey::jwt::verify_client_assertion(assertion, &key) {
+            Ok(c) => c,
+            Err(e) => return Ok(Some(format!("the client assertion is refused: {e}"))),
+        };
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        let audiences = [
+            self.config.issuer.clone(),
+            self.config.endpoint(crate::endpoints::TOKEN_PATH),
+            self.config.endpoint(crate::endpoints::INTROSPECT_PATH),
+            self.config.endpoint(crate::endpoints::REVOKE_PATH),
+        ];
+        let (jti, exp) = match assertion_claims(&claims, client_id, &audiences, now) {
+            Ok(v) => v,
+            Err(why) => return Ok(Some(format!("the client assertion is refused: {why}"))),
+        };
+        match self.replay.first_use(client_id, jti, exp, now) {
+            Ok(true) => Ok(None),
+            Ok(false) => Ok(Some(
+                "the client assertion is refused: its jti was already used".into(),
+            )),
+            Err(()) => Err(busy()),
+        }
+    }
+}
+
+fn busy() -> OAuthError {
+    OAuthError::new(
+        OAuthErrorCode::TemporarilyUnavailable,
+        "the server is busy: retry shortly",
+    )
+    .retry_after(Duration::from_secs(1))
+}
+
+fn store_unavailable() -> OAuthError {
+    OAuthError::new(
+        OAuthErrorCode::TemporarilyUnavailable,
+        "the credential store is unavailable: retry shortly",
+    )
+    .retry_after(Duration::from_secs(1))
+}
+
+/// The longest-lived token introspection answers for: the CLI's minting ceiling.
+const MAX_INTROSPECTED_LIFETIME: Duration = Duration::from_secs(30 * 86_400);
+
+/// Clock skew tolerated on an assertion's times.
+const ASSERTION_LEEWAY: i64 = 30;
+/// The longest an assertion may live (`exp` at most this far ahead).
+const MAX_ASSERTION_LIFETIME: i64 = 300;
+
+/// Checks an assertion's authenticated claims (RFC 7523 §3): `iss` and `sub` the client,
+/// `aud` this server, `exp` ahead but at most five minutes, `nbf`/`iat` not in the future,
+/// and a `jti`. Returns `(jti, exp)`.
+fn assertion_claims<'c>(
+    claims: &'c serde_json::Map<String, serde_json::Value>,
+    client_id: &str,
+    audiences: &[String],
+    now: i64,
+) -> Result<(&'c str, i64), String> {
+    let text = |name: &str| claims.get(name).and_then(serde_json::Value::as_str);
+    let int = |name: &str| claims.get(name).and_then(serde_json::Value::as_i64);
+    if text("iss") != Some(client_id) || text("sub") != Some(client_id) {
+        return Err("iss and sub must both be the client_id".into());
+    }
+    let aud_ok = match claims.get("aud") {
+        Some(serde_json::Value::String(a)) => audiences.contains(a),
+        Some(serde_json::Value::Array(list)) => list
+            .iter()
+            .filter_map(serde_json::Value::as_str)
+            .any(|a| audiences.iter().any(|x| x == a)),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err("aud must name this server (its issuer or token endpoint URL)".into());
+    }
+    let exp = int("exp").ok_or("exp (a NumericDate integer) is required")?;
+    if exp + ASSERTION_LEEWAY <= now {
+        return Err("it has expired".into());
+    }
+    if exp > now + MAX_ASSERTION_LIFETIME + ASSERTION_LEEWAY {
+        return Err(format!(
+            "exp is more than {MAX_ASSERTION_LIFETIME} s ahead: assertions are short-lived"
+        ));
+    }
+    for name in ["nbf", "iat"] {
+        match claims.get(name) {
+            None => {}
+            Some(v) => match v.as_i64() {
+                Some(t) if t <= now + ASSERTION_LEEWAY => {}
+                Some(_) => return Err(format!("{name} is in the future")),
+                None => return Err(format!("{name} is not a NumericDate integer")),
+            },
+        }
+    }
+    let jti = text("jti").ok_or("jti (a string) is required, against replay")?;
+    if jti.is_empty() || jti.len() > 256 {
+        return Err("jti is 1 to 256 characters".into());
+    }
+    Ok((jti, exp))
 }
 
 /// A place among the requests waiting for (or running) a secret check, given back on drop,

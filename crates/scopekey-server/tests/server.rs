@@ -19,6 +19,8 @@ const OTHER_API: &str = "https://other.example";
 struct Server {
     base: String,
     store: Store,
+    /// The signing key, as PASERK (to mint tokens of this issuer outside the service).
+    key: String,
     ci_secret: String,
     ops_secret: String,
     _dir: TempDir,
@@ -63,12 +65,15 @@ async fn start(configure: impl FnOnce(ServerConfig) -> ServerConfig) -> Server {
             .audience(OTHER_API)
             .unwrap(),
     );
-    let (service, store, ci_secret, ops_secret) = tokio::task::spawn_blocking(move || {
+    let (service, store, ci_secret, ops_secret, key) = tokio::task::spawn_blocking(move || {
         let store = Store::open(&url).unwrap();
         store
             .add_consumer(&consumer("ci", "projects:read projects/42:write"))
             .unwrap();
         store.add_consumer(&consumer("ops", "audit:read")).unwrap();
+        store
+            .add_consumer(&consumer("wide", "projects/*:read projects/*:write"))
+            .unwrap();
         let ci = store
             .rotate_client_secret("ci")
             .unwrap()
@@ -80,8 +85,9 @@ async fn start(configure: impl FnOnce(ServerConfig) -> ServerConfig) -> Server {
             .expose_secret()
             .to_owned();
         let key = SigningKey::generate().unwrap();
+        let paserk = key.to_paserk().to_string();
         let service = TokenService::new(store.clone(), key, config).unwrap();
-        (service, store, ci, ops)
+        (service, store, ci, ops, paserk)
     })
     .await
     .unwrap();
@@ -92,6 +98,7 @@ async fn start(configure: impl FnOnce(ServerConfig) -> ServerConfig) -> Server {
     Server {
         base,
         store,
+        key,
         ci_secret,
         ops_secret,
         _dir: TempDir(dir),
@@ -417,6 +424,10 @@ async fn every_refusal_has_its_rfc_error_and_changes_nothing() {
     tokio::task::spawn_blocking(move || store.disable_consumer("ci", "test", "leaked").unwrap())
         .await
         .unwrap();
+    let a = s
+        .post("/oauth/introspect", Some(("ci", &s.ci_secret)), "token=x")
+        .await;
+    assert_error(&a, StatusCode::UNAUTHORIZED, "invalid_client");
     let a = s.token(cc).await;
     assert_error(&a, StatusCode::UNAUTHORIZED, "invalid_client");
     assert!(
@@ -429,23 +440,233 @@ async fn every_refusal_has_its_rfc_error_and_changes_nothing() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn repeated_failures_slow_down_one_client_from_one_source() {
+async fn repeated_failures_slow_down_guessing_but_never_lock_out_a_known_client() {
     let s = start(|c| c.failure_throttle(3, Duration::from_secs(60), 100).unwrap()).await;
     let cc = "grant_type=client_credentials";
-    for _ in 0..3 {
-        let a = s.post("/oauth/token", Some(("ci", "sks_guess")), cc).await;
-        assert_error(&a, StatusCode::UNAUTHORIZED, "invalid_client");
-    }
-    // Now even the right secret is not checked from here, until the window ends.
-    let a = s.token(cc).await;
-    assert_error(&a, StatusCode::TOO_MANY_REQUESTS, "slow_down");
-    let wait: u64 = a.headers["retry-after"].to_str().unwrap().parse().unwrap();
-    assert!((1..=60).contains(&wait), "{wait}");
-    // Another client from the same source is not affected.
+    // `ops` authenticated before the flood.
     let a = s
         .post("/oauth/token", Some(("ops", &s.ops_secret)), cc)
         .await;
     assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    for _ in 0..3 {
+        let a = s.post("/oauth/token", Some(("ci", "sks_guess")), cc).await;
+        assert_error(&a, StatusCode::UNAUTHORIZED, "invalid_client");
+    }
+    // From this source, no secret is checked any more until the window ends: not even the
+    // right one of a client this instance has not verified yet.
+    let a = s.token(cc).await;
+    assert_error(&a, StatusCode::TOO_MANY_REQUESTS, "slow_down");
+    let wait: u64 = a.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "{wait}");
+    let a = s.post("/oauth/token", Some(("nobody", "sks_x")), cc).await;
+    assert_error(&a, StatusCode::TOO_MANY_REQUESTS, "slow_down");
+    // A client verified before is confirmed without the slow check, throttle or not.
+    let a = s
+        .post("/oauth/token", Some(("ops", &s.ops_secret)), cc)
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    assert_eq!(s.issued_count().await, 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broad_scopes_need_the_servers_opt_in_and_are_never_a_default() {
+    let s = start(|c| c).await;
+    let store = s.store.clone();
+    let wide = tokio::task::spawn_blocking(move || {
+        store
+            .rotate_client_secret("wide")
+            .unwrap()
+            .expose_secret()
+            .to_owned()
+    })
+    .await
+    .unwrap();
+    let cc = "grant_type=client_credentials";
+    let a = s.post("/oauth/token", Some(("wide", &wide)), cc).await;
+    assert_error(&a, StatusCode::BAD_REQUEST, "invalid_scope");
+    let a = s
+        .post(
+            "/oauth/token",
+            Some(("wide", &wide)),
+            &format!("{cc}&scope=projects%2F*%3Aread"),
+        )
+        .await;
+    assert_error(&a, StatusCode::BAD_REQUEST, "invalid_scope");
+    assert!(
+        a.body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("broad")
+    );
+    // A narrow scope within the broad ceiling is fine.
+    let a = s
+        .post(
+            "/oauth/token",
+            Some(("wide", &wide)),
+            &format!("{cc}&scope=projects%2F7%3Awrite"),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    let s = start(|c| c.allow_broad(true)).await;
+    let store = s.store.clone();
+    let wide = tokio::task::spawn_blocking(move || {
+        store
+            .rotate_client_secret("wide")
+            .unwrap()
+            .expose_secret()
+            .to_owned()
+    })
+    .await
+    .unwrap();
+    let a = s
+        .post(
+            "/oauth/token",
+            Some(("wide", &wide)),
+            &format!("{cc}&scope=projects%2F*%3Aread"),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    assert_eq!(a.body["scope"], "projects/*:read");
+}
+
+/// A `private_key_jwt` client assertion signed by ed25519-dalek directly (not by scopekey).
+fn assertion(key: &ed25519_dalek::SigningKey, header: &str, claims: &Value) -> String {
+    use base64::Engine as _;
+    use ed25519_dalek::Signer as _;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let input = format!(
+        "{}.{}",
+        b64(header.as_bytes()),
+        b64(claims.to_string().as_bytes())
+    );
+    let sig = key.sign(input.as_bytes());
+    format!("{input}.{}", b64(&sig.to_bytes()))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn private_key_jwt_authenticates_without_a_shared_secret() {
+    let s = start(|c| c).await;
+    let client_key = ed25519_dalek::SigningKey::from_bytes(&[7u8; 32]);
+    let public = scopekey::PublicKey::from_bytes(client_key.verifying_key().as_bytes()).unwrap();
+    let store = s.store.clone();
+    tokio::task::spawn_blocking(move || store.register_client_key("ci", &public).unwrap())
+        .await
+        .unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let token_endpoint = format!("{}/oauth/token", s.base);
+    let claims = |jti: &str, aud: &str, exp: i64| serde_json::json!({"iss": "ci", "sub": "ci", "aud": aud, "exp": exp, "iat": now, "jti": jti});
+    let form = |a: &str| {
+        format!(
+            "grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion={a}"
+        )
+    };
+    let header = r#"{"alg":"EdDSA","typ":"JWT"}"#;
+    let good = assertion(
+        &client_key,
+        header,
+        &claims("a1", &token_endpoint, now + 60),
+    );
+    let a = s.post("/oauth/token", None, &form(&good)).await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    // Each refusal says why, and issues nothing.
+    let other_key = ed25519_dalek::SigningKey::from_bytes(&[9u8; 32]);
+    let cases = [
+        (
+            assertion(
+                &client_key,
+                header,
+                &claims("a1", &token_endpoint, now + 60),
+            ),
+            "already used",
+        ),
+        (
+            assertion(&other_key, header, &claims("a2", &token_endpoint, now + 60)),
+            "signature",
+        ),
+        (
+            assertion(
+                &client_key,
+                header,
+                &claims("a3", "https://evil.example", now + 60),
+            ),
+            "aud",
+        ),
+        (
+            assertion(
+                &client_key,
+                header,
+                &claims("a4", &token_endpoint, now - 120),
+            ),
+            "expired",
+        ),
+        (
+            assertion(
+                &client_key,
+                header,
+                &claims("a5", &token_endpoint, now + 3600),
+            ),
+            "short-lived",
+        ),
+        (
+            assertion(
+                &client_key,
+                r#"{"alg":"EdDSA","typ":"at+jwt"}"#,
+                &claims("a6", &token_endpoint, now + 60),
+            ),
+            "access token",
+        ),
+        (
+            assertion(
+                &client_key,
+                r#"{"alg":"HS256"}"#,
+                &claims("a7", &token_endpoint, now + 60),
+            ),
+            "EdDSA",
+        ),
+        (
+            assertion(
+                &client_key,
+                header,
+                &serde_json::json!({"iss": "ops", "sub": "ci", "aud": token_endpoint, "exp": now + 60, "jti": "a8"}),
+            ),
+            "iss and sub",
+        ),
+        (
+            assertion(
+                &client_key,
+                header,
+                &serde_json::json!({"iss": "ci", "sub": "ci", "aud": token_endpoint, "exp": now + 60}),
+            ),
+            "jti",
+        ),
+    ];
+    for (bad, why) in cases {
+        let a = s.post("/oauth/token", None, &form(&bad)).await;
+        assert_error(&a, StatusCode::UNAUTHORIZED, "invalid_client");
+        let d = a.body["error_description"].as_str().unwrap();
+        assert!(d.contains(why), "{why}: {d}");
+    }
+    // An assertion for a client without a registered key, and two methods at once.
+    let ops = assertion(
+        &client_key,
+        header,
+        &serde_json::json!({"iss": "ops", "sub": "ops", "aud": token_endpoint, "exp": now + 60, "jti": "b1"}),
+    );
+    assert_error(
+        &s.post("/oauth/token", None, &form(&ops)).await,
+        StatusCode::UNAUTHORIZED,
+        "invalid_client",
+    );
+    let fresh = assertion(
+        &client_key,
+        header,
+        &claims("c1", &token_endpoint, now + 60),
+    );
+    let a = s
+        .post("/oauth/token", Some(("ci", &s.ci_secret)), &form(&fresh))
+        .await;
+    assert_error(&a, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_eq!(s.issued_count().await, 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -601,7 +822,54 @@ async fn a_client_revokes_its_own_token_everywhere() {
         )
         .await;
     assert_eq!(a.body, serde_json::json!({"active": false}));
-    let (_replica, v) = verifier;
+    // A token of this issuer the service's own rules would not call live (another audience,
+    // seven days, limited to a network) is revoked all the same, for every service.
+    let key = SigningKey::from_paserk(&s.key).unwrap();
+    let issuer = scopekey::Issuer::new(key, s.base.clone(), "test".parse().unwrap())
+        .unwrap()
+        .with_max_ttl(Duration::from_secs(30 * 86_400));
+    let odd = issuer
+        .issue(
+            &scopekey::TokenRequest::new(
+                "ci",
+                "https://elsewhere.example",
+                "projects:read".parse().unwrap(),
+            )
+            .ttl(Duration::from_secs(7 * 86_400))
+            .allow_networks(["10.0.0.0/8".parse::<scopekey::Network>().unwrap()]),
+        )
+        .unwrap();
+    let odd = odd.token().as_str().to_owned();
+    let a = s
+        .post(
+            "/oauth/revoke",
+            Some(("ci", &s.ci_secret)),
+            &format!("token={odd}"),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    let (replica, v) = verifier;
+    let elsewhere = replica
+        .verifier(
+            VerifierConfig::new(
+                s.base.clone(),
+                "https://elsewhere.example",
+                "test".parse().unwrap(),
+            )
+            .max_lifetime(Duration::from_secs(30 * 86_400)),
+        )
+        .unwrap();
+    let inside = Some("10.1.2.3".parse().unwrap());
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match elsewhere.verify_from(&odd, None, inside) {
+            Err(e) if e.kind() == VerifyErrorKind::Revoked => break,
+            _ if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            other => panic!("the odd token was not revoked: {other:?}"),
+        }
+    }
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     loop {
         match v.verify(&token) {

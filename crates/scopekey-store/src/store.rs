@@ -13,6 +13,7 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct Store {
     db: Arc<Db>,
+    secrets: Arc<crate::tables::clients::SecretCache>,
 }
 
 impl Store {
@@ -42,6 +43,7 @@ impl Store {
     pub fn open(url: &str) -> Result<Self, StoreError> {
         Ok(Self {
             db: Arc::new(Db::open(url)?),
+            secrets: Arc::new(crate::tables::clients::SecretCache::new()),
         })
     }
 
@@ -51,6 +53,11 @@ impl Store {
     /// its scheme.
     pub fn url(&self) -> &str {
         self.db.url().as_str()
+    }
+
+    /// The client secrets this handle (and its clones) has verified.
+    pub(crate) fn secret_cache(&self) -> &crate::tables::clients::SecretCache {
+        &self.secrets
     }
 
     pub(crate) fn backend(&self) -> &Backend {

@@ -1400,6 +1400,18 @@ fn client_secrets_rotate_verify_and_are_never_stored() {
                 "{wrong:?}"
             );
         }
+        // A verified secret is confirmed cheaply by this handle afterwards; others are not.
+        assert!(
+            store
+                .confirm_client_secret("ci", first.expose_secret())
+                .unwrap()
+        );
+        assert!(!store.confirm_client_secret("ci", &off).unwrap());
+        assert!(
+            !store
+                .confirm_client_secret("nobody", first.expose_secret())
+                .unwrap()
+        );
         // Rotation replaces: the old secret stops working at once.
         let second = store.rotate_client_secret("ci").unwrap();
         assert_ne!(first.expose_secret(), second.expose_secret());
@@ -1414,6 +1426,16 @@ fn client_secrets_rotate_verify_and_are_never_stored() {
                 .verify_client_secret("ci", second.expose_secret())
                 .unwrap(),
             SecretCheck::Matches
+        );
+        assert!(
+            !store
+                .confirm_client_secret("ci", first.expose_secret())
+                .unwrap()
+        );
+        assert!(
+            store
+                .confirm_client_secret("ci", second.expose_secret())
+                .unwrap()
         );
         // Only a salted argon2id hash is stored, never the secret.
         let stored = db.fetch_text(

@@ -102,3 +102,40 @@ fn a_network_limited_request_cannot_start_a_refresh_family() {
         .unwrap_err();
     assert_eq!(e.kind(), RefreshErrorKind::Issue, "{e}");
 }
+
+#[test]
+fn introspection_sees_a_limited_token_as_live_and_everything_else_as_verify_does() {
+    let (issuer, verifier) = setup();
+    let minted = issuer
+        .issue(
+            &TokenRequest::new("ci", AUD, "projects:read".parse().unwrap())
+                .allow_networks(["192.0.2.0/24".parse::<Network>().unwrap()]),
+        )
+        .unwrap();
+    let token = minted.token().as_str();
+    assert_eq!(
+        verifier.verify(token).unwrap_err().kind(),
+        VerifyErrorKind::NetworkNotAllowed
+    );
+    let grant = verifier.verify_ignoring_network(token).unwrap();
+    assert_eq!(grant.claims().token_id(), minted.claims().token_id());
+    // The rest of the checks still apply: a tampered token, another audience.
+    let mut tampered = token.to_owned();
+    tampered.pop();
+    tampered.push(if token.ends_with('A') { 'B' } else { 'A' });
+    assert!(verifier.verify_ignoring_network(&tampered).is_err());
+    let other = issuer
+        .issue(&TokenRequest::new(
+            "ci",
+            "https://other.example",
+            "projects:read".parse().unwrap(),
+        ))
+        .unwrap();
+    assert_eq!(
+        verifier
+            .verify_ignoring_network(other.token().as_str())
+            .unwrap_err()
+            .kind(),
+        VerifyErrorKind::WrongAudience
+    );
+}

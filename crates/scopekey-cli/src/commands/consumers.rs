@@ -1,8 +1,10 @@
-//! `scopekey consumers add|list|show|disable`: the registry of consumers and their ceilings.
+//! `scopekey consumers add|list|show|disable|credentials`: the registry of consumers, their
+//! ceilings and their client credentials for the token service.
 
-use crate::args::{ConsumerName, Recorded, StoreArg};
+use crate::args::{ConsumerName, JsonOutput, Recorded, StoreArg};
 use crate::common::{
-    Outcome, environment, fmt_time, parse_scopes, print_json, refused, store_error, usage,
+    Outcome, environment, fmt_time, parse_scopes, print_json, read_small, refused, store_error,
+    usage,
 };
 use clap::Subcommand;
 use scopekey::consumer::Consumer;
@@ -67,6 +69,23 @@ pub(crate) enum ConsumersCommand {
         #[command(flatten)]
         recorded: Recorded,
     },
+    /// Create or rotate the consumer's client secret for the token service (`scopekey serve`),
+    /// printed once; or, with --public-key, register its key for private_key_jwt.
+    #[command(
+        after_help = "Example:\n  scopekey consumers credentials --store sqlite://scopekey.db --name analytics\n\nThe secret is shown once and only its argon2id hash is stored; running the command again\nrotates it (the old secret stops working at once)."
+    )]
+    Credentials {
+        #[command(flatten)]
+        store: StoreArg,
+        #[command(flatten)]
+        name: ConsumerName,
+        /// Register this public key (PASERK k4.public file) for private_key_jwt client
+        /// authentication instead of making a secret.
+        #[arg(long = "public-key", value_name = "FILE")]
+        public_key: Option<std::path::PathBuf>,
+        #[command(flatten)]
+        json: JsonOutput,
+    },
 }
 
 /// Runs a `consumers` command.
@@ -128,7 +147,71 @@ pub(crate) fn exec(c: ConsumersCommand) -> Outcome {
             println!("disabled {name}; revoked {}", record.target());
             Ok(())
         }
+        ConsumersCommand::Credentials {
+            store,
+            name,
+            public_key,
+            json,
+        } => credentials(
+            &store,
+            &name.resolve("credentials"),
+            public_key.as_deref(),
+            json.json,
+        ),
     }
+}
+
+/// An unknown consumer is a refusal (exit 1), anything else a store failure.
+fn credential_error(e: scopekey_store::StoreError) -> crate::Failure {
+    if e.kind() == scopekey_store::StoreErrorKind::UnknownConsumer {
+        refused(e.to_string())
+    } else {
+        store_error(e)
+    }
+}
+
+/// `consumers credentials`: a new client secret, printed once, or a registered client key.
+fn credentials(
+    store: &StoreArg,
+    name: &str,
+    public_key: Option<&std::path::Path>,
+    json: bool,
+) -> Outcome {
+    let store = store.open()?;
+    if let Some(path) = public_key {
+        let key = scopekey::PublicKey::from_paserk(read_small(path)?.trim())
+            .map_err(|e| usage(format!("{}: {e}", path.display())))?;
+        store
+            .register_client_key(name, &key)
+            .map_err(credential_error)?;
+        if json {
+            return print_json(&serde_json::json!({
+                "client_id": name, "key_id": key.key_id().as_str(),
+            }));
+        }
+        println!(
+            "registered key {} for private_key_jwt of {name}",
+            key.key_id()
+        );
+        return Ok(());
+    }
+    let secret = store.rotate_client_secret(name).map_err(credential_error)?;
+    if json {
+        // One line, written directly: the secret is not copied into a JSON value (the id is
+        // JSON-quoted; the secret is base64url and needs no escaping).
+        let id = serde_json::Value::from(secret.client_id()).to_string();
+        println!(
+            "{{\"client_id\":{id},\"client_secret\":\"{}\"}}",
+            secret.expose_secret()
+        );
+    } else {
+        println!("client_id: {}", secret.client_id());
+        println!("client_secret: {}", secret.expose_secret());
+    }
+    eprintln!(
+        "the secret is shown once: keep it in a secret manager; running this again rotates it"
+    );
+    Ok(())
 }
 
 /// `consumers show`: the consumer, its live tokens and what it can touch now, as JSON.

@@ -12,5 +12,6 @@ pub(crate) mod mint;
 pub(crate) mod revoke;
 pub(crate) mod roles;
 pub(crate) mod scan;
+pub(crate) mod serve;
 pub(crate) mod tokens;
 pub(crate) mod verify;

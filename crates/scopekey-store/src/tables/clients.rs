@@ -11,7 +11,11 @@ use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier 
 use argon2::{Algorithm, Argon2, Params, Version};
 use base64::Engine as _;
 use scopekey::PublicKey;
-use std::sync::OnceLock;
+type Blake2bMac256 = blake2::Blake2bMac<blake2::digest::consts::U32>;
+use blake2::digest::{KeyInit, Mac as _};
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+use subtle::ConstantTimeEq as _;
 use zeroize::Zeroizing;
 
 /// The prefix of every client secret, so that a secret scanner (and `scopekey scan`) can tell
@@ -133,6 +137,10 @@ impl Store {
         consumer: &str,
         presented: &str,
     ) -> Result<SecretCheck, StoreError> {
+        // Before the lookup: the length says nothing about which consumers exist.
+        if presented.len() > MAX_CLIENT_SECRET_LEN {
+            return Ok(SecretCheck::Refused);
+        }
         let stored = self
             .client_credential_row(consumer)?
             .and_then(|(hash, _)| hash);
@@ -142,16 +150,45 @@ impl Store {
             let _ = argon.verify_password(presented.as_bytes(), &dummy_hash()?.password_hash());
             return Ok(SecretCheck::Refused);
         };
-        if presented.len() > MAX_CLIENT_SECRET_LEN {
-            return Ok(SecretCheck::Refused);
+        let cache = self.secret_cache();
+        if cache.confirms(consumer, &stored, presented) {
+            return Ok(SecretCheck::Matches);
         }
         let hash = PasswordHash::new(&stored).map_err(|e| {
             StoreError::corrupt("scopekey_client_credentials", consumer_shown(consumer), e)
         })?;
         Ok(match argon.verify_password(presented.as_bytes(), &hash) {
-            Ok(()) => SecretCheck::Matches,
+            Ok(()) => {
+                cache.remember(consumer, &stored, presented);
+                SecretCheck::Matches
+            }
             Err(_) => SecretCheck::Refused,
         })
+    }
+
+    /// Whether `presented` is `consumer`'s current secret *as already verified by this store
+    /// handle* ([`Store::verify_client_secret`] remembers a keyed digest of each secret that
+    /// matched, with the hash it matched; a rotation changes the hash and so forgets it). One
+    /// indexed read and a keyed hash: no argon2. `false` means "not known here", not "wrong":
+    /// the caller then does the full check (or, for a throttled client, refuses).
+    ///
+    /// # Errors
+    /// A query error.
+    pub fn confirm_client_secret(
+        &self,
+        consumer: &str,
+        presented: &str,
+    ) -> Result<bool, StoreError> {
+        if presented.len() > MAX_CLIENT_SECRET_LEN {
+            return Ok(false);
+        }
+        let Some(stored) = self
+            .client_credential_row(consumer)?
+            .and_then(|(hash, _)| hash)
+        else {
+            return Ok(false);
+        };
+        Ok(self.secret_cache().confirms(consumer, &stored, presented))
     }
 
     /// Registers `key` as the public key `consumer` signs its `private_key_jwt` client
@@ -276,4 +313,68 @@ fn dummy_hash() -> Result<&'static DummyHash, StoreError> {
     }
     let made = DummyHash(hash_secret("scopekey dummy secret, never issued")?);
     Ok(DUMMY.get_or_init(|| made))
+}
+
+/// The secrets a store handle has verified: per consumer, the stored hash a secret matched
+/// and a digest of that secret keyed with a per-process random key (so the table holds no
+/// secret, and nothing that can be checked offline without the key). Bounded; when full, it
+/// is emptied and refills from the next checks (each costing one argon2 hash again).
+pub(crate) struct SecretCache {
+    key: Zeroizing<[u8; 32]>,
+    entries: Mutex<HashMap<String, (String, [u8; 32])>>,
+}
+
+/// The most consumers a store handle remembers verified secrets of.
+const SECRET_CACHE_CAPACITY: usize = 10_000;
+
+impl SecretCache {
+    pub(crate) fn new() -> Self {
+        let mut key = Zeroizing::new([0u8; 32]);
+        // Should the random source fail, a zero key still keeps secrets out of the table, and
+        // `confirms` still only matches a secret that argon2 verified in this process.
+        let _ = getrandom::fill(key.as_mut());
+        Self {
+            key,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn digest(&self, consumer: &str, secret: &str) -> [u8; 32] {
+        let Ok(mut mac) = <Blake2bMac256 as KeyInit>::new_from_slice(self.key.as_ref()) else {
+            return [0; 32];
+        };
+        mac.update(&(consumer.len() as u64).to_le_bytes());
+        mac.update(consumer.as_bytes());
+        mac.update(secret.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
+    fn confirms(&self, consumer: &str, stored_hash: &str, secret: &str) -> bool {
+        let digest = self.digest(consumer, secret);
+        let entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        entries
+            .get(consumer)
+            .is_some_and(|(hash, known)| hash == stored_hash && bool::from(known.ct_eq(&digest)))
+    }
+
+    fn remember(&self, consumer: &str, stored_hash: &str, secret: &str) {
+        let digest = self.digest(consumer, secret);
+        let mut entries = self
+            .entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if entries.len() >= SECRET_CACHE_CAPACITY && !entries.contains_key(consumer) {
+            entries.clear();
+        }
+        entries.insert(consumer.to_owned(), (stored_hash.to_owned(), digest));
+    }
+}
+
+impl std::fmt::Debug for SecretCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretCache").finish_non_exhaustive()
+    }
 }

@@ -55,7 +55,14 @@ impl Store {
     /// # Errors
     /// As [`Store::consumers`].
     pub fn consumer(&self, name: &str) -> Result<Option<Consumer>, StoreError> {
-        Ok(self.consumers()?.into_iter().find(|c| c.name() == name))
+        let name = name.to_owned();
+        self.block(move |b| Box::pin(async move {
+            let sql = "SELECT name, owner, purpose, environment, ceiling, created_at, disabled_at FROM scopekey_consumers WHERE name = $1";
+            on!(&b, pool => {
+                let row = sqlx::query(sql).bind(name).fetch_optional(pool).await.map_err(StoreError::query)?;
+                row.as_ref().map(consumer).transpose()
+            })
+        }))
     }
 
     /// Disables a consumer and, in the same transaction, revokes every token issued to it so

@@ -140,6 +140,20 @@ fn invalid_header(why: String) -> VerifyError {
 /// Splits a JWT, decodes its parts and checks its header. The caller has checked the length
 /// ([`check_length`](crate::token::paseto::check_length)). Nothing returned is authenticated.
 pub(crate) fn decode(token: &str) -> Result<Decoded, VerifyError> {
+    decode_as(token, Typ::AccessToken)
+}
+
+/// What a JWT's header must say its type is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Typ {
+    /// `at+jwt` (RFC 9068), with a `kid`.
+    AccessToken,
+    /// A client assertion (RFC 7523): no `typ`, `JWT`, or `client-authentication+jwt`
+    /// (draft-ietf-oauth-rfc7523bis), never `at+jwt`; the `kid` is optional.
+    ClientAssertion,
+}
+
+fn decode_as(token: &str, typ: Typ) -> Result<Decoded, VerifyError> {
     let mut parts = token.split('.');
     let (Some(h), Some(p), Some(s), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -156,7 +170,7 @@ pub(crate) fn decode(token: &str) -> Result<Decoded, VerifyError> {
     // The header is checked before the rest is even decoded: `alg` first.
     let header = json::parse_object(&header_bytes, HEADER)
         .map_err(|e| invalid_header(format!("the JWT header is not valid: {e}")))?;
-    let kid = check_header(&header)?;
+    let kid = check_header(&header, typ)?;
     let payload =
         b64::decode(p).ok_or_else(|| malformed("the claims are not canonical base64url"))?;
     let signature = b64::decode(s)
@@ -172,8 +186,8 @@ pub(crate) fn decode(token: &str) -> Result<Decoded, VerifyError> {
     })
 }
 
-/// Checks a parsed header and returns its `kid`.
-fn check_header(header: &Map<String, Value>) -> Result<String, VerifyError> {
+/// Checks a parsed header and returns its `kid` (empty for a client assertion without one).
+fn check_header(header: &Map<String, Value>, typ: Typ) -> Result<String, VerifyError> {
     match header.get("alg") {
         Some(Value::String(alg)) if alg == ALG => {}
         Some(Value::String(alg)) => {
@@ -206,6 +220,26 @@ fn check_header(header: &Map<String, Value>) -> Result<String, VerifyError> {
             }
         }
     }
+    if typ == Typ::ClientAssertion {
+        match header.get("typ") {
+            None => {}
+            Some(Value::String(t))
+                if t.eq_ignore_ascii_case("JWT")
+                    || t.eq_ignore_ascii_case("client-authentication+jwt") => {}
+            Some(_) => {
+                return Err(invalid_header(
+                    "a client assertion is typed \"JWT\" or \"client-authentication+jwt\" (or not at all); \
+                     an access token is not a client assertion"
+                        .into(),
+                ));
+            }
+        }
+        return match header.get("kid") {
+            None => Ok(String::new()),
+            Some(Value::String(kid)) => Ok(kid.clone()),
+            Some(_) => Err(invalid_header("the JWT `kid` is not a string".into())),
+        };
+    }
     match header.get("typ") {
         Some(Value::String(t))
             if t.eq_ignore_ascii_case(TYP) || t.eq_ignore_ascii_case("application/at+jwt") => {}
@@ -229,6 +263,34 @@ fn check_header(header: &Map<String, Value>) -> Result<String, VerifyError> {
     }
 }
 
+/// Verifies a JWT client assertion (RFC 7523 §2.2, `private_key_jwt`) signed with `key`, and
+/// returns its claims, authenticated but not yet checked: the caller checks `iss`, `sub`,
+/// `aud`, `exp` and `jti` against its own context.
+///
+/// The same strict decoding as an access token's (canonical base64url, `alg` `EdDSA` only, no
+/// key-carrying or unknown header member, no duplicate JSON member, bounded sizes), with
+/// `typ` absent, `JWT` or `client-authentication+jwt` — never `at+jwt`, so that an access
+/// token cannot stand in for an assertion — and `kid` optional.
+///
+/// # Errors
+/// [`VerifyErrorKind::Oversized`], [`VerifyErrorKind::Malformed`],
+/// [`VerifyErrorKind::InvalidHeader`], [`VerifyErrorKind::BadSignature`], or
+/// [`VerifyErrorKind::InvalidClaims`] for claims that are not a bounded JSON object.
+pub fn verify_client_assertion(
+    assertion: &str,
+    key: &PublicKey,
+) -> Result<Map<String, Value>, VerifyError> {
+    crate::token::paseto::check_length(assertion)?;
+    let decoded = decode_as(assertion, Typ::ClientAssertion)?;
+    let payload = decoded.verify(assertion, key)?;
+    json::parse_object(payload, crate::token::claims_json::CLAIMS).map_err(|e| {
+        VerifyError::new(
+            VerifyErrorKind::InvalidClaims,
+            format!("the assertion's claims are not valid: {e}"),
+        )
+    })
+}
+
 /// At most 40 characters of attacker-controlled text, for messages.
 fn truncate(s: &str) -> String {
     s.chars().take(40).collect()
@@ -244,6 +306,63 @@ mod tests {
         assert!(!looks_like_jwt("eyJh.eyJi"));
         assert!(!looks_like_jwt("v4.public.abc"));
         assert!(!looks_like_jwt("eyJh.eyJi.c2ln.x"));
+    }
+
+    #[test]
+    fn client_assertions_are_typed_apart_from_access_tokens() {
+        let key = SigningKey::generate().unwrap();
+        let claims = br#"{"iss":"ci","sub":"ci"}"#;
+        let with_header = |header: &str| {
+            let mut t = b64::encode(header.as_bytes());
+            t.push('.');
+            t.push_str(&b64::encode(claims));
+            let sig = key.sign(t.as_bytes());
+            t.push('.');
+            t.push_str(&b64::encode(&sig));
+            t
+        };
+        for ok in [
+            r#"{"alg":"EdDSA"}"#,
+            r#"{"alg":"EdDSA","typ":"JWT"}"#,
+            r#"{"alg":"EdDSA","typ":"client-authentication+jwt","kid":"x"}"#,
+        ] {
+            let c = verify_client_assertion(&with_header(ok), key.public_key()).unwrap();
+            assert_eq!(c["sub"], "ci", "{ok}");
+        }
+        for (bad, kind) in [
+            (
+                r#"{"alg":"EdDSA","typ":"at+jwt"}"#,
+                VerifyErrorKind::InvalidHeader,
+            ),
+            (r#"{"alg":"HS256"}"#, VerifyErrorKind::InvalidHeader),
+            (r#"{"alg":"none"}"#, VerifyErrorKind::InvalidHeader),
+            (
+                r#"{"alg":"EdDSA","jwk":{}}"#,
+                VerifyErrorKind::InvalidHeader,
+            ),
+            (
+                r#"{"alg":"EdDSA","alg":"EdDSA"}"#,
+                VerifyErrorKind::InvalidHeader,
+            ),
+        ] {
+            let e = verify_client_assertion(&with_header(bad), key.public_key()).unwrap_err();
+            assert_eq!(e.kind(), kind, "{bad}");
+        }
+        // An access token is never an assertion, even with the right key.
+        let access = sign(&key, claims);
+        assert_eq!(
+            verify_client_assertion(&access, key.public_key())
+                .unwrap_err()
+                .kind(),
+            VerifyErrorKind::InvalidHeader
+        );
+        let other = SigningKey::generate().unwrap();
+        assert_eq!(
+            verify_client_assertion(&with_header(r#"{"alg":"EdDSA"}"#), other.public_key())
+                .unwrap_err()
+                .kind(),
+            VerifyErrorKind::BadSignature
+        );
     }
 
     #[test]

@@ -333,6 +333,30 @@ impl Verifier {
         self.verify_inner(token, cache.or(self.cache.as_ref()), client, None)
     }
 
+    /// Verifies a token as [`verify`](Self::verify) does (signature, claims, revocation),
+    /// except for a network caveat (claim `net`), which belongs to the request a token is
+    /// presented with, not to the token: for an introspection or revocation endpoint, or an
+    /// operator, asking whether a token is live. Records nothing in the audit trail or the
+    /// inventory (it is not a use of the token) and bypasses the grant cache.
+    ///
+    /// # Security
+    /// Never authorize a request with the grant it returns: a network-limited token presented
+    /// from outside its networks verifies here.
+    ///
+    /// # Errors
+    /// As [`verify`](Self::verify), without [`VerifyErrorKind::NetworkNotAllowed`].
+    pub fn verify_ignoring_network(&self, token: &str) -> Result<Grant, VerifyError> {
+        let unix_now = self.config.clock.now_unix();
+        self.check_token(token, unix_now, None)
+            .map(|verified| Grant {
+                verified,
+                audit: None,
+                request: None,
+                clock: self.config.clock.clone(),
+            })
+            .map_err(|(error, _)| error)
+    }
+
     /// Whether this verifier records decisions in an audit trail.
     pub fn records_audit(&self) -> bool {
         self.audit.is_some()

@@ -1,0 +1,80 @@
+//! `scopekey serve`: the token service (`scopekey-server`) on the given store, until Ctrl-C.
+
+use crate::args::{SecretKey, StoreArg};
+use crate::common::{Outcome, duration, environment, usage};
+use clap::Args;
+use scopekey_server::{METADATA_PATH, ServerConfig, TokenService};
+use std::net::SocketAddr;
+
+/// `scopekey serve --store URL --secret-key FILE --listen ADDR --issuer URL --audience AUD --env ENV`.
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example:\n  scopekey serve --store sqlite://scopekey.db --secret-key keys/secret.paserk \\\n    --listen 127.0.0.1:8080 --issuer http://127.0.0.1:8080 --audience https://api.example --env dev\n\nConsumers authenticate with the credentials of `scopekey consumers credentials`."
+)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    store: StoreArg,
+    #[command(flatten)]
+    secret_key: SecretKey,
+    /// The address to listen on (HTTP; put TLS in front of it, or keep it on loopback).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// The issuer (`iss`) this service is: its public https:// URL (http:// only on loopback).
+    #[arg(long, value_name = "URL")]
+    issuer: String,
+    /// An audience tokens may be issued for (the RFC 8707 `resource`); repeat for more, the
+    /// first is the default.
+    #[arg(long = "audience", value_name = "AUD", required = true)]
+    audiences: Vec<String>,
+    /// The environment tokens are issued in (`env`); consumers of other environments get none.
+    #[arg(long)]
+    env: String,
+    /// Access token lifetime, e.g. `15m` (at most 24h).
+    #[arg(long, default_value = "15m")]
+    ttl: String,
+}
+
+/// Builds the service, then serves it on a runtime of its own until Ctrl-C.
+pub(crate) fn exec(a: ServeArgs) -> Outcome {
+    let mut audiences = a.audiences.iter();
+    let first = audiences.next().cloned().unwrap_or_default();
+    let mut config = ServerConfig::new(a.issuer.clone(), first, environment(&a.env)?)
+        .map_err(|e| usage(format!("--issuer/--audience: {e}")))?;
+    for aud in audiences {
+        config = config
+            .audience(aud.clone())
+            .map_err(|e| usage(format!("--audience: {e}")))?;
+    }
+    let config = config
+        .access_ttl(duration(&a.ttl, "--ttl")?)
+        .map_err(|e| usage(format!("--ttl: {e}")))?;
+    let key = a.secret_key.load()?;
+    let store = a.store.open()?;
+    let service =
+        TokenService::new(store, key, config).map_err(|e| usage(format!("serve: {e}")))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| usage(format!("serve: cannot start a runtime: {e}")))?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(a.listen)
+            .await
+            .map_err(|e| usage(format!("--listen {}: {e}", a.listen)))?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| usage(format!("--listen: {e}")))?;
+        eprintln!(
+            "scopekey serve: listening on http://{bound}; metadata at {}{METADATA_PATH}",
+            service.config().issuer()
+        );
+        let app = service
+            .router()
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+            .map_err(|e| usage(format!("serve: {e}")))
+    })
+}
