@@ -1723,3 +1723,166 @@ fn allow_ip_limits_a_token_that_inspect_shows_and_verify_checks() {
         out.stderr
     );
 }
+
+/// `consumers credentials`: a secret printed once (text and JSON), rotated when run again, an
+/// unknown consumer refused, and a public key registered for private_key_jwt.
+#[test]
+fn consumers_credentials_print_a_secret_once_and_rotate() {
+    let env = Env::new("credentials");
+    let store = env.store();
+    let out = env.run(&[
+        "consumers",
+        "add",
+        "--store",
+        &store,
+        "--name",
+        "ci",
+        "--owner",
+        "team",
+        "--purpose",
+        "deploys",
+        "--env",
+        "dev",
+        "--ceiling",
+        "projects:read",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let out = env.run(&[
+        "consumers",
+        "credentials",
+        "--store",
+        &store,
+        "--name",
+        "ci",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with("client_id: ci\nclient_secret: sks_"),
+        "{}",
+        out.stdout
+    );
+    assert!(out.stderr.contains("shown once"), "{}", out.stderr);
+    let first = out
+        .stdout
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim_start_matches("client_secret: ")
+        .to_owned();
+    let out = env.run(&[
+        "consumers",
+        "credentials",
+        "--store",
+        &store,
+        "--name",
+        "ci",
+        "--json",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.lines().count(), 1, "{}", out.stdout);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(json["client_id"], "ci");
+    let second = json["client_secret"].as_str().unwrap().to_owned();
+    assert_ne!(first, second);
+    let s = scopekey_store::Store::open(&store).unwrap();
+    use scopekey_store::SecretCheck::{Matches, Refused};
+    assert_eq!(s.verify_client_secret("ci", &first).unwrap(), Refused);
+    assert_eq!(s.verify_client_secret("ci", &second).unwrap(), Matches);
+    // Unknown consumer: a refusal, exit 1, nothing printed on stdout.
+    let out = env.run(&[
+        "consumers",
+        "credentials",
+        "--store",
+        &store,
+        "--name",
+        "nobody",
+    ]);
+    assert_eq!(out.code, 1, "{}", out.stderr);
+    assert!(
+        out.stdout.is_empty() && out.stderr.contains("unknown consumer"),
+        "{}",
+        out.stderr
+    );
+    // A key for private_key_jwt.
+    let (_, public) = env.keygen("client-key");
+    let out = env.run(&[
+        "consumers",
+        "credentials",
+        "--store",
+        &store,
+        "--name",
+        "ci",
+        "--public-key",
+        &public,
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("registered key k4.pid."),
+        "{}",
+        out.stdout
+    );
+    assert!(s.client_key("ci").unwrap().is_some());
+    assert_eq!(s.verify_client_secret("ci", &second).unwrap(), Matches);
+}
+
+/// The README's "A token over HTTP" block, run as written: keygen, a consumer, its secret,
+/// `scopekey serve` in the background and `curl` getting a token.
+#[test]
+fn the_readme_gets_a_token_over_http_as_written() {
+    let readme = include_str!("../../../README.md");
+    let section = readme.split("### A token over HTTP").nth(1).unwrap();
+    let script = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|s| s.split("\n```").next())
+        .unwrap();
+    assert!(
+        script.contains("scopekey serve") && script.contains("curl"),
+        "{script}"
+    );
+    let env = Env::new("readme-http");
+    let bin = assert_cmd::cargo::cargo_bin("scopekey");
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(script)
+        .current_dir(&env.dir)
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let answer = stdout
+        .lines()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("{stdout}\n{stderr}"));
+    let json: serde_json::Value = serde_json::from_str(answer).unwrap();
+    assert_eq!(json["token_type"], "Bearer", "{answer}");
+    assert_eq!(json["scope"], "projects:read");
+    assert_eq!(json["expires_in"], 900);
+    let token = json["access_token"].as_str().unwrap();
+    // The token verifies with the key the README made.
+    let out = env.run(&[
+        "verify",
+        "--public-key",
+        env.path("keys/public.paserk").to_str().unwrap(),
+        "--issuer",
+        "http://127.0.0.1:8080",
+        "--audience",
+        "https://api.example",
+        "--env",
+        "dev",
+        token,
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("\"sub\": \"ci\"") || out.stdout.contains("\"sub\":\"ci\""),
+        "{}",
+        out.stdout
+    );
+}

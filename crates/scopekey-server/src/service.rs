@@ -327,11 +327,12 @@ const MAX_INTROSPECTED_LIFETIME: Duration = Duration::from_secs(30 * 86_400);
 
 /// Clock skew tolerated on an assertion's times.
 const ASSERTION_LEEWAY: i64 = 30;
-/// The longest an assertion may live (`exp` at most this far ahead).
-const MAX_ASSERTION_LIFETIME: i64 = 300;
+/// The longest an assertion may live (`exp` at most this far ahead): an hour, what authlib
+/// signs by default.
+const MAX_ASSERTION_LIFETIME: i64 = 3600;
 
 /// Checks an assertion's authenticated claims (RFC 7523 §3): `iss` and `sub` the client,
-/// `aud` this server, `exp` ahead but at most five minutes, `nbf`/`iat` not in the future,
+/// `aud` this server, `exp` ahead but at most an hour, `nbf`/`iat` not in the future,
 /// and a `jti`. Returns `(jti, exp)`.
 fn assertion_claims<'c>(
     claims: &'c serde_json::Map<String, serde_json::Value>,

@@ -881,3 +881,114 @@ async fn a_client_revokes_its_own_token_everywhere() {
         }
     }
 }
+
+/// `SCOPEKEY_TEST_PYTHON`, a Python with Authlib, requests and cryptography; without it the
+/// interop test says it skipped, except with `CI=true`, where that is a failure.
+fn python(test: &str) -> Option<std::path::PathBuf> {
+    match std::env::var("SCOPEKEY_TEST_PYTHON") {
+        Ok(p) if !p.is_empty() => Some(p.into()),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{test}: SCOPEKEY_TEST_PYTHON is not set and CI=true: interop must run in CI")
+        }
+        _ => {
+            eprintln!(
+                "{test}: SKIPPED, set SCOPEKEY_TEST_PYTHON to a Python with Authlib and requests"
+            );
+            None
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn authlib_discovers_gets_introspects_and_revokes() {
+    let Some(python) = python("authlib_discovers_gets_introspects_and_revokes") else {
+        return;
+    };
+    let s = start(|c| c).await;
+    let seed = [42u8; 32];
+    let client_key = ed25519_dalek::SigningKey::from_bytes(&seed);
+    let public = scopekey::PublicKey::from_bytes(client_key.verifying_key().as_bytes()).unwrap();
+    let store = s.store.clone();
+    tokio::task::spawn_blocking(move || store.register_client_key("ci", &public).unwrap())
+        .await
+        .unwrap();
+    let request = serde_json::json!({
+        "base": s.base,
+        "client_id": "ci",
+        "client_secret": s.ci_secret,
+        "key_seed_hex": seed.iter().map(|b| format!("{b:02x}")).collect::<String>(),
+    });
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/interop/authlib_client.py");
+    let answer = tokio::task::spawn_blocking(move || {
+        use std::io::Write as _;
+        let mut child = std::process::Command::new(python)
+            .arg(script)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(request.to_string().as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "authlib client failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(answer["issuer"], s.base);
+    let jwks = reqwest::get(format!("{}/.well-known/jwks.json", s.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let verifier = scopekey::Verifier::new(
+        KeySet::from_jwks(&jwks).unwrap(),
+        VerifierConfig::new(s.base.clone(), API, "test".parse().unwrap()),
+    )
+    .unwrap();
+    // Three ways to authenticate, three tokens of `ci`: the Basic one was revoked (below),
+    // the other two verify.
+    for name in ["post_token", "jwt_token"] {
+        let grant = verifier.verify(answer[name].as_str().unwrap()).unwrap();
+        assert_eq!(grant.subject(), "ci", "{name}");
+    }
+    assert_eq!(answer["basic_scope"], "projects:read");
+    assert_eq!(answer["expires_in"], 900);
+    assert_eq!(answer["introspected"]["active"], true);
+    assert_eq!(answer["introspected"]["sub"], "ci");
+    assert_eq!(answer["revoke_status"], 200);
+    assert_eq!(
+        answer["introspected_after"],
+        serde_json::json!({"active": false})
+    );
+    assert_eq!(answer["wrong_secret"], "invalid_client");
+    // The revoked token is refused by a verifier that reads the store.
+    let store = s.store.clone();
+    let (base, revoked) = (
+        s.base.clone(),
+        answer["basic_token"].as_str().unwrap().to_owned(),
+    );
+    tokio::task::spawn_blocking(move || {
+        let replica = scopekey_store::Replica::start(&store, ReplicaOptions::default()).unwrap();
+        let v = replica
+            .verifier(VerifierConfig::new(base, API, "test".parse().unwrap()))
+            .unwrap();
+        assert_eq!(
+            v.verify(&revoked).unwrap_err().kind(),
+            VerifyErrorKind::Revoked
+        );
+    })
+    .await
+    .unwrap();
+}

@@ -32,6 +32,10 @@ pub(crate) struct ServeArgs {
     /// Access token lifetime, e.g. `15m` (at most 24h).
     #[arg(long, default_value = "15m")]
     ttl: String,
+    /// Issue broad scopes (`*` action or segment) a consumer asks for within its ceiling (as
+    /// `mint --allow-broad`); never part of the default scope.
+    #[arg(long)]
+    allow_broad: bool,
 }
 
 /// Builds the service, then serves it on a runtime of its own until Ctrl-C.
@@ -47,7 +51,8 @@ pub(crate) fn exec(a: ServeArgs) -> Outcome {
     }
     let config = config
         .access_ttl(duration(&a.ttl, "--ttl")?)
-        .map_err(|e| usage(format!("--ttl: {e}")))?;
+        .map_err(|e| usage(format!("--ttl: {e}")))?
+        .allow_broad(a.allow_broad);
     let key = a.secret_key.load()?;
     let store = a.store.open()?;
     let service =
