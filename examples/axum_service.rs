@@ -13,8 +13,8 @@
 //! # Either, with durable shared state (revocations, keys, inventory, audit):
 //! cargo run --example axum_service -- --demo target/scopekey-demo --store sqlite://target/scopekey-demo/state.db
 //!
-//! # Behind one reverse proxy that appends to Forwarded or X-Forwarded-For:
-//! cargo run --example axum_service -- --demo target/scopekey-demo --trusted-proxies 1
+//! # Behind a reverse proxy at 10.0.0.2 that appends to Forwarded or X-Forwarded-For:
+//! cargo run --example axum_service -- --demo target/scopekey-demo --trusted-proxy 10.0.0.2/32
 //! ```
 //!
 //! Routes and what they need:
@@ -42,7 +42,7 @@ use clap::Parser;
 use scopekey::audit::{AuditSink, JsonLinesSink, RequestContext, SummarizingSink, SummaryConfig};
 use scopekey::revocation::{RevocationList, RevocationTarget, Revoker};
 use scopekey::{
-    Action, Environment, Issuer, KeySet, PublicKey, SigningKey, TokenRequest, Verifier,
+    Action, Environment, Issuer, KeySet, Network, PublicKey, SigningKey, TokenRequest, Verifier,
     VerifierConfig,
 };
 use scopekey_axum::{
@@ -100,11 +100,13 @@ struct Args {
     /// Accept JWT access tokens too (by default only PASETO v4.public verifies).
     #[arg(long)]
     accept_jwt: bool,
-    /// How many reverse proxies in front of the service append the client's address to
-    /// `Forwarded` or `X-Forwarded-For`: the client checked against network caveats is the
-    /// entry the outermost of them wrote. 0 (the default): the TCP peer, headers ignored.
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    trusted_proxies: usize,
+    /// A reverse proxy in front of the service that appends its peer's address to `Forwarded`
+    /// or `X-Forwarded-For`, as a CIDR block (repeatable; none by default). The headers are read
+    /// only from a peer in one of these networks, and the client checked against network
+    /// caveats is the rightmost entry outside them all. Without any: the TCP peer, headers
+    /// ignored.
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    trusted_proxy_networks: Vec<Network>,
     /// Demo mode: generate a key, write its public key and demo tokens to DIR, and serve.
     #[arg(long, value_name = "DIR", conflicts_with_all = ["public_keys", "issuer", "audience", "env"])]
     demo: Option<PathBuf>,
@@ -130,12 +132,12 @@ required_scope!(
 );
 
 /// Builds the service: `verifier` must already check what `revocations` writes (and carry any
-/// audit sink); the client is the TCP peer (axum's `ConnectInfo`), or behind
-/// `trusted_proxies` reverse proxies the address the outermost of them forwarded.
+/// audit sink); the client is the TCP peer (axum's `ConnectInfo`), or, for a peer in
+/// `trusted_proxy_networks`, the address the outermost trusted proxy forwarded.
 pub(crate) fn app(
     verifier: Arc<Verifier>,
     revocations: Arc<dyn Revoker>,
-    trusted_proxies: usize,
+    trusted_proxy_networks: Vec<Network>,
 ) -> Router {
     // `REALM` is a valid realm literal.
     let realm = Realm::new(REALM).unwrap_or_else(|_| unreachable!());
@@ -147,7 +149,7 @@ pub(crate) fn app(
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|c| c.0.ip())
         })
-        .trusted_proxies(trusted_proxies);
+        .trusted_proxy_networks(trusted_proxy_networks);
     let state = AppState {
         auth: auth.clone(),
         revocations,
@@ -408,7 +410,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     println!("listening on http://{}", listener.local_addr()?);
     axum::serve(
         listener,
-        app(verifier, revocations, args.trusted_proxies)
+        app(verifier, revocations, args.trusted_proxy_networks)
             .into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async {

@@ -26,12 +26,13 @@ struct Server {
 }
 
 async fn start() -> Server {
-    start_behind(0).await
+    start_behind(&[]).await
 }
 
-/// The example service behind `trusted_proxies` reverse proxies (the loopback client is the
-/// nearest one), served with axum's `ConnectInfo` as its `main` does.
-async fn start_behind(trusted_proxies: usize) -> Server {
+/// The example service trusting the reverse proxies in `trusted_proxy_networks` (CIDR blocks,
+/// as `--trusted-proxy`; with `127.0.0.1` the loopback client is the nearest proxy), served
+/// with axum's `ConnectInfo` as its `main` does.
+async fn start_behind(trusted_proxy_networks: &[&str]) -> Server {
     let key = SigningKey::generate().unwrap();
     let keys = KeySet::single(key.public_key().clone());
     let revocations = Arc::new(RevocationList::new());
@@ -43,7 +44,15 @@ async fn start_behind(trusted_proxies: usize) -> Server {
     .with_revocations(revocations.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = service::app(Arc::new(verifier), revocations.clone(), trusted_proxies);
+    let trusted_proxy_networks = trusted_proxy_networks
+        .iter()
+        .map(|n| n.parse().unwrap())
+        .collect();
+    let app = service::app(
+        Arc::new(verifier),
+        revocations.clone(),
+        trusted_proxy_networks,
+    );
     tokio::spawn(async move {
         axum::serve(
             listener,
@@ -417,28 +426,38 @@ async fn a_posted_revocation_takes_effect_on_the_next_request() {
     }
 }
 
-/// A token limited to a network, through the example service: with no trusted proxy the client
-/// is the loopback peer and forwarded headers are ignored; with `--trusted-proxies 1` it is the
-/// rightmost `Forwarded` or `X-Forwarded-For` entry, and a spoofed leftmost entry, an
-/// obfuscated node or two headers that disagree give no client, so the token is refused.
+/// A token limited to a network, through the example service: with no trusted proxy, or with
+/// trusted proxies that do not include the loopback peer (`--trusted-proxy 10.0.0.0/8`), the
+/// client is the loopback peer and forged forwarded headers are ignored; with the loopback peer
+/// trusted (`--trusted-proxy 127.0.0.1/32 --trusted-proxy 10.0.0.0/24`) it is the rightmost
+/// `Forwarded` or `X-Forwarded-For` entry outside the trusted networks, and a spoofed leftmost
+/// entry, an untrusted hop, only trusted hops, an obfuscated node or two headers that disagree
+/// give that hop or no client, so the token is refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn network_limited_tokens_through_the_example_behind_proxies() {
     let direct = start().await;
-    let behind = start_behind(1).await;
-    for (server, cases) in [
+    let elsewhere = start_behind(&["10.0.0.0/8"]).await;
+    let behind = start_behind(&["127.0.0.1/32", "10.0.0.0/24"]).await;
+    let forged: &[(StatusCode, &[(&str, &str)])] = &[
         (
-            &direct,
-            &[
-                (
-                    StatusCode::UNAUTHORIZED,
-                    &[("forwarded", "for=203.0.113.9")][..],
-                ),
-                (
-                    StatusCode::UNAUTHORIZED,
-                    &[("x-forwarded-for", "203.0.113.9")],
-                ),
-            ][..],
+            StatusCode::UNAUTHORIZED,
+            &[("forwarded", "for=203.0.113.9")][..],
         ),
+        (
+            StatusCode::UNAUTHORIZED,
+            &[("x-forwarded-for", "203.0.113.9")],
+        ),
+        (
+            StatusCode::UNAUTHORIZED,
+            &[
+                ("forwarded", "for=203.0.113.9"),
+                ("x-forwarded-for", "203.0.113.9, 10.0.0.1"),
+            ],
+        ),
+    ];
+    for (server, cases) in [
+        (&direct, forged),
+        (&elsewhere, forged),
         (
             &behind,
             &[
@@ -462,9 +481,22 @@ async fn network_limited_tokens_through_the_example_behind_proxies() {
                     ],
                 ),
                 (
+                    StatusCode::OK,
+                    &[("x-forwarded-for", "203.0.113.9, 10.0.0.1")],
+                ),
+                (
+                    StatusCode::OK,
+                    &[("forwarded", "for=203.0.113.9, for=10.0.0.3, for=10.0.0.1")],
+                ),
+                (
                     StatusCode::UNAUTHORIZED,
                     &[("forwarded", "for=203.0.113.9, for=198.51.100.1")],
                 ),
+                (
+                    StatusCode::UNAUTHORIZED,
+                    &[("x-forwarded-for", "203.0.113.9, 198.51.100.1, 10.0.0.1")],
+                ),
+                (StatusCode::UNAUTHORIZED, &[("x-forwarded-for", "10.0.0.1")]),
                 (StatusCode::UNAUTHORIZED, &[("forwarded", "for=_hidden")]),
                 (
                     StatusCode::UNAUTHORIZED,

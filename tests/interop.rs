@@ -215,7 +215,7 @@ async fn the_example_services_jwks_feeds_pyjwkclient() {
         verifier(KeySet::single(key.public_key().clone())).with_revocations(revocations.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = service::app(Arc::new(v), revocations, 0);
+    let app = service::app(Arc::new(v), revocations, Vec::new());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let kid = key.key_id().as_str().to_owned();
     let jwt = Issuer::new(key, ISS, "production".parse().unwrap())

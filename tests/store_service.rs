@@ -27,7 +27,7 @@ async fn serve(store: Store, keys: KeySet) -> String {
     tokio::spawn(async move {
         axum::serve(
             listener,
-            service::app(verifier, revoker, 0)
+            service::app(verifier, revoker, Vec::new())
                 .into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
         .await

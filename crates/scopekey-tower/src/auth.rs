@@ -7,7 +7,7 @@ use crate::future::ResponseFuture;
 use crate::rejection::{Realm, Rejection, bearer_token};
 use http::{Request, Response};
 use scopekey::cache::{GrantCache, GrantCacheConfig};
-use scopekey::{Grant, Verifier};
+use scopekey::{Grant, Network, Verifier};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower_layer::Layer;
@@ -26,7 +26,7 @@ pub struct AuthState {
     cache: Option<Arc<GrantCache>>,
     describe: DescribeRequest,
     peer: PeerAddress,
-    trusted_proxies: usize,
+    trusted_proxy_networks: Arc<[Network]>,
 }
 
 impl AuthState {
@@ -43,7 +43,7 @@ impl AuthState {
             cache,
             describe: describe_request,
             peer: peer_address,
-            trusted_proxies: 0,
+            trusted_proxy_networks: Arc::from([]),
         }
     }
 
@@ -54,28 +54,56 @@ impl AuthState {
         self
     }
 
-    /// Trusts `hops` reverse proxies in front of the service (default 0): the client address
-    /// for network caveats and the audit trail is then the `hops`-th entry from the right of
-    /// the RFC 7239 `Forwarded` header's `for=` elements, or of `X-Forwarded-For`: the one the
-    /// outermost trusted proxy wrote. Set it to exactly the number of proxies you run: one too
-    /// many lets a client choose its own address.
+    /// Trusts the reverse proxies in `networks` (CIDR blocks; none by default) to report the
+    /// client address in the RFC 7239 `Forwarded` header's `for=` elements or in
+    /// `X-Forwarded-For`. Replaces the networks set before; an empty list trusts no proxy.
     ///
-    /// Both headers are read the same way: every line of the header, in order, as one list
-    /// of comma-separated entries, at most 32 entries and 4 KiB per header. In `Forwarded`,
-    /// parameters are separated by `;`, names are case-insensitive, values are tokens or
-    /// quoted strings, and a node is an IPv4 address or a bracketed IPv6 address with an
-    /// optional port (`for="[2001:db8::1]:4711"`). An IPv4-mapped IPv6 client
-    /// (`::ffff:192.0.2.7`) is matched against IPv4 caveats as its IPv4 address.
+    /// The client address, for network caveats and the audit trail, is then found this way
+    /// (as nginx's `real_ip_recursive`):
+    ///
+    /// 1. A connection peer (see [`client_address_with`](Self::client_address_with)) outside
+    ///    every trusted network is the client: its forwarded headers are never read, so a
+    ///    client that reaches the service directly cannot claim an address.
+    /// 2. For a peer inside one, the entries of the header are walked from the right; an entry
+    ///    inside a trusted network is a proxy hop and is skipped, and the first one outside
+    ///    them all is the client (the address the outermost trusted proxy received the
+    ///    request from). What lies to its left came from the client (or from proxies you do
+    ///    not trust) and is never read.
+    ///
+    /// An IPv4-mapped IPv6 address (`::ffff:10.0.0.2`), as peer or entry, is matched against
+    /// IPv4 networks as its IPv4 address. Both headers are read the same way: every line of
+    /// the header, in order, as one list of comma-separated entries, at most 32 entries and
+    /// 4 KiB per header. In `Forwarded`, parameters are separated by `;`, names are
+    /// case-insensitive, values are tokens or quoted strings, and a node is an IPv4 address or
+    /// a bracketed IPv6 address with an optional port (`for="[2001:db8::1]:4711"`).
+    ///
+    /// ```
+    /// use scopekey_tower::{AuthState, Realm};
+    /// use scopekey::{Network, Verifier};
+    /// # type Error = Box<dyn std::error::Error>;
+    /// # fn state(verifier: std::sync::Arc<Verifier>) -> Result<AuthState, Error> {
+    /// // The load balancers in front of the service, and nothing else.
+    /// let proxies: Vec<Network> = vec!["10.0.0.2/32".parse()?, "10.0.0.3/32".parse()?];
+    /// let state = AuthState::new(verifier, Realm::new("api")?).trusted_proxy_networks(proxies);
+    /// # Ok(state) }
+    /// ```
     ///
     /// # Security
-    /// With 0 (the default) forwarded headers are never read, so no client can claim an
-    /// address. With `hops` > 0 the request has no trustworthy client address, and a
-    /// network-limited token is refused (tokens without networks are unaffected), when:
+    /// List the proxies' own addresses, and no network a client can send from: every host in
+    /// a trusted network can name any client address. A request whose walk finds only trusted
+    /// proxies has no client (fail closed): it cannot be told from one through a proxy that
+    /// did not append its peer. So a client inside the proxy networks cannot use a
+    /// network-limited token through them either.
     ///
-    /// - the headers have fewer entries than `hops`, or more than 32, or more than 4 KiB;
-    /// - the entry at the trusted position is not an address: `unknown`, an obfuscated
-    ///   identifier (`_hidden`), an element without `for=`, or anything malformed (a
-    ///   `Forwarded` line that breaks the grammar makes the whole header unreadable);
+    /// For a peer inside the trusted networks, the request has no trustworthy client address,
+    /// and a network-limited token is refused (tokens without networks are unaffected), when:
+    ///
+    /// - neither header is present, or every entry is a trusted proxy;
+    /// - a header has more than 32 entries or more than 4 KiB;
+    /// - the walk reaches an entry that is not an address before it finds the client:
+    ///   `unknown`, an obfuscated identifier (`_hidden`), an element without `for=`, or
+    ///   anything malformed (a `Forwarded` line that breaks the grammar makes the whole header
+    ///   unreadable);
     /// - both `Forwarded` and `X-Forwarded-For` are present and do not name the same client.
     ///   Proxies that write both write the same address; when they write only one, the other
     ///   came from the client, and neither can be trusted over the other. So a client cannot
@@ -83,8 +111,8 @@ impl AuthState {
     ///
     /// Such a request is never an error of the service: it is a 401 for a network-limited
     /// token, and no client in the audit trail.
-    pub fn trusted_proxies(mut self, hops: usize) -> Self {
-        self.trusted_proxies = hops;
+    pub fn trusted_proxy_networks(mut self, networks: impl IntoIterator<Item = Network>) -> Self {
+        self.trusted_proxy_networks = networks.into_iter().collect();
         self
     }
 
@@ -94,7 +122,7 @@ impl AuthState {
     ///
     /// The description's client is replaced by the layer's client address (see
     /// [`client_address_with`](Self::client_address_with) and
-    /// [`trusted_proxies`](Self::trusted_proxies)), the one network caveats are checked
+    /// [`trusted_proxy_networks`](Self::trusted_proxy_networks)), the one network caveats are checked
     /// against, or cleared when there is none: a header read by `describe` cannot choose
     /// the address a token is checked from.
     ///
@@ -172,7 +200,7 @@ impl AuthState {
     /// [`describe_requests_with`](Self::describe_requests_with)), and a request without a
     /// usable `x-request-id` gets one. The client address (see
     /// [`client_address_with`](Self::client_address_with) and
-    /// [`trusted_proxies`](Self::trusted_proxies)) is what a network-limited token is checked
+    /// [`trusted_proxy_networks`](Self::trusted_proxy_networks)) is what a network-limited token is checked
     /// against; [`authenticate`](Self::authenticate), which has only headers, refuses such tokens.
     ///
     /// # Errors
@@ -182,7 +210,7 @@ impl AuthState {
         parts: &mut http::request::Parts,
     ) -> Result<Grant, Rejection> {
         mark_sensitive(&mut parts.headers);
-        let client = client_address(parts, self.peer, self.trusted_proxies);
+        let client = client_address(parts, self.peer, &self.trusted_proxy_networks);
         let result = if self.verifier.records_audit() {
             let mut context = context_for(parts, self.describe);
             // The checked address, never one `describe` found (a proxy's, or a header's).

@@ -24,21 +24,21 @@ pub fn peer_address(parts: &Parts) -> Option<IpAddr> {
         .map(std::net::SocketAddr::ip)
 }
 
-/// The client's address: the peer's, or, behind `trusted_proxies` proxies that each append the
-/// address they received from to `Forwarded` (RFC 7239) or `X-Forwarded-For`, the entry the
-/// outermost trusted proxy wrote (the `trusted_proxies`-th from the right; see the `forwarded`
-/// module). `None` when the peer is unknown, or the headers give no
-/// trustworthy address: a caveat that needs the client then fails closed.
+/// The client's address: the peer's when it is outside the `trusted` proxy networks (the
+/// forwarded headers are then never read); for a peer inside them, the rightmost entry of
+/// `Forwarded` (RFC 7239) or `X-Forwarded-For` that is not itself a trusted proxy (see the
+/// `forwarded` module). `None` when the peer is unknown, or the headers give no trustworthy
+/// address: a caveat that needs the client then fails closed.
 pub(crate) fn client_address(
     parts: &Parts,
     peer: PeerAddress,
-    trusted_proxies: usize,
+    trusted: &[scopekey::Network],
 ) -> Option<IpAddr> {
     let peer = peer(parts)?;
-    if trusted_proxies == 0 {
+    if !crate::forwarded::is_trusted_proxy(trusted, peer) {
         return Some(peer);
     }
-    crate::forwarded::forwarded_client(&parts.headers, trusted_proxies)
+    crate::forwarded::forwarded_client(&parts.headers, trusted)
 }
 
 /// Describes a request for its audit events. The default is [`describe_request`]; replace it

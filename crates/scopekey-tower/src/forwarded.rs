@@ -1,15 +1,19 @@
 //! The client address behind trusted reverse proxies: RFC 7239 `Forwarded` and
-//! `X-Forwarded-For`, read with bounds, counted from the right.
+//! `X-Forwarded-For`, read with bounds, walked from the right past the trusted proxies.
 //!
-//! Every proxy appends the address it received the request from, so only the entries the
-//! trusted proxies wrote (the rightmost ones) mean anything; what is left of them came from the
-//! client. With `n` trusted proxies the client is the `n`-th entry from the right. Whatever
-//! cannot be read as exactly one address (a missing entry, `unknown`, an obfuscated identifier,
-//! a syntax error, too many entries or bytes) is no address at all: a caveat that needs one
-//! then fails closed.
+//! Every proxy appends the address it received the request from, so an entry means something
+//! only if a trusted proxy wrote it; everything else came from whoever sent the request. The
+//! headers are read only when the connection's peer is in a trusted proxy network (the caller
+//! checks that, [`is_trusted_proxy`]); then the entries are walked from the right, each one in
+//! a trusted network is a proxy hop and is skipped, and the first one that is not is the
+//! client (nginx `real_ip_recursive`). Whatever cannot be read as exactly one address (an
+//! entry reached by the walk that is `unknown`, an obfuscated identifier, or a syntax error;
+//! too many entries or bytes) is no address at all, and so is a walk that runs out of entries
+//! with only trusted proxies seen: a caveat that needs the client then fails closed.
 
 use http::HeaderMap;
 use http::header::FORWARDED;
+use scopekey::Network;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// The most entries read from one kind of header (all its lines together); a request with more
@@ -25,16 +29,25 @@ pub(crate) const MAX_HEADER_BYTES: usize = 4096;
 enum Said {
     /// The header is absent.
     Nothing,
-    /// The header is present and names this client at the trusted position.
+    /// The header is present and names this client: the rightmost entry outside the trusted
+    /// proxy networks.
     Client(IpAddr),
-    /// The header is present but gives no trustworthy address at the trusted position.
+    /// The header is present but gives no trustworthy client: unreadable, an unusable entry
+    /// before the first untrusted one, or only trusted proxies.
     Untrustworthy,
 }
 
-/// The client address behind `trusted` proxies (`trusted` ≥ 1), from `Forwarded` and
-/// `X-Forwarded-For`: `None` when neither is present, when the one present gives no address
-/// at the trusted position, or when both are present and do not name the same client.
-pub(crate) fn forwarded_client(headers: &HeaderMap, trusted: usize) -> Option<IpAddr> {
+/// Whether `addr` is in one of the `trusted` proxy networks (an IPv4-mapped IPv6 address
+/// counts as its IPv4 address).
+pub(crate) fn is_trusted_proxy(trusted: &[Network], addr: IpAddr) -> bool {
+    trusted.iter().any(|net| net.contains(addr))
+}
+
+/// The client address from `Forwarded` and `X-Forwarded-For`, for a request whose peer is in
+/// one of the `trusted` proxy networks: `None` when neither header is present, when the one
+/// present gives no trustworthy client, or when both are present and do not name the same
+/// client.
+pub(crate) fn forwarded_client(headers: &HeaderMap, trusted: &[Network]) -> Option<IpAddr> {
     let forwarded = said(forwarded_entries(headers), trusted);
     let xff = said(x_forwarded_for_entries(headers), trusted);
     match (forwarded, xff) {
@@ -46,18 +59,26 @@ pub(crate) fn forwarded_client(headers: &HeaderMap, trusted: usize) -> Option<Ip
     }
 }
 
-/// The `trusted`-th entry from the right of `entries` (`None` for a header that could not
-/// be read; an entry of `None` is one without a usable address).
-fn said(entries: Option<Option<Vec<Option<IpAddr>>>>, trusted: usize) -> Said {
-    match entries {
-        None => Said::Nothing,
-        Some(None) => Said::Untrustworthy,
-        Some(Some(list)) => list
-            .len()
-            .checked_sub(trusted)
-            .and_then(|at| list.get(at).copied().flatten())
-            .map_or(Said::Untrustworthy, Said::Client),
+/// The rightmost entry of `entries` outside the `trusted` networks, reached by skipping the
+/// trusted ones from the right (`None` for a header that could not be read; an entry of
+/// `None` is one without a usable address, and stops the walk without a client).
+fn said(entries: Option<Option<Vec<Option<IpAddr>>>>, trusted: &[Network]) -> Said {
+    let list = match entries {
+        None => return Said::Nothing,
+        Some(None) => return Said::Untrustworthy,
+        Some(Some(list)) => list,
+    };
+    for entry in list.iter().rev() {
+        match entry {
+            // An unusable entry where the walk stands: who sent the request is unknown.
+            None => return Said::Untrustworthy,
+            Some(ip) if is_trusted_proxy(trusted, *ip) => {}
+            Some(ip) => return Said::Client(*ip),
+        }
     }
+    // Only trusted proxies: where the request came from before them is unknown (a proxy that
+    // did not append, or a request from inside the proxy networks). Fail closed.
+    Said::Untrustworthy
 }
 
 /// The lines of header `name` as text: `None` when absent, `Some(None)` when a line is not
@@ -269,6 +290,59 @@ mod tests {
         Some(s.parse().unwrap())
     }
 
+    fn net(s: &str) -> Network {
+        s.parse().unwrap()
+    }
+
+    fn xff(lines: &[&str]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for l in lines {
+            headers.append("x-forwarded-for", l.parse().unwrap());
+        }
+        headers
+    }
+
+    #[test]
+    fn the_walk_skips_trusted_hops_from_the_right() {
+        let trusted = [net("10.0.0.0/24"), net("fd00::/8")];
+        let client = |lines: &[&str]| forwarded_client(&xff(lines), &trusted);
+        assert_eq!(client(&["203.0.113.9"]), ip("203.0.113.9"));
+        assert_eq!(
+            client(&["198.51.100.1, 203.0.113.9, 10.0.0.1"]),
+            ip("203.0.113.9")
+        );
+        assert_eq!(
+            client(&["203.0.113.9", "10.0.0.3", "fd00::1"]),
+            ip("203.0.113.9")
+        );
+        // An IPv4-mapped hop is in the IPv4 network.
+        assert_eq!(client(&["203.0.113.9, ::ffff:10.0.0.1"]), ip("203.0.113.9"));
+        // An untrusted hop stops the walk, whatever is to its left.
+        assert_eq!(
+            client(&["203.0.113.9, 198.51.100.1, 10.0.0.1"]),
+            ip("198.51.100.1")
+        );
+        assert_eq!(
+            client(&["10.0.0.7, 198.51.100.1, 10.0.0.1"]),
+            ip("198.51.100.1")
+        );
+        // An unusable entry where the walk stands, or only trusted hops: no client.
+        assert_eq!(client(&["203.0.113.9, garbage, 10.0.0.1"]), None);
+        assert_eq!(
+            client(&["garbage, 203.0.113.9, 10.0.0.1"]),
+            ip("203.0.113.9")
+        );
+        assert_eq!(client(&["10.0.0.1"]), None);
+        assert_eq!(client(&["10.0.0.5, fd00::1"]), None);
+        assert_eq!(client(&[""]), None);
+        assert!(is_trusted_proxy(
+            &trusted,
+            "::ffff:10.0.0.9".parse().unwrap()
+        ));
+        assert!(!is_trusted_proxy(&trusted, "10.0.1.0".parse().unwrap()));
+        assert!(!is_trusted_proxy(&[], "10.0.0.1".parse().unwrap()));
+    }
+
     #[test]
     fn the_grammar_of_rfc_7239() {
         assert_eq!(
@@ -361,7 +435,7 @@ mod tests {
             if let Ok(value) = http::HeaderValue::from_str(&line) {
                 let mut headers = HeaderMap::new();
                 headers.append(FORWARDED, value);
-                if forwarded_client(&headers, 1).is_some() {
+                if forwarded_client(&headers, &[net("10.0.0.0/8")]).is_some() {
                     assert!(line.contains("for"), "{line:?}");
                 }
             }

@@ -444,7 +444,8 @@ async fn call(
 }
 
 /// A token limited to client networks works from inside them only: the client is the peer,
-/// or behind N trusted proxies the N-th `X-Forwarded-For` entry from the right; with no
+/// or, for a peer in a trusted proxy network, the rightmost `X-Forwarded-For` entry outside the
+/// trusted networks; with no
 /// trustworthy address the token is refused (fail closed), and unlimited tokens are unaffected.
 #[tokio::test]
 async fn network_limited_tokens_work_only_from_their_networks() {
@@ -512,7 +513,10 @@ async fn network_limited_tokens_work_only_from_their_networks() {
     assert_eq!(call(direct.clone(), limited.clone(), None, &[]).await.0, no);
     assert_eq!(call(direct.clone(), plain.clone(), None, &[]).await.0, ok);
     // One trusted proxy: the rightmost entry is the client; what the client wrote before it is not.
-    let one = f.state.clone().trusted_proxies(1);
+    let one = f
+        .state
+        .clone()
+        .trusted_proxy_networks(["10.0.0.2".parse().unwrap()]);
     let proxy = Some("10.0.0.2:4000");
     assert_eq!(
         call(one.clone(), limited.clone(), proxy, &["203.0.113.9"])
@@ -532,8 +536,23 @@ async fn network_limited_tokens_work_only_from_their_networks() {
         no
     );
     assert_eq!(call(one.clone(), limited.clone(), proxy, &[]).await.0, no);
-    // Two: the second from the right, across header lines.
-    let two = f.state.clone().trusted_proxies(2);
+    // A peer outside the trusted network: its header is not read.
+    assert_eq!(
+        call(
+            one.clone(),
+            limited.clone(),
+            Some("198.51.100.1:4000"),
+            &["203.0.113.9"]
+        )
+        .await
+        .0,
+        no
+    );
+    // Two hops in the trusted network: skipped from the right, across header lines.
+    let two = f
+        .state
+        .clone()
+        .trusted_proxy_networks(["10.0.0.0/24".parse().unwrap()]);
     assert_eq!(
         call(
             two.clone(),
@@ -546,9 +565,14 @@ async fn network_limited_tokens_work_only_from_their_networks() {
         ok
     );
     assert_eq!(
-        call(two.clone(), limited.clone(), proxy, &["203.0.113.9"])
-            .await
-            .0,
+        call(
+            two.clone(),
+            limited.clone(),
+            proxy,
+            &["203.0.113.9, 198.51.100.1", "10.0.0.1"]
+        )
+        .await
+        .0,
         no
     );
     assert_eq!(
