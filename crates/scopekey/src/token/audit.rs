@@ -69,6 +69,15 @@ pub enum AuditKind {
         /// When the revocation was made (RFC 3339).
         revoked_at: String,
     },
+    /// An operator acted through an admin interface (the token service's admin API or console).
+    /// The event's `jti` and `sub` are the admin token's: who did it.
+    AdminAction {
+        /// What was done, as `area.verb` (`consumers.create`, `tokens.revoke`, `keys.retire`, …).
+        action: &'static str,
+        /// What it was done to (a consumer name, a token id, a key id, a query), at most 200
+        /// characters; never a secret.
+        target: String,
+    },
     /// A used refresh token was presented again; its whole family was revoked.
     RefreshReuseDetected {
         /// The refresh token presented a second time.
@@ -143,6 +152,7 @@ impl AuditKind {
             Self::Denied { .. } => "denied",
             Self::Revoked { .. } => "revoked",
             Self::RefreshReuseDetected { .. } => "refresh_reuse_detected",
+            Self::AdminAction { .. } => "admin_action",
             Self::TokenUsed { .. } => "token_used",
             Self::OtherTokensUsed { .. } => "other_tokens_used",
             Self::RefusedSummary { .. } => "refused_summary",
@@ -339,6 +349,25 @@ impl AuditEvent {
             },
             claims,
             Some(key_id),
+        )
+    }
+
+    /// An [`AuditKind::AdminAction`] by the holder of `admin` (its `jti`, `sub`, `env`; the
+    /// target cut to 200 characters, control characters replaced).
+    pub fn admin_action(
+        at: OffsetDateTime,
+        action: &'static str,
+        target: &str,
+        admin: &Claims,
+    ) -> Self {
+        Self::for_token(
+            at,
+            AuditKind::AdminAction {
+                action,
+                target: bounded(target, 200),
+            },
+            admin,
+            None,
         )
     }
 
