@@ -1886,3 +1886,69 @@ fn the_readme_gets_a_token_over_http_as_written() {
         out.stdout
     );
 }
+
+/// `serve --bootstrap-admin`: an admin token printed once on an empty store, refused after.
+#[test]
+fn serve_bootstraps_an_admin_once() {
+    use std::io::BufRead as _;
+    let env = Env::new("bootstrap");
+    let (secret, public) = env.keygen("keys");
+    let store = env.store();
+    let args = [
+        "serve",
+        "--store",
+        &store,
+        "--secret-key",
+        &secret,
+        "--listen",
+        "127.0.0.1:0",
+        "--issuer",
+        "http://127.0.0.1:9",
+        "--audience",
+        "https://api.example",
+        "--env",
+        "dev",
+        "--bootstrap-admin",
+    ];
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("scopekey"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let token = line.trim();
+    assert!(token.starts_with("v4.public."), "{line:?}");
+    let out = env.run(&[
+        "verify",
+        "--public-key",
+        &public,
+        "--issuer",
+        "http://127.0.0.1:9",
+        "--audience",
+        "http://127.0.0.1:9/admin",
+        "--env",
+        "dev",
+        token,
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("consumers:write") && out.stdout.contains("tokens:revoke"),
+        "{}",
+        out.stdout
+    );
+    // Once: the store now has the admin consumer.
+    let out = env.run(&args);
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(
+        out.stderr.contains("already has consumers"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stdout.is_empty());
+}

@@ -64,6 +64,9 @@ async fn token_inner(service: TokenService, request: Request) -> Result<Response
     let audience = match form.get("resource") {
         None => inner.config.audiences()[0].clone(),
         Some(r) if inner.config.audiences().iter().any(|a| a == r) => r.to_owned(),
+        // The admin API's own audience: tokens for operators (consumers whose ceiling holds
+        // admin scopes).
+        Some(r) if r == crate::admin::admin_audience(&inner.config) => r.to_owned(),
         Some(_) => {
             return Err(OAuthError::new(
                 OAuthErrorCode::InvalidTarget,

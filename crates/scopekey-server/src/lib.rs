@@ -19,6 +19,7 @@
 //! secrets are checked (argon2id) off the async threads, a bounded number at once. See
 //! `docs/server.md`.
 
+mod admin;
 mod config;
 mod endpoints;
 mod form;
@@ -28,6 +29,7 @@ mod replay;
 mod service;
 mod throttle;
 
+pub use admin::ADMIN_SCOPES;
 pub use config::{MAX_AUDIENCES, MAX_BODY_LEN, ServerConfig, ServerError, ServerErrorKind};
 pub use endpoints::{INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH};
 pub use metadata::{JWKS_PATH, METADATA_PATH};

@@ -61,6 +61,7 @@ pub(crate) struct Inner {
     /// One verifier per audience, in the configured order.
     pub(crate) verifiers: Vec<Verifier>,
     pub(crate) throttle: Throttle,
+    pub(crate) admin: crate::admin::Admin,
     replay: ReplayCache,
     hashing: Arc<Semaphore>,
     hash_waiting: AtomicUsize,
@@ -137,6 +138,7 @@ impl TokenService {
                     config.failure_window,
                     config.max_tracked_sources,
                 ),
+                admin: crate::admin::Admin::new(&replica, &config)?,
                 replay: ReplayCache::new(65_536),
                 hashing: Arc::new(Semaphore::new(config.hash_concurrency)),
                 hash_waiting: AtomicUsize::new(0),
@@ -161,6 +163,7 @@ impl TokenService {
             .route(endpoints::INTROSPECT_PATH, post(endpoints::introspect))
             .route(endpoints::REVOKE_PATH, post(endpoints::revoke))
             .with_state(self.clone())
+            .merge(crate::admin::router(self))
     }
 
     /// The configuration it runs with.

@@ -36,6 +36,11 @@ pub(crate) struct ServeArgs {
     /// `mint --allow-broad`); never part of the default scope.
     #[arg(long)]
     allow_broad: bool,
+    /// On an empty store (no consumer yet): register the consumer `admin` with every admin
+    /// scope and print an admin token for it once, on standard output. Refused on any other
+    /// store.
+    #[arg(long)]
+    bootstrap_admin: bool,
 }
 
 /// Builds the service, then serves it on a runtime of its own until Ctrl-C.
@@ -57,6 +62,23 @@ pub(crate) fn exec(a: ServeArgs) -> Outcome {
     let store = a.store.open()?;
     let service =
         TokenService::new(store, key, config).map_err(|e| usage(format!("serve: {e}")))?;
+    if a.bootstrap_admin {
+        let Some(token) = service
+            .bootstrap_admin()
+            .map_err(|e| usage(format!("--bootstrap-admin: {e}")))?
+        else {
+            return Err(usage(
+                "--bootstrap-admin: the store already has consumers; an existing operator gives \
+                 admins their credentials (POST /admin/consumers/NAME/credentials)",
+            ));
+        };
+        println!("{token}");
+        eprintln!(
+            "scopekey serve: the admin token above is shown once; it holds every admin scope for \
+             {}/admin and expires with the access token lifetime",
+            service.config().issuer()
+        );
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

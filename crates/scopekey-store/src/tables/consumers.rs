@@ -103,6 +103,39 @@ impl Store {
         Ok(found.then(|| Arc::new(record)))
     }
 
+    /// Re-enables a disabled consumer: it may be issued tokens again (those revoked when it was
+    /// disabled stay revoked). Returns whether such a consumer exists.
+    ///
+    /// # Errors
+    /// A query error.
+    pub fn enable_consumer(&self, name: &str) -> Result<bool, StoreError> {
+        let name = name.to_owned();
+        self.block(move |b| Box::pin(async move {
+            let n = on!(&b, pool => sqlx::query("UPDATE scopekey_consumers SET disabled_at = NULL WHERE name = $1")
+                .bind(name).execute(pool).await.map_err(StoreError::query)?.rows_affected());
+            Ok(n == 1)
+        }))
+    }
+
+    /// Replaces a consumer's owner, purpose and ceiling with `updated`'s (matched by name; its
+    /// environment, creation and disabled times are kept). Narrowing a ceiling does not revoke
+    /// tokens already issued beyond it: revoke them (the consumer's, before now) if it must.
+    /// Returns whether such a consumer exists.
+    ///
+    /// # Errors
+    /// A query error.
+    pub fn update_consumer(&self, updated: &Consumer) -> Result<bool, StoreError> {
+        let c = updated.clone();
+        self.block(move |b| Box::pin(async move {
+            let sql = "UPDATE scopekey_consumers SET owner = $1, purpose = $2, ceiling = $3 WHERE name = $4";
+            let n = on!(&b, pool => sqlx::query(sql)
+                .bind(c.owner().to_owned()).bind(c.purpose().to_owned()).bind(c.ceiling().to_string())
+                .bind(c.name().to_owned())
+                .execute(pool).await.map_err(StoreError::query)?.rows_affected());
+            Ok(n == 1)
+        }))
+    }
+
     /// Stores role definitions, replacing roles of the same name.
     ///
     /// # Errors
