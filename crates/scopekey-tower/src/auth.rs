@@ -268,11 +268,11 @@ impl AuthState {
     /// [`trusted_proxy_networks`](Self::trusted_proxy_networks)) is what a network-limited token is checked
     /// against; [`authenticate`](Self::authenticate), which has only headers, refuses such tokens.
     ///
-    /// # Errors
-    /// The [`Rejection`] to answer with.
-    ///
     /// With a [`TokenSource::query`] source, the parameter is removed from `parts.uri` first,
     /// before the request is described and whatever the outcome.
+    ///
+    /// # Errors
+    /// The [`Rejection`] to answer with.
     pub fn authenticate_request(
         &self,
         parts: &mut http::request::Parts,
