@@ -17,12 +17,19 @@
 //! cargo run --example axum_service -- --demo target/scopekey-demo --trusted-proxy 10.0.0.2/32
 //! ```
 //!
+//! The token is read from `Authorization: Bearer` or from the cookie `scopekey_token` (for
+//! browsers: set it `HttpOnly; Secure; SameSite=Strict`; a service with cookie-authenticated
+//! unsafe methods also needs a CSRF defence). Two different tokens in the two are a 400.
+//! Every refusal is RFC 9457 problem details (`application/problem+json`) beside the RFC 6750
+//! `WWW-Authenticate` challenge.
+//!
 //! Routes and what they need:
 //!
 //! | route | scope |
 //! |---|---|
 //! | `GET /healthz` | none |
 //! | `GET /.well-known/jwks.json` | none: the public keys as a JWKS, for JWT gateways |
+//! | `GET /public/projects/{id}` | none (public view); `projects/{id}:read` for the full view; a bad token is 401 |
 //! | `GET /projects/{id}` | `projects/{id}:read` |
 //! | `POST /projects/{id}/comments` | `projects/{id}/comments:write` (201) |
 //! | `DELETE /projects/{id}` | `projects/{id}:delete` (204) |
@@ -46,7 +53,7 @@ use scopekey::{
     VerifierConfig,
 };
 use scopekey_axum::{
-    AuthLayer, AuthState, Authorized, Forbidden, Realm, Require, RequireScopeLayer,
+    AuthLayer, AuthState, Authorized, Forbidden, Realm, Require, RequireScopeLayer, TokenSource,
     describe_request, required_scope,
 };
 use scopekey_store::{Replica, ReplicaOptions, Store};
@@ -60,6 +67,9 @@ use std::time::Duration;
 
 /// The realm every refusal names.
 pub(crate) const REALM: &str = "scopekey-example";
+
+/// The cookie a browser front end keeps the token in.
+pub(crate) const TOKEN_COOKIE: &str = "scopekey_token";
 
 /// Issuer, audience and environment of `--demo` mode.
 pub(crate) const DEMO_ISSUER: &str = "https://auth.scopekey.example";
@@ -141,7 +151,10 @@ pub(crate) fn app(
 ) -> Router {
     // `REALM` is a valid realm literal.
     let realm = Realm::new(REALM).unwrap_or_else(|_| unreachable!());
+    // `TOKEN_COOKIE` is a valid cookie name.
+    let cookie = TokenSource::cookie(TOKEN_COOKIE).unwrap_or_else(|_| unreachable!());
     let auth = AuthState::new(verifier, realm.clone())
+        .token_sources([TokenSource::bearer(), cookie])
         .describe_requests_with(describe)
         .client_address_with(|parts| {
             parts
@@ -164,10 +177,15 @@ pub(crate) fn app(
             "/admin/revocations",
             post(post_revocation).layer(RequireScopeLayer::new(revoke_scope, realm)),
         )
-        .layer(AuthLayer::new(auth));
+        .layer(AuthLayer::new(auth.clone()));
+    // Anonymous requests allowed here only; a token, if any, must still be valid.
+    let public = Router::new()
+        .route("/public/projects/{id}", get(get_public_project))
+        .route_layer(AuthLayer::new(auth).allow_anonymous());
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/.well-known/jwks.json", get(jwks))
+        .merge(public)
         .merge(protected)
         .layer(middleware::from_fn(log_decision))
         .with_state(state)
@@ -206,6 +224,25 @@ async fn get_project(auth: Authorized, Path(id): Path<String>) -> Result<Respons
     Ok(Json(json!({ "id": id, "name": format!("project {id}") })).into_response())
 }
 
+/// The public view for everyone; the full one for a token that may read the project. A valid
+/// token without that scope gets the public view; a bad one never reaches this handler (401).
+async fn get_public_project(auth: Option<Authorized>, Path(id): Path<String>) -> Response {
+    let full = auth.as_ref().filter(|a| {
+        a.authorize(["projects", id.as_str()], Action::read())
+            .is_ok()
+    });
+    match full {
+        Some(a) => Json(json!({
+            "id": id,
+            "name": format!("project {id}"),
+            "view": "full",
+            "viewer": a.subject(),
+        })),
+        None => Json(json!({ "id": id, "name": format!("project {id}"), "view": "public" })),
+    }
+    .into_response()
+}
+
 async fn delete_project(auth: Authorized, Path(id): Path<String>) -> Result<StatusCode, Forbidden> {
     auth.authorize(["projects", id.as_str()], Action::delete())?;
     Ok(StatusCode::NO_CONTENT)
@@ -239,9 +276,21 @@ async fn post_revocation(
     auth: Authorized,
     body: Result<Json<RevocationBody>, axum::extract::rejection::JsonRejection>,
 ) -> Response {
+    // Problem details, as the layer's refusals.
     let bad = |why: &str| {
-        let body = Json(json!({ "error": "invalid_request", "error_description": why }));
-        (StatusCode::BAD_REQUEST, body).into_response()
+        let body = json!({
+            "type": "about:blank",
+            "title": "Bad Request",
+            "status": 400,
+            "detail": why,
+            "error": "invalid_request",
+        });
+        (
+            StatusCode::BAD_REQUEST,
+            [(axum::http::header::CONTENT_TYPE, "application/problem+json")],
+            body.to_string(),
+        )
+            .into_response()
     };
     let Ok(Json(body)) = body else {
         return bad("the body must be {\"jti\": \"...\"} or {\"sub\": \"...\"}");

@@ -1,6 +1,7 @@
 //! The example service's router on a real loopback socket, driven by a real HTTP client:
 //! every route × {no token, malformed, expired, wrong environment, revoked, insufficient
-//! scope, sufficient scope}, asserting status, `WWW-Authenticate` and body.
+//! scope, sufficient scope}, asserting status, `WWW-Authenticate` and the problem-details
+//! body; the token in the `scopekey_token` cookie; the optional-auth route.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
 #[path = "../examples/axum_service.rs"]
@@ -105,25 +106,37 @@ impl Server {
     }
 
     async fn send(&self, route: &Route, token: Option<&str>) -> Reply {
+        let bearer = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = bearer
+            .iter()
+            .map(|b| ("authorization", b.as_str()))
+            .collect();
+        self.send_with(route, &headers).await
+    }
+
+    async fn send_with(&self, route: &Route, headers: &[(&str, &str)]) -> Reply {
         let mut req = self
             .client
             .request(route.method.clone(), format!("{}{}", self.base, route.path));
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         if let Some(body) = route.body {
             req = req.header("content-type", "application/json").body(body);
         }
         let r = req.send().await.unwrap();
         let status = r.status();
-        let challenge = r
-            .headers()
-            .get("www-authenticate")
-            .map(|v| v.to_str().unwrap().to_owned());
+        let header = |name| {
+            r.headers()
+                .get(name)
+                .map(|v: &reqwest::header::HeaderValue| v.to_str().unwrap().to_owned())
+        };
+        let (challenge, content_type) = (header("www-authenticate"), header("content-type"));
         let text = r.text().await.unwrap();
         Reply {
             status,
             challenge,
+            content_type,
             text,
         }
     }
@@ -133,12 +146,31 @@ impl Server {
 struct Reply {
     status: StatusCode,
     challenge: Option<String>,
+    content_type: Option<String>,
     text: String,
 }
 
 impl Reply {
     fn json(&self) -> Value {
         serde_json::from_str(&self.text).unwrap_or_else(|_| panic!("not JSON: {}", self.text))
+    }
+
+    /// The RFC 9457 body of a refusal, checked against the status.
+    fn problem(&self) -> Value {
+        assert_eq!(
+            self.content_type.as_deref(),
+            Some("application/problem+json"),
+            "{self:?}"
+        );
+        let body = self.json();
+        assert_eq!(body["type"], "about:blank", "{self:?}");
+        assert_eq!(body["status"], self.status.as_u16(), "{self:?}");
+        assert_eq!(
+            body["title"],
+            self.status.canonical_reason().unwrap(),
+            "{self:?}"
+        );
+        body
     }
 }
 
@@ -211,9 +243,9 @@ fn assert_invalid_token(reply: &Reply, description: &str, cell: &str) {
         Some(format!("Bearer realm=\"scopekey-example\", error=\"invalid_token\", error_description=\"{description}\"").as_str()),
         "{cell}"
     );
-    let body = reply.json();
+    let body = reply.problem();
     assert_eq!(body["error"], "invalid_token", "{cell}");
-    assert_eq!(body["error_description"], description, "{cell}");
+    assert_eq!(body["detail"], description, "{cell}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -233,7 +265,7 @@ async fn every_route_times_every_kind_of_token() {
             r.challenge.as_deref(),
             Some("Bearer realm=\"scopekey-example\"")
         );
-        assert_eq!(r.json()["error_description"], "bearer token required");
+        assert_eq!(r.problem()["detail"], "bearer token required");
 
         // Malformed.
         let r = s.send(&route, Some("v4.public.not-a-token")).await;
@@ -289,7 +321,9 @@ async fn every_route_times_every_kind_of_token() {
             r.challenge.as_deref(),
             Some(format!("Bearer realm=\"scopekey-example\", error=\"insufficient_scope\", error_description=\"the token does not grant the required scope\", scope=\"{}\"", route.scope).as_str()),
         );
-        assert_eq!(r.json()["scope"], route.scope);
+        let problem = r.problem();
+        assert_eq!(problem["error"], "insufficient_scope");
+        assert_eq!(problem["scope"], route.scope);
 
         // Sufficient scope.
         let (t, _) = s.mint("svc", route.scope);
@@ -418,12 +452,115 @@ async fn a_posted_revocation_takes_effect_on_the_next_request() {
             ok: StatusCode::OK,
             body: Some(bad),
         };
-        assert_eq!(
-            s.send(&route, Some(&admin)).await.status,
-            StatusCode::BAD_REQUEST,
-            "{bad}"
-        );
+        let r = s.send(&route, Some(&admin)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(r.problem()["error"], "invalid_request", "{bad}");
     }
+}
+
+fn get(path: &'static str) -> Route {
+    Route {
+        method: Method::GET,
+        path,
+        scope: "",
+        ok: StatusCode::OK,
+        body: None,
+    }
+}
+
+/// A browser's token in the `scopekey_token` cookie works as a bearer token does, and is
+/// refused the same way; the same token in both places is fine, two different ones a 400.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_cookie_is_a_token_source() {
+    let s = start().await;
+    let (reader, _) = s.mint("browser", "projects:read");
+    let (other, _) = s.mint("browser", "projects:read");
+    let route = get("/projects/42");
+    let cookie = format!("theme=dark; scopekey_token={reader}");
+    let r = s.send_with(&route, &[("cookie", &cookie)]).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(r.json()["id"], "42");
+
+    let r = s
+        .send_with(&route, &[("cookie", "scopekey_token=v4.public.nope")])
+        .await;
+    assert_invalid_token(&r, "the token is malformed", "bad cookie");
+
+    let bearer = format!("Bearer {reader}");
+    let r = s
+        .send_with(&route, &[("cookie", &cookie), ("authorization", &bearer)])
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    let bearer = format!("Bearer {other}");
+    let r = s
+        .send_with(&route, &[("cookie", &cookie), ("authorization", &bearer)])
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{r:?}");
+    assert_eq!(r.problem()["error"], "invalid_request");
+    assert!(
+        r.challenge
+            .as_deref()
+            .is_some_and(|c| c.contains("error=\"invalid_request\""))
+    );
+    assert!(!r.text.contains(&reader) && !r.text.contains(&other));
+
+    // Another cookie of the name is no token.
+    let r = s
+        .send_with(&route, &[("cookie", "scopekey_token_old=x")])
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        r.challenge.as_deref(),
+        Some("Bearer realm=\"scopekey-example\"")
+    );
+}
+
+/// `GET /public/projects/{id}`: anonymous gets the public view, a token that may read the
+/// project the full one, a valid token without the scope the public one, a bad token 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_optional_route_serves_anonymous_and_refuses_bad_tokens() {
+    let s = start().await;
+    let route = get("/public/projects/42");
+    let r = s.send(&route, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(r.json()["view"], "public");
+    assert!(r.json().get("viewer").is_none());
+
+    let (reader, _) = s.mint("reader", "projects/42:read");
+    let r = s.send(&route, Some(&reader)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        (&r.json()["view"], &r.json()["viewer"]),
+        (&"full".into(), &"reader".into())
+    );
+    let cookie = format!("scopekey_token={reader}");
+    let r = s.send_with(&route, &[("cookie", &cookie)]).await;
+    assert_eq!(r.json()["view"], "full");
+
+    let (elsewhere, _) = s.mint("reader", "projects/7:read");
+    let r = s.send(&route, Some(&elsewhere)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json()["view"], "public");
+
+    for bad in ["v4.public.nope", elsewhere.as_str()] {
+        let token = if bad == elsewhere {
+            format!("{bad}x")
+        } else {
+            bad.to_owned()
+        };
+        let r = s.send(&route, Some(&token)).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{r:?}");
+        assert_eq!(r.problem()["error"], "invalid_token");
+    }
+    let r = s
+        .send_with(&route, &[("cookie", "scopekey_token=v4.public.nope")])
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    // The strict routes stay strict.
+    let r = s.send(&get("/projects/42"), None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
 
 /// A token limited to a network, through the example service: with no trusted proxy, or with

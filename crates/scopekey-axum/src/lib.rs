@@ -4,15 +4,18 @@
 //!
 //! - [`Authorized`]: the verified grant in a handler signature. It takes the
 //!   [`Grant`] that [`AuthLayer`] put in the request's extensions, or verifies
-//!   the bearer token itself with the [`AuthState`] found in the router state (via `FromRef`).
+//!   the token itself with the [`AuthState`] found in the router state (via `FromRef`).
 //!   `Option<Authorized>` is the optional variant: `None` without credentials, but a request
-//!   with a bad token is still refused.
+//!   with a bad token is still refused. Under a layer, a route opts in to anonymous requests
+//!   with [`AuthLayer::allow_anonymous`] (e.g. through `Router::route_layer`).
 //! - [`Require<R>`]: a requirement whose scope is fixed at compile time, declared with
 //!   [`required_scope!`]; an invalid scope literal does not compile, and the scope is parsed
 //!   once per type. It refuses with a [`RequireRejection`] (401, or 403 `insufficient_scope`).
 //! - [`Authorized::authorize`]: the point-of-action check, e.g. `projects/{id}` for `read` with
 //!   `id` from the path. An id that would escape its segment is refused (400); a missing scope
 //!   answers 403 `insufficient_scope` with `scope="…"` (RFC 6750).
+//! - Every refusal is an RFC 9457 `application/problem+json` body beside the RFC 6750
+//!   challenge, or the format of [`AuthState::render_rejections_with`].
 //!
 //! ```
 //! use axum::{Router, extract::Path, routing::get};
@@ -69,7 +72,8 @@ mod require;
 pub use require::{Require, RequireRejection, RequiredScope};
 
 pub use scopekey_tower::{
-    AuthLayer, AuthState, DescribeRequest, Realm, Rejection, RequireScopeLayer, describe_request,
+    Anonymous, AuthLayer, AuthState, DescribeRequest, Realm, Rejection, RejectionBody,
+    RejectionRenderer, RenderRejection, RequireScopeLayer, TokenSource, describe_request,
 };
 
 /// A request refused before the handler ran: 400, 401 or 503 per RFC 6750.
@@ -77,6 +81,7 @@ pub use scopekey_tower::{
 pub struct AuthRejection {
     rejection: Rejection,
     realm: Realm,
+    renderer: Option<RejectionRenderer>,
 }
 
 impl AuthRejection {
@@ -90,7 +95,9 @@ impl AuthRejection {
         self.rejection.status()
     }
 
-    /// The JSON body of the answer; fixed for each case, it never contains token bytes.
+    /// The default body of the answer, RFC 9457 problem details ([`Rejection::body`]); fixed
+    /// for each case, it never contains token bytes. The response itself uses the state's
+    /// renderer when one is set.
     pub fn body(&self) -> String {
         self.rejection.body()
     }
@@ -98,7 +105,8 @@ impl AuthRejection {
 
 impl IntoResponse for AuthRejection {
     fn into_response(self) -> Response {
-        self.rejection.into_response(&self.realm)
+        self.rejection
+            .into_response_with(&self.realm, self.renderer.as_ref())
     }
 }
 
@@ -111,16 +119,34 @@ impl fmt::Display for AuthRejection {
 impl std::error::Error for AuthRejection {}
 
 /// A verified grant, extracted in a handler signature.
+///
+/// | request | `Authorized` | `Option<Authorized>` |
+/// |---|---|---|
+/// | a valid token | the grant | `Some` |
+/// | no credentials (or let through by [`AuthLayer::allow_anonymous`]) | 401 | `None` |
+/// | a bad, malformed or doubled token | 400 or 401 | the same refusal |
 #[derive(Debug, Clone)]
 pub struct Authorized {
     grant: Grant,
     realm: Realm,
+    renderer: Option<RejectionRenderer>,
 }
 
 impl Authorized {
     /// Wraps a grant (a grant is already proof of verification).
     pub fn new(grant: Grant, realm: Realm) -> Self {
-        Self { grant, realm }
+        Self {
+            grant,
+            realm,
+            renderer: None,
+        }
+    }
+
+    /// Answers refusals of [`authorize`](Self::authorize) with `renderer` instead of problem
+    /// details (the extractor sets the auth layer's or the state's).
+    pub fn with_renderer(mut self, renderer: RejectionRenderer) -> Self {
+        self.renderer = Some(renderer);
+        self
     }
 
     /// The verified grant.
@@ -148,6 +174,7 @@ impl Authorized {
         let resource = Resource::from_segments(segments).map_err(|e| Forbidden {
             kind: ForbiddenKind::InvalidResource(e),
             realm: self.realm.clone(),
+            renderer: self.renderer.clone(),
         })?;
         self.authorize_resource(&resource, &action)
     }
@@ -166,6 +193,7 @@ impl Authorized {
             .map_err(|d| Forbidden {
                 kind: ForbiddenKind::Refused(Rejection::from_denied(&d)),
                 realm: self.realm.clone(),
+                renderer: self.renderer.clone(),
             })
     }
 
@@ -193,19 +221,39 @@ where
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        if let Some(grant) = parts.extensions.get::<Grant>() {
+        // What an auth layer decided: a grant, or an anonymous request it let through.
+        let decided = parts.extensions.get::<Grant>().cloned();
+        if decided.is_some() || parts.extensions.get::<Anonymous>().is_some() {
             let realm = match parts.extensions.get::<Realm>() {
                 Some(r) => r.clone(),
                 None => AuthState::from_ref(state).realm().clone(),
             };
-            return Ok(Self::new(grant.clone(), realm));
+            let renderer = parts.extensions.get::<RejectionRenderer>().cloned();
+            return match decided {
+                Some(grant) => Ok(Self {
+                    grant,
+                    realm,
+                    renderer,
+                }),
+                None => Err(AuthRejection {
+                    rejection: Rejection::MissingCredentials,
+                    realm,
+                    renderer,
+                }),
+            };
         }
         let auth = AuthState::from_ref(state);
+        let renderer = auth.renderer().cloned();
         match auth.authenticate_request(parts) {
-            Ok(grant) => Ok(Self::new(grant, auth.realm().clone())),
+            Ok(grant) => Ok(Self {
+                grant,
+                realm: auth.realm().clone(),
+                renderer,
+            }),
             Err(rejection) => Err(AuthRejection {
                 rejection,
                 realm: auth.realm().clone(),
+                renderer,
             }),
         }
     }
@@ -218,8 +266,9 @@ where
 {
     type Rejection = AuthRejection;
 
-    /// `None` when the request carries no bearer credentials; a request with credentials that
-    /// do not verify is still refused, never downgraded to anonymous.
+    /// `None` when the request carries no credentials in any configured source (or an
+    /// [`AuthLayer::allow_anonymous`] let it through as [`Anonymous`]); a request with
+    /// credentials that do not verify is still refused, never downgraded to anonymous.
     async fn from_request_parts(
         parts: &mut Parts,
         state: &S,
@@ -237,6 +286,7 @@ where
 pub struct Forbidden {
     kind: ForbiddenKind,
     realm: Realm,
+    renderer: Option<RejectionRenderer>,
 }
 
 #[derive(Debug, Clone)]
@@ -275,27 +325,14 @@ impl fmt::Display for Forbidden {
 impl std::error::Error for Forbidden {}
 
 impl IntoResponse for Forbidden {
+    /// Refused actions per RFC 6750; a malformed id is [`Rejection::InvalidResource`] (400, no
+    /// challenge; the id is not echoed: it came from the request and may be anything).
     fn into_response(self) -> Response {
-        match self.kind {
-            ForbiddenKind::Refused(r) => r.into_response(&self.realm),
-            ForbiddenKind::InvalidResource(_) => {
-                // The id is not echoed: it came from the request and may be anything.
-                let mut response = Response::new(axum_core::body::Body::from(
-                    "{\"error\":\"invalid_resource\",\"error_description\":\"a resource id in the request is not a valid segment\"}",
-                ));
-                *response.status_mut() = http::StatusCode::BAD_REQUEST;
-                response.headers_mut().insert(
-                    http::header::CONTENT_TYPE,
-                    http::HeaderValue::from_static("application/json"),
-                );
-                // As on every other refusal (RFC 6750 §5.1; docs/axum.md).
-                response.headers_mut().insert(
-                    http::header::CACHE_CONTROL,
-                    http::HeaderValue::from_static("no-store"),
-                );
-                response
-            }
-        }
+        let rejection = match self.kind {
+            ForbiddenKind::Refused(r) => r,
+            ForbiddenKind::InvalidResource(_) => Rejection::InvalidResource,
+        };
+        rejection.into_response_with(&self.realm, self.renderer.as_ref())
     }
 }
 

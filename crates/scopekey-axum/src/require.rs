@@ -4,9 +4,10 @@
 //!
 //! Accept: a verified grant that allows `R::SCOPE` reaches the handler as `Require<R>`.
 //! Reject: no credentials (401, bare challenge), a bad token (401 `invalid_token`), a grant
-//! without the scope (403 `insufficient_scope` with `scope="…"`), each with a fixed JSON body.
+//! without the scope (403 `insufficient_scope` with `scope="…"`), each with a fixed RFC 9457
+//! problem-details body (or the state's renderer's).
 
-use crate::{AuthState, Authorized, Realm, Rejection};
+use crate::{AuthState, Authorized, Realm, Rejection, RejectionRenderer};
 use axum_core::extract::{FromRef, FromRequestParts};
 use axum_core::response::{IntoResponse, Response};
 use http::StatusCode;
@@ -142,10 +143,12 @@ where
             .map_err(|r| RequireRejection {
                 rejection: r.rejection,
                 realm: r.realm,
+                renderer: r.renderer,
             })?;
         let refuse = |rejection| RequireRejection {
             rejection,
             realm: authorized.realm.clone(),
+            renderer: authorized.renderer.clone(),
         };
         // `required_scope!` checked the literal at compile time with the same grammar, so this
         // fails only for a hand-written `RequiredScope` with a bad `SCOPE` (or a grammar drift):
@@ -166,9 +169,10 @@ where
     }
 }
 
-/// Why [`Require<R>`] refused a request, answered per RFC 6750 with a fixed JSON body:
+/// Why [`Require<R>`] refused a request, answered per RFC 6750 with a fixed RFC 9457
+/// problem-details body (`application/problem+json`; the state's renderer's when set):
 ///
-/// | case | [`status`](Self::status) | [`body`](Self::body) `error` |
+/// | case | [`status`](Self::status) | [`body`](Self::body) `error` member |
 /// |---|---|---|
 /// | no bearer credentials | 401, bare `WWW-Authenticate` challenge | `unauthorized` |
 /// | malformed `Authorization` header | 400 | `invalid_request` |
@@ -181,6 +185,7 @@ where
 pub struct RequireRejection {
     rejection: Rejection,
     realm: Realm,
+    renderer: Option<RejectionRenderer>,
 }
 
 impl RequireRejection {
@@ -194,8 +199,9 @@ impl RequireRejection {
         self.rejection.status()
     }
 
-    /// The JSON body of the answer: `{"error":"…","error_description":"…"}`, with `"scope"`
-    /// on 403. Fixed for each case; it never contains token bytes.
+    /// The default body of the answer, problem details ([`Rejection::body`]):
+    /// `{"type":"about:blank","title":"…","status":…,"detail":"…","error":"…"}`, with
+    /// `"scope"` on 403. Fixed for each case; it never contains token bytes.
     pub fn body(&self) -> String {
         self.rejection.body()
     }
@@ -203,7 +209,8 @@ impl RequireRejection {
 
 impl IntoResponse for RequireRejection {
     fn into_response(self) -> Response {
-        self.rejection.into_response(&self.realm)
+        self.rejection
+            .into_response_with(&self.realm, self.renderer.as_ref())
     }
 }
 

@@ -161,7 +161,7 @@ async fn every_refusal_is_no_store() {
                 r.headers()
                     .get(http::header::CONTENT_TYPE)
                     .map(|v| v.as_bytes()),
-                Some(&b"application/json"[..]),
+                Some(&b"application/problem+json"[..]),
                 "{path}"
             );
             let body = r.into_body().collect().await.unwrap().to_bytes();
@@ -169,6 +169,8 @@ async fn every_refusal_is_no_store() {
             if !error.is_empty() {
                 assert_eq!(v["error"], error, "{path}");
             }
+            assert_eq!(v["status"], status.as_u16(), "{path}");
+            assert_eq!(v["type"], "about:blank", "{path}");
         }
     }
 }
@@ -269,7 +271,10 @@ async fn require_rejects_missing_credentials_with_a_typed_401() {
     let rejection = require_invoices(&state, None).await.unwrap_err();
     assert_eq!(rejection.rejection(), &Rejection::MissingCredentials);
     assert_eq!(rejection.status(), StatusCode::UNAUTHORIZED);
-    let body = r#"{"error":"unauthorized","error_description":"bearer token required"}"#;
+    let body = concat!(
+        r#"{"type":"about:blank","title":"Unauthorized","status":401,"#,
+        r#""detail":"bearer token required","error":"unauthorized"}"#
+    );
     assert_eq!(rejection.body(), body);
     let (s, c, b) = response_of(rejection).await;
     assert_eq!((s, b.as_str()), (StatusCode::UNAUTHORIZED, body));
@@ -284,7 +289,10 @@ async fn require_rejects_an_invalid_token_with_a_typed_401() {
         .unwrap_err();
     assert!(matches!(rejection.rejection(), Rejection::InvalidToken(_)));
     assert_eq!(rejection.status(), StatusCode::UNAUTHORIZED);
-    let body = r#"{"error":"invalid_token","error_description":"the token is malformed"}"#;
+    let body = concat!(
+        r#"{"type":"about:blank","title":"Unauthorized","status":401,"#,
+        r#""detail":"the token is malformed","error":"invalid_token"}"#
+    );
     assert_eq!(rejection.body(), body);
     let (s, c, b) = response_of(rejection).await;
     assert_eq!((s, b.as_str()), (StatusCode::UNAUTHORIZED, body));
@@ -302,9 +310,9 @@ async fn require_rejects_a_missing_scope_with_a_typed_403() {
     );
     assert_eq!(rejection.status(), StatusCode::FORBIDDEN);
     let body = concat!(
-        r#"{"error":"insufficient_scope","#,
-        r#""error_description":"the token does not grant the required scope","#,
-        r#""scope":"billing/invoices:read"}"#
+        r#"{"type":"about:blank","title":"Forbidden","status":403,"#,
+        r#""detail":"the token does not grant the required scope","#,
+        r#""error":"insufficient_scope","scope":"billing/invoices:read"}"#
     );
     assert_eq!(rejection.body(), body);
     let (s, c, b) = response_of(rejection).await;
@@ -353,8 +361,100 @@ async fn the_authorized_rejection_has_its_status_and_body() {
         .await
         .unwrap_err();
     assert_eq!(rejection.status(), StatusCode::UNAUTHORIZED);
-    let body = r#"{"error":"invalid_token","error_description":"the token is malformed"}"#;
+    let body = concat!(
+        r#"{"type":"about:blank","title":"Unauthorized","status":401,"#,
+        r#""detail":"the token is malformed","error":"invalid_token"}"#
+    );
     assert_eq!(rejection.body(), body);
     let (s, _, b) = read(axum::response::IntoResponse::into_response(rejection)).await;
     assert_eq!((s, b.as_str()), (StatusCode::UNAUTHORIZED, body));
+}
+
+/// An optional route under its own `allow_anonymous` layer (`route_layer`), with the cookie
+/// source: anonymous is `None`, a good token `Some`, a bad one 401 in either source, and a
+/// plain `Authorized` on an anonymous request is still 401 (it never re-verifies).
+#[tokio::test]
+async fn optional_routes_under_an_anonymous_layer() {
+    let (issuer, state) = setup();
+    let state = state.token_sources([
+        scopekey_axum::TokenSource::bearer(),
+        scopekey_axum::TokenSource::cookie("scopekey_token").unwrap(),
+    ]);
+    let app = Router::new()
+        .route("/hello", get(maybe))
+        .route(
+            "/strict",
+            get(|a: Authorized| async move { a.subject().to_owned() }),
+        )
+        .route_layer(AuthLayer::new(state.clone()).allow_anonymous())
+        .with_state(state);
+    let (s, _, b) = send(&app, "/hello", None).await;
+    assert_eq!((s, b.as_str()), (StatusCode::OK, "hello anonymous"));
+    let token = mint(&issuer, "projects:read");
+    let (s, _, b) = send(&app, "/hello", Some(&token)).await;
+    assert_eq!((s, b.as_str()), (StatusCode::OK, "hello svc"));
+    let (s, c, _) = send(&app, "/hello", Some("v4.public.nope")).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert!(c.unwrap().contains("error=\"invalid_token\""));
+    let cookie = |value: &str| {
+        let req = Request::builder()
+            .uri("/hello")
+            .header(http::header::COOKIE, format!("scopekey_token={value}"))
+            .body(Body::empty())
+            .unwrap();
+        app.clone().oneshot(req)
+    };
+    let (s, _, b) = read(cookie(&token).await.unwrap()).await;
+    assert_eq!((s, b.as_str()), (StatusCode::OK, "hello svc"));
+    let (s, _, _) = read(cookie("v4.public.nope").await.unwrap()).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, c, b) = send(&app, "/strict", None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(c.unwrap(), "Bearer realm=\"axum-test\"");
+    assert!(b.contains("\"error\":\"unauthorized\""), "{b}");
+}
+
+/// The state's renderer answers every refusal, with the layer and without it: the extractors'
+/// 401, `Require`'s 403, and the point of action's 400 `invalid_resource`.
+#[tokio::test]
+async fn the_renderer_answers_every_refusal() {
+    let (issuer, state) = setup();
+    let state = state.render_rejections_with(|r: &Rejection| {
+        scopekey_axum::RejectionBody::json(format!(
+            "{{\"code\":{},\"reason\":\"{}\"}}",
+            r.status().as_u16(),
+            r.error()
+        ))
+    });
+    let reader = mint(&issuer, "projects/42:read");
+    for with_layer in [true, false] {
+        let app = router(state.clone(), with_layer);
+        for (path, token, want) in [
+            (
+                "/projects/42",
+                None,
+                r#"{"code":401,"reason":"unauthorized"}"#,
+            ),
+            (
+                "/billing/invoices",
+                Some(reader.as_str()),
+                r#"{"code":403,"reason":"insufficient_scope"}"#,
+            ),
+            (
+                "/projects/4%2F2",
+                Some(reader.as_str()),
+                r#"{"code":400,"reason":"invalid_resource"}"#,
+            ),
+        ] {
+            let (_, challenge, body) = send(&app, path, token).await;
+            assert_eq!(body, want, "{path} with layer {with_layer}");
+            if path.starts_with("/billing") {
+                assert!(
+                    challenge
+                        .unwrap()
+                        .ends_with("scope=\"billing/invoices:read\"")
+                );
+            }
+        }
+    }
 }

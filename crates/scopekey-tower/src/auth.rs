@@ -1,10 +1,12 @@
-//! [`AuthLayer`]: verifies the bearer token on the way in.
+//! [`AuthLayer`]: verifies the token on the way in.
 
 use crate::context::{
     DescribeRequest, PeerAddress, client_address, context_for, describe_request, peer_address,
 };
 use crate::future::ResponseFuture;
 use crate::rejection::{Realm, Rejection, bearer_token};
+use crate::render::{RejectionRenderer, RenderRejection};
+use crate::source::{self, TokenSource};
 use http::{Request, Response};
 use scopekey::cache::{GrantCache, GrantCacheConfig};
 use scopekey::{Grant, Network, Verifier};
@@ -27,6 +29,9 @@ pub struct AuthState {
     describe: DescribeRequest,
     peer: PeerAddress,
     trusted_proxy_networks: Arc<[Network]>,
+    /// `None`: `Authorization: Bearer` only, the fast path.
+    sources: Option<Arc<[TokenSource]>>,
+    renderer: Option<RejectionRenderer>,
 }
 
 impl AuthState {
@@ -44,7 +49,57 @@ impl AuthState {
             describe: describe_request,
             peer: peer_address,
             trusted_proxy_networks: Arc::from([]),
+            sources: None,
+            renderer: None,
         }
+    }
+
+    /// Reads the token from `sources`, in order, instead of `Authorization: Bearer` only (the
+    /// default; an empty list restores it). See [`TokenSource`] for each source.
+    ///
+    /// A request may carry the token in several of them if it is the same token; two
+    /// different tokens are refused with 400 `invalid_request`, as is a malformed value in
+    /// any configured source (never skipped for another one). A request with no token in any
+    /// source has no credentials (401, or anonymous under
+    /// [`AuthLayer::allow_anonymous`]). Every header a source reads is marked sensitive.
+    ///
+    /// ```
+    /// use scopekey_tower::{AuthState, TokenSource};
+    /// # fn state(state: AuthState) -> Result<AuthState, Box<dyn std::error::Error>> {
+    /// // API clients send Bearer; the browser front end sends the cookie.
+    /// let state = state.token_sources([TokenSource::bearer(), TokenSource::cookie("scopekey_token")?]);
+    /// # Ok(state) }
+    /// ```
+    ///
+    /// # Security
+    /// A cookie-borne token needs `SameSite` and a CSRF defence for unsafe methods
+    /// ([`TokenSource::cookie`]); a query parameter belongs only on WebSocket upgrades
+    /// ([`TokenSource::query`]).
+    pub fn token_sources(mut self, sources: impl IntoIterator<Item = TokenSource>) -> Self {
+        let sources: Arc<[TokenSource]> = sources.into_iter().collect();
+        let bearer_only = sources.is_empty() || *sources == [TokenSource::bearer()];
+        self.sources = (!bearer_only).then_some(sources);
+        self
+    }
+
+    /// Renders the bodies of refusals with `render` instead of RFC 9457 problem details
+    /// ([`Rejection::body`]), for a service with its own error format. Status,
+    /// `WWW-Authenticate` and `Cache-Control` stay as RFC 6750 has them. The layer passes the
+    /// renderer on in the request's extensions ([`RejectionRenderer`]), so that
+    /// [`RequireScopeLayer`](crate::RequireScopeLayer) and framework extractors use it too.
+    pub fn render_rejections_with(mut self, render: impl RenderRejection) -> Self {
+        self.renderer = Some(RejectionRenderer::new(render));
+        self
+    }
+
+    /// The renderer set with [`render_rejections_with`](Self::render_rejections_with), if any.
+    pub fn renderer(&self) -> Option<&RejectionRenderer> {
+        self.renderer.as_ref()
+    }
+
+    /// Answers `rejection` with this state's realm and renderer.
+    pub fn reject<B: From<String>>(&self, rejection: Rejection) -> Response<B> {
+        rejection.into_response_with(&self.realm, self.renderer.as_ref())
     }
 
     /// Finds the connection's peer address with `peer` instead of [`peer_address`] (which
@@ -179,14 +234,24 @@ impl AuthState {
         &self.realm
     }
 
-    /// Reads and verifies the bearer token of a request, and marks the `Authorization` header
-    /// sensitive so that no logging layer after this one prints it.
+    /// Reads and verifies the token of a request from its headers (the configured
+    /// [`token_sources`](Self::token_sources) but a query parameter, which needs the whole
+    /// request), and marks the headers read sensitive so that no logging layer after this one
+    /// prints them.
     ///
     /// # Errors
     /// The [`Rejection`] to answer with.
     pub fn authenticate(&self, headers: &mut http::HeaderMap) -> Result<Grant, Rejection> {
-        mark_sensitive(headers);
-        let token = bearer_token(headers)?;
+        let token = match &self.sources {
+            None => {
+                mark_sensitive(headers);
+                bearer_token(headers)?
+            }
+            Some(sources) => {
+                source::mark_sensitive(headers, sources);
+                source::find_token(sources, headers, None)?
+            }
+        };
         match &self.cache {
             Some(cache) => self.verifier.verify_cached(token, cache),
             None => self.verifier.verify(token),
@@ -203,12 +268,23 @@ impl AuthState {
     /// [`trusted_proxy_networks`](Self::trusted_proxy_networks)) is what a network-limited token is checked
     /// against; [`authenticate`](Self::authenticate), which has only headers, refuses such tokens.
     ///
+    /// With a [`TokenSource::query`] source, the parameter is removed from `parts.uri` first,
+    /// before the request is described and whatever the outcome.
+    ///
     /// # Errors
     /// The [`Rejection`] to answer with.
     pub fn authenticate_request(
         &self,
         parts: &mut http::request::Parts,
     ) -> Result<Grant, Rejection> {
+        match &self.sources {
+            None => self.authenticate_bearer(parts),
+            Some(sources) => self.authenticate_from(parts, sources),
+        }
+    }
+
+    /// The default path: `Authorization: Bearer` only, nothing allocated for the sources.
+    fn authenticate_bearer(&self, parts: &mut http::request::Parts) -> Result<Grant, Rejection> {
         mark_sensitive(&mut parts.headers);
         let client = client_address(parts, self.peer, &self.trusted_proxy_networks);
         let result = if self.verifier.records_audit() {
@@ -225,6 +301,34 @@ impl AuthState {
         };
         result.map_err(|e| Rejection::from_verify_error(&e))
     }
+
+    /// The configured sources, in order.
+    fn authenticate_from(
+        &self,
+        parts: &mut http::request::Parts,
+        sources: &[TokenSource],
+    ) -> Result<Grant, Rejection> {
+        source::mark_sensitive(&mut parts.headers, sources);
+        // Out of the URI before anything describes the request, and whatever the outcome.
+        let query = if source::reads_query(sources) {
+            source::take_query_token(&mut parts.uri, sources)?
+        } else {
+            None
+        };
+        let client = client_address(parts, self.peer, &self.trusted_proxy_networks);
+        let result = if self.verifier.records_audit() {
+            let mut context = context_for(parts, self.describe);
+            context.client = client;
+            let token = source::find_token(sources, &parts.headers, query.as_deref())?;
+            self.verifier
+                .verify_for_request(token, self.cache.as_deref(), context)
+        } else {
+            let token = source::find_token(sources, &parts.headers, query.as_deref())?;
+            self.verifier
+                .verify_from(token, self.cache.as_deref(), client)
+        };
+        result.map_err(|e| Rejection::from_verify_error(&e))
+    }
 }
 
 /// Marks every `Authorization` header sensitive, so no logging layer after this one prints it.
@@ -236,18 +340,21 @@ fn mark_sensitive(headers: &mut http::HeaderMap) {
     }
 }
 
-/// Verifies `Authorization: Bearer` tokens and inserts the [`Grant`] (and the [`Realm`]) into
-/// the request's extensions; refuses the request per RFC 6750 otherwise.
+/// Verifies `Authorization: Bearer` tokens (or those of the state's
+/// [`token_sources`](AuthState::token_sources)) and inserts the [`Grant`] (and the [`Realm`])
+/// into the request's extensions; refuses the request per RFC 6750 otherwise, with an RFC 9457
+/// problem-details body ([`Rejection::body`], or the state's
+/// [renderer](AuthState::render_rejections_with)).
 ///
 /// | request | answer |
 /// |---|---|
-/// | no `Authorization`, or another scheme | 401, `WWW-Authenticate: Bearer realm="…"` |
-/// | two `Authorization` headers, or not `Bearer <token>` | 400 `invalid_request` |
+/// | no `Authorization`, or another scheme | 401, `WWW-Authenticate: Bearer realm="…"` (or anonymous, see [`allow_anonymous`](Self::allow_anonymous)) |
+/// | two `Authorization` headers, or not `Bearer <token>`; two different tokens in two sources | 400 `invalid_request` |
 /// | a token that does not verify (malformed, expired, revoked, other environment, …) | 401 `invalid_token` |
 /// | revocation state stale, audit sink down | 503 (fail closed) |
 ///
-/// Only the `Authorization` header is read: tokens in query strings or bodies are never
-/// looked at.
+/// By default only the `Authorization` header is read: tokens in cookies, query strings or
+/// bodies are never looked at unless configured.
 ///
 /// ```
 /// use scopekey::{KeySet, SigningKey, Verifier, VerifierConfig};
@@ -266,14 +373,40 @@ fn mark_sensitive(headers: &mut http::HeaderMap) {
 #[derive(Debug, Clone)]
 pub struct AuthLayer {
     state: AuthState,
+    anonymous: bool,
 }
 
 impl AuthLayer {
-    /// A layer verifying with `state`.
+    /// A layer verifying with `state`; every request needs a valid token.
     pub fn new(state: AuthState) -> Self {
-        Self { state }
+        Self {
+            state,
+            anonymous: false,
+        }
+    }
+
+    /// Lets requests without any credentials through, as anonymous: they reach the inner
+    /// service without a [`Grant`], with an [`Anonymous`] marker in their extensions instead
+    /// (axum: `Option<Authorized>` is `None`). A request that carries a token, in any
+    /// configured source, is still verified and refused if the token is bad, malformed or
+    /// given twice differently: a bad credential is never downgraded to anonymous.
+    ///
+    /// "No credentials" is what answers 401 with a bare challenge without this: no token in
+    /// any source (an `Authorization` header with another scheme, such as `Basic`, counts as
+    /// none). Apply it to the routes that have a public view, e.g. with axum's
+    /// `Router::route_layer` or on a sub-router of its own, and keep the strict layer
+    /// everywhere else.
+    pub fn allow_anonymous(mut self) -> Self {
+        self.anonymous = true;
+        self
     }
 }
+
+/// Put in a request's extensions by an [`AuthLayer`] that
+/// [allows anonymous requests](AuthLayer::allow_anonymous), when the request carried no
+/// credentials: the request was looked at, and is anonymous.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Anonymous(());
 
 impl<S> Layer<S> for AuthLayer {
     type Service = Auth<S>;
@@ -282,6 +415,7 @@ impl<S> Layer<S> for AuthLayer {
         Auth {
             inner,
             state: self.state.clone(),
+            anonymous: self.anonymous,
         }
     }
 }
@@ -291,6 +425,7 @@ impl<S> Layer<S> for AuthLayer {
 pub struct Auth<S> {
     inner: S,
     state: AuthState,
+    anonymous: bool,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Auth<S>
@@ -311,10 +446,16 @@ where
         match self.state.authenticate_request(&mut parts) {
             Ok(grant) => {
                 parts.extensions.insert(grant);
-                parts.extensions.insert(self.state.realm.clone());
-                ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body)))
             }
-            Err(rejection) => ResponseFuture::rejected(rejection.into_response(&self.state.realm)),
+            Err(Rejection::MissingCredentials) if self.anonymous => {
+                parts.extensions.insert(Anonymous(()));
+            }
+            Err(rejection) => return ResponseFuture::rejected(self.state.reject(rejection)),
         }
+        parts.extensions.insert(self.state.realm.clone());
+        if let Some(renderer) = &self.state.renderer {
+            parts.extensions.insert(renderer.clone());
+        }
+        ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body)))
     }
 }

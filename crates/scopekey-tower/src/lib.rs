@@ -6,13 +6,17 @@
 //! - [`AuthLayer`] reads `Authorization: Bearer` (RFC 6750 section 2.1), verifies the token
 //!   with the core [`Verifier`](scopekey::Verifier) (signature, claims, revocation, audit),
 //!   marks the header sensitive, and inserts the [`Grant`](scopekey::Grant) into the request's
-//!   extensions.
+//!   extensions. Other [`TokenSource`]s (a cookie, a custom header, a query parameter for
+//!   WebSocket upgrades) are opt-in with [`AuthState::token_sources`];
+//!   [`AuthLayer::allow_anonymous`] lets requests without credentials through as
+//!   [`Anonymous`].
 //! - [`RequireScopeLayer`] requires one fixed scope for a route.
 //! - With an audit sink on the verifier, every `verified`, `refused`, `authorized` and `denied`
 //!   event of a request carries its method, path, client address and request id
 //!   ([`describe_request`], replaceable with [`AuthState::describe_requests_with`]).
-//! - [`Rejection`] renders every refusal per RFC 6750 section 3: status, `WWW-Authenticate`
-//!   challenge and a fixed JSON body that leaks nothing of the token.
+//! - [`Rejection`] renders every refusal per RFC 6750 section 3: status and `WWW-Authenticate`
+//!   challenge, with a fixed RFC 9457 `application/problem+json` body that leaks nothing of
+//!   the token ([`AuthState::render_rejections_with`] for a service's own format).
 //!
 //! Generic over request and response bodies (the response body must be buildable from a
 //! `String`); no dependency on any web framework.
@@ -61,12 +65,16 @@ mod context;
 mod forwarded;
 mod future;
 mod rejection;
+mod render;
 mod require;
+mod source;
 
-pub use auth::{Auth, AuthLayer, AuthState};
+pub use auth::{Anonymous, Auth, AuthLayer, AuthState};
 pub use context::{
     DescribeRequest, PeerAddress, REQUEST_ID_HEADER, describe_request, peer_address,
 };
 pub use future::ResponseFuture;
 pub use rejection::{InvalidRealm, Realm, Rejection, bearer_token};
+pub use render::{RejectionBody, RejectionRenderer, RenderRejection};
 pub use require::{RequireScope, RequireScopeLayer};
+pub use source::{InvalidTokenSource, MAX_COOKIE_BYTES, MAX_COOKIES, TokenSource};

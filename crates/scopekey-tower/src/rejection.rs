@@ -1,6 +1,7 @@
-//! RFC 6750 section 3 responses: the status, the `WWW-Authenticate` challenge and a fixed JSON
-//! body for every way a request can be refused.
+//! RFC 6750 section 3 responses: the status, the `WWW-Authenticate` challenge and a fixed
+//! RFC 9457 problem-details body for every way a request can be refused.
 
+use crate::render::RejectionRenderer;
 use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderValue, Response, StatusCode};
 use scopekey::{Denied, DenyReason, Scope, VerifyError, VerifyErrorKind};
@@ -79,6 +80,10 @@ pub enum Rejection {
     /// The decision could not be made safely (stale revocation state, audit sink down): 503,
     /// fail closed.
     Unavailable(VerifyErrorKind),
+    /// An id taken from the request (a path segment) cannot name a resource: 400 without a
+    /// challenge and without an RFC 6750 code (the token is not at fault). Answered at the
+    /// point of action, e.g. by `scopekey-axum`'s `Forbidden`.
+    InvalidResource,
 }
 
 impl Rejection {
@@ -104,7 +109,7 @@ impl Rejection {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::MissingCredentials | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
-            Self::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Self::InvalidRequest(_) | Self::InvalidResource => StatusCode::BAD_REQUEST,
             Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -113,7 +118,7 @@ impl Rejection {
     /// The RFC 6750 error code, if any.
     pub fn error_code(&self) -> Option<&'static str> {
         match self {
-            Self::MissingCredentials | Self::Unavailable(_) => None,
+            Self::MissingCredentials | Self::Unavailable(_) | Self::InvalidResource => None,
             Self::InvalidRequest(_) => Some("invalid_request"),
             Self::InvalidToken(_) => Some("invalid_token"),
             Self::InsufficientScope(_) => Some("insufficient_scope"),
@@ -142,13 +147,14 @@ impl Rejection {
             },
             Self::InsufficientScope(_) => "the token does not grant the required scope",
             Self::Unavailable(_) => "authorization is temporarily unavailable",
+            Self::InvalidResource => "a resource id in the request is not a valid segment",
         }
     }
 
     /// The `WWW-Authenticate` value, if the answer carries one.
     pub fn challenge(&self, realm: &Realm) -> Option<HeaderValue> {
         let value = match self {
-            Self::Unavailable(_) => return None,
+            Self::Unavailable(_) | Self::InvalidResource => return None,
             Self::MissingCredentials => format!("Bearer realm=\"{realm}\""),
             Self::InsufficientScope(scope) => format!(
                 "Bearer realm=\"{realm}\", error=\"insufficient_scope\", error_description=\"{}\", scope=\"{scope}\"",
@@ -164,12 +170,45 @@ impl Rejection {
         HeaderValue::from_str(&value).ok()
     }
 
-    /// The JSON body: `{"error":"…","error_description":"…"}` (and `"scope"` for 403).
-    pub fn body(&self) -> String {
-        let error = self.error_code().unwrap_or(match self {
+    /// The `error` member of the bodies: the RFC 6750 code when there is one, else
+    /// `unauthorized` (no credentials), `temporarily_unavailable` (503) or `invalid_resource`.
+    pub fn error(&self) -> &'static str {
+        self.error_code().unwrap_or(match self {
             Self::Unavailable(_) => "temporarily_unavailable",
+            Self::InvalidResource => "invalid_resource",
             _ => "unauthorized",
-        });
+        })
+    }
+
+    /// The default body, an RFC 9457 problem details object (`application/problem+json`):
+    ///
+    /// ```json
+    /// {"type":"about:blank","title":"Unauthorized","status":401,"detail":"the token has expired","error":"invalid_token"}
+    /// ```
+    ///
+    /// `type` is `about:blank`, so `title` is the status's reason phrase; `detail` is
+    /// [`description`](Self::description); the extension member `error` is
+    /// [`error`](Self::error) (the RFC 6750 code), and `scope` the needed scope on 403.
+    /// Fixed for each case: it never contains token bytes.
+    pub fn body(&self) -> String {
+        let status = self.status();
+        let title = status.canonical_reason().unwrap_or("Error");
+        let (code, detail, error) = (status.as_u16(), self.description(), self.error());
+        // Every member is a fixed string, or a scope (visible ASCII without `"` or `\`).
+        let head = format!(
+            "{{\"type\":\"about:blank\",\"title\":\"{title}\",\"status\":{code},\"detail\":\"{detail}\",\"error\":\"{error}\""
+        );
+        match self {
+            Self::InsufficientScope(scope) => format!("{head},\"scope\":\"{scope}\"}}"),
+            _ => head + "}",
+        }
+    }
+
+    /// The OAuth-style JSON body, `{"error":"…","error_description":"…"}` (and `"scope"` on
+    /// 403): the default body before problem details, for a
+    /// [`RenderRejection`](crate::RenderRejection) that keeps it.
+    pub fn json_body(&self) -> String {
+        let error = self.error();
         match self {
             Self::InsufficientScope(scope) => format!(
                 "{{\"error\":\"{error}\",\"error_description\":\"{}\",\"scope\":\"{scope}\"}}",
@@ -182,12 +221,32 @@ impl Rejection {
         }
     }
 
-    /// The whole response, with a body type any framework can build from a string.
+    /// The whole response, with a body type any framework can build from a string: the
+    /// status, the RFC 6750 `WWW-Authenticate` challenge, `Cache-Control: no-store`, and the
+    /// problem details [`body`](Self::body).
     pub fn into_response<B: From<String>>(self, realm: &Realm) -> Response<B> {
-        let mut response = Response::new(B::from(self.body()));
+        self.into_response_with(realm, None)
+    }
+
+    /// As [`into_response`](Self::into_response), with the body and its `Content-Type` from
+    /// `renderer` when there is one. Status, challenge and `Cache-Control` are always the
+    /// layer's.
+    pub fn into_response_with<B: From<String>>(
+        self,
+        realm: &Realm,
+        renderer: Option<&RejectionRenderer>,
+    ) -> Response<B> {
+        let (content_type, body) = match renderer {
+            Some(r) => r.render(&self).into_parts(),
+            None => (
+                HeaderValue::from_static("application/problem+json"),
+                self.body(),
+            ),
+        };
+        let mut response = Response::new(B::from(body));
         *response.status_mut() = self.status();
         let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(CONTENT_TYPE, content_type);
         if let Some(challenge) = self.challenge(realm) {
             headers.insert(WWW_AUTHENTICATE, challenge);
         }
@@ -232,17 +291,21 @@ pub fn bearer_token(headers: &http::HeaderMap) -> Result<&str, Rejection> {
         return Err(Rejection::MissingCredentials);
     }
     let token = trim_leading_spaces(rest);
-    // RFC 6750 b64token: 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"=".
-    // One table lookup per byte: this runs on every request.
-    let body = token.iter().rposition(|&b| b != b'=').map_or(0, |i| i + 1);
-    let b64token = body > 0 && token[..body].iter().all(|&b| B64TOKEN[usize::from(b)]);
-    if !b64token {
+    if !is_b64token(token) {
         return Err(Rejection::InvalidRequest(
             "the Authorization header must be Bearer followed by one token",
         ));
     }
     // Every byte was checked to be ASCII above.
     std::str::from_utf8(token).map_err(|_| Rejection::InvalidRequest("token is not ASCII"))
+}
+
+/// Whether `token` is an RFC 6750 `b64token`:
+/// `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+pub(crate) fn is_b64token(token: &[u8]) -> bool {
+    // One table lookup per byte: this runs on every request.
+    let body = token.iter().rposition(|&b| b != b'=').map_or(0, |i| i + 1);
+    body > 0 && token[..body].iter().all(|&b| B64TOKEN[usize::from(b)])
 }
 
 /// The characters of an RFC 6750 `b64token` before its `=` padding.
@@ -343,8 +406,13 @@ mod tests {
             r.headers()[WWW_AUTHENTICATE],
             "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"the token has expired\""
         );
+        assert_eq!(r.headers()[CONTENT_TYPE], "application/problem+json");
         assert_eq!(
             r.body(),
+            "{\"type\":\"about:blank\",\"title\":\"Unauthorized\",\"status\":401,\"detail\":\"the token has expired\",\"error\":\"invalid_token\"}"
+        );
+        assert_eq!(
+            Rejection::InvalidToken(VerifyErrorKind::Expired).json_body(),
             "{\"error\":\"invalid_token\",\"error_description\":\"the token has expired\"}"
         );
         let scope: Scope = "projects/42:read".parse().unwrap();

@@ -2,6 +2,7 @@
 
 use crate::future::ResponseFuture;
 use crate::rejection::{Realm, Rejection};
+use crate::render::RejectionRenderer;
 use http::{Request, Response};
 use scopekey::{Grant, Scope};
 use std::task::{Context, Poll};
@@ -10,7 +11,9 @@ use tower_service::Service;
 
 /// Requires the request's [`Grant`] (inserted by [`AuthLayer`](crate::AuthLayer)) to allow one
 /// fixed scope; answers 403 `insufficient_scope` with `scope="…"` otherwise, and 401 when no
-/// grant is present (the auth layer did not run: fail closed).
+/// grant is present (the auth layer did not run, or let the request through as
+/// [`Anonymous`](crate::Anonymous): fail closed). Refusals use the renderer the auth layer put
+/// in the request's extensions, if any.
 ///
 /// ```
 /// use scopekey_tower::{Realm, RequireScopeLayer};
@@ -73,7 +76,10 @@ where
         };
         match decision {
             Ok(()) => ResponseFuture::inner(self.inner.call(request)),
-            Err(r) => ResponseFuture::rejected(r.into_response(&self.layer.realm)),
+            Err(r) => {
+                let renderer = request.extensions().get::<RejectionRenderer>();
+                ResponseFuture::rejected(r.into_response_with(&self.layer.realm, renderer))
+            }
         }
     }
 }

@@ -102,9 +102,10 @@ async fn no_credentials_get_a_bare_challenge() {
         let r = f.call(auth).await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
         assert_eq!(challenge(&r), Some("Bearer realm=\"test-api\""));
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
         assert_eq!(
             r.body(),
-            "{\"error\":\"unauthorized\",\"error_description\":\"bearer token required\"}"
+            "{\"type\":\"about:blank\",\"title\":\"Unauthorized\",\"status\":401,\"detail\":\"bearer token required\",\"error\":\"unauthorized\"}"
         );
     }
 }
@@ -185,7 +186,7 @@ async fn missing_scope_is_403_with_the_needed_scope() {
     );
     assert_eq!(
         r.body(),
-        "{\"error\":\"insufficient_scope\",\"error_description\":\"the token does not grant the required scope\",\"scope\":\"billing/invoices:read\"}"
+        "{\"type\":\"about:blank\",\"title\":\"Forbidden\",\"status\":403,\"detail\":\"the token does not grant the required scope\",\"error\":\"insufficient_scope\",\"scope\":\"billing/invoices:read\"}"
     );
 }
 
