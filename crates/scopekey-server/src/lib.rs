@@ -21,6 +21,7 @@
 
 mod admin;
 mod config;
+mod console;
 mod endpoints;
 mod form;
 mod metadata;

@@ -85,6 +85,11 @@ impl OAuthError {
         }
     }
 
+    /// The description, as sent.
+    pub(crate) fn description(&self) -> String {
+        self.description.clone()
+    }
+
     pub(crate) fn invalid_request(description: impl Into<String>) -> Self {
         Self::new(OAuthErrorCode::InvalidRequest, description)
     }

@@ -62,6 +62,7 @@ pub(crate) struct Inner {
     pub(crate) verifiers: Vec<Verifier>,
     pub(crate) throttle: Throttle,
     pub(crate) admin: crate::admin::Admin,
+    pub(crate) sessions: crate::console::Sessions,
     replay: ReplayCache,
     hashing: Arc<Semaphore>,
     hash_waiting: AtomicUsize,
@@ -139,6 +140,7 @@ impl TokenService {
                     config.max_tracked_sources,
                 ),
                 admin: crate::admin::Admin::new(&replica, &config)?,
+                sessions: crate::console::Sessions::default(),
                 replay: ReplayCache::new(65_536),
                 hashing: Arc::new(Semaphore::new(config.hash_concurrency)),
                 hash_waiting: AtomicUsize::new(0),
@@ -164,6 +166,7 @@ impl TokenService {
             .route(endpoints::REVOKE_PATH, post(endpoints::revoke))
             .with_state(self.clone())
             .merge(crate::admin::router(self))
+            .merge(crate::console::router(self))
     }
 
     /// The configuration it runs with.

@@ -107,6 +107,15 @@ impl TokenService {
     }
 }
 
+/// Who did it, as a revocation records it: the admin token's subject and id.
+pub(crate) fn by_operator(grant: &Grant) -> String {
+    format!(
+        "admin {} (token {})",
+        grant.subject(),
+        grant.claims().token_id()
+    )
+}
+
 /// The `/admin/` routes.
 pub(crate) fn router(service: &TokenService) -> Router {
     routes::router(service.clone())
@@ -145,6 +154,14 @@ impl Problem {
 
     pub(crate) fn unavailable(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
+    }
+
+    pub(crate) fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    pub(crate) fn detail(&self) -> &str {
+        &self.detail
     }
 
     fn title(&self) -> &'static str {

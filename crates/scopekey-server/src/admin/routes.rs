@@ -237,15 +237,6 @@ struct Reason {
     reason: String,
 }
 
-/// Who did it, as a revocation records it: the admin token's subject and id.
-pub(crate) fn by(grant: &scopekey::Grant) -> String {
-    format!(
-        "admin {} (token {})",
-        grant.subject(),
-        grant.claims().token_id()
-    )
-}
-
 async fn disable_consumer(
     State(s): State<TokenService>,
     Path(name): Path<String>,
@@ -254,7 +245,11 @@ async fn disable_consumer(
     let (parts, body) = request.into_parts();
     let grant = s.admit(&parts, "consumers:write")?;
     let Reason { reason } = read_json(&parts.headers, body).await?;
-    let (store, n, who) = (s.inner.store.clone(), name.clone(), by(&grant));
+    let (store, n, who) = (
+        s.inner.store.clone(),
+        name.clone(),
+        super::by_operator(&grant),
+    );
     let record = blocking(move || store.disable_consumer(&n, &who, &reason))
         .await?
         .ok_or_else(|| Problem::not_found("no such consumer"))?;
@@ -416,7 +411,7 @@ async fn revoke(State(s): State<TokenService>, request: Request) -> Answer {
         }
     };
     let covers = target.to_string();
-    let (service, who, reason) = (s.clone(), by(&grant), r.reason);
+    let (service, who, reason) = (s.clone(), super::by_operator(&grant), r.reason);
     let record =
         tokio::task::spawn_blocking(move || service.inner.replica.revoke(target, &who, &reason))
             .await
