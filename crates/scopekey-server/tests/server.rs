@@ -603,7 +603,7 @@ async fn private_key_jwt_authenticates_without_a_shared_secret() {
             assertion(
                 &client_key,
                 header,
-                &claims("a5", &token_endpoint, now + 3600),
+                &claims("a5", &token_endpoint, now + 7200),
             ),
             "short-lived",
         ),
