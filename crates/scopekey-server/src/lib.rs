@@ -22,6 +22,7 @@
 mod config;
 mod endpoints;
 mod form;
+mod grants;
 mod metadata;
 mod oauth_error;
 mod replay;
@@ -30,6 +31,7 @@ mod throttle;
 
 pub use config::{MAX_AUDIENCES, MAX_BODY_LEN, ServerConfig, ServerError, ServerErrorKind};
 pub use endpoints::{INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH};
+pub use grants::lineage_of;
 pub use metadata::{JWKS_PATH, METADATA_PATH};
 pub use oauth_error::OAuthErrorCode;
 pub use service::TokenService;
