@@ -1,4 +1,5 @@
-//! The OAuth endpoints: token (client credentials), introspection and revocation.
+//! The OAuth endpoints: token (client credentials here; the other grants dispatched to
+//! [`crate::grants`]), introspection and revocation.
 
 use crate::form::Form;
 use crate::grants;
