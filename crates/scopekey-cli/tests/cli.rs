@@ -1952,3 +1952,61 @@ fn serve_bootstraps_an_admin_once() {
     );
     assert!(out.stdout.is_empty());
 }
+
+/// `revoke --jti` of a token that tokens were exchanged from (RFC 8693, by the token service)
+/// revokes their lineage too: no descendant outlives its parent's revocation.
+#[test]
+fn revoking_a_parent_jti_revokes_the_tokens_exchanged_from_it() {
+    let env = Env::new("revoke-lineage");
+    let url = env.store();
+    let store = scopekey_store::Store::open(&url).unwrap();
+    let key = scopekey::SigningKey::generate().unwrap();
+    store.add_key(key.public_key(), None).unwrap();
+    let issuer = scopekey::Issuer::new(key, "https://auth.example", "dev".parse().unwrap())
+        .unwrap()
+        .with_inventory(std::sync::Arc::new(store.inventory().unwrap()));
+    let request = |fam: Option<scopekey::FamilyId>| {
+        let r = scopekey::TokenRequest::new(
+            "worker",
+            "https://api.example",
+            "projects:read".parse().unwrap(),
+        );
+        match fam {
+            Some(f) => r.family(f),
+            None => r,
+        }
+    };
+    let parent = issuer.issue(&request(None)).unwrap();
+    let lineage = scopekey_server::lineage_of(parent.claims().token_id()).unwrap();
+    let child = issuer.issue(&request(Some(lineage.clone()))).unwrap();
+    let unrelated = issuer.issue(&request(None)).unwrap();
+    let jti = parent.claims().token_id().as_str().to_owned();
+    let out = env.run(&[
+        "revoke", "--store", &url, "--jti", &jti, "--reason", "leaked",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{}", out.stdout);
+    assert!(lines[1].contains(lineage.as_str()), "{}", out.stdout);
+    let replica =
+        scopekey_store::Replica::start(&store, scopekey_store::ReplicaOptions::default()).unwrap();
+    let v = replica
+        .verifier(scopekey::VerifierConfig::new(
+            "https://auth.example",
+            "https://api.example",
+            "dev".parse().unwrap(),
+        ))
+        .unwrap();
+    for t in [&parent, &child] {
+        let e = v.verify(t.token().as_str()).unwrap_err();
+        assert_eq!(e.kind(), scopekey::VerifyErrorKind::Revoked);
+    }
+    assert!(v.verify(unrelated.token().as_str()).is_ok());
+    // A token without descendants adds no lineage revocation.
+    let jti = unrelated.claims().token_id().as_str().to_owned();
+    let out = env.run(&[
+        "revoke", "--store", &url, "--jti", &jti, "--reason", "leaked",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.lines().count(), 1, "{}", out.stdout);
+}

@@ -59,6 +59,9 @@ pub struct ServerConfig {
     pub(crate) hash_concurrency: usize,
     pub(crate) hash_queue: usize,
     pub(crate) allow_broad: bool,
+    pub(crate) refresh_tokens: bool,
+    pub(crate) refresh_ttl: Duration,
+    pub(crate) family_lifetime: Duration,
 }
 
 impl ServerConfig {
@@ -91,6 +94,9 @@ impl ServerConfig {
             hash_concurrency: 2,
             hash_queue: 64,
             allow_broad: false,
+            refresh_tokens: false,
+            refresh_ttl: Duration::from_secs(24 * 3600),
+            family_lifetime: Duration::from_secs(7 * 86_400),
         }
         .audience(audience)
     }
@@ -182,6 +188,46 @@ impl ServerConfig {
     pub fn allow_broad(mut self, allow: bool) -> Self {
         self.allow_broad = allow;
         self
+    }
+
+    /// Whether `client_credentials` answers also carry a refresh token, and the
+    /// `refresh_token` grant is served (default: no). RFC 6749 §4.4.3 says a client
+    /// credentials answer SHOULD NOT carry one: the client can always authenticate again.
+    /// Turn it on for clients that are to keep a session that an operator can end as a whole
+    /// (a refresh family) and that must not present their credentials every 15 minutes.
+    ///
+    /// # Security
+    /// Refresh tokens rotate on every use; a used one presented again revokes its whole
+    /// family (RFC 9700 §4.14). Every exchange authenticates the client as the token
+    /// endpoint always does, and the family ends after [`ServerConfig::refresh_lifetimes`]
+    /// however often it was rotated. Token exchange answers never carry a refresh token (a
+    /// child must not outlive its parent).
+    pub fn refresh_tokens(mut self, enable: bool) -> Self {
+        self.refresh_tokens = enable;
+        self
+    }
+
+    /// How long one refresh token lives (default 24 hours, 1 s to 30 days) and how long a
+    /// family may be rotated from its first token on (default 7 days, 1 s to 90 days); after
+    /// that the client authenticates with `client_credentials` again.
+    ///
+    /// # Errors
+    /// [`ServerErrorKind::Config`] outside those ranges.
+    pub fn refresh_lifetimes(
+        mut self,
+        refresh_ttl: Duration,
+        family_lifetime: Duration,
+    ) -> Result<Self, ServerError> {
+        let second = Duration::from_secs(1);
+        if refresh_ttl < second || refresh_ttl > scopekey::refresh::MAX_REFRESH_TTL {
+            return Err(config("the refresh token lifetime is 1 s to 30 days"));
+        }
+        if family_lifetime < second || family_lifetime > Duration::from_secs(90 * 86_400) {
+            return Err(config("the refresh family lifetime is 1 s to 90 days"));
+        }
+        self.refresh_ttl = refresh_ttl;
+        self.family_lifetime = family_lifetime;
+        Ok(self)
     }
 
     /// The issuer URL (`iss`), without a trailing `/`.

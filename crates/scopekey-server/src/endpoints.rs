@@ -1,6 +1,8 @@
-//! The OAuth endpoints: token (client credentials), introspection and revocation.
+//! The OAuth endpoints: token (client credentials here; the other grants dispatched to
+//! [`crate::grants`]), introspection and revocation.
 
 use crate::form::Form;
+use crate::grants;
 use crate::metadata::json;
 use crate::oauth_error::{OAuthError, OAuthErrorCode};
 use crate::service::TokenService;
@@ -10,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use scopekey::consumer::Consumer;
 use scopekey::revocation::{RevocationTarget, Revoker as _};
-use scopekey::{Grant, IssueErrorKind, Scope, ScopeSet, TokenRequest, TokenType};
+use scopekey::{Grant, Scope, ScopeSet, TokenRequest, TokenType};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -51,11 +53,19 @@ async fn token_inner(service: TokenService, request: Request) -> Result<Response
     let (headers, form, source) = read(request).await?;
     match form.require("grant_type")? {
         "client_credentials" => {}
+        grants::REFRESH_TOKEN if service.config().refresh_tokens => {
+            return grants::refresh::grant(service, headers, form, source).await;
+        }
+        grants::TOKEN_EXCHANGE => {
+            return grants::exchange::grant(service, headers, form, source).await;
+        }
         other => {
             let shown: String = other.chars().take(40).collect();
             return Err(OAuthError::new(
                 OAuthErrorCode::UnsupportedGrantType,
-                format!("grant type {shown} is not supported (client_credentials is)"),
+                format!(
+                    "grant type {shown} is not supported (see grant_types_supported in the metadata)"
+                ),
             ));
         }
     }
@@ -90,22 +100,7 @@ async fn token_inner(service: TokenService, request: Request) -> Result<Response
     let issued = tokio::task::spawn_blocking(move || issue(&service2, &id, requested, audience))
         .await
         .map_err(|_| unavailable("the token could not be issued"))??;
-    let (token, claims) = issued.into_parts();
-    let expires_in = (claims.expires_at() - claims.issued_at())
-        .whole_seconds()
-        .max(0);
-    let body = serde_json::json!({
-        "access_token": token.as_str(),
-        "token_type": "Bearer",
-        "expires_in": expires_in,
-        "scope": claims.scopes().as_str(),
-    });
-    let mut response = json(body.to_string(), "no-store");
-    response.headers_mut().insert(
-        axum::http::header::PRAGMA,
-        axum::http::HeaderValue::from_static("no-cache"),
-    );
-    Ok(response)
+    Ok(grants::token_response(&issued))
 }
 
 /// Issues for the authenticated `client` (blocking: reads the store, records the token and
@@ -115,7 +110,7 @@ fn issue(
     client: &str,
     requested: Option<ScopeSet>,
     audience: String,
-) -> Result<scopekey::Minted, OAuthError> {
+) -> Result<grants::Issued, OAuthError> {
     let inner = &service.inner;
     let consumer: Consumer = inner
         .store
@@ -169,51 +164,24 @@ fn issue(
             ),
         ));
     }
-    let mut request = TokenRequest::new(client, audience, scopes);
+    let mut request = TokenRequest::new(client, audience.clone(), scopes);
     if inner.config.allow_broad {
         request = request.allow_broad();
     }
-    let minted = inner
-        .issuer
-        .issue_for(&consumer, &request)
-        .map_err(|e| match e.kind() {
-            IssueErrorKind::ConsumerDisabled => {
-                OAuthError::new(OAuthErrorCode::InvalidClient, "this client is disabled")
-            }
-            IssueErrorKind::ConsumerEnvironment => OAuthError::new(
-                OAuthErrorCode::UnauthorizedClient,
-                "this client is registered for another environment than this server's",
-            ),
-            IssueErrorKind::BeyondCeiling
-            | IssueErrorKind::NoScope
-            | IssueErrorKind::BroadScope => {
-                OAuthError::new(OAuthErrorCode::InvalidScope, e.to_string())
-            }
-            IssueErrorKind::Record => unavailable("the token could not be recorded"),
-            _ => OAuthError::invalid_request(e.to_string()),
-        })?;
-    // The consumer may have been disabled while this token was made, after the check above
-    // and too late for the disabling revocation to cover it: look again, and revoke it.
-    let still = inner.store.consumer(client).ok().flatten();
-    if !still.as_ref().is_some_and(Consumer::is_enabled) {
-        let target = RevocationTarget::Token {
-            token_id: minted.claims().token_id().clone(),
-            expires_at: Some(minted.claims().expires_at()),
-        };
-        let _ = inner
-            .replica
-            .revoke(target, "scopekey-server", "consumer disabled while issuing");
-        return Err(OAuthError::new(
-            OAuthErrorCode::InvalidClient,
-            "this client is disabled",
-        ));
-    }
-    if !inner.audit.flush(Duration::from_secs(5)) {
-        return Err(unavailable(
-            "the issued event could not be written; the token is withheld",
-        ));
-    }
-    Ok(minted)
+    let issued = if inner.config.refresh_tokens {
+        grants::refresh::start(inner, &consumer, request, &audience)?
+    } else {
+        grants::Issued {
+            access: inner
+                .issuer
+                .issue_for(&consumer, &request)
+                .map_err(|e| grants::refused_issue(&e))?,
+            refresh: None,
+            exchanged: false,
+        }
+    };
+    grants::settle(inner, client, &issued)?;
+    Ok(issued)
 }
 
 /// The read-only part of a ceiling: `read` on every resource it names, broad ones left out
@@ -235,7 +203,7 @@ pub(crate) fn default_scopes(ceiling: &ScopeSet) -> Option<ScopeSet> {
 
 /// A token this server issued that is live, whatever its audience among the configured
 /// ones; its network caveat is not checked (it belongs to the request a token is used with).
-fn verify_any(service: &TokenService, token: &str) -> Option<Grant> {
+pub(crate) fn verify_any(service: &TokenService, token: &str) -> Option<Grant> {
     service
         .inner
         .verifiers
@@ -246,7 +214,10 @@ fn verify_any(service: &TokenService, token: &str) -> Option<Grant> {
 /// What revocation needs of a token that does not verify as live here (another audience, a
 /// longer lifetime, expired, already revoked): that a key in the store signed it as a token of
 /// this issuer and environment, whose it is and its id.
-fn authentic(service: &TokenService, token: &str) -> Option<(String, scopekey::TokenId)> {
+fn authentic(
+    service: &TokenService,
+    token: &str,
+) -> Option<(String, scopekey::TokenId, Option<scopekey::FamilyId>)> {
     let config = service.config();
     let unverified = scopekey::danger::decode_unverified(token).ok()?;
     let keys = service.inner.replica.keys().snapshot();
@@ -263,7 +234,8 @@ fn authentic(service: &TokenService, token: &str) -> Option<(String, scopekey::T
     }
     let subject = unverified.claim_str("sub")?.to_owned();
     let token_id = unverified.claim_str("jti")?.parse().ok()?;
-    Some((subject, token_id))
+    let family = unverified.claim_str("fam").and_then(|f| f.parse().ok());
+    Some((subject, token_id, family))
 }
 
 pub(crate) async fn introspect(State(service): State<TokenService>, request: Request) -> Response {
@@ -312,23 +284,26 @@ pub(crate) async fn revoke(State(service): State<TokenService>, request: Request
         let token = form.require("token")?;
         // RFC 7009 §2.2: a token that is invalid, expired or already revoked is answered 200
         // (there is nothing left to revoke).
-        let (subject, target) = match verify_any(&service, token) {
+        let (subject, target, family) = match verify_any(&service, token) {
             Some(grant) => (
                 grant.subject().to_owned(),
                 RevocationTarget::Token {
                     token_id: grant.claims().token_id().clone(),
                     expires_at: Some(grant.claims().expires_at()),
                 },
+                grant.claims().family().cloned(),
             ),
             None => match authentic(&service, token) {
-                // Authentic but not live here: revoked all the same (a service with other
-                // rules may still accept it), kept until pruned.
-                Some((subject, token_id)) => (
+                // Authentic but not live here (a refresh token, another audience, …):
+                // revoked all the same (a service with other rules may still accept it),
+                // kept until pruned.
+                Some((subject, token_id, family)) => (
                     subject,
                     RevocationTarget::Token {
                         token_id,
                         expires_at: None,
                     },
+                    family,
                 ),
                 // RFC 7009 §2.2: an invalid token is answered 200; there is nothing to revoke.
                 None => return Ok(StatusCode::OK.into_response()),
@@ -343,14 +318,26 @@ pub(crate) async fn revoke(State(service): State<TokenService>, request: Request
         let by = format!("client {}", client.client_id);
         let service2 = service.clone();
         tokio::task::spawn_blocking(move || {
-            service2
-                .inner
-                .replica
+            let failed = |_| unavailable("the revocation could not be recorded");
+            let RevocationTarget::Token { token_id, .. } = &target else {
+                return Err(unavailable("the revocation could not be recorded"));
+            };
+            let token_id = token_id.clone();
+            let replica = &service2.inner.replica;
+            // The token first, then its family or the lineage exchanged from it: an exchange
+            // running meanwhile looks at its parent again once its child is recorded.
+            replica
                 .revoke(target, &by, "revoked by its client (RFC 7009)")
+                .map_err(failed)?;
+            for also in grants::lineage_targets(&service2, &subject, &token_id, family)? {
+                replica
+                    .revoke(also, &by, "revoked with its parent or family (RFC 7009)")
+                    .map_err(failed)?;
+            }
+            Ok(())
         })
         .await
-        .map_err(|_| unavailable("the revocation could not be recorded"))?
-        .map_err(|_| unavailable("the revocation could not be recorded"))?;
+        .map_err(|_| unavailable("the revocation could not be recorded"))??;
         Ok::<_, OAuthError>(StatusCode::OK.into_response())
     };
     answer.await.unwrap_or_else(IntoResponse::into_response)

@@ -8,9 +8,13 @@
 //!   `client_secret_basic`, `client_secret_post` or `private_key_jwt` (RFC 7523, EdDSA, the
 //!   consumer's registered key); `scope` a subset of the consumer's ceiling (omitted: its
 //!   read-only part, broad scopes left out); `resource` (RFC 8707) one of the configured
-//!   audiences.
+//!   audiences. With [`ServerConfig::refresh_tokens`], also a refresh token, and
+//!   `grant_type=refresh_token` (RFC 6749 §6): rotated on every use, a replayed one revoking its
+//!   whole family. RFC 8693 token exchange: an access token of the client's traded for a
+//!   narrower one that never outlives it and is revoked with it ([`lineage_of`]).
 //! - `POST /oauth/introspect`: RFC 7662, for authenticated clients, about their own tokens.
-//! - `POST /oauth/revoke`: RFC 7009, a client revoking its own token.
+//! - `POST /oauth/revoke`: RFC 7009, a client revoking its own token (with its family, or the
+//!   tokens exchanged from it).
 //!
 //! Errors are RFC 6749 §5.2 JSON. Every form is read strictly (content type, size,
 //! encoding, no repeated parameter) and a refused request changes nothing. Repeated failed
@@ -24,6 +28,7 @@ mod config;
 mod console;
 mod endpoints;
 mod form;
+mod grants;
 mod metadata;
 mod oauth_error;
 mod replay;
@@ -33,6 +38,7 @@ mod throttle;
 pub use admin::ADMIN_SCOPES;
 pub use config::{MAX_AUDIENCES, MAX_BODY_LEN, ServerConfig, ServerError, ServerErrorKind};
 pub use endpoints::{INTROSPECT_PATH, REVOKE_PATH, TOKEN_PATH};
+pub use grants::lineage_of;
 pub use metadata::{JWKS_PATH, METADATA_PATH};
 pub use oauth_error::OAuthErrorCode;
 pub use service::TokenService;

@@ -29,7 +29,7 @@ pub(crate) async fn metadata(State(service): State<TokenService>) -> Response {
         "jwks_uri": c.endpoint(JWKS_PATH),
         "introspection_endpoint": c.endpoint(INTROSPECT_PATH),
         "revocation_endpoint": c.endpoint(REVOKE_PATH),
-        "grant_types_supported": ["client_credentials"],
+        "grant_types_supported": grant_types(c),
         // No authorization endpoint: no response type is served.
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": AUTH_METHODS,
@@ -40,6 +40,16 @@ pub(crate) async fn metadata(State(service): State<TokenService>) -> Response {
         "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
     });
     json(body.to_string(), "public, max-age=300")
+}
+
+/// The grants the token endpoint serves: `refresh_token` only when it issues refresh tokens.
+fn grant_types(c: &crate::ServerConfig) -> Vec<&'static str> {
+    let mut grants = vec!["client_credentials"];
+    if c.refresh_tokens {
+        grants.push(crate::grants::REFRESH_TOKEN);
+    }
+    grants.push(crate::grants::TOKEN_EXCHANGE);
+    grants
 }
 
 pub(crate) async fn jwks(State(service): State<TokenService>) -> Response {

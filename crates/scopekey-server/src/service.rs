@@ -57,7 +57,9 @@ pub(crate) struct Inner {
     pub(crate) config: ServerConfig,
     pub(crate) issuer: Issuer,
     pub(crate) audit: Arc<StoreAuditSink>,
-    pub(crate) replica: Replica,
+    pub(crate) replica: Arc<Replica>,
+    /// The refresh and token-exchange grants.
+    pub(crate) grants: crate::grants::Grants,
     /// One verifier per audience, in the configured order.
     pub(crate) verifiers: Vec<Verifier>,
     pub(crate) throttle: Throttle,
@@ -107,14 +109,20 @@ impl TokenService {
                 .map_err(|e| failed("the audit sink", &e))?,
         );
         let inventory = Arc::new(store.inventory().map_err(|e| failed("the inventory", &e))?);
+        let grants_key = SigningKey::from_paserk(&key.to_paserk())
+            .map_err(|e| ServerError::new(ServerErrorKind::Config, format!("signing key: {e}")))?;
         let issuer = Issuer::new(key, config.issuer.clone(), config.environment.clone())
             .map_err(|e| ServerError::new(ServerErrorKind::Config, format!("issuer: {e}")))?
             .with_default_ttl(config.access_ttl)
             .with_max_ttl(config.access_ttl)
-            .with_inventory(inventory)
+            .with_inventory(inventory.clone())
             .with_audit(audit.clone());
-        let replica = Replica::start(&store, ReplicaOptions::default())
-            .map_err(|e| failed("starting the replica", &e))?;
+        let replica = Arc::new(
+            Replica::start(&store, ReplicaOptions::default())
+                .map_err(|e| failed("starting the replica", &e))?,
+        );
+        let grants =
+            crate::grants::Grants::new(&store, &grants_key, &config, &replica, &audit, &inventory)?;
         let verifiers = config
             .audiences
             .iter()
@@ -150,6 +158,7 @@ impl TokenService {
                 audit,
                 replica,
                 verifiers,
+                grants,
             }),
         })
     }

@@ -329,7 +329,7 @@ async fn revoke_and_disable_need_confirmation_and_csrf() {
     for (form, status) in [
         ("confirm=yes&reason=leak".to_owned(), StatusCode::FORBIDDEN),
         (
-            format!("csrf=nope&confirm=yes&reason=leak"),
+            "csrf=nope&confirm=yes&reason=leak".to_owned(),
             StatusCode::FORBIDDEN,
         ),
         (format!("csrf={csrf}&reason=leak"), StatusCode::BAD_REQUEST),

@@ -200,7 +200,10 @@ async fn metadata_and_jwks_describe_the_service() {
     );
     assert_eq!(
         meta["grant_types_supported"],
-        serde_json::json!(["client_credentials"])
+        serde_json::json!([
+            "client_credentials",
+            "urn:ietf:params:oauth:grant-type:token-exchange"
+        ])
     );
     let jwks = reqwest::get(meta["jwks_uri"].as_str().unwrap())
         .await
@@ -991,4 +994,380 @@ async fn authlib_discovers_gets_introspects_and_revokes() {
     })
     .await
     .unwrap();
+}
+
+// ---- The refresh and token-exchange grants (issue #19) ----
+
+const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+fn field(a: &Answer, name: &str) -> String {
+    a.body[name]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {name} in {:?}", a.body))
+        .to_owned()
+}
+
+/// A verifier for `API` reading the store, as one in another process would.
+async fn store_verifier(s: &Server) -> (scopekey_store::Replica, scopekey::Verifier) {
+    let (store, base) = (s.store.clone(), s.base.clone());
+    tokio::task::spawn_blocking(move || {
+        let replica = scopekey_store::Replica::start(
+            &store,
+            ReplicaOptions::default().poll_interval(Duration::from_millis(50)),
+        )
+        .unwrap();
+        let v = replica
+            .verifier(VerifierConfig::new(base, API, "test".parse().unwrap()))
+            .unwrap();
+        (replica, v)
+    })
+    .await
+    .unwrap()
+}
+
+/// Waits (up to 5 s) until `v` refuses `token` as revoked.
+async fn refused_as_revoked(v: &scopekey::Verifier, token: &str, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match v.verify(token) {
+            Err(e) if e.kind() == VerifyErrorKind::Revoked => return,
+            _ if std::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await
+            }
+            other => panic!("{what} is not refused as revoked: {other:?}"),
+        }
+    }
+}
+
+async fn exchange(s: &Server, subject: &str, extra: &str) -> Answer {
+    s.token(&format!(
+        "grant_type={EXCHANGE}&subject_token={subject}&subject_token_type={ACCESS_TYPE}{extra}"
+    ))
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refresh_tokens_are_opt_in_and_rotate_and_a_replay_revokes_the_family() {
+    // By default (RFC 6749 §4.4.3): no refresh token, and no refresh grant.
+    let plain = start(|c| c).await;
+    let a = plain.token("grant_type=client_credentials").await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert!(a.body.get("refresh_token").is_none(), "{:?}", a.body);
+    assert_error(
+        &plain
+            .token("grant_type=refresh_token&refresh_token=x")
+            .await,
+        StatusCode::BAD_REQUEST,
+        "unsupported_grant_type",
+    );
+
+    let s = start(|c| c.refresh_tokens(true)).await;
+    let meta: Value = serde_json::from_str(
+        &reqwest::get(format!("{}/.well-known/oauth-authorization-server", s.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        meta["grant_types_supported"],
+        serde_json::json!(["client_credentials", "refresh_token", EXCHANGE])
+    );
+    let first = s
+        .token("grant_type=client_credentials&scope=projects:read+projects/42:write")
+        .await;
+    assert_eq!(first.status, StatusCode::OK, "{:?}", first.body);
+    let r1 = field(&first, "refresh_token");
+    // Another client cannot use it, and its attempt changes nothing for the owner.
+    let a = s
+        .post(
+            "/oauth/token",
+            Some(("ops", &s.ops_secret)),
+            &format!("grant_type=refresh_token&refresh_token={r1}"),
+        )
+        .await;
+    assert_error(&a, StatusCode::BAD_REQUEST, "invalid_grant");
+    // Without a refresh token, or widening: refused, and the token stays current.
+    assert_error(
+        &s.token("grant_type=refresh_token").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    );
+    assert_error(
+        &s.token(&format!(
+            "grant_type=refresh_token&refresh_token={r1}&scope=projects:delete"
+        ))
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_scope",
+    );
+    // The owner rotates it, narrowing the scope.
+    let second = s
+        .token(&format!(
+            "grant_type=refresh_token&refresh_token={r1}&scope=projects:read"
+        ))
+        .await;
+    assert_eq!(second.status, StatusCode::OK, "{:?}", second.body);
+    assert_eq!(second.body["scope"], "projects:read");
+    assert_eq!(second.body["token_type"], "Bearer");
+    assert_eq!(second.headers["cache-control"], "no-store");
+    let (a2, r2) = (
+        field(&second, "access_token"),
+        field(&second, "refresh_token"),
+    );
+    assert_ne!(r2, r1);
+    let (replica, v) = store_verifier(&s).await;
+    assert!(v.verify(&a2).is_ok());
+    // A refresh token is not introspected as an access token: `active: false`, no error.
+    let a = s
+        .post(
+            "/oauth/introspect",
+            Some(("ci", &s.ci_secret)),
+            &format!("token={r2}"),
+        )
+        .await;
+    assert_eq!(a.body, serde_json::json!({"active": false}));
+    // A child exchanged from the family's access token dies with the family.
+    let child = exchange(&s, &a2, "").await;
+    assert_eq!(child.status, StatusCode::OK, "{:?}", child.body);
+    assert!(child.body.get("refresh_token").is_none());
+    let child = field(&child, "access_token");
+    assert!(v.verify(&child).is_ok());
+    // The used refresh token comes back: reuse. The family dies, new tokens and all.
+    let a = s
+        .token(&format!("grant_type=refresh_token&refresh_token={r1}"))
+        .await;
+    assert_error(&a, StatusCode::BAD_REQUEST, "invalid_grant");
+    assert!(
+        a.body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("reuse")
+    );
+    let a = s
+        .token(&format!("grant_type=refresh_token&refresh_token={r2}"))
+        .await;
+    assert_error(&a, StatusCode::BAD_REQUEST, "invalid_grant");
+    refused_as_revoked(&v, &a2, "the rotated access token").await;
+    refused_as_revoked(&v, &child, "the exchanged child").await;
+    let a = s
+        .post(
+            "/oauth/introspect",
+            Some(("ci", &s.ci_secret)),
+            &format!("token={a2}"),
+        )
+        .await;
+    assert_eq!(a.body, serde_json::json!({"active": false}));
+    drop(replica);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refresh_families_end_are_revocable_and_die_with_their_consumer() {
+    let s = start(|c| {
+        c.refresh_tokens(true)
+            .refresh_lifetimes(Duration::from_secs(3600), Duration::from_secs(2))
+            .unwrap()
+    })
+    .await;
+    let (replica, v) = store_verifier(&s).await;
+    // Revoking a refresh token revokes its family: its access token too (RFC 7009 §2.1).
+    let a = s.token("grant_type=client_credentials").await;
+    let (access, refresh) = (field(&a, "access_token"), field(&a, "refresh_token"));
+    let r = s
+        .post(
+            "/oauth/revoke",
+            Some(("ci", &s.ci_secret)),
+            &format!("token={refresh}&token_type_hint=refresh_token"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    refused_as_revoked(&v, &access, "the family's access token").await;
+    let a = s
+        .token(&format!("grant_type=refresh_token&refresh_token={refresh}"))
+        .await;
+    assert_error(&a, StatusCode::BAD_REQUEST, "invalid_grant");
+    // The family's absolute lifetime (2 s here) ends it, however recent the last rotation.
+    let a = s.token("grant_type=client_credentials").await;
+    let r1 = field(&a, "refresh_token");
+    let a = s
+        .token(&format!("grant_type=refresh_token&refresh_token={r1}"))
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    let r2 = field(&a, "refresh_token");
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    let a = s
+        .token(&format!("grant_type=refresh_token&refresh_token={r2}"))
+        .await;
+    assert_error(&a, StatusCode::BAD_REQUEST, "invalid_grant");
+    assert!(
+        a.body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("lifetime")
+    );
+    // A disabled consumer refreshes no more.
+    let a = s.token("grant_type=client_credentials").await;
+    let r = field(&a, "refresh_token");
+    let store = s.store.clone();
+    tokio::task::spawn_blocking(move || store.disable_consumer("ci", "test", "leaked").unwrap())
+        .await
+        .unwrap();
+    let a = s
+        .token(&format!("grant_type=refresh_token&refresh_token={r}"))
+        .await;
+    assert_error(&a, StatusCode::UNAUTHORIZED, "invalid_client");
+    drop(replica);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_exchange_only_narrows_and_a_refusal_changes_nothing() {
+    let s = start(|c| c).await;
+    let parent = s
+        .token("grant_type=client_credentials&scope=projects:read+projects/42:write")
+        .await;
+    let parent = field(&parent, "access_token");
+    let ops = s
+        .post(
+            "/oauth/token",
+            Some(("ops", &s.ops_secret)),
+            "grant_type=client_credentials",
+        )
+        .await;
+    let ops = field(&ops, "access_token");
+    let before = s.issued_count().await;
+    let refusals = [
+        // Wider scopes than the subject token's (even within the ceiling: none here).
+        ("&scope=projects:delete", "invalid_scope"),
+        ("&scope=audit:read", "invalid_scope"),
+        ("&scope=projects:read+projects/7:write", "invalid_scope"),
+        ("&scope=projects:", "invalid_scope"),
+        // Another audience, configured or not.
+        (&*format!("&resource={OTHER_API}"), "invalid_target"),
+        ("&audience=https://evil.example", "invalid_target"),
+        ("&resource=https://evil.example", "invalid_target"),
+        // Other token types, delegation.
+        (
+            "&requested_token_type=urn:ietf:params:oauth:token-type:refresh_token",
+            "invalid_request",
+        ),
+        ("&actor_token=x&actor_token_type=y", "invalid_request"),
+    ];
+    for (extra, error) in refusals {
+        let a = exchange(&s, &parent, extra).await;
+        assert_error(&a, StatusCode::BAD_REQUEST, error);
+    }
+    let bad_type = s
+        .token(&format!(
+            "grant_type={EXCHANGE}&subject_token={parent}&subject_token_type=urn:ietf:params:oauth:token-type:jwt"
+        ))
+        .await;
+    assert_error(&bad_type, StatusCode::BAD_REQUEST, "invalid_request");
+    assert_error(
+        &s.token(&format!(
+            "grant_type={EXCHANGE}&subject_token_type={ACCESS_TYPE}"
+        ))
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid_request",
+    );
+    // Not a token of this client, or not a token at all: invalid_grant.
+    for subject in [&*ops, "v4.public.garbage"] {
+        let a = exchange(&s, subject, "").await;
+        assert_error(&a, StatusCode::BAD_REQUEST, "invalid_grant");
+    }
+    // Without client authentication: invalid_client.
+    let a = s
+        .post(
+            "/oauth/token",
+            None,
+            &format!(
+                "grant_type={EXCHANGE}&subject_token={parent}&subject_token_type={ACCESS_TYPE}"
+            ),
+        )
+        .await;
+    assert_error(&a, StatusCode::UNAUTHORIZED, "invalid_client");
+    assert_eq!(s.issued_count().await, before, "a refusal issued a token");
+
+    // A valid exchange: narrower scope, same audience, ending no later than its parent.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let a = exchange(
+        &s,
+        &parent,
+        &format!("&scope=projects/42:write&resource={API}&requested_token_type={ACCESS_TYPE}"),
+    )
+    .await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    assert_eq!(a.body["issued_token_type"], ACCESS_TYPE);
+    assert_eq!(a.body["token_type"], "Bearer");
+    assert_eq!(a.body["scope"], "projects/42:write");
+    assert!(a.body.get("refresh_token").is_none());
+    assert!(a.body["expires_in"].as_i64().unwrap() < 900, "{:?}", a.body);
+    assert_eq!(a.headers["cache-control"], "no-store");
+    let child = field(&a, "access_token");
+    let look = |t: String| {
+        let s = &s;
+        async move {
+            s.post(
+                "/oauth/introspect",
+                Some(("ci", &s.ci_secret)),
+                &format!("token={t}"),
+            )
+            .await
+            .body
+        }
+    };
+    let (p, c) = (look(parent.clone()).await, look(child.clone()).await);
+    assert_eq!(c["active"], true);
+    assert_eq!(c["aud"], API);
+    assert!(c["exp"].as_i64().unwrap() <= p["exp"].as_i64().unwrap());
+    // No scope: the read-only part of the subject token's.
+    let a = exchange(&s, &parent, "").await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    let scope = a.body["scope"].as_str().unwrap();
+    assert!(
+        scope.contains("projects:read") && !scope.contains("write"),
+        "{scope}"
+    );
+    // The child cannot be traded back up to its parent's scopes.
+    let a = exchange(&s, &child, "&scope=projects:read").await;
+    assert_error(&a, StatusCode::BAD_REQUEST, "invalid_scope");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revoking_the_parent_revokes_every_descendant_at_a_store_replica() {
+    let s = start(|c| c).await;
+    let parent = s
+        .token("grant_type=client_credentials&scope=projects:read+projects/42:write")
+        .await;
+    let parent = field(&parent, "access_token");
+    let child = exchange(&s, &parent, "&scope=projects:read+projects/42:write").await;
+    let child = field(&child, "access_token");
+    let grandchild = exchange(&s, &child, "&scope=projects/42:write").await;
+    let grandchild = field(&grandchild, "access_token");
+    // An unrelated token of the same client is not a descendant.
+    let other = s.token("grant_type=client_credentials").await;
+    let other = field(&other, "access_token");
+    let (replica, v) = store_verifier(&s).await;
+    for t in [&parent, &child, &grandchild, &other] {
+        assert!(v.verify(t).is_ok());
+    }
+    let a = s
+        .post(
+            "/oauth/revoke",
+            Some(("ci", &s.ci_secret)),
+            &format!("token={parent}"),
+        )
+        .await;
+    assert_eq!(a.status, StatusCode::OK, "{:?}", a.body);
+    refused_as_revoked(&v, &parent, "the parent").await;
+    refused_as_revoked(&v, &child, "the child").await;
+    refused_as_revoked(&v, &grandchild, "the grandchild").await;
+    assert!(v.verify(&other).is_ok(), "an unrelated token was revoked");
+    // And a revoked parent exchanges no more.
+    let a = exchange(&s, &parent, "").await;
+    assert_error(&a, StatusCode::BAD_REQUEST, "invalid_grant");
+    drop(replica);
 }

@@ -15,7 +15,8 @@ use scopekey::revocation::RevocationTarget;
 pub(crate) struct RevokeArgs {
     #[command(flatten)]
     store: StoreArg,
-    /// One token.
+    /// One token; and, when the token service exchanged tokens from it (RFC 8693), their
+    /// lineage, so that every descendant is revoked with it.
     // Ids are base64url: one in 64 starts with `-`, which is a value here, not a flag.
     #[arg(long, allow_hyphen_values = true)]
     jti: Option<String>,
@@ -62,9 +63,24 @@ pub(crate) fn exec(a: RevokeArgs) -> Outcome {
             ));
         }
     };
+    let lineage = match &target {
+        RevocationTarget::Token { token_id, .. } => descendants(&store, token_id)?,
+        _ => None,
+    };
     let (id, record) = store
         .revoke(target, &by, &a.recorded.reason)
         .map_err(store_error)?;
+    print_revoked(id, &record);
+    if let Some(lineage) = lineage {
+        let (id, record) = store
+            .revoke(RevocationTarget::Family(lineage), &by, &a.recorded.reason)
+            .map_err(store_error)?;
+        print_revoked(id, &record);
+    }
+    Ok(())
+}
+
+fn print_revoked(id: i64, record: &scopekey::revocation::Revocation) {
     println!(
         "revoked {} (by {}, at {}, revocation #{id}): {}",
         record.target(),
@@ -72,5 +88,29 @@ pub(crate) fn exec(a: RevokeArgs) -> Outcome {
         fmt_time(record.at()),
         record.reason()
     );
-    Ok(())
+}
+
+/// The lineage of tokens exchanged from `token_id` (`lin:<jti>`), when the inventory holds a
+/// live one: revoked with the token, so that no descendant outlives its parent's revocation.
+fn descendants(
+    store: &scopekey_store::Store,
+    token_id: &scopekey::TokenId,
+) -> Result<Option<scopekey::FamilyId>, crate::Failure> {
+    let Some(lineage) = scopekey_server::lineage_of(token_id) else {
+        return Ok(None);
+    };
+    let Some(parent) = store.token(token_id).map_err(store_error)? else {
+        return Ok(None);
+    };
+    let live = store
+        .tokens(
+            &scopekey::inventory::InventoryQuery::all()
+                .subject(parent.subject())
+                .live_at(time::OffsetDateTime::now_utc()),
+        )
+        .map_err(store_error)?;
+    Ok(live
+        .iter()
+        .any(|r| r.family() == Some(&lineage))
+        .then_some(lineage))
 }

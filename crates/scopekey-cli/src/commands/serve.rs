@@ -41,6 +41,11 @@ pub(crate) struct ServeArgs {
     /// store.
     #[arg(long)]
     bootstrap_admin: bool,
+    /// Add a refresh token to `client_credentials` answers and serve `grant_type=refresh_token`
+    /// (rotated, a replay revoking the family; 24 h per token, 7 days per family). Off by
+    /// default: RFC 6749 §4.4.3 says such answers SHOULD NOT carry one.
+    #[arg(long)]
+    refresh_tokens: bool,
 }
 
 /// Builds the service, then serves it on a runtime of its own until Ctrl-C.
@@ -57,7 +62,8 @@ pub(crate) fn exec(a: ServeArgs) -> Outcome {
     let config = config
         .access_ttl(duration(&a.ttl, "--ttl")?)
         .map_err(|e| usage(format!("--ttl: {e}")))?
-        .allow_broad(a.allow_broad);
+        .allow_broad(a.allow_broad)
+        .refresh_tokens(a.refresh_tokens);
     let key = a.secret_key.load()?;
     let store = a.store.open()?;
     let service =
