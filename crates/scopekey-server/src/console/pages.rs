@@ -412,7 +412,7 @@ async fn token_inner(
         "{state}<table><tr><th>Consumer</th><td><a href=\"/console/consumers/{s}\">{s}</a></td></tr><tr><th>Owner</th><td>{}</td></tr>\
          <tr><th>Purpose</th><td>{}</td></tr><tr><th>Scopes</th><td><code>{}</code></td></tr><tr><th>Issued</th><td>{}</td></tr>\
          <tr><th>Expires</th><td>{}</td></tr><tr><th>Last used</th><td>{}</td></tr><tr><th>Key</th><td><code>{}</code></td></tr></table>\
-         <h2>Blast radius</h2><p>What this token can touch, resource by resource, with the actions at each.</p>{}\
+         <h2>Blast radius</h2><p>What this token can touch, resource by resource, with the actions at each; an action on a resource covers everything below it.</p>{}\
          <p><a href=\"/console/audit?jti={j}\">Its audit trail</a></p>",
         esc(r.owner().unwrap_or("-")),
         esc(r.purpose().unwrap_or("-")),
