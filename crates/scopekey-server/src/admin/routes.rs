@@ -111,7 +111,9 @@ impl Scopes {
 
 async fn list_consumers(State(s): State<TokenService>, request: Request) -> Answer {
     let (parts, _) = request.into_parts();
-    s.admit(&parts, "consumers:read")?;
+    let grant = s.admit(&parts, "consumers:read")?;
+    // Reads are actions too: recorded before anything is read (no trail, no answer).
+    s.record(&grant, "consumers.list", "").await?;
     let store = s.inner.store.clone();
     let all = blocking(move || store.consumers()).await?;
     ok(
@@ -181,7 +183,9 @@ async fn show_consumer(
     request: Request,
 ) -> Answer {
     let (parts, _) = request.into_parts();
-    s.admit(&parts, "consumers:read")?;
+    let grant = s.admit(&parts, "consumers:read")?;
+    // Reads are actions too: recorded before anything is read (no trail, no answer).
+    s.record(&grant, "consumers.show", &name).await?;
     let c = find(&s, &name).await?;
     let now = OffsetDateTime::now_utc();
     let (store, n) = (s.inner.store.clone(), name.clone());
@@ -320,7 +324,10 @@ async fn list_tokens(
     request: Request,
 ) -> Answer {
     let (parts, _) = request.into_parts();
-    s.admit(&parts, "tokens:read")?;
+    let grant = s.admit(&parts, "tokens:read")?;
+    // Reads are actions too: recorded before anything is read (no trail, no answer).
+    s.record(&grant, "tokens.list", parts.uri.query().unwrap_or(""))
+        .await?;
     let Query(f) = f.map_err(|e| Problem::invalid(e.body_text()))?;
     let mut q = InventoryQuery::all();
     if let Some(v) = f.subject {
@@ -352,7 +359,9 @@ async fn show_token(
     request: Request,
 ) -> Answer {
     let (parts, _) = request.into_parts();
-    s.admit(&parts, "tokens:read")?;
+    let grant = s.admit(&parts, "tokens:read")?;
+    // Reads are actions too: recorded before anything is read (no trail, no answer).
+    s.record(&grant, "tokens.show", &jti).await?;
     let id: TokenId = jti
         .parse()
         .map_err(|e| Problem::invalid(format!("jti: {e}")))?;
@@ -426,7 +435,9 @@ async fn revoke(State(s): State<TokenService>, request: Request) -> Answer {
 
 async fn list_keys(State(s): State<TokenService>, request: Request) -> Answer {
     let (parts, _) = request.into_parts();
-    s.admit(&parts, "keys:read")?;
+    let grant = s.admit(&parts, "keys:read")?;
+    // Reads are actions too: recorded before anything is read (no trail, no answer).
+    s.record(&grant, "keys.list", "").await?;
     let store = s.inner.store.clone();
     let keys = blocking(move || store.key_set()).await?;
     let now = OffsetDateTime::now_utc();
@@ -519,7 +530,10 @@ async fn audit(
     request: Request,
 ) -> Answer {
     let (parts, _) = request.into_parts();
-    s.admit(&parts, "audit:read")?;
+    let grant = s.admit(&parts, "audit:read")?;
+    // Reads are actions too: recorded before anything is read (no trail, no answer).
+    s.record(&grant, "audit.query", parts.uri.query().unwrap_or(""))
+        .await?;
     let Query(f) = f.map_err(|e| Problem::invalid(e.body_text()))?;
     let mut q = scopekey_store::AuditQuery::new().limit(f.limit.unwrap_or(100));
     if let Some(v) = &f.jti {
