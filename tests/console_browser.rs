@@ -309,8 +309,16 @@ async fn an_operator_revokes_a_token_in_the_console_and_the_service_refuses_it()
         assert!(b.source().await.contains("Confirm revocation"));
         b.type_into("#reason", "found in a pasted chat log").await;
         b.click("#confirm").await;
-        let after = b.source().await;
-        assert!(after.contains("Revoked."), "{after}");
+        // The submit navigates once the revocation is recorded: wait for that page.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let after = b.source().await;
+            if after.contains("Revoked.") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{after}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
     .await;
     b.call(reqwest::Method::DELETE, "", None).await;

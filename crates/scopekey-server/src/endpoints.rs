@@ -74,8 +74,8 @@ async fn token_inner(service: TokenService, request: Request) -> Result<Response
     let audience = match form.get("resource") {
         None => inner.config.audiences()[0].clone(),
         Some(r) if inner.config.audiences().iter().any(|a| a == r) => r.to_owned(),
-        // The admin API's own audience: tokens for operators (consumers whose ceiling holds
-        // admin scopes).
+        // The admin API's own audience: tokens for operators only, with their operator
+        // scopes (`admin::issue_admin`), never through an API ceiling.
         Some(r) if r == crate::admin::admin_audience(&inner.config) => r.to_owned(),
         Some(_) => {
             return Err(OAuthError::new(
@@ -127,6 +127,11 @@ fn issue(
             OAuthErrorCode::InvalidClient,
             "this client is disabled",
         ));
+    }
+    if audience == crate::admin::admin_audience(&inner.config) {
+        let issued = crate::admin::issue_admin(inner, &consumer, requested)?;
+        grants::settle(inner, client, &issued)?;
+        return Ok(issued);
     }
     let scopes = match requested {
         Some(s) => s,

@@ -103,6 +103,15 @@ impl TokenService {
             }
             Some(_) => {}
         }
+        let admin_aud = crate::admin::admin_audience(&config);
+        if config.audiences.contains(&admin_aud) {
+            return Err(ServerError::new(
+                ServerErrorKind::Config,
+                format!(
+                    "{admin_aud} is the admin API's audience: it cannot be an API audience too"
+                ),
+            ));
+        }
         let audit = Arc::new(
             store
                 .audit_sink()

@@ -227,6 +227,18 @@ async fn admin_tokens_and_scopes_gate_every_route() {
     assert_eq!(r.headers["cache-control"], "no-store");
     let secret = r.body["client_secret"].as_str().unwrap().to_owned();
     let admin_aud = format!("{}/admin", a.base);
+    let as_admin = format!("&scope=consumers%3Aread&resource={}", urlencode(&admin_aud));
+    // Its API ceiling holds consumers:read, yet it is no operator: no admin token.
+    let r = a.client_token("auditor", &secret, &as_admin).await;
+    assert_eq!(r.body["error"], "invalid_target", "{:?}", r.body);
+    let r = a
+        .admin(
+            Method::PUT,
+            "/admin/consumers/auditor/operator",
+            Some(json!({"scopes": "consumers:read"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     let reader = a
         .client_token(
             "auditor",
@@ -573,4 +585,126 @@ async fn bad_input_is_a_problem_and_changes_nothing() {
         "nothing was done, so only this read is recorded: {events:?}"
     );
     assert_eq!(events[0]["action"], "audit.query");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_operators_get_admin_tokens_and_never_beyond_their_operator_scopes() {
+    let a = start().await;
+    let admin_aud = format!("{}/admin", a.base);
+    let resource = |scope: &str| {
+        format!(
+            "&scope={}&resource={}",
+            urlencode(scope),
+            urlencode(&admin_aud)
+        )
+    };
+    // API consumers whose ceilings spell admin scopes, or cover them broadly.
+    for (name, ceiling) in [("sshkeys", json!("keys:write")), ("wide", json!("*:*"))] {
+        let r = a
+            .admin(Method::POST, "/admin/consumers", Some(json!({"name": name, "owner": "o", "purpose": "p", "ceiling": ceiling, "allow_broad": true})))
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{:?}", r.body);
+        let secret = a
+            .admin(
+                Method::POST,
+                &format!("/admin/consumers/{name}/credentials"),
+                None,
+            )
+            .await
+            .body["client_secret"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for scope in ["keys:write", "consumers:write"] {
+            let r = a.client_token(name, &secret, &resource(scope)).await;
+            assert_eq!(
+                r.body["error"], "invalid_target",
+                "{name} {scope}: {:?}",
+                r.body
+            );
+        }
+    }
+    // An operator with consumers:read|write: its admin token, exact scopes only.
+    let r = a
+        .admin(
+            Method::POST,
+            "/admin/consumers",
+            Some(json!({"name": "ops", "owner": "o", "purpose": "p", "ceiling": "reports:read"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let secret = a
+        .admin(Method::POST, "/admin/consumers/ops/credentials", None)
+        .await
+        .body["client_secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = a
+        .admin(
+            Method::PUT,
+            "/admin/consumers/ops/operator",
+            Some(json!({"scopes": ["consumers:read", "consumers:write"]})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert_problem(
+        &a.admin(
+            Method::PUT,
+            "/admin/consumers/ops/operator",
+            Some(json!({"scopes": "projects:write"})),
+        )
+        .await,
+        StatusCode::BAD_REQUEST,
+        "invalid-request",
+    );
+    let r = a
+        .client_token("ops", &secret, &resource("keys:write"))
+        .await;
+    assert_eq!(r.body["error"], "invalid_scope", "{:?}", r.body);
+    let r = a
+        .client_token("ops", &secret, &resource("consumers:*"))
+        .await;
+    assert_eq!(
+        r.body["error"], "invalid_scope",
+        "a broad scope never: {:?}",
+        r.body
+    );
+    let r = a
+        .client_token("ops", &secret, &resource("consumers:read consumers:write"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    assert!(r.body.get("refresh_token").is_none());
+    let ops = r.body["access_token"].as_str().unwrap().to_owned();
+    // It cannot make an operator stronger than itself, nor itself.
+    let r = a
+        .call(
+            Method::PUT,
+            "/admin/consumers/ops/operator",
+            Some(&ops),
+            Some(json!({"scopes": "consumers:write keys:write"})),
+        )
+        .await;
+    assert_problem(&r, StatusCode::FORBIDDEN, "forbidden");
+    assert!(r.body["detail"].as_str().unwrap().contains("keys:write"));
+    let r = a
+        .call(
+            Method::PUT,
+            "/admin/consumers/sshkeys/operator",
+            Some(&ops),
+            Some(json!({"scopes": "consumers:read"})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let shown = a.admin(Method::GET, "/admin/consumers/sshkeys", None).await;
+    assert_eq!(shown.body["operator_scopes"], "consumers:read");
+    // Removed: no more admin tokens.
+    let r = a
+        .admin(Method::DELETE, "/admin/consumers/ops/operator", None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
+    let r = a
+        .client_token("ops", &secret, &resource("consumers:read"))
+        .await;
+    assert_eq!(r.body["error"], "invalid_target");
 }

@@ -153,6 +153,41 @@ impl Console {
 
     /// Logs in; returns the session cookie (`name=value`).
     async fn login(&self) -> String {
+        self.login_with(&self.admin.clone()).await
+    }
+
+    /// A second admin token of the bootstrap operator, from the token endpoint.
+    async fn second_admin_token(&self) -> String {
+        let store = self.store.clone();
+        let secret = tokio::task::spawn_blocking(move || {
+            store
+                .rotate_client_secret("admin")
+                .unwrap()
+                .expose_secret()
+                .to_owned()
+        })
+        .await
+        .unwrap();
+        let resp = self
+            .client
+            .post(format!("{}/oauth/token", self.base))
+            .basic_auth("admin", Some(&secret))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "grant_type=client_credentials&scope=tokens%3Aread+tokens%3Arevoke&resource={}%2Fadmin",
+                self.base.replace(':', "%3A").replace('/', "%2F")
+            ))
+            .send()
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_str(&resp.text().await.unwrap()).unwrap();
+        body["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{body}"))
+            .to_owned()
+    }
+
+    async fn login_with(&self, admin: &str) -> String {
         let r = self
             .client
             .get(format!("{}/console/login", self.base))
@@ -168,7 +203,7 @@ impl Console {
             .post(format!("{}/console/login", self.base))
             .header("cookie", &pair)
             .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!("csrf={csrf}&token={}", self.admin))
+            .body(format!("csrf={csrf}&token={admin}"))
             .send()
             .await
             .unwrap();
@@ -341,7 +376,8 @@ async fn revoke_and_disable_need_confirmation_and_csrf() {
         assert_eq!(c.post(&path, &session, &form).await.0, status, "{form}");
     }
     // Another session's CSRF token does not work either.
-    let other = c.login().await;
+    let second = c.second_admin_token().await;
+    let other = c.login_with(&second).await;
     let (_, _, other_page) = c.get(&path, &other).await;
     let other_csrf = csrf_of(&other_page);
     assert_ne!(other_csrf, csrf);
@@ -356,6 +392,10 @@ async fn revoke_and_disable_need_confirmation_and_csrf() {
         StatusCode::FORBIDDEN
     );
     assert!(!c.revoked().await);
+    // Logging in again with the same token replaces its session.
+    let again = c.login_with(&second).await;
+    assert_eq!(c.get(&path, &other).await.0, StatusCode::SEE_OTHER);
+    assert_eq!(c.get(&path, &again).await.0, StatusCode::OK);
     let (status, _) = c
         .post(
             &path,
@@ -387,4 +427,70 @@ async fn revoke_and_disable_need_confirmation_and_csrf() {
             .await
             .unwrap();
     assert!(disabled);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn consumer_names_stay_one_path_segment_in_links_and_forms() {
+    let c = start().await;
+    let store = c.store.clone();
+    tokio::task::spawn_blocking(move || {
+        let odd = Consumer::new(
+            "x/../y?z#",
+            "o",
+            "p",
+            "test".parse().unwrap(),
+            "a:read".parse().unwrap(),
+        )
+        .unwrap();
+        store.add_consumer(&odd).unwrap();
+    })
+    .await
+    .unwrap();
+    let session = c.login().await;
+    let (_, _, html) = c.get("/console", &session).await;
+    assert!(
+        html.contains("href=\"/console/consumers/x%2F%2E%2E%2Fy%3Fz%23\""),
+        "{html}"
+    );
+    let (status, _, html) = c
+        .get("/console/consumers/x%2F%2E%2E%2Fy%3Fz%23/disable", &session)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{html}");
+    assert!(
+        html.contains("action=\"/console/consumers/x%2F%2E%2E%2Fy%3Fz%23/disable\""),
+        "{html}"
+    );
+    // A confirmation form for a consumer that does not exist is not offered.
+    let (status, _, _) = c
+        .get(
+            "/console/consumers/..%2Fconsumers%2Fvictim/disable",
+            &session,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Every page view is in the trail.
+    let store = c.store.clone();
+    let views = tokio::task::spawn_blocking(move || {
+        let q = scopekey_store::AuditQuery::new().kind("admin_action");
+        store
+            .audit_events(&q)
+            .unwrap()
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    assert!(
+        views
+            .iter()
+            .any(|e| e.contains("\"action\":\"console.consumers\"")),
+        "{views:?}"
+    );
+    assert!(
+        views
+            .iter()
+            .any(|e| e.contains("\"action\":\"console.disable_form\"")),
+        "{views:?}"
+    );
 }

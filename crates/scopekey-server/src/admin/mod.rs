@@ -50,8 +50,8 @@ impl Admin {
 }
 
 impl TokenService {
-    /// On a store with no consumer at all, registers the consumer `admin` (owner `bootstrap`,
-    /// ceiling [`ADMIN_SCOPES`]) and returns an admin token for it, to be shown once: the first
+    /// On a store with no consumer at all, registers the consumer `admin` (owner `bootstrap`)
+    /// as an operator holding [`ADMIN_SCOPES`] and returns an admin token for it, to be shown once: the first
     /// operator logs in with it and gives themselves proper credentials. On any other store,
     /// `None` (an existing operator mints admin tokens; no second bootstrap is possible).
     ///
@@ -77,26 +77,33 @@ impl TokenService {
         {
             return Ok(None);
         }
-        let ceiling: scopekey::ScopeSet = ADMIN_SCOPES
+        let scopes: scopekey::ScopeSet = ADMIN_SCOPES
             .parse()
             .map_err(|e| failed("admin scopes", &e))?;
+        // Its API ceiling is a placeholder no service names: it is an operator, not an API
+        // consumer.
+        let ceiling: scopekey::ScopeSet = "scopekey-operator:read"
+            .parse()
+            .map_err(|e| failed("the admin ceiling", &e))?;
         let consumer = scopekey::consumer::Consumer::new(
             "admin",
             "bootstrap",
             "first operator (scopekey serve --bootstrap-admin)",
             inner.config.environment().clone(),
-            ceiling.clone(),
+            ceiling,
         )
         .map_err(|e| failed("the admin consumer", &e))?;
         inner
             .store
             .add_consumer(&consumer)
             .map_err(|e| failed("registering the admin consumer", &e))?;
-        let request = scopekey::TokenRequest::new("admin", admin_audience(&inner.config), ceiling);
-        let minted = inner
-            .issuer
-            .issue_for(&consumer, &request)
-            .map_err(|e| failed("minting", &e))?;
+        inner
+            .store
+            .set_operator_scopes("admin", Some(&scopes))
+            .map_err(|e| failed("registering the operator", &e))?;
+        let issued = issue_admin(inner, &consumer, Some(scopes))
+            .map_err(|e| failed("minting", &e.description()))?;
+        let minted = issued.access;
         if !inner.audit.flush(Duration::from_secs(5)) {
             return Err(failed(
                 "the issued event",
@@ -105,6 +112,118 @@ impl TokenService {
         }
         Ok(Some(minted.token().as_str().to_owned()))
     }
+}
+
+/// An admin token for the authenticated operator `consumer` (blocking): only a consumer
+/// registered as an operator ([`scopekey_store::Store::set_operator_scopes`]) gets one, with
+/// exact admin scopes it holds as an operator (never by a broad scope, and never through its
+/// API ceiling, which applies to the API audiences only); without `scope`, the read-only part.
+/// No refresh token: admin tokens are short and re-obtained.
+pub(crate) fn issue_admin(
+    inner: &crate::service::Inner,
+    consumer: &scopekey::consumer::Consumer,
+    requested: Option<scopekey::ScopeSet>,
+) -> Result<crate::grants::Issued, crate::oauth_error::OAuthError> {
+    use crate::oauth_error::{OAuthError, OAuthErrorCode};
+    let allowed = inner
+        .store
+        .operator_scopes(consumer.name())
+        .map_err(|_| crate::grants::unavailable("the operator registry is unavailable"))?
+        .ok_or_else(|| {
+            OAuthError::new(
+                OAuthErrorCode::InvalidTarget,
+                "admin tokens are only for consumers registered as operators",
+            )
+        })?;
+    if consumer.environment() != inner.config.environment() {
+        return Err(OAuthError::new(
+            OAuthErrorCode::UnauthorizedClient,
+            "this client is registered for another environment than this server's",
+        ));
+    }
+    let scopes = match requested {
+        Some(s) => s,
+        None => crate::endpoints::default_scopes(&allowed).ok_or_else(|| {
+            OAuthError::new(
+                OAuthErrorCode::InvalidScope,
+                "ask for the admin scopes you need",
+            )
+        })?,
+    };
+    let admin: scopekey::ScopeSet = ADMIN_SCOPES
+        .parse()
+        .map_err(|_| crate::grants::unavailable("the admin scopes do not parse"))?;
+    let beyond: Vec<String> = scopes
+        .iter()
+        .filter(|s| s.is_broad() || !admin.contains(s) || !allowed.contains(s))
+        .map(ToString::to_string)
+        .take(8)
+        .collect();
+    if !beyond.is_empty() {
+        return Err(OAuthError::new(
+            OAuthErrorCode::InvalidScope,
+            format!("not admin scopes this operator holds: {}", beyond.join(" ")),
+        ));
+    }
+    let request =
+        scopekey::TokenRequest::new(consumer.name(), admin_audience(&inner.config), scopes)
+            .escalate()
+            .owner(consumer.owner())
+            .purpose(consumer.purpose());
+    let access = inner
+        .issuer
+        .issue(&request)
+        .map_err(|e| crate::grants::refused_issue(&e))?;
+    Ok(crate::grants::Issued {
+        access,
+        refresh: None,
+        exchanged: false,
+    })
+}
+
+/// Revokes one token and, as `/oauth/revoke` does, what goes with it (blocking): its refresh
+/// family, or the lineage of tokens exchanged from it (found through the inventory). Returns
+/// the token's revocation.
+pub(crate) fn revoke_with_lineage(
+    service: &TokenService,
+    token_id: &scopekey::TokenId,
+    expires_at: Option<time::OffsetDateTime>,
+    by: &str,
+    reason: &str,
+) -> Result<std::sync::Arc<scopekey::revocation::Revocation>, String> {
+    use scopekey::revocation::{RevocationTarget, Revoker as _};
+    let replica = &service.inner.replica;
+    let record = service
+        .inner
+        .store
+        .token(token_id)
+        .map_err(|e| format!("the inventory is unavailable: {e}"))?;
+    let expires_at = expires_at.or_else(|| {
+        record
+            .as_ref()
+            .map(scopekey::inventory::TokenRecord::expires_at)
+    });
+    let revoked = replica
+        .revoke(
+            RevocationTarget::Token {
+                token_id: token_id.clone(),
+                expires_at,
+            },
+            by,
+            reason,
+        )
+        .map_err(|e| e.to_string())?;
+    if let Some(r) = record {
+        let also =
+            crate::grants::lineage_targets(service, r.subject(), token_id, r.family().cloned())
+                .map_err(|e| e.description())?;
+        for target in also {
+            replica
+                .revoke(target, by, &format!("with its parent or family: {reason}"))
+                .map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(revoked)
 }
 
 /// Who did it, as a revocation records it: the admin token's subject and id.

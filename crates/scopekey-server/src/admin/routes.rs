@@ -32,6 +32,10 @@ pub(super) fn router(service: TokenService) -> Router {
             "/admin/consumers/{name}/credentials",
             post(rotate_credentials),
         )
+        .route(
+            "/admin/consumers/{name}/operator",
+            axum::routing::put(set_operator).delete(remove_operator),
+        )
         .route("/admin/tokens", get(list_tokens))
         .route("/admin/tokens/{jti}", get(show_token))
         .route("/admin/revocations", post(revoke))
@@ -77,7 +81,10 @@ pub(crate) fn token_json(r: &TokenRecord) -> Value {
 fn ok(status: StatusCode, body: Value) -> Answer {
     Ok((
         status,
-        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        [
+            (axum::http::header::CONTENT_TYPE, "application/json"),
+            (axum::http::header::CACHE_CONTROL, "no-store"),
+        ],
         body.to_string(),
     )
         .into_response())
@@ -191,7 +198,10 @@ async fn show_consumer(
     let (store, n) = (s.inner.store.clone(), name.clone());
     let live =
         blocking(move || store.tokens(&InventoryQuery::all().subject(n).live_at(now))).await?;
+    let (store, n) = (s.inner.store.clone(), name.clone());
+    let operator = blocking(move || store.operator_scopes(&n)).await?;
     let mut body = consumer_json(&c);
+    body["operator_scopes"] = operator.map(|o| o.as_str().to_owned()).into();
     body["live_tokens"] = live.iter().map(token_json).collect::<Vec<_>>().into();
     ok(StatusCode::OK, body)
 }
@@ -421,11 +431,20 @@ async fn revoke(State(s): State<TokenService>, request: Request) -> Answer {
     };
     let covers = target.to_string();
     let (service, who, reason) = (s.clone(), super::by_operator(&grant), r.reason);
-    let record =
-        tokio::task::spawn_blocking(move || service.inner.replica.revoke(target, &who, &reason))
-            .await
-            .map_err(|_| Problem::unavailable("the revocation did not finish"))?
-            .map_err(|e| Problem::invalid(format!("not revoked: {e}")))?;
+    let record = tokio::task::spawn_blocking(move || match target {
+        // One token: with its family or the lineage exchanged from it, as /oauth/revoke does.
+        RevocationTarget::Token { token_id, .. } => {
+            super::revoke_with_lineage(&service, &token_id, None, &who, &reason)
+        }
+        other => service
+            .inner
+            .replica
+            .revoke(other, &who, &reason)
+            .map_err(|e| e.to_string()),
+    })
+    .await
+    .map_err(|_| Problem::unavailable("the revocation did not finish"))?
+    .map_err(|e| Problem::invalid(format!("not revoked: {e}")))?;
     s.record(&grant, "tokens.revoke", &covers).await?;
     ok(
         StatusCode::CREATED,
@@ -567,4 +586,93 @@ async fn audit(
         StatusCode::OK,
         json!({ "events": events, "next_after": next }),
     )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OperatorScopes {
+    scopes: Scopes,
+}
+
+/// `PUT /admin/consumers/{name}/operator`: the consumer may hold these admin scopes for the
+/// admin audience. Only admin scopes the caller holds itself can be given: no admin makes a
+/// stronger one.
+async fn set_operator(
+    State(s): State<TokenService>,
+    Path(name): Path<String>,
+    request: Request,
+) -> Answer {
+    let (parts, body) = request.into_parts();
+    let grant = s.admit(&parts, "consumers:write")?;
+    let OperatorScopes { scopes } = read_json(&parts.headers, body).await?;
+    let scopes = scopes.parse(false)?;
+    let admin: ScopeSet = super::ADMIN_SCOPES
+        .parse()
+        .map_err(|_| Problem::unavailable("the admin scopes do not parse"))?;
+    let not_admin: Vec<String> = scopes
+        .iter()
+        .filter(|x| !admin.contains(x))
+        .map(ToString::to_string)
+        .collect();
+    if !not_admin.is_empty() {
+        return Err(Problem::invalid(format!(
+            "not admin scopes: {}",
+            not_admin.join(" ")
+        )));
+    }
+    let beyond: Vec<String> = scopes
+        .iter()
+        .filter(|x| !grant.claims().scopes().contains(x))
+        .map(ToString::to_string)
+        .collect();
+    if !beyond.is_empty() {
+        return Err(Problem::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!(
+                "an operator can only be given admin scopes you hold: {}",
+                beyond.join(" ")
+            ),
+        ));
+    }
+    let (store, n, sc) = (s.inner.store.clone(), name.clone(), scopes.clone());
+    match tokio::task::spawn_blocking(move || store.set_operator_scopes(&n, Some(&sc))).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) if e.kind() == scopekey_store::StoreErrorKind::UnknownConsumer => {
+            return Err(Problem::not_found("no such consumer"));
+        }
+        _ => return Err(Problem::unavailable("the operator could not be stored")),
+    }
+    s.record(
+        &grant,
+        "consumers.operator",
+        &format!("{name}: {}", scopes.as_str()),
+    )
+    .await?;
+    ok(
+        StatusCode::OK,
+        json!({ "operator": name, "scopes": scopes.as_str() }),
+    )
+}
+
+/// `DELETE /admin/consumers/{name}/operator`: no more admin tokens for it (those issued stay
+/// valid until they expire: revoke them with `POST /admin/revocations` if they must go now).
+async fn remove_operator(
+    State(s): State<TokenService>,
+    Path(name): Path<String>,
+    request: Request,
+) -> Answer {
+    let (parts, _) = request.into_parts();
+    let grant = s.admit(&parts, "consumers:write")?;
+    let (store, n) = (s.inner.store.clone(), name.clone());
+    match tokio::task::spawn_blocking(move || store.set_operator_scopes(&n, None)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) if e.kind() == scopekey_store::StoreErrorKind::UnknownConsumer => {
+            return Err(Problem::not_found("no such consumer"));
+        }
+        _ => return Err(Problem::unavailable("the operator could not be removed")),
+    }
+    s.record(&grant, "consumers.operator_removed", &name)
+        .await?;
+    ok(StatusCode::OK, json!({ "operator_removed": name }))
 }

@@ -37,6 +37,8 @@ const MAX_SESSIONS: usize = 1024;
 /// An operator's session.
 struct Session {
     token: Zeroizing<String>,
+    /// The admin token's id: one session per token.
+    jti: String,
     csrf: String,
     until: Instant,
 }
@@ -62,13 +64,16 @@ fn random_id() -> Option<String> {
 
 impl Sessions {
     /// Opens a session for `token`, valid for `lifetime`; returns its id and CSRF token.
-    fn open(&self, token: &str, lifetime: Duration) -> Option<(String, String)> {
+    fn open(&self, token: &str, jti: &str, lifetime: Duration) -> Option<(String, String)> {
         let (id, csrf) = (random_id()?, random_id()?);
         let now = Instant::now();
         let mut table = self
             .table
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // A new login with the same token replaces its earlier session: one token cannot
+        // fill the table.
+        table.retain(|_, s| s.jti != jti);
         if table.len() >= MAX_SESSIONS {
             table.retain(|_, s| s.until > now);
             if table.len() >= MAX_SESSIONS {
@@ -79,6 +84,7 @@ impl Sessions {
             id.clone(),
             Session {
                 token: Zeroizing::new(token.to_owned()),
+                jti: jti.to_owned(),
                 csrf: csrf.clone(),
                 until: now + lifetime,
             },
@@ -235,7 +241,7 @@ impl TokenService {
         headers: &HeaderMap,
         scope: &'static str,
     ) -> Result<Operator, Response> {
-        let Some(id) = cookie(headers, SESSION_COOKIE) else {
+        let Some(id) = session_cookie(headers, self.secure_cookies()) else {
             return Err(redirect("/console/login"));
         };
         let Some((token, csrf)) = self.inner.sessions.get(id) else {
@@ -253,6 +259,22 @@ impl TokenService {
                 Err(redirect("/console/login"))
             }
         }
+    }
+
+    /// [`operator`](Self::operator), with the page view recorded in the audit trail first (no
+    /// trail, no page).
+    pub(crate) async fn viewer(
+        &self,
+        headers: &HeaderMap,
+        scope: &'static str,
+        action: &'static str,
+        target: &str,
+    ) -> Result<Operator, Response> {
+        let operator = self.operator(headers, scope)?;
+        self.record(&operator.grant, action, target)
+            .await
+            .map_err(|p| error_page(p.status(), p.detail()))?;
+        Ok(operator)
     }
 
     /// A form POST of a logged-in operator: its form, after the CSRF check.
@@ -301,11 +323,31 @@ pub(crate) fn login_form(service: &TokenService, message: Option<&str>) -> Respo
     r
 }
 
-fn set_cookie(r: &mut Response, name: &str, value: &str, max_age: i64, secure: bool) {
-    let secure = if secure { "; Secure" } else { "" };
-    let text = format!(
-        "{name}={value}; Path=/console; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
-    );
+/// A cookie's name: with the `__Host-` prefix under TLS (the browser then refuses it unless it
+/// is `Secure`, for the whole origin and set by this host, so a sibling subdomain cannot plant
+/// one), bare on plain-HTTP loopback (where the prefix cannot be used).
+fn cookie_name(base: &str, secure: bool) -> String {
+    if secure {
+        format!("__Host-{base}")
+    } else {
+        base.to_owned()
+    }
+}
+
+/// The session id cookie of a request.
+fn session_cookie(headers: &HeaderMap, secure: bool) -> Option<&str> {
+    cookie(headers, &cookie_name(SESSION_COOKIE, secure))
+}
+
+fn set_cookie(r: &mut Response, base: &str, value: &str, max_age: i64, secure: bool) {
+    let name = cookie_name(base, secure);
+    let attributes = if secure {
+        "Path=/; Secure"
+    } else {
+        "Path=/console"
+    };
+    let text =
+        format!("{name}={value}; {attributes}; HttpOnly; SameSite=Strict; Max-Age={max_age}");
     if let Ok(v) = HeaderValue::from_str(&text) {
         r.headers_mut().append(header::SET_COOKIE, v);
     }
@@ -319,7 +361,10 @@ pub(crate) async fn login(service: TokenService, request: axum::extract::Request
         Err(e) => return error_page(StatusCode::BAD_REQUEST, &e.description()),
     };
     let csrf_ok = matches!(
-        (form.get("csrf"), cookie(&parts.headers, LOGIN_COOKIE)),
+        (
+            form.get("csrf"),
+            cookie(&parts.headers, &cookie_name(LOGIN_COOKIE, service.secure_cookies()))
+        ),
         (Some(a), Some(b)) if same(a, b)
     );
     if !csrf_ok {
@@ -343,11 +388,11 @@ pub(crate) async fn login(service: TokenService, request: axum::extract::Request
     let left = (grant.claims().expires_at() - time::OffsetDateTime::now_utc())
         .whole_seconds()
         .max(1);
-    let Some((id, _)) = service
-        .inner
-        .sessions
-        .open(token, Duration::from_secs(left.unsigned_abs()))
-    else {
+    let Some((id, _)) = service.inner.sessions.open(
+        token,
+        grant.claims().token_id().as_str(),
+        Duration::from_secs(left.unsigned_abs()),
+    ) else {
         return error_page(
             StatusCode::SERVICE_UNAVAILABLE,
             "too many sessions: try again later",
@@ -365,12 +410,24 @@ pub(crate) async fn login(service: TokenService, request: axum::extract::Request
 /// `POST /console/logout`.
 pub(crate) async fn logout(service: TokenService, request: axum::extract::Request) -> Response {
     let headers = request.headers().clone();
-    match service.operator_form(request, "consumers:read").await {
-        Ok(_) | Err(_) => {}
+    let (parts, body) = request.into_parts();
+    let Some(id) = session_cookie(&headers, service.secure_cookies()) else {
+        return redirect("/console/login");
+    };
+    let Some((_, csrf)) = service.inner.sessions.get(id) else {
+        return redirect("/console/login");
+    };
+    let form = match Form::read(&parts.headers, body).await {
+        Ok(f) => f,
+        Err(e) => return error_page(StatusCode::BAD_REQUEST, &e.description()),
+    };
+    if !form.get("csrf").is_some_and(|c| same(c, &csrf)) {
+        return error_page(
+            StatusCode::FORBIDDEN,
+            "the form's CSRF token is missing or wrong",
+        );
     }
-    if let Some(id) = cookie(&headers, SESSION_COOKIE) {
-        service.inner.sessions.close(id);
-    }
+    service.inner.sessions.close(id);
     let mut r = redirect("/console/login");
     set_cookie(&mut r, SESSION_COOKIE, "", 0, service.secure_cookies());
     r
@@ -407,14 +464,19 @@ mod tests {
     #[test]
     fn sessions_are_bounded_and_expire() {
         let s = Sessions::default();
-        let (id, csrf) = s.open("t", Duration::from_millis(30)).unwrap();
+        let (id, csrf) = s.open("t", "j", Duration::from_millis(30)).unwrap();
         assert_eq!(id.len(), 43);
         assert_eq!(s.get(&id).unwrap().1, csrf);
         std::thread::sleep(Duration::from_millis(40));
         assert!(s.get(&id).is_none());
-        for _ in 0..MAX_SESSIONS {
-            s.open("t", Duration::from_secs(60)).unwrap();
+        // One session per token: logging in again replaces it.
+        let (first, _) = s.open("t", "j", Duration::from_secs(60)).unwrap();
+        let (second, _) = s.open("t", "j", Duration::from_secs(60)).unwrap();
+        assert!(s.get(&first).is_none() && s.get(&second).is_some());
+        for i in 1..MAX_SESSIONS {
+            s.open("t", &i.to_string(), Duration::from_secs(60))
+                .unwrap();
         }
-        assert!(s.open("t", Duration::from_secs(60)).is_none());
+        assert!(s.open("t", "one more", Duration::from_secs(60)).is_none());
     }
 }

@@ -9,9 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use scopekey::inventory::{InventoryQuery, TokenRecord};
-use scopekey::revocation::{
-    RevocationCheck as _, RevocationStatus, RevocationTarget, Revoker as _,
-};
+use scopekey::revocation::{RevocationCheck as _, RevocationStatus, Revoker as _};
 use scopekey::{ScopeSet, TokenId};
 use std::collections::{BTreeMap, BTreeSet};
 use time::OffsetDateTime;
@@ -73,6 +71,12 @@ async fn logout_post(State(s): State<TokenService>, request: Request) -> Respons
     logout(s, request).await
 }
 
+/// `text` as one URL path segment (everything but letters and digits percent-encoded), so a
+/// consumer name with `/`, `?`, `#` or `..` stays one segment naming that consumer.
+fn segment(text: &str) -> String {
+    percent_encoding::utf8_percent_encode(text, percent_encoding::NON_ALPHANUMERIC).to_string()
+}
+
 fn fmt(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap_or_default()
 }
@@ -108,7 +112,9 @@ async fn consumers(State(s): State<TokenService>, headers: HeaderMap) -> Respons
 }
 
 async fn consumers_inner(s: TokenService, headers: HeaderMap) -> Result<Response, Response> {
-    let op = s.operator(&headers, "consumers:read")?;
+    let op = s
+        .viewer(&headers, "consumers:read", "console.consumers", "")
+        .await?;
     let store = s.inner.store.clone();
     let now = OffsetDateTime::now_utc();
     let (all, live) = blocking(move || {
@@ -127,7 +133,7 @@ async fn consumers_inner(s: TokenService, headers: HeaderMap) -> Result<Response
             .max()
             .map_or("never".into(), fmt);
         rows.push_str(&format!(
-            "<tr><td><a href=\"/console/consumers/{n}\">{n}</a></td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td><a href=\"/console/consumers/{u}\">{n}</a></td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td></tr>",
             esc(c.owner()),
             esc(c.purpose()),
             esc(c.ceiling().as_str()),
@@ -135,6 +141,7 @@ async fn consumers_inner(s: TokenService, headers: HeaderMap) -> Result<Response
             esc(&last),
             if c.is_enabled() { "enabled" } else { "<span class=\"error\">disabled</span>" },
             n = esc(c.name()),
+            u = esc(&segment(c.name())),
         ));
     }
     let body = format!(
@@ -157,7 +164,9 @@ async fn consumer_inner(
     name: String,
     headers: HeaderMap,
 ) -> Result<Response, Response> {
-    let _op = s.operator(&headers, "consumers:read")?;
+    let _op = s
+        .viewer(&headers, "consumers:read", "console.consumer", &name)
+        .await?;
     let (store, n) = (s.inner.store.clone(), name.clone());
     let now = OffsetDateTime::now_utc();
     let since = now - time::Duration::days(14);
@@ -177,7 +186,7 @@ async fn consumer_inner(
     let disable = if c.is_enabled() {
         format!(
             "<p><a id=\"disable\" href=\"/console/consumers/{}/disable\">Disable this consumer…</a></p>",
-            esc(c.name())
+            esc(&segment(c.name()))
         )
     } else {
         "<p class=\"error\">Disabled: it gets no tokens.</p>".into()
@@ -218,13 +227,13 @@ fn usage_chart(events: &[(i64, String)], now: OffsetDateTime) -> String {
         };
         let age = (now - t).whole_days();
         if (0..14).contains(&age) {
-            per_day[13 - age as usize] += count;
+            per_day[13 - age as usize] = per_day[13 - age as usize].saturating_add(count);
         }
     }
     let max = per_day.iter().copied().max().unwrap_or(0).max(1);
     let mut bars = String::new();
     for (i, n) in per_day.iter().enumerate() {
-        let h = (n * 80 / max) as usize;
+        let h = usize::try_from(n.saturating_mul(80) / max).unwrap_or(80);
         bars.push_str(&format!(
             "<rect x=\"{}\" y=\"{}\" width=\"16\" height=\"{h}\" fill=\"#3b6fd8\"><title>{} days ago: {n}</title></rect>",
             i * 20 + 4,
@@ -232,7 +241,7 @@ fn usage_chart(events: &[(i64, String)], now: OffsetDateTime) -> String {
             13 - i
         ));
     }
-    let total: u64 = per_day.iter().sum();
+    let total = per_day.iter().fold(0u64, |a, n| a.saturating_add(*n));
     format!(
         "<svg id=\"usage\" width=\"284\" height=\"96\" role=\"img\" aria-label=\"{total} verifications in 14 days\">{bars}</svg><p>{total} verifications in 14 days (oldest left).</p>"
     )
@@ -281,7 +290,9 @@ async fn tokens_inner(
     filter: Result<Query<TokenFilter>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Response> {
-    let _op = s.operator(&headers, "tokens:read")?;
+    let _op = s
+        .viewer(&headers, "tokens:read", "console.tokens", "")
+        .await?;
     let Query(f) = filter.map_err(|e| error_page(StatusCode::BAD_REQUEST, &e.body_text()))?;
     let now = OffsetDateTime::now_utc();
     let days = f.days.unwrap_or(7).min(3650);
@@ -396,7 +407,9 @@ async fn token_inner(
     jti: String,
     headers: HeaderMap,
 ) -> Result<Response, Response> {
-    let _op = s.operator(&headers, "tokens:read")?;
+    let _op = s
+        .viewer(&headers, "tokens:read", "console.token", &jti)
+        .await?;
     let (r, revoked) = find_token(&s, &jti).await?;
     let state = if revoked {
         "<p class=\"error\" id=\"state\">Revoked.</p>".to_owned()
@@ -409,7 +422,7 @@ async fn token_inner(
         )
     };
     let body = format!(
-        "{state}<table><tr><th>Consumer</th><td><a href=\"/console/consumers/{s}\">{s}</a></td></tr><tr><th>Owner</th><td>{}</td></tr>\
+        "{state}<table><tr><th>Consumer</th><td><a href=\"/console/consumers/{u}\">{s}</a></td></tr><tr><th>Owner</th><td>{}</td></tr>\
          <tr><th>Purpose</th><td>{}</td></tr><tr><th>Scopes</th><td><code>{}</code></td></tr><tr><th>Issued</th><td>{}</td></tr>\
          <tr><th>Expires</th><td>{}</td></tr><tr><th>Last used</th><td>{}</td></tr><tr><th>Key</th><td><code>{}</code></td></tr></table>\
          <h2>Blast radius</h2><p>What this token can touch, resource by resource, with the actions at each; an action on a resource covers everything below it.</p>{}\
@@ -423,6 +436,7 @@ async fn token_inner(
         esc(r.key_id().as_str()),
         blast_radius(r.scopes()),
         s = esc(r.subject()),
+        u = esc(&segment(r.subject())),
         j = esc(r.token_id().as_str()),
     );
     Ok(page(
@@ -453,7 +467,9 @@ async fn revoke_confirm(
 ) -> Response {
     or_page(
         async {
-            let op = s.operator(&headers, "tokens:revoke")?;
+            let op = s
+                .viewer(&headers, "tokens:revoke", "console.revoke_form", &jti)
+                .await?;
             let (r, _) = find_token(&s, &jti).await?;
             let body = confirm_form(
                 &format!("/console/tokens/{}/revoke", r.token_id()),
@@ -488,13 +504,19 @@ async fn revoke(
                 .unwrap_or("revoked from the console")
                 .to_owned();
             let (r, _) = find_token(&s, &jti).await?;
-            let target = RevocationTarget::Token {
-                token_id: r.token_id().clone(),
-                expires_at: Some(r.expires_at()),
-            };
-            let (service, who) = (s.clone(), crate::admin::by_operator(&op.grant));
+            // Recorded first: no trail, no revocation from here.
+            s.record(&op.grant, "tokens.revoke", r.token_id().as_str())
+                .await
+                .map_err(|p| error_page(p.status(), p.detail()))?;
+            let (service, who, id, exp) = (
+                s.clone(),
+                crate::admin::by_operator(&op.grant),
+                r.token_id().clone(),
+                r.expires_at(),
+            );
+            // With its family or the lineage exchanged from it, as /oauth/revoke does.
             let done = tokio::task::spawn_blocking(move || {
-                service.inner.replica.revoke(target, &who, &reason)
+                crate::admin::revoke_with_lineage(&service, &id, Some(exp), &who, &reason)
             })
             .await;
             if !matches!(done, Ok(Ok(_))) {
@@ -503,9 +525,6 @@ async fn revoke(
                     "the revocation could not be recorded",
                 ));
             }
-            let _ = s
-                .record(&op.grant, "tokens.revoke", r.token_id().as_str())
-                .await;
             let mut resp = StatusCode::SEE_OTHER.into_response();
             if let Ok(v) = HeaderValue::from_str(&format!("/console/tokens/{}", r.token_id())) {
                 resp.headers_mut().insert(header::LOCATION, v);
@@ -522,11 +541,18 @@ async fn disable_confirm(
     headers: HeaderMap,
 ) -> Response {
     or_page(async {
-        let op = s.operator(&headers, "consumers:write")?;
+        let op = s.viewer(&headers, "consumers:write", "console.disable_form", &name).await?;
+        let (store, n) = (s.inner.store.clone(), name.clone());
+        let c = blocking(move || store.consumer(&n))
+            .await?
+            .ok_or_else(|| error_page(StatusCode::NOT_FOUND, "no such consumer"))?;
         let body = confirm_form(
-            &format!("/console/consumers/{}/disable", name),
+            &format!("/console/consumers/{}/disable", segment(c.name())),
             &op.csrf,
-            &format!("Disable consumer {name}? It gets no more tokens, and every token it holds is revoked now."),
+            &format!(
+                "Disable consumer {}? It gets no more tokens, and every token it holds is revoked now.",
+                c.name()
+            ),
             "Disable",
         );
         Ok(page(StatusCode::OK, "Confirm disabling", true, &body))
@@ -549,6 +575,9 @@ async fn disable(
                 .get("reason")
                 .unwrap_or("disabled from the console")
                 .to_owned();
+            s.record(&op.grant, "consumers.disable", &name)
+                .await
+                .map_err(|p| error_page(p.status(), p.detail()))?;
             let (store, n, who) = (
                 s.inner.store.clone(),
                 name.clone(),
@@ -558,9 +587,9 @@ async fn disable(
                 .await?
                 .ok_or_else(|| error_page(StatusCode::NOT_FOUND, "no such consumer"))?;
             let _ = s.inner.replica.adopt(record);
-            let _ = s.record(&op.grant, "consumers.disable", &name).await;
             let mut resp = StatusCode::SEE_OTHER.into_response();
-            if let Ok(v) = HeaderValue::from_str(&format!("/console/consumers/{name}")) {
+            if let Ok(v) = HeaderValue::from_str(&format!("/console/consumers/{}", segment(&name)))
+            {
                 resp.headers_mut().insert(header::LOCATION, v);
             }
             Ok(resp)
@@ -583,7 +612,7 @@ async fn audit(
     headers: HeaderMap,
 ) -> Response {
     or_page(async {
-        let _op = s.operator(&headers, "audit:read")?;
+        let _op = s.viewer(&headers, "audit:read", "console.audit", "").await?;
         let Query(f) = filter.map_err(|e| error_page(StatusCode::BAD_REQUEST, &e.body_text()))?;
         let mut q = scopekey_store::AuditQuery::new().limit(200);
         if let Some(v) = f.jti.as_deref().filter(|v| !v.is_empty()) {

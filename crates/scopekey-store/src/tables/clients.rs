@@ -1,6 +1,7 @@
-//! `scopekey_client_credentials`: how a consumer authenticates to the token service — an
-//! argon2id hash of its client secret, and a public key for `private_key_jwt` — with the
-//! types that carry a secret out exactly once.
+//! `scopekey_client_credentials` and `scopekey_operators`: how a consumer authenticates to the
+//! token service — an argon2id hash of its client secret, and a public key for
+//! `private_key_jwt` — with the types that carry a secret out exactly once; and which
+//! consumers are operators, with the admin scopes they may hold.
 //!
 //! May import: the crate root, `db` and `store`; no other table.
 
@@ -236,6 +237,77 @@ impl Store {
         PublicKey::from_paserk(&paserk).map(Some).map_err(|e| {
             StoreError::corrupt("scopekey_client_credentials", consumer_shown(consumer), e)
         })
+    }
+
+    /// Makes `consumer` an operator that may be granted `scopes` for the token service's admin
+    /// audience (replacing earlier ones), or, with `None`, no operator any more. Admin tokens
+    /// already issued stay valid until they expire or are revoked.
+    ///
+    /// # Errors
+    /// [`StoreErrorKind::UnknownConsumer`] when no such consumer is registered; otherwise a
+    /// query error.
+    pub fn set_operator_scopes(
+        &self,
+        consumer: &str,
+        scopes: Option<&scopekey::ScopeSet>,
+    ) -> Result<(), StoreError> {
+        let name = consumer.to_owned();
+        let scopes = scopes.map(ToString::to_string);
+        let now = now_seconds();
+        let updated = self.block(move |b| Box::pin(async move {
+            on!(&b, pool => {
+                let mut tx = pool.begin().await.map_err(StoreError::query)?;
+                let known = sqlx::query("SELECT name FROM scopekey_consumers WHERE name = $1")
+                    .bind(name.clone()).fetch_optional(&mut *tx).await.map_err(StoreError::query)?;
+                if known.is_none() {
+                    return Ok(false);
+                }
+                match scopes {
+                    Some(scopes) => {
+                        sqlx::query("INSERT INTO scopekey_operators (consumer, scopes, updated_at) VALUES ($1, $2, $3) \
+                                     ON CONFLICT (consumer) DO UPDATE SET scopes = excluded.scopes, updated_at = excluded.updated_at")
+                            .bind(name).bind(scopes).bind(now).execute(&mut *tx).await.map_err(StoreError::query)?;
+                    }
+                    None => {
+                        sqlx::query("DELETE FROM scopekey_operators WHERE consumer = $1")
+                            .bind(name).execute(&mut *tx).await.map_err(StoreError::query)?;
+                    }
+                }
+                tx.commit().await.map_err(StoreError::query)?;
+            });
+            Ok(true)
+        }))?;
+        if updated {
+            Ok(())
+        } else {
+            Err(unknown_consumer(consumer))
+        }
+    }
+
+    /// The admin scopes `consumer` may be granted as an operator, or `None` when it is none.
+    ///
+    /// # Errors
+    /// A query error, or [`StoreErrorKind::Corrupt`] for scopes that do not parse.
+    pub fn operator_scopes(
+        &self,
+        consumer: &str,
+    ) -> Result<Option<scopekey::ScopeSet>, StoreError> {
+        const T: &str = "scopekey_operators";
+        let name = consumer.to_owned();
+        let shown = consumer_shown(consumer);
+        let text = self.block(move |b| Box::pin(async move {
+            on!(&b, pool => {
+                let row = sqlx::query("SELECT scopes FROM scopekey_operators WHERE consumer = $1")
+                    .bind(name).fetch_optional(pool).await.map_err(StoreError::query)?;
+                row.map(|r| r.text(T, &shown, "scopes")).transpose()
+            })
+        }))?;
+        text.map(|t| {
+            t.parse().map_err(|e: scopekey::ScopeError| {
+                StoreError::corrupt(T, consumer_shown(consumer), e)
+            })
+        })
+        .transpose()
     }
 
     /// `(secret_hash, public_key)` of `consumer`'s row, if it has one.
