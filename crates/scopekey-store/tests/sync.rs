@@ -398,3 +398,46 @@ fn the_consistency_check_reloads_only_on_a_mismatch() {
         assert_eq!(replica.full_reloads(), 3, "{}: agreeing again", db.url());
     }
 }
+
+/// What polling costs an idle SQLite replica: the process's CPU time (user and system, from
+/// `/proc/self/stat`) over 10 s with nothing committed, at poll intervals of 10 and 20 ms, with
+/// 1,000 revocations in the store. A measurement, not a check: run it with `--ignored
+/// --nocapture` on a quiet machine (Linux only).
+#[test]
+#[ignore = "a measurement (about 25 s); run with --ignored --nocapture"]
+fn idle_cost_of_the_sqlite_poll() {
+    let cpu_ticks = || {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
+        // utime and stime, fields 14 and 15 of proc(5), in clock ticks (1/100 s).
+        fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+    };
+    let db = TestDb::sqlite("idle");
+    let store = Store::open(&db.url()).unwrap();
+    for i in 0..1000 {
+        store
+            .revoke(token(&format!("idle-{i}")), "ops", "x")
+            .unwrap();
+    }
+    for ms in [10, 20] {
+        let options = ReplicaOptions::default().poll_interval(Duration::from_millis(ms));
+        let replica = Replica::start(&store, options).unwrap();
+        std::thread::sleep(Duration::from_secs(1));
+        let before = cpu_ticks();
+        std::thread::sleep(Duration::from_secs(10));
+        let used = cpu_ticks() - before;
+        eprintln!(
+            "idle sqlite replica, {ms} ms poll: {:.2} s of CPU in 10 s ({:.1}% of one core), {} full reload(s)",
+            used as f64 / 100.0,
+            used as f64 / 10.0,
+            replica.full_reloads()
+        );
+        drop(replica);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
