@@ -14,10 +14,11 @@
 //!
 //! The hot path never waits on the database: a [`Replica`] keeps an in-memory
 //! [`RevocationList`](scopekey::revocation::RevocationList) and [`KeyRing`](scopekey::KeyRing)
-//! current in the background (PostgreSQL pushes changes with `LISTEN/NOTIFY` and a periodic
-//! reconciliation catches anything missed; SQLite is polled every 250 ms), and verification
-//! fails closed when the replica has not confirmed it is current within its bound (30 s by
-//! default).
+//! current in the background, reading only the revocations after the last one it applied
+//! (PostgreSQL pushes changes with `LISTEN/NOTIFY`; a SQLite replica asks every 10 ms whether
+//! anything was committed, and reads only then; a cheap periodic count catches anything
+//! missed), and verification fails closed when the replica has not confirmed it is current
+//! within its bound (30 s by default).
 //!
 //! ```
 //! use scopekey::{KeySet, SigningKey, VerifierConfig};

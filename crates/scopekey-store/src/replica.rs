@@ -4,9 +4,9 @@
 //! May import: everything below it (the crate root, `db`, `store`, `tables`); nothing
 //! imports it but the crate root.
 
-use crate::db::{Backend, CHANNEL, now_seconds};
+use crate::db::{Backend, CHANNEL, CommitWatch, now_seconds};
 use crate::tables::keys::load_keys;
-use crate::tables::revocations::load_revocations;
+use crate::tables::revocations::{count_revocations_through, load_revocations};
 use crate::{Store, StoreError};
 use scopekey::revocation::{
     Revocation, RevocationCheck, RevocationList, RevocationStatus, RevocationTarget, RevokeError,
@@ -18,6 +18,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// How a [`Replica`] keeps up with its store.
+///
+/// A replica loads everything once when it starts, then follows the gap-free revocation
+/// numbers: it reads only the revocations after the last one it applied (and the key set)
+/// whenever something may have changed. It reloads everything only when the numbers it reads
+/// skip one, when it reconnects after losing its store, or when the periodic consistency
+/// check ([`reconcile_interval`](Self::reconcile_interval)) finds the store holding a
+/// different number of revocations than it applied.
 #[derive(Debug, Clone)]
 pub struct ReplicaOptions {
     max_staleness: Duration,
@@ -30,7 +37,7 @@ impl Default for ReplicaOptions {
     fn default() -> Self {
         Self {
             max_staleness: Duration::from_secs(30),
-            poll_interval: Duration::from_millis(250),
+            poll_interval: Duration::from_millis(10),
             heartbeat: Duration::from_secs(1),
             reconcile_interval: Duration::from_secs(10),
         }
@@ -45,9 +52,16 @@ impl ReplicaOptions {
         self
     }
 
-    /// SQLite: how often to poll (default 250 ms; kept at most 1 s).
+    /// SQLite: how often to ask whether anything was committed (default 10 ms; kept between
+    /// 1 ms and 1 s).
+    ///
+    /// Each poll reads `PRAGMA data_version` on a connection of the replica's own (a few
+    /// microseconds, no table read); the revocations and keys are read only when another
+    /// connection or process committed since. A poll that answers confirms the replica is
+    /// current. PostgreSQL: the first wait after a failed listener connection, if longer than
+    /// 100 ms (see [`Replica::listen_failures`]).
     pub fn poll_interval(mut self, d: Duration) -> Self {
-        self.poll_interval = d.min(Duration::from_secs(1));
+        self.poll_interval = d.clamp(Duration::from_millis(1), Duration::from_secs(1));
         self
     }
 
@@ -57,9 +71,14 @@ impl ReplicaOptions {
         self
     }
 
-    /// How often to reload everything, as a backstop to following the gap-free revocation
-    /// numbers (default 10 s; never less often than once per
-    /// [`max_staleness`](Self::max_staleness)).
+    /// How often to check that the replica holds every revocation the store has (default
+    /// 10 s; at least once per [`max_staleness`](Self::max_staleness)).
+    ///
+    /// The check counts the store's revocation rows numbered up to the last one the replica
+    /// applied (one `COUNT(*)` over the primary key) and compares that with the rows it
+    /// applied. Only a difference (a row deleted, or written below the last number by
+    /// something that bypassed the counter) makes it reload everything
+    /// ([`Replica::full_reloads`]). (Earlier versions reloaded everything at this interval.)
     pub fn reconcile_interval(mut self, d: Duration) -> Self {
         self.reconcile_interval = d;
         self
@@ -71,6 +90,7 @@ struct Shared {
     stop: AtomicBool,
     last_error: Mutex<Option<String>>,
     resyncs: AtomicU64,
+    full_reloads: AtomicU64,
     listen_failures: AtomicU64,
 }
 
@@ -78,8 +98,8 @@ struct Shared {
 ///
 /// It implements [`RevocationCheck`] (answering from memory) and [`Revoker`] (writing to the
 /// store and applying at once in this process). Other replicas see a revocation within the
-/// PostgreSQL notification latency, or the SQLite poll interval. Dropping the replica stops
-/// its background task.
+/// PostgreSQL notification latency, or the SQLite poll interval (plus one incremental read).
+/// Dropping the replica stops its background task.
 #[derive(Debug)]
 pub struct Replica {
     store: Store,
@@ -97,20 +117,22 @@ impl Replica {
         let list = Arc::new(RevocationList::replica(options.max_staleness));
         let ring = Arc::new(KeyRing::default());
         let (l, r) = (list.clone(), ring.clone());
-        let last_id = store
-            .block(move |b| Box::pin(async move { sync(&b, &l, &r, None).await }))?
-            .max;
+        let first = store.block(move |b| Box::pin(async move { sync(&b, &l, &r, None).await }))?;
         mark_current(&list);
         let shared = Arc::new(Shared::default());
-        let (b, l, r, s) = (
-            store.backend().clone(),
-            list.clone(),
-            ring.clone(),
-            shared.clone(),
-        );
-        store
-            .runtime()?
-            .spawn(async move { run(b, l, r, s, options, last_id).await });
+        shared.full_reloads.store(1, Ordering::Relaxed);
+        let follow = Follow {
+            b: store.backend().clone(),
+            list: list.clone(),
+            ring: ring.clone(),
+            shared: shared.clone(),
+            check_every: options.reconcile_interval.min(options.max_staleness),
+            options,
+            last_id: first.max,
+            rows: first.rows,
+            last_check: Instant::now(),
+        };
+        store.runtime()?.spawn(follow.run());
         Ok(Self {
             store: store.clone(),
             list,
@@ -152,8 +174,18 @@ impl Replica {
         self.shared.resyncs.load(Ordering::Relaxed)
     }
 
+    /// How many times this replica loaded every revocation: 1 for the load at
+    /// [`start`](Self::start), plus one for each gap ([`resyncs`](Self::resyncs)), each
+    /// reconnection after losing the store (PostgreSQL: the notification listener; SQLite: the
+    /// connection that watches for commits) and each failed consistency check (see
+    /// [`ReplicaOptions::reconcile_interval`]). New revocations alone never cause one.
+    pub fn full_reloads(&self) -> u64 {
+        self.shared.full_reloads.load(Ordering::Relaxed)
+    }
+
     /// PostgreSQL: how many times connecting the notification listener failed. Each failure
-    /// waits before the next attempt, doubling from the poll interval to 5 s.
+    /// waits before the next attempt, doubling from 100 ms (or the poll interval, if longer)
+    /// to 5 s.
     pub fn listen_failures(&self) -> u64 {
         self.shared.listen_failures.load(Ordering::Relaxed)
     }
@@ -206,6 +238,8 @@ fn mark_current(list: &RevocationList) {
 struct Synced {
     /// The highest revocation number applied (or `after` if none).
     max: i64,
+    /// How many revocation rows were read.
+    rows: i64,
     /// Numbers above `after` were not consecutive: something was missed.
     gap: bool,
 }
@@ -226,92 +260,232 @@ async fn sync(
 ) -> Result<Synced, StoreError> {
     let mut max = after.unwrap_or(0);
     let mut gap = false;
+    let mut rows = 0;
     for (id, record) in load_revocations(b, max).await? {
         if after.is_some() && id != max.saturating_add(1) {
             gap = true;
         }
         list.apply(Arc::new(record));
         max = max.max(id);
+        rows += 1;
     }
     let keys = load_keys(b).await?;
     if *ring.snapshot() != keys {
         ring.replace(keys);
     }
-    Ok(Synced { max, gap })
+    Ok(Synced { max, rows, gap })
 }
 
-async fn run(
+/// What a round of the background task reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Round {
+    /// Everything (after a reconnection).
+    Full,
+    /// The revocations after the last number, and the keys.
+    Incremental,
+    /// Nothing: the store answered that nothing changed (SQLite's commit watch).
+    Confirm,
+}
+
+/// The background task's state: where it is in the revocation numbers.
+struct Follow {
     b: Backend,
     list: Arc<RevocationList>,
     ring: Arc<KeyRing>,
     shared: Arc<Shared>,
     options: ReplicaOptions,
-    mut last_id: i64,
-) {
-    let mut last_full = Instant::now();
-    let mut force_full = false;
-    let mut listener: Option<sqlx::postgres::PgListener> = None;
-    // A full reconcile at least once per staleness bound, whatever was configured.
-    let reconcile = options.reconcile_interval.min(options.max_staleness);
-    // Listener failures back off (doubling to 5 s) instead of retrying in a tight loop.
-    let mut backoff = options.poll_interval;
-    let max_backoff = Duration::from_secs(5);
-    while !shared.stop.load(Ordering::SeqCst) {
-        match &b {
-            Backend::Sqlite(_) => tokio::time::sleep(options.poll_interval).await,
-            Backend::Postgres(pool) => {
-                if listener.is_none() {
-                    let failed = match sqlx::postgres::PgListener::connect_with(pool).await {
-                        Ok(mut l) => match l.listen(CHANNEL).await {
-                            Ok(()) => {
-                                listener = Some(l);
-                                force_full = true; // catch up on anything missed
-                                backoff = options.poll_interval;
-                                None
-                            }
-                            Err(e) => Some(format!("listen failed: {e}")),
-                        },
-                        Err(e) => Some(format!("cannot connect the listener: {e}")),
-                    };
-                    if let Some(message) = failed {
-                        shared.listen_failures.fetch_add(1, Ordering::Relaxed);
-                        record_error(&shared, &message);
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(max_backoff);
+    /// How often the consistency check runs.
+    check_every: Duration,
+    /// The highest revocation number applied.
+    last_id: i64,
+    /// How many revocation rows numbered up to `last_id` were applied.
+    rows: i64,
+    last_check: Instant,
+}
+
+impl Follow {
+    fn stopped(&self) -> bool {
+        self.shared.stop.load(Ordering::SeqCst)
+    }
+
+    async fn run(self) {
+        match self.b.clone() {
+            Backend::Sqlite(pool) => self.follow_sqlite(pool).await,
+            Backend::Postgres(pool) => self.follow_postgres(pool).await,
+        }
+    }
+
+    /// SQLite: every poll interval, asks the commit watch whether anything was committed, and
+    /// reads after the last number only then (or after a failed read).
+    async fn follow_sqlite(mut self, pool: sqlx::sqlite::SqlitePool) {
+        let mut watch: Option<CommitWatch> = None;
+        let mut opened_before = false;
+        let mut force_full = false;
+        // A change seen but not applied (the read failed): read again whatever the watch says.
+        let mut pending = false;
+        while !self.stopped() {
+            tokio::time::sleep(self.options.poll_interval).await;
+            if self.stopped() {
+                break;
+            }
+            let changed = match watch.as_mut() {
+                // Opened after the last read: anything may have changed in between.
+                None => match CommitWatch::open(&pool).await {
+                    Ok(w) => {
+                        watch = Some(w);
+                        force_full |= opened_before;
+                        opened_before = true;
+                        true
                     }
-                }
-                if let Some(l) = listener.as_mut() {
-                    match tokio::time::timeout(options.heartbeat, l.try_recv()).await {
-                        Err(_) | Ok(Ok(Some(_))) => {}
-                        Ok(Ok(None)) | Ok(Err(_)) => listener = None,
+                    Err(e) => {
+                        record_error(&self.shared, &format!("cannot watch for commits: {e}"));
+                        continue;
                     }
-                }
+                },
+                Some(w) => match w.changed().await {
+                    Ok(changed) => changed,
+                    Err(e) => {
+                        // Reopened (and everything reloaded) on the next poll.
+                        record_error(&self.shared, &format!("cannot watch for commits: {e}"));
+                        watch = None;
+                        continue;
+                    }
+                },
+            };
+            let round = if force_full {
+                Round::Full
+            } else if changed || pending {
+                Round::Incremental
+            } else {
+                Round::Confirm
+            };
+            let done = self.round(round).await;
+            pending = !done;
+            if done && round == Round::Full {
+                force_full = false;
             }
         }
-        if shared.stop.load(Ordering::SeqCst) {
-            break;
-        }
-        let full = force_full || last_full.elapsed() >= reconcile;
-        let result = match sync(&b, &list, &ring, (!full).then_some(last_id)).await {
-            Ok(s) if s.gap => {
-                // A number was skipped: reload everything before vouching again.
-                shared.resyncs.fetch_add(1, Ordering::Relaxed);
-                sync(&b, &list, &ring, None).await.map(|s| (s.max, true))
+    }
+
+    /// PostgreSQL: reads after the last number on every notification and every heartbeat;
+    /// everything after the listener reconnects.
+    async fn follow_postgres(mut self, pool: sqlx::postgres::PgPool) {
+        let mut listener: Option<sqlx::postgres::PgListener> = None;
+        let mut connected_before = false;
+        let mut force_full = false;
+        // Listener failures back off (doubling to 5 s) instead of retrying in a tight loop.
+        let first_backoff = self.options.poll_interval.max(Duration::from_millis(100));
+        let mut backoff = first_backoff;
+        let max_backoff = Duration::from_secs(5);
+        while !self.stopped() {
+            if listener.is_none() {
+                let failed = match sqlx::postgres::PgListener::connect_with(&pool).await {
+                    Ok(mut l) => match l.listen(CHANNEL).await {
+                        Ok(()) => {
+                            listener = Some(l);
+                            // The first connection follows on from the load at start; a
+                            // reconnection catches up on anything missed with a full load.
+                            force_full |= connected_before;
+                            connected_before = true;
+                            backoff = first_backoff;
+                            None
+                        }
+                        Err(e) => Some(format!("listen failed: {e}")),
+                    },
+                    Err(e) => Some(format!("cannot connect the listener: {e}")),
+                };
+                if let Some(message) = failed {
+                    self.shared.listen_failures.fetch_add(1, Ordering::Relaxed);
+                    record_error(&self.shared, &message);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(max_backoff);
+                }
             }
-            Ok(s) => Ok((s.max, full)),
-            Err(e) => Err(e),
+            if let Some(l) = listener.as_mut() {
+                match tokio::time::timeout(self.options.heartbeat, l.try_recv()).await {
+                    // One read covers every notification already received.
+                    Ok(Ok(Some(_))) => while l.next_buffered().is_some() {},
+                    Err(_) => {}
+                    Ok(Ok(None)) | Ok(Err(_)) => listener = None,
+                }
+            }
+            if self.stopped() {
+                break;
+            }
+            let round = if force_full {
+                Round::Full
+            } else {
+                Round::Incremental
+            };
+            if self.round(round).await && round == Round::Full {
+                force_full = false;
+            }
+        }
+    }
+
+    /// Reads what `round` says, runs the consistency check when it is due, and marks the list
+    /// current if everything answered. Returns whether it did.
+    async fn round(&mut self, round: Round) -> bool {
+        let result = match round {
+            Round::Full => self.full().await,
+            Round::Incremental => self.incremental().await,
+            Round::Confirm => Ok(()),
+        };
+        let result = match result {
+            Ok(()) if self.last_check.elapsed() >= self.check_every => self.check().await,
+            other => other,
         };
         match result {
-            Ok((max, was_full)) => {
-                last_id = last_id.max(max);
-                mark_current(&list);
-                *shared.last_error.lock().unwrap_or_else(|p| p.into_inner()) = None;
-                if was_full {
-                    last_full = Instant::now();
-                    force_full = false;
+            Ok(()) => {
+                mark_current(&self.list);
+                let mut last = self
+                    .shared
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner());
+                if last.is_some() {
+                    *last = None;
                 }
+                true
             }
-            Err(e) => record_error(&shared, &e.to_string()),
+            Err(e) => {
+                record_error(&self.shared, &e.to_string());
+                false
+            }
+        }
+    }
+
+    async fn full(&mut self) -> Result<(), StoreError> {
+        let s = sync(&self.b, &self.list, &self.ring, None).await?;
+        // Keep the highest number seen even if that row is gone: the next one follows it.
+        self.last_id = self.last_id.max(s.max);
+        self.rows = s.rows;
+        self.last_check = Instant::now();
+        self.shared.full_reloads.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn incremental(&mut self) -> Result<(), StoreError> {
+        let s = sync(&self.b, &self.list, &self.ring, Some(self.last_id)).await?;
+        if s.gap {
+            // A number was skipped: reload everything before vouching again.
+            self.shared.resyncs.fetch_add(1, Ordering::Relaxed);
+            return self.full().await;
+        }
+        self.last_id = s.max;
+        self.rows = self.rows.saturating_add(s.rows);
+        Ok(())
+    }
+
+    /// Compares the store's count of rows numbered up to the last one applied with the rows
+    /// applied; reloads everything on a difference.
+    async fn check(&mut self) -> Result<(), StoreError> {
+        let count = count_revocations_through(&self.b, self.last_id).await?;
+        self.last_check = Instant::now();
+        if count == self.rows {
+            Ok(())
+        } else {
+            self.full().await
         }
     }
 }

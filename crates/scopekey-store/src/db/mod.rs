@@ -1,11 +1,15 @@
 //! The lowest layer: the connection pool ([`Backend`]), the runtime that drives it ([`Db`],
-//! [`run_on`]), the [`on!`] macro, change notifications, migrations and time helpers.
+//! [`run_on`]), the [`on!`] macro, change notifications (PostgreSQL's channel, SQLite's
+//! [`CommitWatch`]), migrations and time helpers.
 //!
 //! May import: the crate root ([`StoreError`], [`StoreErrorKind`]) and `redact`. It knows no
 //! table: `tables/`, `store.rs`, `replica.rs` and `sinks.rs` build on it, never the reverse.
 
 mod connect;
 mod migrate;
+mod watch;
+
+pub(crate) use watch::CommitWatch;
 
 use crate::redact::RedactedUrl;
 use crate::{StoreError, StoreErrorKind};

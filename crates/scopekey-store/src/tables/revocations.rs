@@ -1,6 +1,7 @@
 //! `scopekey_revocations` and the counter that numbers them: the one place a revocation is
 //! written ([`insert_revocation!`], with its `revoked` audit row, and [`notify_revoked`] after
-//! the commit), read back ([`load_revocations`]) and mapped to and from its row.
+//! the commit), read back ([`load_revocations`], and counted for the replica's consistency
+//! check, [`count_revocations_through`]) and mapped to and from its row.
 //!
 //! May import: the crate root, `db`, `store` and the `audit` table; `families` and
 //! `consumers` revoke through here.
@@ -135,6 +136,18 @@ pub(crate) async fn load_revocations(
     on!(b, pool => {
         let rows = sqlx::query(sql).bind(after).fetch_all(pool).await.map_err(StoreError::query)?;
         rows.iter().map(revocation).collect()
+    })
+}
+
+/// How many revocation rows are numbered `through` or below: what a replica that has applied
+/// every number up to `through` must have counted (an index-only count of the primary key).
+pub(crate) async fn count_revocations_through(
+    b: &Backend,
+    through: i64,
+) -> Result<i64, StoreError> {
+    let sql = "SELECT COUNT(*) FROM scopekey_revocations WHERE id <= $1";
+    on!(b, pool => {
+        sqlx::query_scalar(sql).bind(through).fetch_one(pool).await.map_err(StoreError::query)
     })
 }
 
