@@ -62,7 +62,7 @@ mod tables;
 
 pub use audit_query::{AuditQuery, MAX_AUDIT_PAGE};
 pub use replica::{Replica, ReplicaOptions};
-pub use sinks::{StoreAuditSink, StoreFamilies, StoreInventory};
+pub use sinks::{StoreAuditSink, StoreFamilies, StoreInventory, StoreUsageCounter};
 pub use store::Store;
 pub use tables::clients::{CLIENT_SECRET_PREFIX, ClientSecret, MAX_CLIENT_SECRET_LEN, SecretCheck};
 

@@ -21,6 +21,10 @@ const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
         4,
         include_str!("../../migrations/sqlite/0004_client_credentials.sql"),
     ),
+    (
+        5,
+        include_str!("../../migrations/sqlite/0005_token_uses.sql"),
+    ),
 ];
 const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
@@ -35,6 +39,10 @@ const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (
         4,
         include_str!("../../migrations/postgres/0004_client_credentials.sql"),
+    ),
+    (
+        5,
+        include_str!("../../migrations/postgres/0005_token_uses.sql"),
     ),
 ];
 
