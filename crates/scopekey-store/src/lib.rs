@@ -17,7 +17,9 @@
 //! current in the background (PostgreSQL pushes changes with `LISTEN/NOTIFY` and a periodic
 //! reconciliation catches anything missed; SQLite is polled every 250 ms), and verification
 //! fails closed when the replica has not confirmed it is current within its bound (30 s by
-//! default).
+//! default). The one exception is a use-limited token (claim `uses`): its uses are counted in
+//! the store by [`Store::usage_counter`], one atomic statement per use, so that every instance
+//! shares the count.
 //!
 //! ```
 //! use scopekey::{KeySet, SigningKey, VerifierConfig};

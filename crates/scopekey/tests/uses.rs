@@ -258,3 +258,31 @@ fn introspection_uses_nothing() {
     assert!(counter.is_empty());
     verifier.verify(minted.token().as_str()).unwrap();
 }
+
+/// A JWT carries `uses` too, counted the same way.
+#[cfg(feature = "jwt")]
+#[test]
+fn a_use_limited_jwt_is_counted_too() {
+    use scopekey::TokenFormat;
+    let key = SigningKey::generate().unwrap();
+    let keys = KeySet::single(key.public_key().clone());
+    let issuer = Issuer::new(key, ISS, "production".parse().unwrap())
+        .unwrap()
+        .with_format(TokenFormat::Jwt);
+    let verifier = Verifier::new(
+        keys,
+        VerifierConfig::new(ISS, AUD, "production".parse().unwrap()).accept_jwt(true),
+    )
+    .unwrap()
+    .with_usage_counter(Arc::new(MemoryUsageCounter::new()));
+    let minted = issuer.issue(&request().max_uses(2)).unwrap();
+    let token = minted.token().as_str();
+    assert!(token.starts_with("eyJ"));
+    verifier.verify(token).unwrap();
+    let grant = verifier.verify(token).unwrap();
+    assert_eq!(grant.claims().max_uses(), Some(2));
+    assert_eq!(
+        verifier.verify(token).unwrap_err().kind(),
+        VerifyErrorKind::UsesExhausted
+    );
+}
