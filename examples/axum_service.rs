@@ -10,7 +10,8 @@
 //! # Or a self-contained demo: generates a key and writes ready-made tokens to DIR.
 //! cargo run --example axum_service -- --demo target/scopekey-demo --listen 127.0.0.1:3000
 //!
-//! # Either, with durable shared state (revocations, keys, inventory, audit):
+//! # Either, with durable shared state (revocations, keys, inventory, audit, the use counts of
+//! # use-limited tokens; without a store those are counted in this process only):
 //! cargo run --example axum_service -- --demo target/scopekey-demo --store sqlite://target/scopekey-demo/state.db
 //!
 //! # Behind a reverse proxy at 10.0.0.2 that appends to Forwarded or X-Forwarded-For:
@@ -48,6 +49,7 @@ use axum::{Json, Router};
 use clap::Parser;
 use scopekey::audit::{AuditSink, JsonLinesSink, RequestContext, SummarizingSink, SummaryConfig};
 use scopekey::revocation::{RevocationList, RevocationTarget, Revoker};
+use scopekey::usage::MemoryUsageCounter;
 use scopekey::{
     Action, Environment, Issuer, KeySet, Network, PublicKey, SigningKey, TokenRequest, Verifier,
     VerifierConfig,
@@ -350,7 +352,9 @@ fn read_public_key(path: &FsPath) -> Result<PublicKey, Box<dyn Error>> {
 pub(crate) type Backing = (Arc<Verifier>, Arc<dyn Revoker>);
 
 /// Verifier and revocation writer backed by `store`: a replica keeps keys and revocations
-/// current; last uses and audit events go to the store. Keys in `extra` are added to the store.
+/// current; last uses and audit events go to the store, and so do the use counts of
+/// use-limited tokens (shared by every instance on the store). Keys in `extra` are added to
+/// the store.
 pub(crate) fn with_store(
     store: &Store,
     extra: &KeySet,
@@ -363,7 +367,8 @@ pub(crate) fn with_store(
     let verifier = replica
         .verifier(config)?
         .with_inventory(Arc::new(store.inventory()?))
-        .with_audit(summarized(Arc::new(store.audit_sink()?))?);
+        .with_audit(summarized(Arc::new(store.audit_sink()?))?)
+        .with_usage_counter(Arc::new(store.usage_counter()));
     Ok((Arc::new(verifier), replica))
 }
 
@@ -448,7 +453,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         }
         None => {
             let list = Arc::new(RevocationList::new());
-            let mut verifier = Verifier::new(keys, config)?.with_revocations(list.clone());
+            // Without a store, use-limited tokens are counted in this process only.
+            let mut verifier = Verifier::new(keys, config)?
+                .with_revocations(list.clone())
+                .with_usage_counter(Arc::new(MemoryUsageCounter::new()));
             if let Some(path) = &args.audit_log {
                 verifier = verifier.with_audit(summarized(Arc::new(JsonLinesSink::open(path)?))?);
             }

@@ -115,10 +115,15 @@ async fn a_revocation_through_one_instance_is_refused_by_the_other() {
         })
         .await
         .unwrap();
-        let summarized = log
+        // Both instances' refusals: each flushes its own summary, so wait for the two.
+        let refusals: u64 = log
             .iter()
-            .any(|l| l.contains("\"event\":\"refused_summary\""))
-            && log.iter().any(|l| l.contains("\"event\":\"token_used\""));
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|e| e["event"] == "refused_summary" && e["reason"] == "revoked")
+            .filter_map(|e| e["count"].as_u64())
+            .sum();
+        let summarized =
+            refusals >= 2 && log.iter().any(|l| l.contains("\"event\":\"token_used\""));
         if summarized || start.elapsed() > Duration::from_secs(10) {
             break (log, records);
         }
@@ -231,5 +236,70 @@ async fn a_disabled_consumer_is_refused_by_the_service_and_others_are_not() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(status(publisher).await, StatusCode::OK);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Two instances of the service on one store share a use-limited token's count: of many
+/// concurrent requests spread over both, exactly N are answered, the rest are 401
+/// `invalid_token` ("the token has no uses left"); an unlimited token is unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_on_one_store_share_a_use_limited_tokens_count() {
+    let dir = std::env::temp_dir().join(format!("scopekey-svc-uses-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}/state.db", dir.display());
+    let key = SigningKey::generate().unwrap();
+    let keys = KeySet::single(key.public_key().clone());
+    let (u1, u2) = (url.clone(), url.clone());
+    let store_a = tokio::task::spawn_blocking(move || Store::open(&u1).unwrap())
+        .await
+        .unwrap();
+    let store_b = tokio::task::spawn_blocking(move || Store::open(&u2).unwrap())
+        .await
+        .unwrap();
+    let a = serve(store_a, keys.clone()).await;
+    let b = serve(store_b, keys).await;
+    let issuer = Issuer::new(key, ISS, "production".parse().unwrap()).unwrap();
+    let request = TokenRequest::new("batch", AUD, "projects:read".parse().unwrap());
+    let limited = issuer.issue(&request.clone().max_uses(4)).unwrap();
+    let plain = issuer.issue(&request).unwrap();
+    let client = Client::new();
+    let requests = (0..20).map(|i| {
+        let base = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let req = client.get(format!("{base}/projects/1")).header(
+            "authorization",
+            format!("Bearer {}", limited.token().as_str()),
+        );
+        async move { req.send().await.unwrap() }
+    });
+    let mut handles = Vec::new();
+    for r in requests {
+        handles.push(tokio::spawn(r));
+    }
+    let (mut ok, mut refused) = (0, 0);
+    for h in handles {
+        let response = h.await.unwrap();
+        match response.status() {
+            StatusCode::OK => ok += 1,
+            StatusCode::UNAUTHORIZED => {
+                let challenge = response.headers()["www-authenticate"].to_str().unwrap();
+                assert!(challenge.contains("no uses left"), "{challenge}");
+                refused += 1;
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!((ok, refused), (4, 16));
+    for base in [&a, &b] {
+        let r = client
+            .get(format!("{base}/projects/1"))
+            .header(
+                "authorization",
+                format!("Bearer {}", plain.token().as_str()),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -2010,3 +2010,67 @@ fn revoking_a_parent_jti_revokes_the_tokens_exchanged_from_it() {
     assert_eq!(out.code, 0, "{}", out.stderr);
     assert_eq!(out.stdout.lines().count(), 1, "{}", out.stdout);
 }
+
+/// `mint --max-uses` limits a token's uses; `inspect` shows the limit and uses nothing;
+/// `verify` refuses it without `--consume-use` (counting nothing), and with `--store URL
+/// --consume-use` counts one use per run in the store, then refuses it as used up.
+#[test]
+fn max_uses_limits_a_token_that_verify_counts_only_when_asked() {
+    let env = Env::new("max-uses");
+    let (secret, public) = env.keygen("keys");
+    let store = env.store();
+    let token = env.mint(&secret, &["--max-uses", "2"]);
+    let out = env.run(&["inspect", &token]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["claims"]["uses"], 2);
+
+    // Without --consume-use: refused, nothing counted, saying how.
+    for extra in [&[][..], &["--store", &store]] {
+        let out = env.verify(&public, &token, extra);
+        assert_eq!(out.code, 1, "{}", out.stdout);
+        assert!(
+            out.stderr.contains("usage_unavailable") && out.stderr.contains("--consume-use"),
+            "{}",
+            out.stderr
+        );
+    }
+    let consume = ["--store", store.as_str(), "--consume-use"];
+    for _ in 0..2 {
+        let out = env.verify(&public, &token, &consume);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        assert_eq!(v["uses"], 2);
+    }
+    let out = env.verify(&public, &token, &consume);
+    assert_eq!(out.code, 1);
+    assert!(out.stderr.contains("uses_exhausted"), "{}", out.stderr);
+    // --consume-use needs a store; a limit out of range is a usage error naming the flag.
+    assert_eq!(env.verify(&public, &token, &["--consume-use"]).code, 2);
+    let plain = env.mint(&secret, &[]);
+    let out = env.verify(&public, &plain, &consume);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["uses"], serde_json::Value::Null);
+    for bad in ["0", "1000001", "x"] {
+        let out = env.run(&[
+            "mint",
+            "--secret-key",
+            &secret,
+            "--issuer",
+            "https://auth.example",
+            "--audience",
+            "https://api.example",
+            "--env",
+            "production",
+            "--subject",
+            "ci-deploy",
+            "--scope",
+            "projects:read",
+            "--max-uses",
+            bad,
+        ]);
+        assert_eq!(out.code, 2, "{bad}: {}", out.stderr);
+        assert!(out.stderr.contains("--max-uses"), "{bad}: {}", out.stderr);
+    }
+}

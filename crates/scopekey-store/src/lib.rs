@@ -18,7 +18,9 @@
 //! (PostgreSQL pushes changes with `LISTEN/NOTIFY`; a SQLite replica asks every 10 ms whether
 //! anything was committed, and reads only then; a cheap periodic count catches anything
 //! missed), and verification fails closed when the replica has not confirmed it is current
-//! within its bound (30 s by default).
+//! within its bound (30 s by default). The one exception is a use-limited token (claim
+//! `uses`): its uses are counted in the store by [`Store::usage_counter`], one atomic statement
+//! per use, so that every instance shares the count.
 //!
 //! ```
 //! use scopekey::{KeySet, SigningKey, VerifierConfig};
@@ -63,7 +65,7 @@ mod tables;
 
 pub use audit_query::{AuditQuery, MAX_AUDIT_PAGE};
 pub use replica::{Replica, ReplicaOptions};
-pub use sinks::{StoreAuditSink, StoreFamilies, StoreInventory};
+pub use sinks::{StoreAuditSink, StoreFamilies, StoreInventory, StoreUsageCounter};
 pub use store::Store;
 pub use tables::clients::{CLIENT_SECRET_PREFIX, ClientSecret, MAX_CLIENT_SECRET_LEN, SecretCheck};
 

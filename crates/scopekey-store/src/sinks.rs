@@ -1,4 +1,5 @@
-//! The store behind the core's traits: inventory, refresh families and audit sink.
+//! The store behind the core's traits: inventory, refresh families, audit sink and usage
+//! counter.
 //!
 //! May import: everything below it (the crate root, `db`, `store`, `tables`); nothing
 //! imports it but the crate root.
@@ -10,10 +11,11 @@ use scopekey::audit::{AuditError, AuditEvent, AuditKind, AuditSink};
 use scopekey::consumer::{Consumer, ConsumerDirectory};
 use scopekey::inventory::{Inventory, InventoryQuery, TokenRecord};
 use scopekey::refresh::{Presentation, RefreshFamilies, Rotation};
+use scopekey::usage::{Consumption, UsageCounter};
 use scopekey::{FamilyId, TokenId};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::time::Duration;
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
@@ -103,6 +105,19 @@ impl Store {
             tx,
             state,
         })
+    }
+
+    /// A [`UsageCounter`] in this store, for
+    /// [`Verifier::with_usage_counter`](scopekey::Verifier::with_usage_counter): every use of a
+    /// use-limited token is one atomic statement ([`Store::consume_token_use`]), so all the
+    /// instances sharing the store share each token's count, and a store that does not answer
+    /// refuses the token (fail closed). At most once an hour, a use also deletes the counts of
+    /// tokens no verifier accepts any more ([`Store::prune_token_uses`]).
+    pub fn usage_counter(&self) -> StoreUsageCounter {
+        StoreUsageCounter {
+            store: self.clone(),
+            pruned_at: Arc::new(AtomicI64::new(0)),
+        }
     }
 
     /// [`RefreshFamilies`] in this store: rotation is one atomic update, so two processes
@@ -245,6 +260,45 @@ impl Inventory for StoreInventory {
 
     fn query(&self, query: &InventoryQuery) -> Result<Vec<TokenRecord>, BackendError> {
         self.store.tokens(query).map_err(inventory_error)
+    }
+}
+
+/// A [`UsageCounter`] in the store. See [`Store::usage_counter`].
+#[derive(Debug, Clone)]
+pub struct StoreUsageCounter {
+    store: Store,
+    /// Unix second of the last pruning of expired counts (0: none yet).
+    pruned_at: Arc<AtomicI64>,
+}
+
+/// How often a [`StoreUsageCounter`] deletes expired counts: once an hour.
+const PRUNE_EVERY: i64 = 3600;
+
+impl UsageCounter for StoreUsageCounter {
+    fn consume(
+        &self,
+        token_id: &TokenId,
+        limit: u32,
+        keep_until: OffsetDateTime,
+    ) -> Result<Consumption, BackendError> {
+        let outcome = self
+            .store
+            .consume_token_use(token_id, limit, keep_until)
+            .map_err(|e| BackendError::new(e.to_string(), Some(Box::new(e))))?;
+        let now = crate::db::now_seconds();
+        let last = self.pruned_at.load(Ordering::Relaxed);
+        if now - last >= PRUNE_EVERY
+            && self
+                .pruned_at
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            // Housekeeping only: a failure leaves rows that the next pruning deletes.
+            let _ = self
+                .store
+                .prune_token_uses(OffsetDateTime::from_unix_timestamp(now).unwrap_or(keep_until));
+        }
+        Ok(outcome)
     }
 }
 

@@ -77,7 +77,8 @@ pub enum Rejection {
     InvalidToken(VerifyErrorKind),
     /// The token does not grant the scope: 403 `insufficient_scope` with `scope="…"`.
     InsufficientScope(Scope),
-    /// The decision could not be made safely (stale revocation state, audit sink down): 503,
+    /// The decision could not be made safely (stale revocation state, audit sink down, a
+    /// use-limited token whose use could not be counted): 503,
     /// fail closed.
     Unavailable(VerifyErrorKind),
     /// An id taken from the request (a path segment) cannot name a resource: 400 without a
@@ -90,9 +91,9 @@ impl Rejection {
     /// The rejection for a verification error.
     pub fn from_verify_error(e: &VerifyError) -> Self {
         match e.kind() {
-            VerifyErrorKind::RevocationStale | VerifyErrorKind::AuditUnavailable => {
-                Self::Unavailable(e.kind())
-            }
+            VerifyErrorKind::RevocationStale
+            | VerifyErrorKind::AuditUnavailable
+            | VerifyErrorKind::UsageUnavailable => Self::Unavailable(e.kind()),
             kind => Self::InvalidToken(kind),
         }
     }
@@ -143,6 +144,7 @@ impl Rejection {
                     "the token signature is not valid here"
                 }
                 VerifyErrorKind::NetworkNotAllowed => "the token may not be used from this network",
+                VerifyErrorKind::UsesExhausted => "the token has no uses left",
                 _ => "the token is malformed",
             },
             Self::InsufficientScope(_) => "the token does not grant the required scope",

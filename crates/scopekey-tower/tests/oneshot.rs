@@ -583,3 +583,44 @@ async fn network_limited_tokens_work_only_from_their_networks() {
         no
     );
 }
+
+/// A use-limited token is answered until its uses run out, then 401 `invalid_token` ("no uses
+/// left"); behind a verifier without a usage counter it is 503 without a challenge (the
+/// decision cannot be made safely), and unlimited tokens are unaffected.
+#[tokio::test]
+async fn use_limited_tokens_are_401_when_used_up_and_503_without_a_counter() {
+    let f = fixture();
+    let once = f
+        .issuer
+        .issue(&TokenRequest::new("svc", AUD, "billing:read".parse().unwrap()).single_use())
+        .unwrap();
+    let once = once.token().as_str().to_owned();
+    let (plain, _) = f.token("billing:read");
+    // The fixture's verifier has no counter: fail closed.
+    let (status, challenge) = call(f.state.clone(), once.clone(), None, &[]).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(challenge.is_empty(), "{challenge}");
+    assert_eq!(
+        call(f.state.clone(), plain.clone(), None, &[]).await.0,
+        StatusCode::OK
+    );
+
+    let verifier = Verifier::new(
+        KeySet::single(f.issuer.public_key().clone()),
+        VerifierConfig::new(ISS, AUD, "production".parse().unwrap()).clock(f.clock.clone()),
+    )
+    .unwrap()
+    .with_usage_counter(Arc::new(scopekey::usage::MemoryUsageCounter::new()));
+    let counted = AuthState::new(Arc::new(verifier), Realm::new("test-api").unwrap());
+    assert_eq!(
+        call(counted.clone(), once.clone(), None, &[]).await.0,
+        StatusCode::OK
+    );
+    let (status, challenge) = call(counted.clone(), once, None, &[]).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        challenge.contains("invalid_token") && challenge.contains("no uses left"),
+        "{challenge}"
+    );
+    assert_eq!(call(counted, plain, None, &[]).await.0, StatusCode::OK);
+}

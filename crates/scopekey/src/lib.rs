@@ -93,6 +93,7 @@ pub mod danger;
 pub mod audit;
 pub mod inventory;
 pub mod revocation;
+pub mod usage;
 #[cfg(feature = "jwt")]
 pub use key::jwks;
 pub use lifecycle::{consumer, refresh};

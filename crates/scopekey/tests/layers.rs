@@ -72,6 +72,7 @@ fn the_core_layers_import_only_downward() {
         "refresh",
         "consumer",
         "danger",
+        "usage",
     ];
     let above_token: Vec<&str> = ["lifecycle"].iter().chain(&facades).copied().collect();
     assert!(assert_never_imports(&src, "token", &above_token) >= 10);

@@ -4,6 +4,7 @@ use crate::Failure;
 use crate::args::{OptionalStore, SecretKey, TokenContext};
 use crate::common::{Outcome, duration, load_roles, parse_scopes, refused, store_error, usage};
 use clap::Args;
+use scopekey::usage::MAX_USES;
 use scopekey::{Issuer, MAX_NETWORKS, Network, TokenRequest};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -62,6 +63,11 @@ pub(crate) struct MintArgs {
     /// it from anywhere else, and wherever they know no client address.
     #[arg(long = "allow-ip", value_name = "CIDR")]
     allow_ip: Vec<String>,
+    /// Limit the token to N uses (1 to 1000000; 1 for a single-use token): verifiers count
+    /// each use in their usage counter (a shared store's, for several instances) and refuse
+    /// it after the last, and wherever they have no counter.
+    #[arg(long = "max-uses", value_name = "N")]
+    max_uses: Option<u32>,
     /// Token format: `paseto` (PASETO v4.public, the default) or `jwt` (JWS, EdDSA, at+jwt).
     #[arg(long, default_value = "paseto", value_name = "FORMAT")]
     format: String,
@@ -110,6 +116,13 @@ pub(crate) fn exec(a: MintArgs) -> Outcome {
     let scopes =
         scopekey::ScopeSet::from_scopes(listed).map_err(|e| usage(format!("--scope: {e}")))?;
     let networks = networks(&a.allow_ip)?;
+    if let Some(n) = a.max_uses
+        && !(1..=MAX_USES).contains(&n)
+    {
+        return Err(usage(format!(
+            "--max-uses: a token may be limited to 1 to {MAX_USES} uses, not {n}"
+        )));
+    }
     let format: scopekey::TokenFormat = a
         .format
         .parse()
@@ -148,6 +161,9 @@ pub(crate) fn exec(a: MintArgs) -> Outcome {
     }
     if !networks.is_empty() {
         request = request.allow_networks(networks);
+    }
+    if let Some(n) = a.max_uses {
+        request = request.max_uses(n);
     }
     let minted = match (&a.consumer, &store) {
         (Some(name), Some(store)) => {

@@ -44,6 +44,11 @@ pub(crate) struct VerifyArgs {
     /// refuses it.
     #[arg(long = "client-ip", value_name = "ADDR")]
     client_ip: Option<String>,
+    /// Count one use of a use-limited token (claim `uses`) in --store's usage counter, the
+    /// count the services sharing that store keep: the token then has one use fewer. Without
+    /// it such a token is refused (usage_unavailable), and no use is counted.
+    #[arg(long = "consume-use", requires = "store")]
+    consume_use: bool,
     #[command(flatten)]
     store: OptionalStore,
     /// Accept a JWT access token too (by default only PASETO v4.public verifies).
@@ -85,13 +90,16 @@ pub(crate) fn exec(a: VerifyArgs) -> Outcome {
     let (verifier, _replica) = match a.store.open()? {
         Some(store) => {
             let replica = Replica::start(&store, ReplicaOptions::default()).map_err(store_error)?;
-            let verifier = match a.public_keys.key_set()? {
+            let mut verifier = match a.public_keys.key_set()? {
                 None => replica.verifier(config),
                 Some(keys) => {
                     Verifier::new(keys, config).map(|v| v.with_revocations(replica.revocations()))
                 }
             }
             .map_err(usage)?;
+            if a.consume_use {
+                verifier = verifier.with_usage_counter(std::sync::Arc::new(store.usage_counter()));
+            }
             (verifier, Some(replica))
         }
         None => {
@@ -107,6 +115,10 @@ pub(crate) fn exec(a: VerifyArgs) -> Outcome {
         let hint = match (e.kind(), client) {
             (VerifyErrorKind::NetworkNotAllowed, None) => {
                 " (give --client-ip ADDR to check it from a client address)"
+            }
+            (VerifyErrorKind::UsageUnavailable, _) if !a.consume_use => {
+                " (a use-limited token: give --store URL --consume-use to count one of its uses \
+                 in the store the services share; `scopekey inspect` shows it without verifying)"
             }
             _ => "",
         };
@@ -132,6 +144,6 @@ fn claims_json(c: &scopekey::Claims, now: OffsetDateTime) -> serde_json::Value {
         "iat": fmt_time(c.issued_at()), "nbf": c.not_before().map(fmt_time), "exp": fmt_time(c.expires_at()),
         "expires": relative(c.expires_at(), now),
         "owner": c.owner(), "purpose": c.purpose(), "fam": c.family().map(|f| f.as_str()),
-        "net": c.other().get("net"),
+        "net": c.other().get("net"), "uses": c.max_uses(),
     })
 }

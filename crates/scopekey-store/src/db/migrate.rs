@@ -25,6 +25,10 @@ const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
         5,
         include_str!("../../migrations/sqlite/0005_operators.sql"),
     ),
+    (
+        6,
+        include_str!("../../migrations/sqlite/0006_token_uses.sql"),
+    ),
 ];
 const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
@@ -43,6 +47,10 @@ const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (
         5,
         include_str!("../../migrations/postgres/0005_operators.sql"),
+    ),
+    (
+        6,
+        include_str!("../../migrations/postgres/0006_token_uses.sql"),
     ),
 ];
 

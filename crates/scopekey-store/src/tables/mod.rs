@@ -3,7 +3,7 @@
 //!
 //! May import: the crate root, `db`, `store` and `audit_query`; never `replica` or `sinks`.
 //! Among the tables the arrows point one way: `families` and `consumers` revoke through
-//! `revocations`, which audits through `audit`; `keys` and `tokens` stand alone.
+//! `revocations`, which audits through `audit`; `keys`, `tokens` and `uses` stand alone.
 
 pub(crate) mod audit;
 pub(crate) mod clients;
@@ -12,6 +12,7 @@ pub(crate) mod families;
 pub(crate) mod keys;
 pub(crate) mod revocations;
 pub(crate) mod tokens;
+pub(crate) mod uses;
 
 use crate::StoreError;
 use sqlx::Row;

@@ -7,3 +7,4 @@ pub mod consumer;
 pub(crate) mod inventory;
 pub mod refresh;
 pub(crate) mod revocation;
+pub(crate) mod usage;

@@ -430,6 +430,14 @@ impl Refresher {
                  client address to check): mint them with Issuer::issue",
             ));
         }
+        if request.max_uses.is_some() {
+            // The exchange mints new access tokens of the family, each of which would get its
+            // own count again; a usage limit belongs to one token, minted with Issuer::issue.
+            return Err(RefreshError::new(
+                RefreshErrorKind::Issue,
+                "use-limited tokens cannot start a refresh family (each exchange would mint a                  fresh count): mint them with Issuer::issue",
+            ));
+        }
         let family = FamilyId::generate().map_err(|e| {
             RefreshError::new(RefreshErrorKind::Unavailable, format!("no family id: {e}"))
         })?;

@@ -111,6 +111,8 @@ pub(crate) struct Verified {
     pub(crate) key_id: KeyId,
     /// The client networks of its `net` claim, parsed once; `None` for an unlimited token.
     pub(crate) networks: Option<Box<[crate::token::network::Network]>>,
+    /// The usage limit of its `uses` claim, parsed once; `None` for an unlimited token.
+    pub(crate) max_uses: Option<u32>,
 }
 
 /// Holds the token text: no `Debug`, so no formatting of the cache can print it.

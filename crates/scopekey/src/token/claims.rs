@@ -95,7 +95,15 @@ impl Claims {
         self.family.as_ref()
     }
 
-    /// Claims this library does not define, preserved as signed.
+    /// `uses`: how many times the token may be used, if it is use-limited
+    /// ([`TokenRequest::max_uses`](crate::TokenRequest::max_uses)). `None` without the claim,
+    /// and for a claim that is not an integer in 1..=[`MAX_USES`](crate::usage::MAX_USES)
+    /// (which no verifier accepts).
+    pub fn max_uses(&self) -> Option<u32> {
+        crate::token::usage::uses_of(&self.other).ok().flatten()
+    }
+
+    /// Claims this library does not define, preserved as signed (`net` and `uses` among them).
     ///
     /// # Security
     /// They are authenticated but never used for authorization; only [`Claims::scopes`] is.

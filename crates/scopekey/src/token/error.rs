@@ -52,6 +52,12 @@ pub enum VerifyErrorKind {
     /// The token is limited to client networks (claim `net`) and the request came from outside
     /// them, or from an address the verifier could not establish (fail closed).
     NetworkNotAllowed,
+    /// The token is limited to a number of uses (claim `uses`) and has had them all.
+    UsesExhausted,
+    /// The token is limited to a number of uses (claim `uses`) and its use could not be
+    /// counted: the verifier has no usage counter, or the counter (its store) failed. Refused
+    /// to fail closed.
+    UsageUnavailable,
 }
 
 impl VerifyErrorKind {
@@ -76,6 +82,8 @@ impl VerifyErrorKind {
             Self::RevocationStale => "revocation_stale",
             Self::AuditUnavailable => "audit_unavailable",
             Self::NetworkNotAllowed => "network_not_allowed",
+            Self::UsesExhausted => "uses_exhausted",
+            Self::UsageUnavailable => "usage_unavailable",
         }
     }
 }
@@ -124,6 +132,7 @@ pub enum BackendErrorKind {
 }
 
 /// A store behind [`Inventory`](crate::inventory::Inventory),
+/// [`UsageCounter`](crate::usage::UsageCounter),
 /// [`RefreshFamilies`](crate::refresh::RefreshFamilies) or
 /// [`ConsumerDirectory`](crate::consumer::ConsumerDirectory) could not do what was asked. The
 /// caller fails closed: the token is withheld, the exchange refused.
@@ -171,7 +180,7 @@ mod tests {
     use super::VerifyErrorKind;
 
     /// Every kind, in declaration order.
-    const ALL: [VerifyErrorKind; 18] = [
+    const ALL: [VerifyErrorKind; 20] = [
         VerifyErrorKind::Oversized,
         VerifyErrorKind::Malformed,
         VerifyErrorKind::UnsupportedFormat,
@@ -190,6 +199,8 @@ mod tests {
         VerifyErrorKind::RevocationStale,
         VerifyErrorKind::AuditUnavailable,
         VerifyErrorKind::NetworkNotAllowed,
+        VerifyErrorKind::UsesExhausted,
+        VerifyErrorKind::UsageUnavailable,
     ];
 
     /// Fails to compile when a kind is added, until [`ALL`] (and so the guides' check) has it.
@@ -213,6 +224,8 @@ mod tests {
             VerifyErrorKind::RevocationStale => 15,
             VerifyErrorKind::AuditUnavailable => 16,
             VerifyErrorKind::NetworkNotAllowed => 17,
+            VerifyErrorKind::UsesExhausted => 18,
+            VerifyErrorKind::UsageUnavailable => 19,
         }
     }
 

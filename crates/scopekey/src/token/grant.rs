@@ -52,6 +52,7 @@ impl Grant {
                 claims,
                 key_id: crate::KeyId::of_key_bytes(&[0; 32]),
                 networks: None,
+                max_uses: None,
             }),
             audit: None,
             request: None,

@@ -8,6 +8,7 @@ use crate::token::claims::{Claims, Environment, FamilyId, TokenId, TokenType, ch
 use crate::token::inventory::{Inventory, TokenRecord};
 use crate::token::network::{MAX_NETWORKS, NETWORK_CLAIM, Network};
 use crate::token::paseto;
+use crate::token::usage::{MAX_USES, USES_CLAIM};
 use serde_json::Map;
 use std::fmt;
 use std::sync::Arc;
@@ -137,6 +138,7 @@ pub struct TokenRequest {
     allow_broad: bool,
     pub(crate) escalate: bool,
     pub(crate) networks: Vec<Network>,
+    pub(crate) max_uses: Option<u32>,
 }
 
 impl TokenRequest {
@@ -153,6 +155,7 @@ impl TokenRequest {
             allow_broad: false,
             escalate: false,
             networks: Vec::new(),
+            max_uses: None,
         }
     }
 
@@ -204,6 +207,22 @@ impl TokenRequest {
     pub fn allow_networks(mut self, networks: impl IntoIterator<Item = Network>) -> Self {
         self.networks.extend(networks);
         self
+    }
+
+    /// Limits the token to `uses` verifications (claim `uses`, 1 to
+    /// [`MAX_USES`](crate::usage::MAX_USES)): a verifier counts each one with its
+    /// [`UsageCounter`](crate::usage::UsageCounter), cached or not, and refuses the token
+    /// after the last, and always when it has no counter or its counter fails (fail closed).
+    /// Several instances must share the count (a store's counter) for the limit to hold
+    /// across them; see `docs/binding.md`.
+    pub fn max_uses(mut self, uses: u32) -> Self {
+        self.max_uses = Some(uses);
+        self
+    }
+
+    /// A token that verifies once: [`max_uses(1)`](Self::max_uses).
+    pub fn single_use(self) -> Self {
+        self.max_uses(1)
     }
 
     /// Allows broad scopes (a `*` action or a `*` resource segment).
@@ -349,7 +368,8 @@ impl Issuer {
     /// [`IssueErrorKind::NeedsEscalation`] for a scope beyond `read` without
     /// [`TokenRequest::escalate`] (the message names it);
     /// [`IssueErrorKind::Lifetime`] for a zero lifetime or one above the maximum;
-    /// [`IssueErrorKind::InvalidClaim`] for an invalid subject, audience, owner or purpose;
+    /// [`IssueErrorKind::InvalidClaim`] for an invalid subject, audience, owner or purpose,
+    /// too many networks, or a usage limit outside 1..=[`MAX_USES`](crate::usage::MAX_USES);
     /// [`IssueErrorKind::Randomness`] if no token id could be drawn.
     pub fn issue(&self, request: &TokenRequest) -> Result<Minted, IssueError> {
         self.issue_typed(request, TokenType::Access, None, None)
@@ -464,6 +484,14 @@ impl Issuer {
             nets.sort();
             nets.dedup();
             other.insert(NETWORK_CLAIM.to_owned(), serde_json::json!(nets));
+        }
+        if let Some(uses) = r.max_uses {
+            if !(1..=MAX_USES).contains(&uses) {
+                return Err(invalid(format!(
+                    "a token may be limited to 1 to {MAX_USES} uses, not {uses}"
+                )));
+            }
+            other.insert(USES_CLAIM.to_owned(), serde_json::Value::from(uses));
         }
         let ttl = r.ttl.unwrap_or(self.default_ttl);
         if ttl.as_secs() == 0 || ttl > max_ttl {

@@ -1,9 +1,10 @@
 //! Tokens: claims, the PASETO and JWT formats, the issuer, the verifier and its grant, the
 //! grant cache.
 //!
-//! The request path calls three small traits defined here and implemented above:
+//! The request path calls four small traits defined here and implemented above:
 //! [`RevocationCheck`](revocation::RevocationCheck), [`AuditSink`](audit::AuditSink) and
-//! [`Inventory`](inventory::Inventory) (its `touch` is the usage note). Nothing here imports
+//! [`Inventory`](inventory::Inventory) (its `touch` is the usage note) and
+//! [`UsageCounter`](usage::UsageCounter) (usage limits). Nothing here imports
 //! [`lifecycle`](crate::lifecycle).
 
 pub(crate) mod audit;
@@ -21,4 +22,5 @@ pub mod jwt;
 pub(crate) mod network;
 pub mod paseto;
 pub(crate) mod revocation;
+pub(crate) mod usage;
 pub(crate) mod verifier;

@@ -13,6 +13,7 @@ use crate::token::inventory::Inventory;
 use crate::token::issuer::DEFAULT_MAX_TTL;
 use crate::token::paseto;
 use crate::token::revocation::{RevocationCheck, RevocationStatus, TokenFacts};
+use crate::token::usage::UsageCounter;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -173,6 +174,7 @@ pub struct Verifier {
     revocations: Option<Arc<dyn RevocationCheck>>,
     audit: Option<Arc<dyn AuditSink>>,
     inventory: Option<Arc<dyn Inventory>>,
+    usage: Option<Arc<dyn UsageCounter>>,
 }
 
 impl Verifier {
@@ -220,6 +222,7 @@ impl Verifier {
             revocations: None,
             audit: None,
             inventory: None,
+            usage: None,
         })
     }
 
@@ -255,6 +258,15 @@ impl Verifier {
         self
     }
 
+    /// Counts the uses of use-limited tokens (claim `uses`) in `counter`, on every
+    /// verification, cached or not, once every other check has passed. Without a counter, a
+    /// use-limited token is refused ([`VerifyErrorKind::UsageUnavailable`]); tokens without
+    /// `uses` never touch it. See [`crate::usage`].
+    pub fn with_usage_counter(mut self, counter: Arc<dyn UsageCounter>) -> Self {
+        self.usage = Some(counter);
+        self
+    }
+
     /// The trusted keys, as of now.
     pub fn keys(&self) -> Arc<KeySet> {
         self.keys.snapshot()
@@ -270,7 +282,9 @@ impl Verifier {
     ///
     /// Order: length (before any decoding), header, structure and base64url, footer and key id
     /// (looked up in memory only), signature with the environment bound in, then the claims
-    /// (parsed only once authenticated), issuer, audience, environment and times.
+    /// (parsed only once authenticated), issuer, audience, environment and times, revocation,
+    /// and last one use of a use-limited token (claim `uses`), counted by the
+    /// [usage counter](Self::with_usage_counter).
     ///
     /// # Errors
     /// A [`VerifyError`] whose [`kind`](VerifyError::kind) names the reason; see [`VerifyErrorKind`].
@@ -323,7 +337,9 @@ impl Verifier {
     /// [`verify_for_request`](Self::verify_for_request), whose context carries the client).
     ///
     /// # Errors
-    /// As [`verify`](Self::verify), and [`VerifyErrorKind::NetworkNotAllowed`].
+    /// As [`verify`](Self::verify) (which includes [`VerifyErrorKind::UsesExhausted`] and
+    /// [`VerifyErrorKind::UsageUnavailable`] for a use-limited token), and
+    /// [`VerifyErrorKind::NetworkNotAllowed`].
     pub fn verify_from(
         &self,
         token: &str,
@@ -337,11 +353,13 @@ impl Verifier {
     /// except for a network caveat (claim `net`), which belongs to the request a token is
     /// presented with, not to the token: for an introspection or revocation endpoint, or an
     /// operator, asking whether a token is live. Records nothing in the audit trail or the
-    /// inventory (it is not a use of the token) and bypasses the grant cache.
+    /// inventory (it is not a use of the token) and bypasses the grant cache. A use-limited
+    /// token (claim `uses`) uses nothing here, and its count is not read: one used up still
+    /// verifies.
     ///
     /// # Security
     /// Never authorize a request with the grant it returns: a network-limited token presented
-    /// from outside its networks verifies here.
+    /// from outside its networks verifies here, and so does a used-up one.
     ///
     /// # Errors
     /// As [`verify`](Self::verify), without [`VerifyErrorKind::NetworkNotAllowed`].
@@ -462,6 +480,11 @@ impl Verifier {
                 Some(_) => {}
             }
         }
+        // Last, so that a token refused for anything else uses nothing; on every request.
+        if let Some(limit) = verified.max_uses {
+            crate::token::usage::consume_use(self.usage.as_deref(), &verified.claims, limit)
+                .map_err(|e| (e, Some(Box::new(verified.claims.clone()))))?;
+        }
         Ok(verified)
     }
 
@@ -510,10 +533,18 @@ impl Verifier {
                 return Err((e, Some(Box::new(claims))));
             }
         };
+        let max_uses = match crate::token::usage::uses_of(&claims.other) {
+            Ok(n) => n,
+            Err(why) => {
+                let e = VerifyError::new(VerifyErrorKind::InvalidClaims, why);
+                return Err((e, Some(Box::new(claims))));
+            }
+        };
         let verified = Arc::new(Verified {
             claims,
             key_id,
             networks,
+            max_uses,
         });
         if let Some(c) = cache {
             c.insert(
