@@ -4,25 +4,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use reqwest::{Client, Method, StatusCode};
 use scopekey::SigningKey;
 use scopekey_server::{ServerConfig, TokenService};
 use scopekey_store::Store;
 use serde_json::{Value, json};
-use std::net::SocketAddr;
 
 struct Admin {
     base: String,
     store: Store,
     token: String,
     _service: TokenService,
-    dir: std::path::PathBuf,
-}
-
-impl Drop for Admin {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    _dir: common::Dir,
 }
 
 struct Answer {
@@ -32,17 +27,9 @@ struct Answer {
 }
 
 async fn start() -> Admin {
-    let dir = std::env::temp_dir().join(format!(
-        "scopekey-admin-{}",
-        scopekey::TokenId::generate()
-            .unwrap()
-            .as_str()
-            .to_lowercase()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let url = format!("sqlite://{}/scopekey.db", dir.display());
+    let dir = common::Dir::new("scopekey-admin");
+    let (listener, base) = common::listener().await;
+    let url = dir.store_url();
     let config =
         ServerConfig::new(base.clone(), "https://api.example", "test".parse().unwrap()).unwrap();
     let (service, store, token) = tokio::task::spawn_blocking(move || {
@@ -59,16 +46,13 @@ async fn start() -> Admin {
     })
     .await
     .unwrap();
-    let app = service
-        .router()
-        .into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    common::serve(listener, &service);
     Admin {
         base,
         store,
         token,
         _service: service,
-        dir,
+        _dir: dir,
     }
 }
 
@@ -301,16 +285,7 @@ async fn admin_tokens_and_scopes_gate_every_route() {
     assert_eq!(a.consumer_count().await, 2);
 }
 
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+use common::urlencode;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn consumers_are_created_edited_disabled_and_enabled() {

@@ -4,12 +4,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use reqwest::{Client, StatusCode, redirect::Policy};
 use scopekey::SigningKey;
 use scopekey::consumer::Consumer;
 use scopekey_server::{ServerConfig, TokenService};
 use scopekey_store::Store;
-use std::net::SocketAddr;
 
 struct Console {
     base: String,
@@ -18,29 +19,13 @@ struct Console {
     token: String,
     jti: String,
     client: Client,
-    _dir: Dir,
-}
-
-struct Dir(std::path::PathBuf);
-
-impl Drop for Dir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    _dir: common::Dir,
 }
 
 async fn start() -> Console {
-    let dir = std::env::temp_dir().join(format!(
-        "scopekey-console-{}",
-        scopekey::TokenId::generate()
-            .unwrap()
-            .as_str()
-            .to_lowercase()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let url = format!("sqlite://{}/scopekey.db", dir.display());
+    let dir = common::Dir::new("scopekey-console");
+    let (listener, base) = common::listener().await;
+    let url = dir.store_url();
     let config =
         ServerConfig::new(base.clone(), "https://api.example", "test".parse().unwrap()).unwrap();
     let (service, store, admin, secret) = tokio::task::spawn_blocking(move || {
@@ -66,10 +51,7 @@ async fn start() -> Console {
     })
     .await
     .unwrap();
-    let app = service
-        .router()
-        .into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    common::serve(listener, &service);
     let client = Client::builder().redirect(Policy::none()).build().unwrap();
     let resp = client
         .post(format!("{base}/oauth/token"))
@@ -101,7 +83,7 @@ async fn start() -> Console {
         token,
         jti,
         client,
-        _dir: Dir(dir),
+        _dir: dir,
     }
 }
 

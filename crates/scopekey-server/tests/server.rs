@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+
 use reqwest::{Client, StatusCode};
 use scopekey::consumer::Consumer;
 use scopekey::inventory::InventoryQuery;
@@ -10,7 +12,6 @@ use scopekey::{KeySet, SigningKey, VerifierConfig, VerifyErrorKind};
 use scopekey_server::{ServerConfig, TokenService};
 use scopekey_store::{ReplicaOptions, Store};
 use serde_json::Value;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 const API: &str = "https://api.example";
@@ -23,15 +24,7 @@ struct Server {
     key: String,
     ci_secret: String,
     ops_secret: String,
-    _dir: TempDir,
-}
-
-struct TempDir(std::path::PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    _dir: common::Dir,
 }
 
 fn consumer(name: &str, ceiling: &str) -> Consumer {
@@ -48,17 +41,9 @@ fn consumer(name: &str, ceiling: &str) -> Consumer {
 /// A server on a fresh SQLite store, with consumers `ci` (ceiling `projects:read
 /// projects/42:write`) and `ops` (`audit:read`), each with a client secret.
 async fn start(configure: impl FnOnce(ServerConfig) -> ServerConfig) -> Server {
-    let dir = std::env::temp_dir().join(format!(
-        "scopekey-server-{}",
-        scopekey::TokenId::generate()
-            .unwrap()
-            .as_str()
-            .to_lowercase()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let url = format!("sqlite://{}/scopekey.db", dir.display());
+    let dir = common::Dir::new("scopekey-server");
+    let (listener, base) = common::listener().await;
+    let url = dir.store_url();
     let config = configure(
         ServerConfig::new(base.clone(), API, "test".parse().unwrap())
             .unwrap()
@@ -91,17 +76,14 @@ async fn start(configure: impl FnOnce(ServerConfig) -> ServerConfig) -> Server {
     })
     .await
     .unwrap();
-    let app = service
-        .router()
-        .into_make_service_with_connect_info::<SocketAddr>();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    common::serve(listener, &service);
     Server {
         base,
         store,
         key,
         ci_secret,
         ops_secret,
-        _dir: TempDir(dir),
+        _dir: dir,
     }
 }
 
@@ -287,20 +269,7 @@ async fn client_credentials_give_tokens_that_verify_with_the_published_keys() {
     assert!(trail.iter().all(|e| !e.contains(token)));
 }
 
-fn urlencode(s: &str) -> String {
-    percent_encode(s)
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
+use common::urlencode;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_refusal_has_its_rfc_error_and_changes_nothing() {
