@@ -398,9 +398,13 @@ pub(crate) async fn login(service: TokenService, request: axum::extract::Request
             "too many sessions: try again later",
         );
     };
-    let _ = service
+    if let Err(p) = service
         .record(&grant, "console.login", grant.subject())
-        .await;
+        .await
+    {
+        service.inner.sessions.close(&id);
+        return error_page(p.status(), p.detail());
+    }
     let mut r = redirect("/console");
     set_cookie(&mut r, SESSION_COOKIE, &id, left, service.secure_cookies());
     set_cookie(&mut r, LOGIN_COOKIE, "", 0, service.secure_cookies());
