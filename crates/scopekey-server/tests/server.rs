@@ -876,7 +876,7 @@ async fn authlib_discovers_gets_introspects_and_revokes() {
     let Some(python) = python("authlib_discovers_gets_introspects_and_revokes") else {
         return;
     };
-    let s = start(|c| c).await;
+    let s = start(|c| c.refresh_tokens(true)).await;
     let seed = [42u8; 32];
     let client_key = ed25519_dalek::SigningKey::from_bytes(&seed);
     let public = scopekey::PublicKey::from_bytes(client_key.verifying_key().as_bytes()).unwrap();
@@ -936,6 +936,26 @@ async fn authlib_discovers_gets_introspects_and_revokes() {
         assert_eq!(grant.subject(), "ci", "{name}");
     }
     assert_eq!(answer["basic_scope"], "projects:read");
+    // Authlib refreshed (a new pair), and its replay of the used refresh token was refused.
+    assert_eq!(
+        verifier
+            .verify(answer["refreshed"].as_str().unwrap())
+            .unwrap()
+            .subject(),
+        "ci"
+    );
+    assert_eq!(answer["refreshed_has_new_refresh"], true);
+    assert_eq!(answer["replay"], "invalid_grant");
+    // The exchanged token: the same consumer, the scope asked for.
+    let child = verifier
+        .verify(answer["exchanged"].as_str().unwrap())
+        .unwrap();
+    assert_eq!(child.subject(), "ci");
+    assert_eq!(child.claims().scopes().as_str(), "projects:read");
+    assert_eq!(
+        answer["issued_token_type"],
+        "urn:ietf:params:oauth:token-type:access_token"
+    );
     assert_eq!(answer["expires_in"], 900);
     assert_eq!(answer["introspected"]["active"], true);
     assert_eq!(answer["introspected"]["sub"], "ci");
@@ -947,19 +967,23 @@ async fn authlib_discovers_gets_introspects_and_revokes() {
     assert_eq!(answer["wrong_secret"], "invalid_client");
     // The revoked token is refused by a verifier that reads the store.
     let store = s.store.clone();
-    let (base, revoked) = (
+    let (base, revoked, refreshed) = (
         s.base.clone(),
         answer["basic_token"].as_str().unwrap().to_owned(),
+        answer["refreshed"].as_str().unwrap().to_owned(),
     );
     tokio::task::spawn_blocking(move || {
         let replica = scopekey_store::Replica::start(&store, ReplicaOptions::default()).unwrap();
         let v = replica
             .verifier(VerifierConfig::new(base, API, "test".parse().unwrap()))
             .unwrap();
-        assert_eq!(
-            v.verify(&revoked).unwrap_err().kind(),
-            VerifyErrorKind::Revoked
-        );
+        // The revoked one, and the refreshed one whose family Authlib's replay killed.
+        for token in [revoked, refreshed] {
+            assert_eq!(
+                v.verify(&token).unwrap_err().kind(),
+                VerifyErrorKind::Revoked
+            );
+        }
     })
     .await
     .unwrap();

@@ -1,7 +1,8 @@
 """An independent OAuth client against the scopekey token service: Authlib (with requests)
 discovers the RFC 8414 metadata, gets tokens with client credentials (client_secret_basic,
 client_secret_post, and private_key_jwt with an Ed25519 key from `cryptography` signed by
-joserfc, Authlib's JOSE library), introspects one, revokes it and introspects it again. Reads a JSON request on stdin, prints a JSON answer.
+joserfc, Authlib's JOSE library), introspects one, revokes it and introspects it again; with refresh tokens on, it refreshes (and replays the
+used refresh token), and it trades a token by RFC 8693 token exchange. Reads a JSON request on stdin, prints a JSON answer.
 """
 
 import json
@@ -37,6 +38,34 @@ post = OAuth2Session(
 out["post_token"] = post.fetch_token(meta["token_endpoint"], grant_type="client_credentials")[
     "access_token"
 ]
+
+# With refresh tokens on: Authlib's refresh, then a replay of the used refresh token (on a
+# token of its own: the replay revokes that whole family).
+refresher = OAuth2Session(req["client_id"], req["client_secret"], scope="projects:read")
+own = refresher.fetch_token(meta["token_endpoint"], grant_type="client_credentials")
+if "refresh_token" in own:
+    # Authlib updates the session's token in place: keep the first refresh token apart.
+    first = str(own["refresh_token"])
+    refreshed = refresher.refresh_token(meta["token_endpoint"], refresh_token=first)
+    out["refreshed"] = refreshed["access_token"]
+    out["refreshed_has_new_refresh"] = refreshed.get("refresh_token") not in (None, first)
+    try:
+        refresher.refresh_token(meta["token_endpoint"], refresh_token=first)
+        out["replay"] = "accepted"
+    except OAuthError as e:
+        out["replay"] = e.error
+
+# RFC 8693 token exchange: the post token traded for a narrower one.
+exchanged = post.fetch_token(
+    meta["token_endpoint"],
+    grant_type="urn:ietf:params:oauth:grant-type:token-exchange",
+    subject_token=out["post_token"],
+    subject_token_type="urn:ietf:params:oauth:token-type:access_token",
+    scope="projects:read",
+)
+out["exchanged"] = exchanged["access_token"]
+out["issued_token_type"] = exchanged.get("issued_token_type")
+out["exchanged_scope"] = exchanged.get("scope")
 
 resp = basic.introspect_token(meta["introspection_endpoint"], token=out["basic_token"])
 out["introspected"] = resp.json()
