@@ -1490,6 +1490,20 @@ fn client_secrets_rotate_verify_and_are_never_stored() {
             .register_client_key("nobody", key.public_key())
             .unwrap_err();
         assert_eq!(e.kind(), StoreErrorKind::UnknownConsumer);
+        // Operators: set, replaced, removed; an unknown consumer is refused.
+        assert_eq!(store.operator_scopes("ci").unwrap(), None);
+        let admin: scopekey::ScopeSet = "tokens:read tokens:revoke".parse().unwrap();
+        store.set_operator_scopes("ci", Some(&admin)).unwrap();
+        assert_eq!(store.operator_scopes("ci").unwrap(), Some(admin));
+        let less: scopekey::ScopeSet = "tokens:read".parse().unwrap();
+        store.set_operator_scopes("ci", Some(&less)).unwrap();
+        assert_eq!(store.operator_scopes("ci").unwrap(), Some(less.clone()));
+        store.set_operator_scopes("ci", None).unwrap();
+        assert_eq!(store.operator_scopes("ci").unwrap(), None);
+        let e = store
+            .set_operator_scopes("nobody", Some(&less))
+            .unwrap_err();
+        assert_eq!(e.kind(), StoreErrorKind::UnknownConsumer);
         // A corrupt hash is an error, never a match.
         db.exec("UPDATE scopekey_client_credentials SET secret_hash = 'not a hash'");
         let e = store

@@ -96,28 +96,16 @@ impl Store {
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw.as_ref())
         ));
         let hash = hash_secret(&secret)?;
-        let name = consumer.to_owned();
-        let now = now_seconds();
-        let updated = self.block(move |b| Box::pin(async move {
-            on!(&b, pool => {
-                let mut tx = pool.begin().await.map_err(StoreError::query)?;
-                let known = sqlx::query("SELECT name FROM scopekey_consumers WHERE name = $1")
-                    .bind(name.clone()).fetch_optional(&mut *tx).await.map_err(StoreError::query)?;
-                if known.is_none() {
-                    return Ok(false);
-                }
-                sqlx::query("INSERT INTO scopekey_client_credentials (consumer, secret_hash, public_key, updated_at) \
-                             VALUES ($1, $2, NULL, $3) \
-                             ON CONFLICT (consumer) DO UPDATE SET secret_hash = excluded.secret_hash, updated_at = excluded.updated_at")
-                    .bind(name).bind(hash).bind(now)
-                    .execute(&mut *tx).await.map_err(StoreError::query)?;
-                tx.commit().await.map_err(StoreError::query)?;
-            });
-            Ok(true)
-        }))?;
-        if !updated {
-            return Err(unknown_consumer(consumer));
-        }
+        self.write_for_consumer(
+            consumer,
+            ForConsumer {
+                sql: "INSERT INTO scopekey_client_credentials (consumer, secret_hash, public_key, updated_at) \
+                      VALUES ($1, $2, NULL, $3) \
+                      ON CONFLICT (consumer) DO UPDATE SET secret_hash = excluded.secret_hash, updated_at = excluded.updated_at",
+                text: Some(hash),
+                now: Some(now_seconds()),
+            },
+        )?;
         Ok(ClientSecret {
             client_id: consumer.to_owned(),
             secret,
@@ -199,31 +187,16 @@ impl Store {
     /// [`StoreErrorKind::UnknownConsumer`] when no such consumer is registered; otherwise a
     /// query error.
     pub fn register_client_key(&self, consumer: &str, key: &PublicKey) -> Result<(), StoreError> {
-        let name = consumer.to_owned();
-        let paserk = key.to_paserk();
-        let now = now_seconds();
-        let updated = self.block(move |b| Box::pin(async move {
-            on!(&b, pool => {
-                let mut tx = pool.begin().await.map_err(StoreError::query)?;
-                let known = sqlx::query("SELECT name FROM scopekey_consumers WHERE name = $1")
-                    .bind(name.clone()).fetch_optional(&mut *tx).await.map_err(StoreError::query)?;
-                if known.is_none() {
-                    return Ok(false);
-                }
-                sqlx::query("INSERT INTO scopekey_client_credentials (consumer, secret_hash, public_key, updated_at) \
-                             VALUES ($1, NULL, $2, $3) \
-                             ON CONFLICT (consumer) DO UPDATE SET public_key = excluded.public_key, updated_at = excluded.updated_at")
-                    .bind(name).bind(paserk).bind(now)
-                    .execute(&mut *tx).await.map_err(StoreError::query)?;
-                tx.commit().await.map_err(StoreError::query)?;
-            });
-            Ok(true)
-        }))?;
-        if updated {
-            Ok(())
-        } else {
-            Err(unknown_consumer(consumer))
-        }
+        self.write_for_consumer(
+            consumer,
+            ForConsumer {
+                sql: "INSERT INTO scopekey_client_credentials (consumer, secret_hash, public_key, updated_at) \
+                      VALUES ($1, NULL, $2, $3) \
+                      ON CONFLICT (consumer) DO UPDATE SET public_key = excluded.public_key, updated_at = excluded.updated_at",
+                text: Some(key.to_paserk()),
+                now: Some(now_seconds()),
+            },
+        )
     }
 
     /// The public key `consumer` registered for `private_key_jwt`, if any.
@@ -251,37 +224,20 @@ impl Store {
         consumer: &str,
         scopes: Option<&scopekey::ScopeSet>,
     ) -> Result<(), StoreError> {
-        let name = consumer.to_owned();
-        let scopes = scopes.map(ToString::to_string);
-        let now = now_seconds();
-        let updated = self.block(move |b| Box::pin(async move {
-            on!(&b, pool => {
-                let mut tx = pool.begin().await.map_err(StoreError::query)?;
-                let known = sqlx::query("SELECT name FROM scopekey_consumers WHERE name = $1")
-                    .bind(name.clone()).fetch_optional(&mut *tx).await.map_err(StoreError::query)?;
-                if known.is_none() {
-                    return Ok(false);
-                }
-                match scopes {
-                    Some(scopes) => {
-                        sqlx::query("INSERT INTO scopekey_operators (consumer, scopes, updated_at) VALUES ($1, $2, $3) \
-                                     ON CONFLICT (consumer) DO UPDATE SET scopes = excluded.scopes, updated_at = excluded.updated_at")
-                            .bind(name).bind(scopes).bind(now).execute(&mut *tx).await.map_err(StoreError::query)?;
-                    }
-                    None => {
-                        sqlx::query("DELETE FROM scopekey_operators WHERE consumer = $1")
-                            .bind(name).execute(&mut *tx).await.map_err(StoreError::query)?;
-                    }
-                }
-                tx.commit().await.map_err(StoreError::query)?;
-            });
-            Ok(true)
-        }))?;
-        if updated {
-            Ok(())
-        } else {
-            Err(unknown_consumer(consumer))
-        }
+        let w = match scopes {
+            Some(scopes) => ForConsumer {
+                sql: "INSERT INTO scopekey_operators (consumer, scopes, updated_at) VALUES ($1, $2, $3) \
+                      ON CONFLICT (consumer) DO UPDATE SET scopes = excluded.scopes, updated_at = excluded.updated_at",
+                text: Some(scopes.to_string()),
+                now: Some(now_seconds()),
+            },
+            None => ForConsumer {
+                sql: "DELETE FROM scopekey_operators WHERE consumer = $1",
+                text: None,
+                now: None,
+            },
+        };
+        self.write_for_consumer(consumer, w)
     }
 
     /// The admin scopes `consumer` may be granted as an operator, or `None` when it is none.
@@ -323,6 +279,46 @@ impl Store {
                     .transpose()
             })
         }))
+    }
+}
+
+/// A statement run for a registered consumer: in one transaction, the consumer's row is looked
+/// up and, only if it exists, `sql` runs with `name` as `$1` and, when given, `text` as `$2` and
+/// `now` as `$3`. `Err(UnknownConsumer)` when there is no such consumer.
+struct ForConsumer {
+    sql: &'static str,
+    text: Option<String>,
+    now: Option<i64>,
+}
+
+impl Store {
+    fn write_for_consumer(&self, consumer: &str, w: ForConsumer) -> Result<(), StoreError> {
+        let name = consumer.to_owned();
+        let found = self.block(move |b| Box::pin(async move {
+            on!(&b, pool => {
+                let mut tx = pool.begin().await.map_err(StoreError::query)?;
+                let known = sqlx::query("SELECT name FROM scopekey_consumers WHERE name = $1")
+                    .bind(name.clone()).fetch_optional(&mut *tx).await.map_err(StoreError::query)?;
+                if known.is_none() {
+                    return Ok(false);
+                }
+                let mut q = sqlx::query(w.sql).bind(name);
+                if let Some(text) = w.text {
+                    q = q.bind(text);
+                }
+                if let Some(now) = w.now {
+                    q = q.bind(now);
+                }
+                q.execute(&mut *tx).await.map_err(StoreError::query)?;
+                tx.commit().await.map_err(StoreError::query)?;
+            });
+            Ok(true)
+        }))?;
+        if found {
+            Ok(())
+        } else {
+            Err(unknown_consumer(consumer))
+        }
     }
 }
 
