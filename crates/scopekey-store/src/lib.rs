@@ -66,7 +66,7 @@ mod tables;
 pub use audit_query::{AuditQuery, MAX_AUDIT_PAGE};
 pub use replica::{Replica, ReplicaOptions};
 pub use sinks::{StoreAuditSink, StoreFamilies, StoreInventory, StoreUsageCounter};
-pub use store::Store;
+pub use store::{MAX_POOL_CONNECTIONS, MAX_POOL_TIMEOUT, Store, StoreOptions};
 pub use tables::clients::{CLIENT_SECRET_PREFIX, ClientSecret, MAX_CLIENT_SECRET_LEN, SecretCheck};
 
 use std::fmt;

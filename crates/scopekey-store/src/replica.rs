@@ -370,7 +370,17 @@ impl Follow {
     /// PostgreSQL: reads after the last number on every notification and every heartbeat;
     /// everything after the listener reconnects.
     async fn follow_postgres(mut self, pool: sqlx::postgres::PgPool) {
+        // The listener holds its connection for good: a pool of its own (the store's connect
+        // options, TLS included), so it never takes a connection the store's queries need.
+        let listener_pool = sqlx::postgres::PgPoolOptions::new()
+            .max_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_lazy_with((*pool.connect_options()).clone());
         let mut listener: Option<sqlx::postgres::PgListener> = None;
+        // Right after LISTEN, read at once: anything committed between the last read and the
+        // LISTEN sent no notification this listener could have received.
+        let mut just_connected = false;
         let mut connected_before = false;
         let mut force_full = false;
         // Listener failures back off (doubling to 5 s) instead of retrying in a tight loop.
@@ -379,10 +389,11 @@ impl Follow {
         let max_backoff = Duration::from_secs(5);
         while !self.stopped() {
             if listener.is_none() {
-                let failed = match sqlx::postgres::PgListener::connect_with(&pool).await {
+                let failed = match sqlx::postgres::PgListener::connect_with(&listener_pool).await {
                     Ok(mut l) => match l.listen(CHANNEL).await {
                         Ok(()) => {
                             listener = Some(l);
+                            just_connected = true;
                             // The first connection follows on from the load at start; a
                             // reconnection catches up on anything missed with a full load.
                             force_full |= connected_before;
@@ -401,7 +412,9 @@ impl Follow {
                     backoff = (backoff * 2).min(max_backoff);
                 }
             }
-            if let Some(l) = listener.as_mut() {
+            if let Some(l) = listener.as_mut()
+                && !std::mem::take(&mut just_connected)
+            {
                 match tokio::time::timeout(self.options.heartbeat, l.try_recv()).await {
                     // One read covers every notification already received.
                     Ok(Ok(Some(_))) => while l.next_buffered().is_some() {},

@@ -6,6 +6,75 @@
 use crate::StoreError;
 use crate::db::{Backend, Db, DbFuture};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How the store's connection pool is sized and timed. Unset values keep the defaults: SQLite 4
+/// connections, 10 s to get one, a 10 s busy timeout; PostgreSQL 8 connections, 5 s to get one.
+#[derive(Debug, Clone, Default)]
+pub struct StoreOptions {
+    pub(crate) max_connections: Option<u32>,
+    pub(crate) acquire_timeout: Option<Duration>,
+    pub(crate) busy_timeout: Option<Duration>,
+}
+
+/// The most connections a pool may be given.
+pub const MAX_POOL_CONNECTIONS: u32 = 256;
+
+/// The longest a pool timeout may be.
+pub const MAX_POOL_TIMEOUT: Duration = Duration::from_secs(300);
+
+impl StoreOptions {
+    /// At most `n` connections (1 to [`MAX_POOL_CONNECTIONS`]). Every replica and sink of a
+    /// handle shares them; each replica's change feed (a SQLite commit watch, a PostgreSQL
+    /// listener) holds one connection of its own, outside this pool.
+    ///
+    /// # Errors
+    /// [`StoreErrorKind::InvalidInput`](crate::StoreErrorKind::InvalidInput) outside that range.
+    pub fn max_connections(mut self, n: u32) -> Result<Self, StoreError> {
+        if n == 0 || n > MAX_POOL_CONNECTIONS {
+            return Err(invalid(format!(
+                "max_connections is 1 to {MAX_POOL_CONNECTIONS}, not {n}"
+            )));
+        }
+        self.max_connections = Some(n);
+        Ok(self)
+    }
+
+    /// How long a query waits for a free connection before failing (1 ms to
+    /// [`MAX_POOL_TIMEOUT`]): the store then answers [`StoreErrorKind::Connect`](crate::StoreErrorKind::Connect), and a
+    /// replica goes stale after its own bound rather than hanging.
+    ///
+    /// # Errors
+    /// [`StoreErrorKind::InvalidInput`](crate::StoreErrorKind::InvalidInput) outside that range.
+    pub fn acquire_timeout(mut self, d: Duration) -> Result<Self, StoreError> {
+        self.acquire_timeout = Some(bounded("acquire_timeout", d)?);
+        Ok(self)
+    }
+
+    /// SQLite: how long a statement waits for another writer's lock (1 ms to
+    /// [`MAX_POOL_TIMEOUT`]); ignored for PostgreSQL.
+    ///
+    /// # Errors
+    /// [`StoreErrorKind::InvalidInput`](crate::StoreErrorKind::InvalidInput) outside that range.
+    pub fn busy_timeout(mut self, d: Duration) -> Result<Self, StoreError> {
+        self.busy_timeout = Some(bounded("busy_timeout", d)?);
+        Ok(self)
+    }
+}
+
+fn invalid(message: String) -> StoreError {
+    StoreError::new(crate::StoreErrorKind::InvalidInput, message)
+}
+
+fn bounded(name: &str, d: Duration) -> Result<Duration, StoreError> {
+    if d < Duration::from_millis(1) || d > MAX_POOL_TIMEOUT {
+        return Err(invalid(format!(
+            "{name} is 1 ms to {} s, not {d:?}",
+            MAX_POOL_TIMEOUT.as_secs()
+        )));
+    }
+    Ok(d)
+}
 
 /// A handle to the store. Cheap to clone; every clone shares the connection pool and runtime.
 ///
@@ -41,8 +110,16 @@ impl Store {
     /// [`StoreErrorKind::Migration`]: crate::StoreErrorKind::Migration
     /// [`StoreErrorKind::Runtime`]: crate::StoreErrorKind::Runtime
     pub fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with(url, &StoreOptions::default())
+    }
+
+    /// [`Store::open`] with the pool sized and timed by `options`.
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub fn open_with(url: &str, options: &StoreOptions) -> Result<Self, StoreError> {
         Ok(Self {
-            db: Arc::new(Db::open(url)?),
+            db: Arc::new(Db::open(url, options)?),
             secrets: Arc::new(crate::tables::clients::SecretCache::new()),
         })
     }

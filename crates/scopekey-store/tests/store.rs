@@ -1512,3 +1512,56 @@ fn client_secrets_rotate_verify_and_are_never_stored() {
         assert_eq!(e.kind(), StoreErrorKind::Corrupt);
     }
 }
+
+#[test]
+fn store_options_are_checked_and_a_one_connection_pool_still_works() {
+    use scopekey_store::{MAX_POOL_CONNECTIONS, StoreOptions};
+    for bad in [
+        StoreOptions::default().max_connections(0).unwrap_err(),
+        StoreOptions::default()
+            .max_connections(MAX_POOL_CONNECTIONS + 1)
+            .unwrap_err(),
+        StoreOptions::default()
+            .acquire_timeout(Duration::ZERO)
+            .unwrap_err(),
+        StoreOptions::default()
+            .busy_timeout(Duration::from_secs(301))
+            .unwrap_err(),
+    ] {
+        assert_eq!(bad.kind(), StoreErrorKind::InvalidInput, "{bad}");
+    }
+    let options = StoreOptions::default()
+        .max_connections(1)
+        .unwrap()
+        .acquire_timeout(Duration::from_secs(5))
+        .unwrap()
+        .busy_timeout(Duration::from_millis(500))
+        .unwrap();
+    for db in backends("store_options") {
+        let store = Store::open_with(&db.url(), &options).unwrap();
+        let replica = Replica::start(&store, fast()).unwrap();
+        let key = SigningKey::generate().unwrap();
+        store.add_key(key.public_key(), None).unwrap();
+        let (token, jti) = mint(&issuer(&key), "one-conn");
+        store
+            .revoke(
+                RevocationTarget::Token {
+                    token_id: jti,
+                    expires_at: None,
+                },
+                "ops",
+                "one connection",
+            )
+            .unwrap();
+        let v = replica.verifier(config()).unwrap();
+        let seen = wait_until(Duration::from_secs(5), || {
+            v.verify(&token)
+                .is_err_and(|e| e.kind() == VerifyErrorKind::Revoked)
+        });
+        assert!(
+            seen.is_some(),
+            "{}: the revocation arrives through one connection",
+            db.url()
+        );
+    }
+}

@@ -10,7 +10,11 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
 use std::str::FromStr;
 use std::time::Duration;
 
-pub(super) async fn connect(url: &str, shown: &RedactedUrl) -> Result<Backend, StoreError> {
+pub(super) async fn connect(
+    url: &str,
+    shown: &RedactedUrl,
+    o: &crate::StoreOptions,
+) -> Result<Backend, StoreError> {
     let connect_err = |e: sqlx::Error| {
         let text = e.to_string();
         let hint = if matches!(e, sqlx::Error::Tls(_)) || text.contains("certificate") {
@@ -34,10 +38,10 @@ pub(super) async fn connect(url: &str, shown: &RedactedUrl) -> Result<Backend, S
             .map_err(connect_err)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(o.busy_timeout.unwrap_or(Duration::from_secs(10)));
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(10))
+            .max_connections(o.max_connections.unwrap_or(4))
+            .acquire_timeout(o.acquire_timeout.unwrap_or(Duration::from_secs(10)))
             .connect_with(options)
             .await
             .map_err(connect_err)?;
@@ -67,8 +71,8 @@ pub(super) async fn connect(url: &str, shown: &RedactedUrl) -> Result<Backend, S
             options = options.ssl_mode(PgSslMode::VerifyCa);
         }
         let pool = PgPoolOptions::new()
-            .max_connections(8)
-            .acquire_timeout(Duration::from_secs(5))
+            .max_connections(o.max_connections.unwrap_or(8))
+            .acquire_timeout(o.acquire_timeout.unwrap_or(Duration::from_secs(5)))
             .connect_with(options)
             .await
             .map_err(connect_err)?;

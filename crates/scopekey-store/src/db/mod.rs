@@ -71,7 +71,7 @@ pub(crate) struct Db {
 impl Db {
     /// Starts a runtime, connects to `url` and applies pending migrations; every error is
     /// scrubbed of the URL's secrets.
-    pub(crate) fn open(url: &str) -> Result<Self, StoreError> {
+    pub(crate) fn open(url: &str, options: &crate::StoreOptions) -> Result<Self, StoreError> {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("scopekey-store")
@@ -84,8 +84,9 @@ impl Db {
         let shown = RedactedUrl::new(url);
         let owned = url.to_owned();
         let for_connect = shown.clone();
+        let options = options.clone();
         let fut: DbFuture<Backend> = Box::pin(async move {
-            let backend = connect::connect(&owned, &for_connect).await?;
+            let backend = connect::connect(&owned, &for_connect, &options).await?;
             migrate::migrate(&backend).await?;
             Ok(backend)
         });

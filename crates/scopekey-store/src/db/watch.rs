@@ -61,7 +61,11 @@ mod tests {
     fn the_watch_has_the_pool_settings_and_sees_other_connections_commits() {
         let dir = std::env::temp_dir().join(format!("scopekey-watch-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        let db = Db::open(&format!("sqlite://{}/w.db", dir.display())).unwrap();
+        let db = Db::open(
+            &format!("sqlite://{}/w.db", dir.display()),
+            &crate::StoreOptions::default(),
+        )
+        .unwrap();
         let Backend::Sqlite(pool) = db.backend().clone() else {
             panic!("not sqlite")
         };
