@@ -673,6 +673,22 @@ async fn only_operators_get_admin_tokens_and_never_beyond_their_operator_scopes(
     assert_eq!(r.status, StatusCode::OK, "{:?}", r.body);
     let shown = a.admin(Method::GET, "/admin/consumers/sshkeys", None).await;
     assert_eq!(shown.body["operator_scopes"], "consumers:read");
+    // An unknown consumer is a 404 for every consumer write.
+    for (method, path, body) in [
+        (
+            Method::PUT,
+            "/admin/consumers/nobody/operator",
+            Some(json!({"scopes": "consumers:read"})),
+        ),
+        (Method::DELETE, "/admin/consumers/nobody/operator", None),
+        (Method::POST, "/admin/consumers/nobody/credentials", None),
+    ] {
+        assert_problem(
+            &a.admin(method, path, body).await,
+            StatusCode::NOT_FOUND,
+            "not-found",
+        );
+    }
     // Removed: no more admin tokens.
     let r = a
         .admin(Method::DELETE, "/admin/consumers/ops/operator", None)

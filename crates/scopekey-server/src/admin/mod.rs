@@ -459,12 +459,16 @@ pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(
         .map_err(|e| Problem::invalid(format!("the body is not valid: {e}")))
 }
 
-/// Runs a blocking store call off the async threads; a failure is a 503 problem.
+/// Runs a blocking store call off the async threads; an unknown consumer is a 404 problem,
+/// any other failure a 503.
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, scopekey_store::StoreError> + Send + 'static,
 ) -> Result<T, Problem> {
     match tokio::task::spawn_blocking(f).await {
         Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) if e.kind() == scopekey_store::StoreErrorKind::UnknownConsumer => {
+            Err(Problem::not_found("no such consumer"))
+        }
         Ok(Err(e)) => Err(Problem::unavailable(format!("store: {e}"))),
         Err(_) => Err(Problem::unavailable("the store call did not finish")),
     }

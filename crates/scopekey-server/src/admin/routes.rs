@@ -299,13 +299,7 @@ async fn rotate_credentials(
     let (parts, _) = request.into_parts();
     let grant = s.admit(&parts, "consumers:write")?;
     let (store, n) = (s.inner.store.clone(), name.clone());
-    let secret = match tokio::task::spawn_blocking(move || store.rotate_client_secret(&n)).await {
-        Ok(Ok(secret)) => secret,
-        Ok(Err(e)) if e.kind() == scopekey_store::StoreErrorKind::UnknownConsumer => {
-            return Err(Problem::not_found("no such consumer"));
-        }
-        _ => return Err(Problem::unavailable("the secret could not be stored")),
-    };
+    let secret = blocking(move || store.rotate_client_secret(&n)).await?;
     s.record(&grant, "consumers.credentials", &name).await?;
     let mut response = ok(
         StatusCode::OK,
@@ -636,13 +630,7 @@ async fn set_operator(
         ));
     }
     let (store, n, sc) = (s.inner.store.clone(), name.clone(), scopes.clone());
-    match tokio::task::spawn_blocking(move || store.set_operator_scopes(&n, Some(&sc))).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) if e.kind() == scopekey_store::StoreErrorKind::UnknownConsumer => {
-            return Err(Problem::not_found("no such consumer"));
-        }
-        _ => return Err(Problem::unavailable("the operator could not be stored")),
-    }
+    blocking(move || store.set_operator_scopes(&n, Some(&sc))).await?;
     s.record(
         &grant,
         "consumers.operator",
@@ -665,13 +653,7 @@ async fn remove_operator(
     let (parts, _) = request.into_parts();
     let grant = s.admit(&parts, "consumers:write")?;
     let (store, n) = (s.inner.store.clone(), name.clone());
-    match tokio::task::spawn_blocking(move || store.set_operator_scopes(&n, None)).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) if e.kind() == scopekey_store::StoreErrorKind::UnknownConsumer => {
-            return Err(Problem::not_found("no such consumer"));
-        }
-        _ => return Err(Problem::unavailable("the operator could not be removed")),
-    }
+    blocking(move || store.set_operator_scopes(&n, None)).await?;
     s.record(&grant, "consumers.operator_removed", &name)
         .await?;
     ok(StatusCode::OK, json!({ "operator_removed": name }))
