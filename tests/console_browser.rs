@@ -120,6 +120,23 @@ impl Browser {
             .to_owned()
     }
 
+    /// The page source once it contains `text` (a form submit navigates only when the server
+    /// has answered); fails after 10 s with the last source.
+    async fn wait_for(&self, text: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let source = self.source().await;
+            if source.contains(text) {
+                return source;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{text:?} never appeared: {source}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     async fn screenshot(&self) -> Vec<u8> {
         let b64 = self.call(reqwest::Method::GET, "/screenshot", None).await;
         base64::engine::general_purpose::STANDARD
@@ -285,18 +302,16 @@ async fn an_operator_revokes_a_token_in_the_console_and_the_service_refuses_it()
         );
         b.type_into("#token", &admin).await;
         b.click("#login").await;
-        let consumers = b.source().await;
-        assert!(
-            consumers.contains("comment-importer") && consumers.contains("team-content"),
-            "{consumers}"
-        );
+        // The submit navigates once the login is recorded: wait for the consumers page.
+        let consumers = b.wait_for("comment-importer").await;
+        assert!(consumers.contains("team-content"), "{consumers}");
         // Find the token among the escalated ones and open it.
         b.go(&format!("{issuer}/console/tokens?show=escalated"))
             .await;
         // (The bootstrap admin's own token is escalated too: pick the consumer's.)
         b.click(&format!("a.jti[href=\"/console/tokens/{jti}\"]"))
             .await;
-        let page = b.source().await;
+        let page = b.wait_for("id=\"blast-radius\"").await;
         assert!(page.contains("id=\"blast-radius\""), "{page}");
         assert!(page.contains("comments"), "{page}");
         let png = b.screenshot().await;
@@ -306,19 +321,11 @@ async fn an_operator_revokes_a_token_in_the_console_and_the_service_refuses_it()
         std::fs::write(&shot, &png).unwrap();
         // Revoke, through the confirmation step.
         b.click("#revoke").await;
-        assert!(b.source().await.contains("Confirm revocation"));
+        b.wait_for("Confirm revocation").await;
         b.type_into("#reason", "found in a pasted chat log").await;
         b.click("#confirm").await;
         // The submit navigates once the revocation is recorded: wait for that page.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let after = b.source().await;
-            if after.contains("Revoked.") {
-                break;
-            }
-            assert!(Instant::now() < deadline, "{after}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        b.wait_for("Revoked.").await;
     }
     .await;
     b.call(reqwest::Method::DELETE, "", None).await;
