@@ -3,7 +3,7 @@
 use crate::key::{KeyId, KeyRing, KeySet};
 use crate::token::audit::{AuditEvent, AuditKind, AuditSink, RequestContext};
 use crate::token::cache::{GrantCache, Verified};
-use crate::token::claims::{Claims, TokenType, check_text};
+use crate::token::claims::{Claims, check_text};
 use crate::token::error::{VerifyError, VerifyErrorKind};
 use crate::token::footer::key_id_from_footer;
 use crate::token::grant::Grant;
@@ -569,7 +569,7 @@ impl Verifier {
                 None,
             ));
         }
-        if self.config.token_type != TokenType::Access {
+        if self.config.token_type != crate::token::claims::TokenType::Access {
             return Err((
                 VerifyError::new(
                     VerifyErrorKind::UnsupportedFormat,
