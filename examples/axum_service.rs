@@ -43,10 +43,11 @@
 //! See `docs/axum.md` for a walk-through with curl.
 
 use axum::extract::{ConnectInfo, FromRef, MatchedPath, Path, Request, State};
+use axum::handler::Handler as _;
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::Parser;
 use scopekey::audit::{AuditSink, JsonLinesSink, RequestContext, SummarizingSink, SummaryConfig};
@@ -191,11 +192,11 @@ pub(crate) fn app(
             "/projects/{id}",
             get(get_project)
                 .delete(delete_project)
-                .merge(put(put_project).layer(RequireTemplateLayer::new(update, realm.clone()))),
+                .put(put_project.layer(RequireTemplateLayer::new(update, realm.clone()))),
         )
         .route(
             "/projects/{id}/report",
-            get(get_report).layer(RequireTemplateLayer::new(report, realm.clone())),
+            get(get_report.layer(RequireTemplateLayer::new(report, realm.clone()))),
         )
         .route("/projects/{id}/comments", post(post_comment))
         .route("/users/{id}", get(get_user))

@@ -189,7 +189,9 @@ fn a_cached_grant_of_a_trusted_issuer_goes_when_its_key_does() {
     let cache = GrantCache::default();
     let partner = token(&b, PARTNER, "partner-prod", AUD);
     verifier.verify_cached(&partner, &cache).unwrap();
+    assert_eq!(cache.len(), 1, "the partner's grant is cached");
     verifier.verify_cached(&partner, &cache).unwrap();
+    assert_eq!(cache.len(), 1);
     ring.replace(KeySet::new());
     let gone = verifier.verify_cached(&partner, &cache).unwrap_err();
     assert_eq!(gone.kind(), VerifyErrorKind::UnknownKey);
@@ -555,4 +557,288 @@ fn templates_take_ids_from_the_request_and_refuse_malformed_ones() {
         let e = bad.parse::<RequirementTemplate>().unwrap_err();
         assert_eq!(e.kind(), TemplateErrorKind::InvalidTemplate, "{bad}: {e}");
     }
+}
+
+/// Two issuers in one environment: the environment binding cannot tell them apart, so only the
+/// issuer check stops a token naming one issuer signed with the other's key.
+#[test]
+fn issuers_sharing_an_environment_are_told_apart_by_their_keys() {
+    let (a, b) = (
+        SigningKey::generate().unwrap(),
+        SigningKey::generate().unwrap(),
+    );
+    let verifier = Verifier::new(
+        KeySet::single(a.public_key().clone()),
+        VerifierConfig::new(OURS, AUD, env("production")),
+    )
+    .unwrap()
+    .trust_issuer(TrustedIssuer::new(
+        PARTNER,
+        env("production"),
+        KeySet::single(b.public_key().clone()),
+    ))
+    .unwrap();
+    verifier
+        .verify(&token(&b, PARTNER, "production", AUD))
+        .unwrap();
+    let forged = verifier
+        .verify(&token(&b, OURS, "production", AUD))
+        .unwrap_err();
+    assert_eq!(forged.kind(), VerifyErrorKind::WrongIssuer, "{forged}");
+    let forged = verifier
+        .verify(&token(&a, PARTNER, "production", AUD))
+        .unwrap_err();
+    assert_eq!(forged.kind(), VerifyErrorKind::WrongIssuer, "{forged}");
+}
+
+/// JWTs carry their environment as a claim, not in the signature: the issuer check is what
+/// refuses a partner's JWT naming our issuer.
+#[cfg(feature = "jwt")]
+#[test]
+fn a_jwt_naming_another_trusted_issuer_is_refused() {
+    let (a, b) = (
+        SigningKey::generate().unwrap(),
+        SigningKey::generate().unwrap(),
+    );
+    let verifier = Verifier::new(
+        KeySet::single(a.public_key().clone()),
+        VerifierConfig::new(OURS, AUD, env("production")).accept_jwt(true),
+    )
+    .unwrap()
+    .trust_issuer(TrustedIssuer::new(
+        PARTNER,
+        env("partner-prod"),
+        KeySet::single(b.public_key().clone()),
+    ))
+    .unwrap();
+    let jwt = |key: &SigningKey, iss: &str, environment: &str| {
+        Issuer::new(
+            SigningKey::from_paserk(&key.to_paserk()).unwrap(),
+            iss,
+            env(environment),
+        )
+        .unwrap()
+        .with_format(scopekey::TokenFormat::Jwt)
+        .issue(&TokenRequest::new(
+            "ci",
+            AUD,
+            "projects:read".parse().unwrap(),
+        ))
+        .unwrap()
+        .token()
+        .as_str()
+        .to_owned()
+    };
+    assert_eq!(
+        verifier
+            .verify(&jwt(&b, PARTNER, "partner-prod"))
+            .unwrap()
+            .claims()
+            .issuer(),
+        PARTNER
+    );
+    assert_eq!(
+        verifier
+            .verify(&jwt(&a, OURS, "production"))
+            .unwrap()
+            .claims()
+            .issuer(),
+        OURS
+    );
+    for forged in [
+        jwt(&b, OURS, "production"),
+        jwt(&b, OURS, "partner-prod"),
+        jwt(&a, PARTNER, "partner-prod"),
+    ] {
+        let e = verifier.verify(&forged).unwrap_err();
+        assert_eq!(e.kind(), VerifyErrorKind::WrongIssuer, "{e}");
+    }
+}
+
+#[test]
+fn a_partner_is_trusted_with_its_ceiling_only() {
+    let (a, b) = (
+        SigningKey::generate().unwrap(),
+        SigningKey::generate().unwrap(),
+    );
+    let verifier = Verifier::new(
+        KeySet::single(a.public_key().clone()),
+        VerifierConfig::new(OURS, AUD, env("production")),
+    )
+    .unwrap()
+    .trust_issuer(
+        TrustedIssuer::new(
+            PARTNER,
+            env("partner-prod"),
+            KeySet::single(b.public_key().clone()),
+        )
+        .scope_ceiling("partners/acme:read".parse().unwrap()),
+    )
+    .unwrap();
+    let partner = Issuer::new(b, PARTNER, env("partner-prod")).unwrap();
+    let mint = |scopes: &str| {
+        partner
+            .issue(
+                &TokenRequest::new("acme-sync", AUD, scopes.parse().unwrap())
+                    .allow_broad()
+                    .escalate(),
+            )
+            .unwrap()
+            .token()
+            .as_str()
+            .to_owned()
+    };
+    verifier.verify(&mint("partners/acme/orders:read")).unwrap();
+    for beyond in [
+        "tokens:revoke",
+        "*:*",
+        "partners/acme:write",
+        "partners:read",
+    ] {
+        let e = verifier.verify(&mint(beyond)).unwrap_err();
+        assert_eq!(e.kind(), VerifyErrorKind::WrongIssuer, "{beyond}: {e}");
+        assert!(
+            e.to_string().contains("beyond what this service trusts"),
+            "{e}"
+        );
+    }
+    // Our own issuer has no ceiling.
+    let ours = Issuer::new(a, OURS, env("production")).unwrap();
+    let t = ours
+        .issue(&TokenRequest::new("ops", AUD, "tokens:revoke".parse().unwrap()).escalate())
+        .unwrap();
+    verifier.verify(t.token().as_str()).unwrap();
+}
+
+#[test]
+fn application_claims_survive_refresh_rotation() {
+    use scopekey::refresh::{MemoryFamilies, Refresher};
+    use scopekey::revocation::RevocationList;
+    let key = SigningKey::generate().unwrap();
+    let keys = KeySet::single(key.public_key().clone());
+    let verifier = Verifier::new(
+        keys.clone(),
+        VerifierConfig::new(OURS, AUD, env("production")),
+    )
+    .unwrap();
+    let issuer = Issuer::new(key, OURS, env("production")).unwrap();
+    let refresher = Refresher::new(
+        issuer,
+        AUD,
+        keys,
+        Arc::new(RevocationList::new()),
+        Arc::new(MemoryFamilies::new()),
+    )
+    .unwrap();
+    let tenant = Tenant {
+        tenant: "acme".into(),
+        plan: 3,
+        regions: vec![],
+    };
+    let first = refresher
+        .start(&request().custom_claims(&tenant).unwrap())
+        .unwrap();
+    let second = refresher
+        .exchange(first.refresh().token().as_str(), None)
+        .unwrap();
+    let third = refresher
+        .exchange(second.refresh().token().as_str(), None)
+        .unwrap();
+    for pair in [&first, &second, &third] {
+        let grant = verifier.verify(pair.access().token().as_str()).unwrap();
+        assert_eq!(grant.custom_claims::<Tenant>().unwrap(), tenant);
+    }
+}
+
+#[test]
+fn requirements_are_bounded_in_depth_and_templates_in_segments() {
+    let mut r = Requirement::from(scope("a:read"));
+    for _ in 0..scopekey::requirement::MAX_REQUIREMENT_DEPTH - 1 {
+        r = Requirement::all_of([r]).unwrap();
+    }
+    let r = Requirement::all_of([r]).unwrap();
+    assert_eq!(
+        Requirement::any_of([r]).unwrap_err().kind(),
+        TemplateErrorKind::TooLarge
+    );
+    let long = format!(
+        "{}:read",
+        vec!["{id}"; scopekey::MAX_SEGMENTS + 1].join("/")
+    );
+    assert_eq!(
+        long.parse::<RequirementTemplate>().unwrap_err().kind(),
+        TemplateErrorKind::InvalidTemplate
+    );
+}
+
+#[test]
+fn a_consumers_networks_limit_every_token_it_gets() {
+    use scopekey::Network;
+    use scopekey::consumer::Consumer;
+    let (verifier, issuer) = verifier_and_issuer();
+    let consumer = Consumer::new(
+        "ci",
+        "team",
+        "builds",
+        env("production"),
+        "projects:read".parse().unwrap(),
+    )
+    .unwrap()
+    .with_networks([
+        "10.0.0.0/8".parse::<Network>().unwrap(),
+        "2001:db8::/32".parse().unwrap(),
+    ])
+    .unwrap();
+    let ask = |nets: &[&str]| {
+        TokenRequest::new("ci", AUD, "projects:read".parse().unwrap())
+            .allow_networks(nets.iter().map(|n| n.parse::<Network>().unwrap()))
+    };
+    // No networks asked: the consumer's.
+    let minted = issuer.issue_for(&consumer, &ask(&[])).unwrap();
+    assert_eq!(
+        minted.claims().other()["net"],
+        serde_json::json!(["10.0.0.0/8", "2001:db8::/32"])
+    );
+    let t = minted.token().as_str();
+    assert!(
+        verifier
+            .verify_from(t, None, Some("10.1.2.3".parse().unwrap()))
+            .is_ok()
+    );
+    let outside = verifier
+        .verify_from(t, None, Some("192.0.2.1".parse().unwrap()))
+        .unwrap_err();
+    assert_eq!(outside.kind(), VerifyErrorKind::NetworkNotAllowed);
+    assert_eq!(
+        verifier.verify(t).unwrap_err().kind(),
+        VerifyErrorKind::NetworkNotAllowed
+    );
+    // Narrower: allowed; wider or elsewhere: refused.
+    let narrow = issuer
+        .issue_for(&consumer, &ask(&["10.1.0.0/16", "2001:db8:1::/48"]))
+        .unwrap();
+    assert_eq!(
+        narrow.claims().other()["net"],
+        serde_json::json!(["10.1.0.0/16", "2001:db8:1::/48"])
+    );
+    for wide in [
+        &["0.0.0.0/0"][..],
+        &["10.0.0.0/7"],
+        &["192.0.2.0/24"],
+        &["10.1.0.0/16", "2001:db9::/32"],
+        &["::ffff:10.0.0.0/104"],
+    ] {
+        let e = issuer.issue_for(&consumer, &ask(wide)).unwrap_err();
+        assert_eq!(e.kind(), IssueErrorKind::BeyondCeiling, "{wide:?}: {e}");
+    }
+    let many =
+        (0..=scopekey::MAX_NETWORKS).map(|n| format!("10.0.{n}.0/24").parse::<Network>().unwrap());
+    let e = Consumer::new("x", "t", "p", env("production"), "a:read".parse().unwrap())
+        .unwrap()
+        .with_networks(many)
+        .unwrap_err();
+    assert_eq!(
+        e.kind(),
+        scopekey::consumer::DefinitionErrorKind::TooManyNetworks
+    );
 }

@@ -140,7 +140,7 @@ pub struct TokenRequest {
     pub(crate) networks: Vec<Network>,
     pub(crate) max_uses: Option<u32>,
     /// Application claims (claim `app`), checked when set.
-    custom: Option<serde_json::Value>,
+    pub(crate) custom: Option<serde_json::Value>,
 }
 
 impl TokenRequest {

@@ -43,13 +43,17 @@ use std::str::FromStr;
 /// The most scopes one requirement holds (all its leaves together): 32.
 pub const MAX_REQUIREMENT_SCOPES: usize = 32;
 
+/// The deepest a requirement nests (`all_of` of `any_of` of …): 8.
+pub const MAX_REQUIREMENT_DEPTH: usize = 8;
+
 /// Why a requirement could not be built, or a template not resolved.
 #[non_exhaustive]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TemplateErrorKind {
     /// `all_of` or `any_of` of nothing (which would allow everything, or nothing).
     Empty,
-    /// More than [`MAX_REQUIREMENT_SCOPES`] scopes.
+    /// More than [`MAX_REQUIREMENT_SCOPES`] scopes, or nested deeper than
+    /// [`MAX_REQUIREMENT_DEPTH`].
     TooLarge,
     /// The template is not `resource:action` with segments that are either valid resource
     /// segments or `{name}` placeholders.
@@ -104,6 +108,18 @@ impl<L> Tree<L> {
         std::iter::once(first).chain(rest)
     }
 
+    fn depth(&self) -> usize {
+        match self {
+            Self::Leaf(_) => 0,
+            Self::Node { first, rest, .. } => {
+                1 + Self::children(first, rest)
+                    .map(Self::depth)
+                    .max()
+                    .unwrap_or(0)
+            }
+        }
+    }
+
     fn leaves(&self) -> usize {
         match self {
             Self::Leaf(_) => 1,
@@ -134,6 +150,12 @@ impl<L> Tree<L> {
             return Err(TemplateError::new(
                 TemplateErrorKind::TooLarge,
                 format!("a requirement holds at most {MAX_REQUIREMENT_SCOPES} scopes"),
+            ));
+        }
+        if tree.depth() > MAX_REQUIREMENT_DEPTH {
+            return Err(TemplateError::new(
+                TemplateErrorKind::TooLarge,
+                format!("a requirement nests at most {MAX_REQUIREMENT_DEPTH} levels deep"),
             ));
         }
         Ok(tree)
@@ -319,6 +341,12 @@ impl ScopeTemplate {
             .map(|s| s.action().clone())
             .map_err(|e| invalid(format!("the action is invalid: {e}")))?;
         let mut pieces = Vec::new();
+        if resource.split('/').count() > crate::MAX_SEGMENTS {
+            return Err(invalid(format!(
+                "a resource has at most {} segments",
+                crate::MAX_SEGMENTS
+            )));
+        }
         for segment in resource.split('/') {
             if let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
                 if name.is_empty()

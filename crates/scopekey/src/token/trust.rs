@@ -38,6 +38,7 @@
 //! ```
 
 use crate::key::{KeyEntry, KeyRing, KeySet};
+use crate::scope::ScopeSet;
 use crate::token::claims::{Claims, Environment, Expected, TokenType};
 use crate::token::claims_json;
 use crate::token::error::{VerifyError, VerifyErrorKind};
@@ -58,6 +59,7 @@ pub struct TrustedIssuer {
     pub(crate) issuer: Arc<str>,
     pub(crate) environment: Environment,
     pub(crate) keys: Arc<KeyRing>,
+    pub(crate) ceiling: Option<ScopeSet>,
 }
 
 impl TrustedIssuer {
@@ -77,7 +79,16 @@ impl TrustedIssuer {
             issuer: issuer.into().into(),
             environment,
             keys,
+            ceiling: None,
         }
+    }
+
+    /// Trusts this issuer with `ceiling` only: a token of it granting any scope beyond is
+    /// refused ([`WrongIssuer`](crate::VerifyErrorKind::WrongIssuer), naming the issuer).
+    /// Without one, the issuer is trusted with every scope, so give every partner one.
+    pub fn scope_ceiling(mut self, ceiling: ScopeSet) -> Self {
+        self.ceiling = Some(ceiling);
+        self
     }
 
     /// The issuer's name, as its tokens' `iss` says it.
@@ -104,6 +115,8 @@ pub(crate) struct Trust {
     pub(crate) environment: Environment,
     pub(crate) keys: Arc<KeyRing>,
     pub(crate) assertion: Vec<u8>,
+    /// What the issuer is trusted with; `None`: everything (the verifier's own issuer).
+    pub(crate) ceiling: Option<ScopeSet>,
 }
 
 impl Trust {
@@ -113,6 +126,7 @@ impl Trust {
             issuer: trusted.issuer,
             environment: trusted.environment,
             keys: trusted.keys,
+            ceiling: trusted.ceiling,
         }
     }
 }
@@ -192,6 +206,18 @@ impl Trust {
                 ),
                 Some(Box::new(claims)),
             ));
+        }
+        if let Some(ceiling) = &self.ceiling
+            && let Some(beyond) = claims.scopes.iter().find(|s| !ceiling.allows_scope(s))
+        {
+            let e = VerifyError::new(
+                VerifyErrorKind::WrongIssuer,
+                format!(
+                    "token of {:?} grants `{beyond}`, beyond what this service trusts that issuer with",
+                    self.issuer
+                ),
+            );
+            return Err((e, Some(Box::new(claims))));
         }
         Ok((claims, entry.key().key_id().clone(), entry.retire_at()))
     }

@@ -116,6 +116,7 @@ impl Verifier {
             issuer: config.issuer.clone(),
             environment: config.environment.clone(),
             keys,
+            ceiling: None,
         };
         Ok(Self {
             id: NEXT_VERIFIER_ID.fetch_add(1, Ordering::Relaxed),
