@@ -14,6 +14,7 @@ use std::time::Duration;
 /// | [`min_refresh_interval`](Self::min_refresh_interval) | 30 s | at most one fetch per interval, whatever triggers it (the rate limit on unknown key ids) |
 /// | [`refresh_interval`](Self::refresh_interval) | 5 min | how often to fetch when the response names no `Cache-Control: max-age` |
 /// | [`max_refresh_interval`](Self::max_refresh_interval) | 1 h | the longest a `max-age` may stretch the wait between fetches |
+/// | [`retry_interval`](Self::retry_interval) | 30 s | the wait before the next scheduled fetch after one failed (never below the minimum interval) |
 /// | [`max_staleness`](Self::max_staleness) | 24 h | how old the last good copy may grow before verification fails closed |
 /// | [`timeout`](Self::timeout) | 10 s | one fetch, from connecting to the last byte of the body |
 /// | [`clock`](Self::clock) | the system clock | what the staleness bound is measured with |
@@ -34,6 +35,7 @@ pub struct RemoteKeySetConfig {
     pub(crate) min_refresh: Duration,
     pub(crate) refresh: Duration,
     pub(crate) max_refresh: Duration,
+    pub(crate) retry: Duration,
     pub(crate) max_staleness: Duration,
     pub(crate) timeout: Duration,
     pub(crate) clock: Arc<dyn Clock>,
@@ -81,6 +83,7 @@ impl RemoteKeySetConfig {
             min_refresh: Duration::from_secs(30),
             refresh: Duration::from_secs(300),
             max_refresh: Duration::from_secs(3600),
+            retry: Duration::from_secs(30),
             max_staleness: Duration::from_secs(24 * 3600),
             timeout: Duration::from_secs(10),
             clock: Arc::new(SystemClock),
@@ -127,20 +130,30 @@ impl RemoteKeySetConfig {
         Ok(self)
     }
 
+    /// The wait before the next scheduled fetch after a failed one (default 30 s; the minimum
+    /// interval if that is longer). An unknown key id may still ask for one sooner, within the
+    /// rate limit.
+    pub fn retry_interval(mut self, interval: Duration) -> Self {
+        self.retry = interval;
+        self
+    }
+
     /// How old the last good copy may grow (default 24 h): once no fetch has succeeded for
     /// this long, every verification with the key set fails with
     /// [`VerifyErrorKind::KeysStale`](scopekey::VerifyErrorKind::KeysStale), until a fetch
     /// succeeds again. Measured in whole seconds of the [clock](Self::clock).
     ///
     /// # Errors
-    /// [`RemoteKeySetErrorKind::InvalidConfig`] below 1 s.
+    /// [`RemoteKeySetErrorKind::InvalidConfig`] below 1 s or above 366 days.
     ///
     /// # Security
     /// The bound is how long a key withdrawn at the issuer (a leaked key, removed from its JWKS)
     /// can still verify here while the issuer cannot be reached.
     pub fn max_staleness(mut self, bound: Duration) -> Result<Self, RemoteKeySetError> {
-        if bound.as_secs() == 0 {
-            return Err(invalid("the staleness bound must be at least 1 s".into()));
+        if bound.as_secs() == 0 || bound > Duration::from_secs(366 * 86_400) {
+            return Err(invalid(
+                "the staleness bound must be at least 1 s and at most 366 days".into(),
+            ));
         }
         self.max_staleness = bound;
         Ok(self)
@@ -187,6 +200,7 @@ impl fmt::Debug for RemoteKeySetConfig {
             .field("min_refresh", &self.min_refresh)
             .field("refresh", &self.refresh)
             .field("max_refresh", &self.max_refresh)
+            .field("retry", &self.retry)
             .field("max_staleness", &self.max_staleness)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()

@@ -174,7 +174,10 @@ impl RemoteKeySet {
     /// the rate limit allows none yet (one is then made as soon as it does, without waiting).
     /// Concurrent callers share one fetch.
     pub async fn refresh(&self) -> bool {
-        self.shared.refresh().await
+        match self.shared.ask() {
+            Some(rx) => self.shared.wait(rx).await,
+            None => false,
+        }
     }
 
     /// Waits for the next fetch to finish, whatever starts it.
@@ -207,10 +210,17 @@ impl Drop for RemoteKeySet {
 
 impl RefreshHandle {
     /// As [`RemoteKeySet::refresh`], as a `'static` future: `move || handle.refresh()` is a
-    /// `scopekey_tower::KeyRefresh`.
-    pub fn refresh(&self) -> impl Future<Output = bool> + Send + 'static {
+    /// `scopekey_tower::KeyRefresh`. The fetch is asked for (or joined) when this is called,
+    /// not when the future is first polled.
+    pub fn refresh(&self) -> impl Future<Output = bool> + Send + 'static + use<> {
         let shared = self.shared.clone();
-        async move { shared.refresh().await }
+        let asked = shared.ask();
+        async move {
+            match asked {
+                Some(rx) => shared.wait(rx).await,
+                None => false,
+            }
+        }
     }
 
     /// Whether the [`RemoteKeySet`] it came from was dropped (refreshes then do nothing).
@@ -224,12 +234,15 @@ impl Shared {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    async fn refresh(&self) -> bool {
+    /// Asks for a fetch, now: joins the one in flight, or asks the refresher for one if the
+    /// rate limit allows (else marks one to be made as soon as it does). Returns what to wait on,
+    /// or `None` when there is nothing to wait for.
+    fn ask(&self) -> Option<watch::Receiver<u64>> {
         if self.stopped.load(Ordering::Acquire) {
-            return false;
+            return None;
         }
         // Before looking at the state: a fetch that ends after the look is then seen.
-        let mut rx = self.done.subscribe();
+        let rx = self.done.subscribe();
         let wait = {
             let mut s = self.lock();
             if s.in_flight {
@@ -243,9 +256,11 @@ impl Shared {
             }
         };
         self.wake.notify_one();
-        if !wait {
-            return false;
-        }
+        wait.then_some(rx)
+    }
+
+    /// Waits for the fetch `ask` joined or asked for.
+    async fn wait(&self, mut rx: watch::Receiver<u64>) -> bool {
         // The fetch has its own timeout; this only bounds the wait if the refresher is gone.
         let bound = self.config.timeout + Duration::from_secs(1);
         let finished = matches!(tokio::time::timeout(bound, rx.changed()).await, Ok(Ok(())));
@@ -280,7 +295,7 @@ impl Shared {
                     %error,
                     "the JWKS could not be refreshed; the last good key set is kept"
                 );
-                s.next_due = s.last_attempt + self.config.min_refresh;
+                s.next_due = s.last_attempt + self.config.retry.max(self.config.min_refresh);
                 s.status.last_error = Some(error);
                 s.status.last_failure = Some(now);
             }
