@@ -31,7 +31,7 @@ use std::time::Duration;
 /// ```
 #[derive(Clone)]
 pub struct RemoteKeySetConfig {
-    pub(crate) url: reqwest::Url,
+    pub(crate) url: url::Url,
     pub(crate) min_refresh: Duration,
     pub(crate) refresh: Duration,
     pub(crate) max_refresh: Duration,
@@ -54,7 +54,7 @@ impl RemoteKeySetConfig {
     /// The key set decides which tokens verify: fetched over plain HTTP from another host, it
     /// could be replaced by anyone on the path.
     pub fn new(url: &str) -> Result<Self, RemoteKeySetError> {
-        let url = reqwest::Url::parse(url)
+        let url = url::Url::parse(url)
             .map_err(|e| invalid(format!("the JWKS URL does not parse: {e}")))?;
         if !url.username().is_empty() || url.password().is_some() {
             return Err(invalid("the JWKS URL may not carry credentials".into()));
@@ -256,7 +256,10 @@ mod tests {
         assert!(c.clone().max_staleness(Duration::from_millis(500)).is_err());
         assert!(c.clone().timeout(Duration::ZERO).is_err());
         assert_eq!(c.interval_for(None), Duration::from_secs(300));
-        assert_eq!(c.interval_for(Some(Duration::ZERO)), Duration::from_secs(30));
+        assert_eq!(
+            c.interval_for(Some(Duration::ZERO)),
+            Duration::from_secs(30)
+        );
         assert_eq!(
             c.interval_for(Some(Duration::from_secs(120))),
             Duration::from_secs(120)

@@ -3,7 +3,8 @@
 
 use crate::config::RemoteKeySetConfig;
 use crate::error::{RemoteKeySetError, RemoteKeySetErrorKind};
-use http::header::{ACCEPT, AGE, CACHE_CONTROL, HeaderMap};
+use http::header::{ACCEPT, AGE, CACHE_CONTROL, CONTENT_LENGTH, HeaderMap, USER_AGENT};
+use http_body_util::BodyExt as _;
 use scopekey::KeySet;
 use scopekey::jwks::MAX_JWKS_LEN;
 use std::sync::Arc;
@@ -17,46 +18,81 @@ pub(crate) struct Fetched {
     pub(crate) max_age: Option<Duration>,
 }
 
-/// The HTTP client: TLS through rustls with ring and Mozilla's roots, no redirects, no proxy,
-/// the configured timeout over the whole exchange.
-pub(crate) fn client(config: &RemoteKeySetConfig) -> Result<reqwest::Client, RemoteKeySetError> {
-    let client_error = |e: &dyn std::error::Error| {
-        RemoteKeySetError::new(
-            RemoteKeySetErrorKind::Client,
-            format!("the HTTP client could not be set up: {e}"),
-        )
-    };
+/// The HTTP client: HTTP/1.1, TLS through rustls with ring and Mozilla's roots; no redirects
+/// and no proxy (hyper follows neither).
+pub(crate) type Client = hyper_util::client::legacy::Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    http_body_util::Empty<bytes::Bytes>,
+>;
+
+/// Builds the [`Client`].
+pub(crate) fn client(config: &RemoteKeySetConfig) -> Result<Client, RemoteKeySetError> {
     let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions()
-    .map_err(|e| client_error(&e))?
+    .map_err(|e| {
+        RemoteKeySetError::new(
+            RemoteKeySetErrorKind::Client,
+            format!("the TLS client could not be set up: {e}"),
+        )
+    })?
     .with_root_certificates(roots)
     .with_no_client_auth();
-    reqwest::Client::builder()
-        .tls_backend_preconfigured(tls)
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .timeout(config.timeout)
-        .user_agent(concat!("scopekey-jwks/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| client_error(&e))
+    let mut http = hyper_util::client::legacy::connect::HttpConnector::new();
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(config.timeout));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(
+        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .build(https),
+    )
 }
 
-/// Fetches and imports the JWKS.
+/// Fetches and imports the JWKS, within the configured timeout (from connecting to the last
+/// byte of the body).
 pub(crate) async fn fetch(
-    client: &reqwest::Client,
+    client: &Client,
     config: &RemoteKeySetConfig,
 ) -> Result<Fetched, RemoteKeySetError> {
-    let mut response = client
-        .get(config.url.clone())
-        .header(ACCEPT, "application/jwk-set+json, application/json")
-        .send()
+    tokio::time::timeout(config.timeout, fetch_once(client, config))
         .await
-        .map_err(|e| unreachable(&e))?;
+        .unwrap_or_else(|_| {
+            Err(RemoteKeySetError::new(
+                RemoteKeySetErrorKind::Unreachable,
+                format!(
+                    "the JWKS URL did not answer within {} ms",
+                    config.timeout.as_millis()
+                ),
+            ))
+        })
+}
+
+async fn fetch_once(
+    client: &Client,
+    config: &RemoteKeySetConfig,
+) -> Result<Fetched, RemoteKeySetError> {
+    let request = http::Request::get(config.url.as_str())
+        .header(ACCEPT, "application/jwk-set+json, application/json")
+        .header(
+            USER_AGENT,
+            concat!("scopekey-jwks/", env!("CARGO_PKG_VERSION")),
+        )
+        .body(http_body_util::Empty::new())
+        .map_err(|e| {
+            RemoteKeySetError::new(
+                RemoteKeySetErrorKind::InvalidConfig,
+                format!("the JWKS request could not be built: {e}"),
+            )
+        })?;
+    let response = client.request(request).await.map_err(|e| unreachable(&e))?;
     let status = response.status();
-    if status != reqwest::StatusCode::OK {
+    if status != http::StatusCode::OK {
         return Err(RemoteKeySetError::new(
             RemoteKeySetErrorKind::Status(status.as_u16()),
             format!("the JWKS URL answered {status}, not 200"),
@@ -69,19 +105,28 @@ pub(crate) async fn fetch(
             format!("the JWKS is longer than {MAX_JWKS_LEN} bytes"),
         )
     };
-    let declared = response.content_length().unwrap_or(0);
+    let declared = response
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
     if declared > MAX_JWKS_LEN as u64 {
         return Err(too_large());
     }
     // Never more than the cap in memory, whatever the server sends or declares.
-    let mut body = Vec::with_capacity(usize::try_from(declared).unwrap_or(0).min(MAX_JWKS_LEN));
-    while let Some(chunk) = response.chunk().await.map_err(|e| unreachable(&e))? {
-        if body.len() + chunk.len() > MAX_JWKS_LEN {
-            return Err(too_large());
+    let mut body = response.into_body();
+    let mut text = Vec::with_capacity(usize::try_from(declared).unwrap_or(0).min(MAX_JWKS_LEN));
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| unreachable(&e))?;
+        if let Ok(chunk) = frame.into_data() {
+            if text.len() + chunk.len() > MAX_JWKS_LEN {
+                return Err(too_large());
+            }
+            text.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
     }
-    let text = std::str::from_utf8(&body).map_err(|_| {
+    let text = std::str::from_utf8(&text).map_err(|_| {
         RemoteKeySetError::new(
             RemoteKeySetErrorKind::InvalidJwks(scopekey::jwks::JwksErrorKind::Malformed),
             "the JWKS is not UTF-8 text".into(),
@@ -96,15 +141,11 @@ pub(crate) async fn fetch(
     Ok(Fetched { keys, max_age })
 }
 
-/// A transport error, with its causes (reqwest's own message is terse) and without the URL.
-fn unreachable(e: &reqwest::Error) -> RemoteKeySetError {
-    let mut message = if e.is_timeout() {
-        "the JWKS URL did not answer in time".to_owned()
-    } else {
-        "the JWKS URL could not be reached".to_owned()
-    };
-    let mut source = std::error::Error::source(e);
-    // A few levels are enough to reach the I/O error; bounded all the same.
+/// A transport error, with its causes (the client's own message is terse).
+fn unreachable(e: &(dyn std::error::Error + 'static)) -> RemoteKeySetError {
+    let mut message = format!("the JWKS URL could not be reached: {e}");
+    let mut source = e.source();
+    // A few levels are enough to reach the I/O or TLS error; bounded all the same.
     for _ in 0..4 {
         let Some(cause) = source else { break };
         message.push_str(": ");
@@ -179,12 +220,21 @@ mod tests {
             (vec![], None),
             (vec![("cache-control", "public, max-age=300")], secs(300)),
             (vec![("cache-control", "Max-Age=\"60\"")], secs(60)),
-            (vec![("cache-control", "max-age=300"), ("age", "100")], secs(200)),
-            (vec![("cache-control", "max-age=300"), ("age", "900")], secs(0)),
+            (
+                vec![("cache-control", "max-age=300"), ("age", "100")],
+                secs(200),
+            ),
+            (
+                vec![("cache-control", "max-age=300"), ("age", "900")],
+                secs(0),
+            ),
             (vec![("cache-control", "max-age=300, no-cache")], secs(0)),
             (vec![("cache-control", "no-store")], secs(0)),
             (
-                vec![("cache-control", "max-age=300"), ("cache-control", "max-age=30")],
+                vec![
+                    ("cache-control", "max-age=300"),
+                    ("cache-control", "max-age=30"),
+                ],
                 secs(30),
             ),
             (vec![("cache-control", "max-age=-1")], None),

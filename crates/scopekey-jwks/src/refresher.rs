@@ -85,7 +85,7 @@ impl RemoteKeySetStatus {
 #[derive(Debug)]
 struct Shared {
     config: RemoteKeySetConfig,
-    client: reqwest::Client,
+    client: fetch::Client,
     ring: Arc<KeyRing>,
     state: Mutex<State>,
     /// Tells the refresher to look at the schedule again.

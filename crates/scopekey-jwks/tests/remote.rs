@@ -109,7 +109,10 @@ async fn starts_with_the_served_keys_and_refuses_a_bad_first_copy() {
     private["d"] = "AAAA".into();
     let private = serde_json::json!({ "keys": [private] }).to_string();
     for (serve, expected) in [
-        (Serve::Garbage, RemoteKeySetErrorKind::InvalidJwks(JwksErrorKind::Malformed)),
+        (
+            Serve::Garbage,
+            RemoteKeySetErrorKind::InvalidJwks(JwksErrorKind::Malformed),
+        ),
         (
             Serve::Json(r#"{"keys":[]}"#.into()),
             RemoteKeySetErrorKind::InvalidJwks(JwksErrorKind::Malformed),
@@ -134,6 +137,14 @@ async fn starts_with_the_served_keys_and_refuses_a_bad_first_copy() {
             .unwrap_err();
         assert_eq!(e.kind(), expected, "{e}");
     }
+    // An https URL speaks TLS: a plain-HTTP server never completes the handshake.
+    server.serve(Serve::Json(jwks(&[&a])));
+    let https = RemoteKeySetConfig::new(&server.url().replace("http://", "https://"))
+        .unwrap()
+        .timeout(Duration::from_secs(2))
+        .unwrap();
+    let e = RemoteKeySet::start(https).await.unwrap_err();
+    assert_eq!(e.kind(), RemoteKeySetErrorKind::Unreachable, "{e}");
     server.stop().await;
     let e = RemoteKeySet::start(config(&server, &clock))
         .await
@@ -244,7 +255,10 @@ async fn a_flood_of_unknown_key_ids_costs_one_fetch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cache_control_max_age_sets_the_schedule_within_its_bounds() {
     let clock = ManualClock::now_utc();
-    let (a, b) = (SigningKey::generate().unwrap(), SigningKey::generate().unwrap());
+    let (a, b) = (
+        SigningKey::generate().unwrap(),
+        SigningKey::generate().unwrap(),
+    );
     let server = JwksServer::start(Serve::Json(jwks(&[&a]))).await;
     let interval = |cache: Option<&'static str>| {
         server.cache_control(cache);
@@ -308,7 +322,10 @@ async fn a_bad_copy_never_replaces_the_good_one() {
     let version = keys.ring().version();
     let weak = serde_json::json!({"keys":[{"kty":"OKP","crv":"Ed25519","x":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}]});
     for (serve, expected) in [
-        (Serve::Garbage, RemoteKeySetErrorKind::InvalidJwks(JwksErrorKind::Malformed)),
+        (
+            Serve::Garbage,
+            RemoteKeySetErrorKind::InvalidJwks(JwksErrorKind::Malformed),
+        ),
         (
             Serve::Json(r#"{"keys":[]}"#.into()),
             RemoteKeySetErrorKind::InvalidJwks(JwksErrorKind::Malformed),

@@ -215,7 +215,9 @@ where
             Err(Rejection::InvalidToken(VerifyErrorKind::UnknownKey))
         ) {
             let future = match admit(&self.state, self.anonymous, parts, first) {
-                Ok(parts) => ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body))),
+                Ok(parts) => {
+                    ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body)))
+                }
                 Err(rejection) => ResponseFuture::rejected(self.state.reject(rejection)),
             };
             return RefreshingFuture::ready(future);
