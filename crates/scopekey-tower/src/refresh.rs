@@ -76,7 +76,7 @@ impl AuthState {
 }
 
 /// An [`AuthLayer`](crate::AuthLayer) that waits for a key refresh when a token names an
-/// unknown key, then verifies once more (see the [module](self) and [`KeyRefresh`]).
+/// unknown key, then verifies once more (see [`KeyRefresh`]).
 ///
 /// Answers as [`AuthLayer`](crate::AuthLayer) does in every other case. Its service needs
 /// the inner service to be `Clone` (as axum's are): a request that waits is handed the ready
