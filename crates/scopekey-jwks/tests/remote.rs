@@ -11,7 +11,7 @@ use scopekey::{
     Issuer, ManualClock, SigningKey, TokenRequest, Verifier, VerifierConfig, VerifyErrorKind,
 };
 use scopekey_jwks::{RemoteKeySet, RemoteKeySetConfig, RemoteKeySetErrorKind};
-use scopekey_tower::{AuthState, Realm, RefreshingAuthLayer};
+use scopekey_tower::{AuthState, Realm, RefreshingAuthLayer, TokenSource};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -424,4 +424,34 @@ async fn dropping_it_stops_the_refresher() {
         kind(&v, &token(&a, &clock)),
         Some(VerifyErrorKind::KeysStale)
     );
+}
+
+/// A token in a query parameter (a WebSocket upgrade) that names a new key: the retry after
+/// the refresh reads it again, and the handler never sees it in the URI.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_token_is_read_again_after_the_refresh() {
+    let clock = ManualClock::now_utc();
+    let (a, b) = (
+        SigningKey::generate().unwrap(),
+        SigningKey::generate().unwrap(),
+    );
+    let server = JwksServer::start(Serve::Json(jwks(&[&a]))).await;
+    let keys = RemoteKeySet::start(config(&server, &clock)).await.unwrap();
+    let state = AuthState::new(verifier(&keys, &clock), Realm::new("api").unwrap())
+        .token_sources([TokenSource::query("access_token").unwrap()]);
+    let handle = keys.handle();
+    let layer = RefreshingAuthLayer::new(state, move || handle.refresh());
+    let service = layer.layer(service_fn(|req: Request<String>| async move {
+        Ok::<_, std::convert::Infallible>(Response::new(req.uri().to_string()))
+    }));
+    server.serve(Serve::Json(jwks(&[&a, &b])));
+    past_the_rate_limit().await;
+    let request = Request::builder()
+        .uri(format!("/ws?access_token={}&room=7", token(&b, &clock)))
+        .body(String::new())
+        .unwrap();
+    let response = service.oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.into_body(), "/ws?room=7");
+    assert_eq!(server.hits(), 2);
 }

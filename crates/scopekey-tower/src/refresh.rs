@@ -6,6 +6,9 @@
 //! it), or any closure returning a future. Only a refusal as
 //! [`UnknownKey`](scopekey::VerifyErrorKind::UnknownKey) waits for it; every other request takes
 //! the same synchronous path as [`AuthLayer`](crate::AuthLayer).
+//!
+//! A request that waits is verified twice, so a verifier with an audit sink records a `refused`
+//! event (`unknown_key`) and then the second outcome.
 
 use crate::auth::{Anonymous, AuthState};
 use crate::future::ResponseFuture;
@@ -65,9 +68,12 @@ impl AuthState {
         parts: &mut http::request::Parts,
         refresh: &dyn KeyRefresh,
     ) -> Result<Grant, Rejection> {
+        // A query-parameter token leaves the URI on the first pass: the second reads it again.
+        let uri = parts.uri.clone();
         match self.authenticate_request(parts) {
             Err(Rejection::InvalidToken(VerifyErrorKind::UnknownKey)) => {
                 refresh.refresh().await;
+                parts.uri = uri;
                 self.authenticate_request(parts)
             }
             other => other,
@@ -209,6 +215,9 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let (mut parts, body) = request.into_parts();
+        // A query-parameter token leaves the URI on the first pass; a retry reads it again.
+        // (A `Uri` clone shares its bytes.)
+        let uri = parts.uri.clone();
         let first = self.state.authenticate_request(&mut parts);
         if !matches!(
             first,
@@ -230,6 +239,8 @@ where
         let anonymous = self.anonymous;
         RefreshingFuture::waiting(Box::pin(async move {
             refresh.await;
+            // The second pass takes the query token out again, whatever its outcome.
+            parts.uri = uri;
             let again = state.authenticate_request(&mut parts);
             match admit(&state, anonymous, parts, again) {
                 Ok(parts) => inner.call(Request::from_parts(parts, body)).await,
