@@ -14,7 +14,7 @@ use std::time::Duration;
 /// | [`min_refresh_interval`](Self::min_refresh_interval) | 30 s | at most one fetch per interval, whatever triggers it (the rate limit on unknown key ids) |
 /// | [`refresh_interval`](Self::refresh_interval) | 5 min | how often to fetch when the response names no `Cache-Control: max-age` |
 /// | [`max_refresh_interval`](Self::max_refresh_interval) | 1 h | the longest a `max-age` may stretch the wait between fetches |
-/// | [`retry_interval`](Self::retry_interval) | 30 s | the wait before the next scheduled fetch after one failed (never below the minimum interval) |
+/// | [`retry_interval`](Self::retry_interval) | 30 s | the wait before the next scheduled fetch after one failed (within the minimum and maximum intervals) |
 /// | [`max_staleness`](Self::max_staleness) | 24 h | how old the last good copy may grow before verification fails closed |
 /// | [`timeout`](Self::timeout) | 10 s | one fetch, from connecting to the last byte of the body |
 /// | [`clock`](Self::clock) | the system clock | what the staleness bound is measured with |
@@ -119,19 +119,20 @@ impl RemoteKeySetConfig {
     ///
     /// # Errors
     /// [`RemoteKeySetErrorKind::InvalidConfig`] below the
-    /// [minimum interval](Self::min_refresh_interval).
+    /// [minimum interval](Self::min_refresh_interval), or above 366 days.
     pub fn max_refresh_interval(mut self, interval: Duration) -> Result<Self, RemoteKeySetError> {
-        if interval < self.min_refresh {
+        if interval < self.min_refresh || interval > MAX_BOUND {
             return Err(invalid(
-                "the maximum refresh interval must be at least the minimum".into(),
+                "the maximum refresh interval must be at least the minimum and at most 366 days"
+                    .into(),
             ));
         }
         self.max_refresh = interval;
         Ok(self)
     }
 
-    /// The wait before the next scheduled fetch after a failed one (default 30 s; the minimum
-    /// interval if that is longer). An unknown key id may still ask for one sooner, within the
+    /// The wait before the next scheduled fetch after a failed one (default 30 s), kept within
+    /// the minimum and maximum intervals. An unknown key id may still ask for one sooner, within the
     /// rate limit.
     pub fn retry_interval(mut self, interval: Duration) -> Self {
         self.retry = interval;
@@ -150,7 +151,7 @@ impl RemoteKeySetConfig {
     /// The bound is how long a key withdrawn at the issuer (a leaked key, removed from its JWKS)
     /// can still verify here while the issuer cannot be reached.
     pub fn max_staleness(mut self, bound: Duration) -> Result<Self, RemoteKeySetError> {
-        if bound.as_secs() == 0 || bound > Duration::from_secs(366 * 86_400) {
+        if bound.as_secs() == 0 || bound > MAX_BOUND {
             return Err(invalid(
                 "the staleness bound must be at least 1 s and at most 366 days".into(),
             ));
@@ -162,10 +163,12 @@ impl RemoteKeySetConfig {
     /// The time one fetch may take, from connecting to the last byte (default 10 s).
     ///
     /// # Errors
-    /// [`RemoteKeySetErrorKind::InvalidConfig`] for zero.
+    /// [`RemoteKeySetErrorKind::InvalidConfig`] for zero or more than 10 min.
     pub fn timeout(mut self, timeout: Duration) -> Result<Self, RemoteKeySetError> {
-        if timeout.is_zero() {
-            return Err(invalid("the fetch timeout must be above zero".into()));
+        if timeout.is_zero() || timeout > Duration::from_secs(600) {
+            return Err(invalid(
+                "the fetch timeout must be above zero and at most 10 min".into(),
+            ));
         }
         self.timeout = timeout;
         Ok(self)
@@ -177,6 +180,11 @@ impl RemoteKeySetConfig {
     pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
         self.clock = Arc::new(clock);
         self
+    }
+
+    /// The wait after a failed fetch, within the configured bounds.
+    pub(crate) fn retry_after_failure(&self) -> Duration {
+        self.retry.clamp(self.min_refresh, self.max_refresh)
     }
 
     /// The URL followed.
@@ -206,6 +214,10 @@ impl fmt::Debug for RemoteKeySetConfig {
             .finish_non_exhaustive()
     }
 }
+
+/// The longest interval or bound accepted: long enough for any deployment, short enough that
+/// no instant computed from it overflows.
+const MAX_BOUND: Duration = Duration::from_secs(366 * 86_400);
 
 fn invalid(message: String) -> RemoteKeySetError {
     RemoteKeySetError::new(RemoteKeySetErrorKind::InvalidConfig, message)
@@ -255,6 +267,16 @@ mod tests {
         );
         assert!(c.clone().max_staleness(Duration::from_millis(500)).is_err());
         assert!(c.clone().timeout(Duration::ZERO).is_err());
+        assert!(c.clone().timeout(Duration::MAX).is_err());
+        assert!(c.clone().max_refresh_interval(Duration::MAX).is_err());
+        assert!(c.clone().max_staleness(Duration::MAX).is_err());
+        assert_eq!(
+            c.clone()
+                .retry_interval(Duration::MAX)
+                .retry_after_failure(),
+            Duration::from_secs(3600)
+        );
+        assert_eq!(c.retry_after_failure(), Duration::from_secs(30));
         assert_eq!(c.interval_for(None), Duration::from_secs(300));
         assert_eq!(
             c.interval_for(Some(Duration::ZERO)),

@@ -295,7 +295,7 @@ impl Shared {
                     %error,
                     "the JWKS could not be refreshed; the last good key set is kept"
                 );
-                s.next_due = s.last_attempt + self.config.retry.max(self.config.min_refresh);
+                s.next_due = s.last_attempt + self.config.retry_after_failure();
                 s.status.last_error = Some(error);
                 s.status.last_failure = Some(now);
             }
