@@ -408,6 +408,13 @@ impl AuthLayer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Anonymous(());
 
+impl Anonymous {
+    /// The marker, for the layers of this crate.
+    pub(crate) const fn marker() -> Self {
+        Self(())
+    }
+}
+
 impl<S> Layer<S> for AuthLayer {
     type Service = Auth<S>;
 
