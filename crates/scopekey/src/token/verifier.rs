@@ -462,17 +462,6 @@ impl Verifier {
         // Before anything else, whatever the format, and the only length check on the way:
         // the decoders below rely on it.
         paseto::check_length(token).map_err(|e| (e, None))?;
-        // One atomic load: a ring that cannot vouch for its keys refuses everything, cached or not.
-        if self.keys.is_stale_at(unix_now) {
-            return Err((
-                VerifyError::new(
-                    VerifyErrorKind::KeysStale,
-                    "the key set is stale (its source has not been reached within its bound); \
-                     refusing until it is current again",
-                ),
-                None,
-            ));
-        }
         // Read before the key snapshot: an entry is never tagged newer than its keys.
         let ring_version = self.ring_version();
         if let Some(verified) = cache.and_then(|c| c.get(token, self.id, ring_version, unix_now)) {
@@ -639,6 +628,15 @@ impl Verifier {
                 },
             ));
         };
+        // One atomic load, cached or not: a ring that cannot vouch for its keys refuses every
+        // token of its issuer (the other trusted issuers' keep verifying).
+        if trust.keys.is_stale_at(now) {
+            return Err(VerifyError::new(
+                VerifyErrorKind::KeysStale,
+                "the key set is stale (its source has not been reached within its bound); \
+                 refusing until it is current again",
+            ));
+        }
         if !self.audiences.contains(&c.audience) {
             return Err(VerifyError::new(
                 VerifyErrorKind::WrongAudience,
