@@ -238,6 +238,7 @@ impl std::error::Error for ScrubbedError {
 /// The query parameters sqlx's PostgreSQL driver reads. It logs the value of any other one
 /// (`ignoring unrecognized connect parameter`), so a secret under another name would end up in
 /// the logs.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 const POSTGRES_PARAMS: &[&str] = &[
     "sslmode",
     "ssl-mode",
@@ -261,6 +262,7 @@ const POSTGRES_PARAMS: &[&str] = &[
 
 /// The name of the first secret-looking query parameter of a PostgreSQL URL that the driver
 /// would ignore (and log, value included), such as libpq's `sslpassword`.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) fn ignored_secret_param(url: &Url) -> Option<String> {
     url.query_pairs()
         .map(|(name, _)| name.into_owned())
@@ -273,6 +275,7 @@ pub(crate) fn ignored_secret_param(url: &Url) -> Option<String> {
 }
 
 /// Whether a PostgreSQL URL names a root certificate (`sslrootcert` and its sqlx spellings).
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) fn has_root_cert(url: &Url) -> bool {
     url.query_pairs().any(|(name, value)| {
         matches!(&*name, "sslrootcert" | "ssl-root-cert" | "ssl-ca") && !value.is_empty()

@@ -4,7 +4,11 @@
 //! May import: everything below it (the crate root, `db`, `store`, `tables`); nothing
 //! imports it but the crate root.
 
-use crate::db::{Backend, CHANNEL, CommitWatch, now_seconds};
+#[cfg(feature = "postgres")]
+use crate::db::CHANNEL;
+#[cfg(feature = "sqlite")]
+use crate::db::CommitWatch;
+use crate::db::{Backend, now_seconds};
 use crate::tables::keys::load_keys;
 use crate::tables::revocations::{count_revocations_through, load_revocations};
 use crate::{Store, StoreError};
@@ -284,6 +288,7 @@ enum Round {
     /// The revocations after the last number, and the keys.
     Incremental,
     /// Nothing: the store answered that nothing changed (SQLite's commit watch).
+    #[cfg_attr(not(feature = "sqlite"), allow(dead_code))]
     Confirm,
 }
 
@@ -310,13 +315,16 @@ impl Follow {
 
     async fn run(self) {
         match self.b.clone() {
+            #[cfg(feature = "sqlite")]
             Backend::Sqlite(pool) => self.follow_sqlite(pool).await,
+            #[cfg(feature = "postgres")]
             Backend::Postgres(pool) => self.follow_postgres(pool).await,
         }
     }
 
     /// SQLite: every poll interval, asks the commit watch whether anything was committed, and
     /// reads after the last number only then (or after a failed read).
+    #[cfg(feature = "sqlite")]
     async fn follow_sqlite(mut self, pool: sqlx::sqlite::SqlitePool) {
         let mut watch: Option<CommitWatch> = None;
         let mut opened_before = false;
@@ -369,6 +377,7 @@ impl Follow {
 
     /// PostgreSQL: reads after the last number on every notification and every heartbeat;
     /// everything after the listener reconnects.
+    #[cfg(feature = "postgres")]
     async fn follow_postgres(mut self, pool: sqlx::postgres::PgPool) {
         // The listener holds its connection for good: a pool of its own (the store's connect
         // options, TLS included), so it never takes a connection the store's queries need.

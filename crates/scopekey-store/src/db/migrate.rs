@@ -7,6 +7,7 @@ use super::{Backend, DbFuture, now_seconds, on};
 use crate::{StoreError, StoreErrorKind};
 use sqlx::Row as _;
 
+#[cfg(feature = "sqlite")]
 const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_init.sql")),
     (
@@ -34,6 +35,7 @@ const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0007_consumer_networks.sql"),
     ),
 ];
+#[cfg(feature = "postgres")]
 const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
     (
@@ -72,8 +74,10 @@ async fn migrate_inner(b: &Backend) -> Result<(), StoreError> {
         StoreError::new(StoreErrorKind::Migration, format!("migration failed: {e}")).with_source(e)
     };
     let (migrations, lock): (&'static [(i64, &'static str)], Option<&'static str>) = match b {
+        #[cfg(feature = "sqlite")]
         Backend::Sqlite(_) => (MIGRATIONS_SQLITE, None),
         // One migrator at a time across instances.
+        #[cfg(feature = "postgres")]
         Backend::Postgres(_) => (
             MIGRATIONS_POSTGRES,
             Some("SELECT pg_advisory_xact_lock(7236815)"),

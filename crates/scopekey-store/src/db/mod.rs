@@ -7,13 +7,17 @@
 
 mod connect;
 mod migrate;
+#[cfg(feature = "sqlite")]
 mod watch;
 
+#[cfg(feature = "sqlite")]
 pub(crate) use watch::CommitWatch;
 
 use crate::redact::RedactedUrl;
 use crate::{StoreError, StoreErrorKind};
+#[cfg(feature = "postgres")]
 use sqlx::postgres::PgPool;
+#[cfg(feature = "sqlite")]
 use sqlx::sqlite::SqlitePool;
 use std::future::Future;
 use std::pin::Pin;
@@ -24,12 +28,15 @@ use time::OffsetDateTime;
 pub(crate) type DbFuture<T> = Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send>>;
 
 /// The channel PostgreSQL notifications go to on every change.
+#[cfg_attr(not(feature = "postgres"), allow(dead_code))]
 pub(crate) const CHANNEL: &str = "scopekey_changes";
 
 /// The pool of whichever database the URL named.
 #[derive(Debug, Clone)]
 pub(crate) enum Backend {
+    #[cfg(feature = "sqlite")]
     Sqlite(SqlitePool),
+    #[cfg(feature = "postgres")]
     Postgres(PgPool),
 }
 
@@ -38,7 +45,9 @@ pub(crate) enum Backend {
 macro_rules! on {
     ($backend:expr, $pool:ident => $body:expr) => {
         match $backend {
+            #[cfg(feature = "sqlite")]
             $crate::db::Backend::Sqlite($pool) => $body,
+            #[cfg(feature = "postgres")]
             $crate::db::Backend::Postgres($pool) => $body,
         }
     };
@@ -144,7 +153,13 @@ pub(crate) fn run_on<T: Send + 'static>(
 }
 
 /// Tells PostgreSQL replicas that `what` changed (SQLite replicas poll).
+#[cfg_attr(
+    not(feature = "postgres"),
+    allow(clippy::unused_async, unused_variables)
+)]
 pub(crate) async fn notify(b: &Backend, what: &str) -> Result<(), StoreError> {
+    #[cfg(feature = "postgres")]
+    #[allow(irrefutable_let_patterns)]
     if let Backend::Postgres(pool) = b {
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(CHANNEL)

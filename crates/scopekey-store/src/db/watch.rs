@@ -66,6 +66,8 @@ mod tests {
             &crate::StoreOptions::default(),
         )
         .unwrap();
+        // Irrefutable when the crate is built for SQLite only.
+        #[allow(irrefutable_let_patterns)]
         let Backend::Sqlite(pool) = db.backend().clone() else {
             panic!("not sqlite")
         };
