@@ -139,6 +139,7 @@ pub struct TokenRequest {
     pub(crate) escalate: bool,
     pub(crate) networks: Vec<Network>,
     pub(crate) max_uses: Option<u32>,
+    pub(crate) dpop_jkt: Option<crate::dpop::Jkt>,
 }
 
 impl TokenRequest {
@@ -156,6 +157,7 @@ impl TokenRequest {
             escalate: false,
             networks: Vec::new(),
             max_uses: None,
+            dpop_jkt: None,
         }
     }
 
@@ -217,6 +219,16 @@ impl TokenRequest {
     /// across them; see `docs/binding.md`.
     pub fn max_uses(mut self, uses: u32) -> Self {
         self.max_uses = Some(uses);
+        self
+    }
+
+    /// Binds the token to the client key whose RFC 7638 thumbprint is `jkt` (claim
+    /// `cnf: {"jkt": …}`, RFC 9449): a verifier accepts it only with a DPoP proof signed by that
+    /// key for the very request ([`Verifier::verify_presented`](crate::Verifier::verify_presented)),
+    /// never as a plain bearer token. Clients compute `jkt` with
+    /// [`ProofBuilder::jkt`](crate::dpop::ProofBuilder::jkt) or their DPoP library.
+    pub fn bind_dpop(mut self, jkt: crate::dpop::Jkt) -> Self {
+        self.dpop_jkt = Some(jkt);
         self
     }
 
@@ -492,6 +504,12 @@ impl Issuer {
                 )));
             }
             other.insert(USES_CLAIM.to_owned(), serde_json::Value::from(uses));
+        }
+        if let Some(jkt) = &r.dpop_jkt {
+            other.insert(
+                crate::dpop::CNF_CLAIM.to_owned(),
+                serde_json::json!({ "jkt": jkt.as_str() }),
+            );
         }
         let ttl = r.ttl.unwrap_or(self.default_ttl);
         if ttl.as_secs() == 0 || ttl > max_ttl {

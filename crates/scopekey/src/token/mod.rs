@@ -21,6 +21,7 @@ pub(crate) mod issuer;
 pub mod jwt;
 pub(crate) mod network;
 pub mod paseto;
+pub(crate) mod presentation;
 pub(crate) mod revocation;
 pub(crate) mod usage;
 pub(crate) mod verifier;
