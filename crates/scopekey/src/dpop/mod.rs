@@ -26,7 +26,7 @@ pub use jkt::{InvalidJkt, Jkt};
 pub use nonce::NonceSource;
 pub use proof::{
     ALGORITHMS, DEFAULT_FUTURE_LEEWAY, DEFAULT_MAX_AGE, DpopPolicy, DpopRequest, MAX_JTI_LEN,
-    MAX_MAX_AGE, MAX_PROOF_LEN, access_token_hash,
+    MAX_MAX_AGE, MAX_PROOF_LEN, access_token_hash, normalize_origin,
 };
 pub use replay::{DEFAULT_REPLAY_CAPACITY, MemoryReplayCache, ReplayCache, ReplayCheck};
 

@@ -155,6 +155,29 @@ pub(crate) fn normalize_htu(uri: &str) -> Option<String> {
     Some(url.into())
 }
 
+/// `origin` (`https://api.example`, `http://localhost:8080`) normalised as [`normalize_htu`]
+/// does, without a trailing `/`, with its authority (`host[:port]`): `None` when it is not an
+/// `http` or `https` origin (a path, query, fragment or user).
+pub fn normalize_origin(origin: &str) -> Option<(String, String)> {
+    let url = url::Url::parse(origin).ok()?;
+    if !matches!(url.scheme(), "https" | "http")
+        || !url.username().is_empty()
+        || url.password().is_some()
+        || url.path() != "/"
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || origin.ends_with('/')
+    {
+        return None;
+    }
+    let host = url.host_str()?;
+    let authority = match url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    };
+    Some((format!("{}://{authority}", url.scheme()), authority))
+}
+
 /// `b64url(SHA-256(access token))`, the `ath` of a proof for it.
 pub fn access_token_hash(access_token: &str) -> String {
     b64::encode(&Sha256::digest(access_token.as_bytes()))

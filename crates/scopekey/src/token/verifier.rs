@@ -285,6 +285,13 @@ impl Verifier {
         self.dpop.as_ref()
     }
 
+    /// The server nonce a client should put in its next DPoP proof, by this verifier's
+    /// clock, when its [policy](Self::with_dpop) requires nonces.
+    pub fn dpop_nonce(&self) -> Option<String> {
+        let policy = self.dpop.as_ref()?;
+        policy.nonce(self.config.clock.now_unix())
+    }
+
     /// The trusted keys, as of now.
     pub fn keys(&self) -> Arc<KeySet> {
         self.keys.snapshot()
