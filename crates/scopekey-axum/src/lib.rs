@@ -72,8 +72,9 @@ mod require;
 pub use require::{Require, RequireRejection, RequiredScope};
 
 pub use scopekey_tower::{
-    Anonymous, AuthLayer, AuthState, DescribeRequest, Realm, Rejection, RejectionBody,
-    RejectionRenderer, RenderRejection, RequireScopeLayer, TokenSource, describe_request,
+    Anonymous, AuthLayer, AuthState, DPOP, DPOP_NONCE, DescribeRequest, DpopConfig, InvalidOrigin,
+    Realm, Rejection, RejectionBody, RejectionRenderer, RenderRejection, RequireScopeLayer,
+    TokenSource, describe_request,
 };
 
 /// A request refused before the handler ran: 400, 401 or 503 per RFC 6750.

@@ -201,7 +201,7 @@ async fn a_bound_token_is_accepted_with_its_proof_and_refused_otherwise() {
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{reason}");
         let c = challenge(&r);
         assert!(
-            c.starts_with("DPoP realm=\"api\", algs=\"EdDSA ES256\""),
+            c.starts_with("DPoP realm=\"api\", algs=\"EdDSA Ed25519 ES256\""),
             "{c}"
         );
         assert!(c.contains(&format!("error=\"{error}\"")), "{c}");

@@ -25,8 +25,10 @@ pub const DEFAULT_FUTURE_LEEWAY: Duration = Duration::from_secs(5);
 /// that long).
 pub const MAX_MAX_AGE: Duration = Duration::from_secs(600);
 
-/// The algorithms a proof may be signed with, as `WWW-Authenticate`'s `algs` lists them.
-pub const ALGORITHMS: &str = "EdDSA ES256";
+/// The algorithms a proof may be signed with, as `WWW-Authenticate`'s `algs` lists them:
+/// `EdDSA` (RFC 8037) and its fully specified name `Ed25519` (RFC 9864, what current clients
+/// such as panva's `dpop` write) for Ed25519 keys, and `ES256` for P-256 keys.
+pub const ALGORITHMS: &str = "EdDSA Ed25519 ES256";
 
 const HEADER_LIMITS: Limits = Limits {
     max_depth: 2,
@@ -233,11 +235,11 @@ pub(crate) fn check_proof(
     let signature = decode(s64)?;
     let signing_input = &proof.as_bytes()[..h64.len() + 1 + p64.len()];
     match header.get("alg").and_then(Value::as_str) {
-        Some("EdDSA") => verify_eddsa(jwk, signing_input, &signature)?,
+        Some("EdDSA" | "Ed25519") => verify_eddsa(jwk, signing_input, &signature)?,
         Some("ES256") => verify_es256(jwk, signing_input, &signature)?,
         _ => {
             return Err(invalid(
-                "the DPoP proof's `alg` is not EdDSA or ES256 (`none`, HMAC and others are refused)",
+                "the DPoP proof's `alg` is not EdDSA, Ed25519 or ES256 (`none`, HMAC and others are refused)",
             ));
         }
     }
