@@ -41,7 +41,8 @@
 //! DPoP-bound tokens (claim `cnf.jkt`, RFC 9449) need `Authorization: DPoP <token>` and a
 //! `DPoP` proof for the request, whose `htu` is checked against the public origin
 //! (`--public-origin`, by default `http://` and the listen address); as `Bearer` they are
-//! refused. Proofs are remembered in memory (one instance) for 60 s against replays.
+//! refused. Proofs are remembered for 60 s against replays: in memory, or with `--store` in
+//! the store, shared by every instance on it.
 //!
 //! See `docs/axum.md` for a walk-through with curl.
 
@@ -397,7 +398,8 @@ pub(crate) fn with_store(
         .with_inventory(Arc::new(store.inventory()?))
         .with_audit(summarized(Arc::new(store.audit_sink()?))?)
         .with_usage_counter(Arc::new(store.usage_counter()))
-        .with_dpop(dpop_policy());
+        // Shared by the instances on the store: a proof replayed to another one is refused.
+        .with_dpop(DpopPolicy::new(Arc::new(store.replay_cache())));
     Ok((Arc::new(verifier), replica))
 }
 
