@@ -30,7 +30,7 @@ pub use proof::{
 };
 pub use replay::{DEFAULT_REPLAY_CAPACITY, MemoryReplayCache, ReplayCache, ReplayCheck};
 
-pub(crate) use proof::check_proof;
+pub(crate) use proof::{CheckedProof, check_proof};
 
 /// The claim that carries a token's confirmation key (RFC 7800).
 pub(crate) const CNF_CLAIM: &str = "cnf";

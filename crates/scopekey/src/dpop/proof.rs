@@ -100,6 +100,24 @@ impl DpopPolicy {
         self.nonces.as_ref().map(|n| n.current(unix_now))
     }
 
+    /// Checks the proof of a token request (RFC 9449 §5: a proof without `ath`, at the token
+    /// endpoint) and remembers its `jti`; returns the thumbprint of its key, to bind the token
+    /// to ([`TokenRequest::bind_dpop`](crate::TokenRequest::bind_dpop)).
+    ///
+    /// # Errors
+    /// The `Dpop…` [`VerifyErrorKind`]s of a refused proof, as for a resource request
+    /// (`DpopProofMissing` without one), and `DpopUnavailable` when the replay cache is full or
+    /// failed.
+    pub fn check_token_request(
+        &self,
+        request: &DpopRequest<'_>,
+        unix_now: i64,
+    ) -> Result<Jkt, VerifyError> {
+        let proof = check_proof(request, None, unix_now, self)?;
+        crate::token::presentation::remember(self, &proof, unix_now)?;
+        Ok(proof.jkt)
+    }
+
     fn secs(d: Duration) -> i64 {
         i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
     }

@@ -1,7 +1,7 @@
 //! How a token was presented: the client address, the request for the audit trail, and the
 //! DPoP proof of a bound token.
 
-use crate::dpop::{DpopPolicy, DpopRequest, Jkt, ReplayCheck, check_proof};
+use crate::dpop::{CheckedProof, DpopPolicy, DpopRequest, Jkt, ReplayCheck, check_proof};
 use crate::token::audit::RequestContext;
 use crate::token::cache::GrantCache;
 use crate::token::error::{VerifyError, VerifyErrorKind};
@@ -135,6 +135,16 @@ pub(crate) fn check_binding(
             "the DPoP proof is signed by another key than the one the token is bound to",
         ));
     }
+    remember(policy, &proof, unix_now)
+}
+
+/// Remembers a checked proof's `jti` in the policy's replay cache: refused when seen before, or
+/// when the cache is full or failed.
+pub(crate) fn remember(
+    policy: &DpopPolicy,
+    proof: &CheckedProof,
+    unix_now: i64,
+) -> Result<(), VerifyError> {
     let unavailable = |why: String| {
         Err(VerifyError::new(
             VerifyErrorKind::DpopUnavailable,
