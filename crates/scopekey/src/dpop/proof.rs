@@ -175,8 +175,8 @@ pub(crate) fn normalize_htu(uri: &str) -> Option<String> {
     Some(url.into())
 }
 
-/// `origin` (`https://api.example`, `http://localhost:8080`) normalised as [`normalize_htu`]
-/// does, without a trailing `/`, with its authority (`host[:port]`): `None` when it is not an
+/// `origin` (`https://api.example`, `http://localhost:8080`) normalised as a proof's `htu`
+/// is, without a trailing `/`, with its authority (`host[:port]`): `None` when it is not an
 /// `http` or `https` origin (a path, query, fragment or user).
 pub fn normalize_origin(origin: &str) -> Option<(String, String)> {
     let url = url::Url::parse(origin).ok()?;
