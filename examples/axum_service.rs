@@ -40,6 +40,12 @@
 //! | `GET /billing/invoices` | `billing/invoices:read` |
 //! | `POST /admin/revocations` | `tokens:revoke`; body `{"jti": "…"}` or `{"sub": "…"}` |
 //!
+//! DPoP-bound tokens (claim `cnf.jkt`, RFC 9449) need `Authorization: DPoP <token>` and a
+//! `DPoP` proof for the request, whose `htu` is checked against the public origin
+//! (`--public-origin`, by default `http://` and the listen address); as `Bearer` they are
+//! refused. Proofs are remembered for 60 s against replays: in memory, or with `--store` in
+//! the store, shared by every instance on it.
+//!
 //! See `docs/axum.md` for a walk-through with curl.
 
 use axum::extract::{ConnectInfo, FromRef, MatchedPath, Path, Request, State};
@@ -51,6 +57,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use clap::Parser;
 use scopekey::audit::{AuditSink, JsonLinesSink, RequestContext, SummarizingSink, SummaryConfig};
+use scopekey::dpop::{DpopPolicy, MemoryReplayCache};
 use scopekey::revocation::{RevocationList, RevocationTarget, Revoker};
 use scopekey::usage::MemoryUsageCounter;
 use scopekey::{
@@ -58,7 +65,7 @@ use scopekey::{
     TokenRequest, Verifier, VerifierConfig,
 };
 use scopekey_axum::{
-    AuthLayer, AuthState, Authorized, Forbidden, Realm, Require, RequireScopeLayer,
+    AuthLayer, AuthState, Authorized, DpopConfig, Forbidden, Realm, Require, RequireScopeLayer,
     RequireTemplateLayer, TokenSource, describe_request, required_scope,
 };
 use scopekey_store::{Replica, ReplicaOptions, Store};
@@ -105,6 +112,10 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:3000")]
     listen: SocketAddr,
+    /// The origin clients address (`https://api.example`), which the `htu` of DPoP proofs must
+    /// name; by default `http://` and the listen address.
+    #[arg(long, value_name = "URL")]
+    public_origin: Option<String>,
     /// Append audit events (JSON Lines) to this file.
     #[arg(long, value_name = "FILE")]
     audit_log: Option<PathBuf>,
@@ -149,10 +160,24 @@ required_scope!(
 /// Builds the service: `verifier` must already check what `revocations` writes (and carry any
 /// audit sink); the client is the TCP peer (axum's `ConnectInfo`), or, for a peer in
 /// `trusted_proxy_networks`, the address the outermost trusted proxy forwarded.
+// The binary serves `app_with_dpop`; the end-to-end tests mount this one.
+#[allow(dead_code)]
 pub(crate) fn app(
     verifier: Arc<Verifier>,
     revocations: Arc<dyn Revoker>,
     trusted_proxy_networks: Vec<Network>,
+) -> Router {
+    app_with_dpop(verifier, revocations, trusted_proxy_networks, None)
+}
+
+/// As [`app`], accepting DPoP-bound tokens with the `DPoP` scheme at the origins of `dpop`
+/// (the verifier needs a `DpopPolicy`). Without it, a bound token is still refused as
+/// `Bearer`, and the `DPoP` scheme is not accepted.
+pub(crate) fn app_with_dpop(
+    verifier: Arc<Verifier>,
+    revocations: Arc<dyn Revoker>,
+    trusted_proxy_networks: Vec<Network>,
+    dpop: Option<DpopConfig>,
 ) -> Router {
     // `REALM` is a valid realm literal.
     let realm = Realm::new(REALM).unwrap_or_else(|_| unreachable!());
@@ -168,6 +193,10 @@ pub(crate) fn app(
                 .map(|c| c.0.ip())
         })
         .trusted_proxy_networks(trusted_proxy_networks);
+    let auth = match dpop {
+        Some(config) => auth.dpop(config),
+        None => auth,
+    };
     let state = AppState {
         auth: auth.clone(),
         revocations,
@@ -404,8 +433,16 @@ pub(crate) fn with_store(
         .verifier(config)?
         .with_inventory(Arc::new(store.inventory()?))
         .with_audit(summarized(Arc::new(store.audit_sink()?))?)
-        .with_usage_counter(Arc::new(store.usage_counter()));
+        .with_usage_counter(Arc::new(store.usage_counter()))
+        // Shared by the instances on the store: a proof replayed to another one is refused.
+        .with_dpop(DpopPolicy::new(Arc::new(store.replay_cache())));
     Ok((Arc::new(verifier), replica))
+}
+
+/// How the service checks DPoP proofs: the default window (60 s), replays remembered in
+/// memory (a bounded cache that refuses new proofs, 503, rather than forget a live one).
+pub(crate) fn dpop_policy() -> DpopPolicy {
+    DpopPolicy::new(Arc::new(MemoryReplayCache::default()))
 }
 
 /// The request path's audit sink: each token's decisions, and each refusal reason, folded into
@@ -492,7 +529,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
             // Without a store, use-limited tokens are counted in this process only.
             let mut verifier = Verifier::new(keys, config)?
                 .with_revocations(list.clone())
-                .with_usage_counter(Arc::new(MemoryUsageCounter::new()));
+                .with_usage_counter(Arc::new(MemoryUsageCounter::new()))
+                .with_dpop(dpop_policy());
             if let Some(path) = &args.audit_log {
                 verifier = verifier.with_audit(summarized(Arc::new(JsonLinesSink::open(path)?))?);
             }
@@ -500,11 +538,22 @@ async fn main() -> Result<(), Box<dyn Error>> {
         }
     };
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    let origin = match args.public_origin {
+        Some(origin) => origin,
+        None => format!("http://{}", listener.local_addr()?),
+    };
+    let dpop = DpopConfig::new([origin.as_str()])?;
     println!("listening on http://{}", listener.local_addr()?);
+    println!("DPoP proofs are checked against {origin}");
     axum::serve(
         listener,
-        app(verifier, revocations, args.trusted_proxy_networks)
-            .into_make_service_with_connect_info::<SocketAddr>(),
+        app_with_dpop(
+            verifier,
+            revocations,
+            args.trusted_proxy_networks,
+            Some(dpop),
+        )
+        .into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(async {
         let _ = tokio::signal::ctrl_c().await;

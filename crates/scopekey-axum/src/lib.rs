@@ -77,9 +77,9 @@ pub use require::{Require, RequireRejection, RequiredScope};
 pub use template::{RequireTemplate, RequireTemplateLayer};
 
 pub use scopekey_tower::{
-    Anonymous, AuthLayer, AuthState, DescribeRequest, KeyRefresh, Realm, RefreshingAuthLayer,
-    Rejection, RejectionBody, RejectionRenderer, RenderRejection, RequireScopeLayer, TokenSource,
-    describe_request,
+    Anonymous, AuthLayer, AuthState, DPOP, DPOP_NONCE, DescribeRequest, DpopConfig, InvalidOrigin,
+    KeyRefresh, Realm, RefreshingAuthLayer, Rejection, RejectionBody, RejectionRenderer,
+    RenderRejection, RequireScopeLayer, TokenSource, describe_request,
 };
 
 /// A request refused before the handler ran: 400, 401 or 503 per RFC 6750.

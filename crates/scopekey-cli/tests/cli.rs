@@ -2074,3 +2074,46 @@ fn max_uses_limits_a_token_that_verify_counts_only_when_asked() {
         assert!(out.stderr.contains("--max-uses"), "{bad}: {}", out.stderr);
     }
 }
+
+/// `mint --dpop-jkt` binds a token to a client key (claim `cnf.jkt`); `inspect` shows it among
+/// the caveats; `verify` (which has no proof) refuses it; a value that is not a thumbprint is a
+/// usage error naming the flag.
+#[test]
+fn dpop_jkt_binds_a_token_that_inspect_shows_and_verify_refuses_as_bearer() {
+    let env = Env::new("dpop-jkt");
+    let (secret, public) = env.keygen("keys");
+    // RFC 8037 §A.3's thumbprint.
+    let jkt = "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k";
+    let token = env.mint(&secret, &["--dpop-jkt", jkt, "--max-uses", "3"]);
+    let out = env.run(&["inspect", &token]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["claims"]["cnf"]["jkt"], jkt);
+    assert_eq!(v["caveats"]["dpop_jkt"], jkt);
+    assert_eq!(v["caveats"]["uses"], 3);
+    assert_eq!(v["caveats"]["networks"], serde_json::Value::Null);
+    let out = env.verify(&public, &token, &[]);
+    assert_eq!(out.code, 1, "{}", out.stdout);
+    assert!(out.stderr.contains("dpop_proof_missing"), "{}", out.stderr);
+    for bad in ["short", &"A".repeat(44), &format!("{}B", "A".repeat(42))] {
+        let out = env.run(&[
+            "mint",
+            "--secret-key",
+            &secret,
+            "--issuer",
+            "https://auth.example",
+            "--audience",
+            "https://api.example",
+            "--env",
+            "production",
+            "--subject",
+            "ci-deploy",
+            "--scope",
+            "projects:read",
+            "--dpop-jkt",
+            bad,
+        ]);
+        assert_eq!(out.code, 2, "{bad}: {}", out.stderr);
+        assert!(out.stderr.contains("--dpop-jkt"), "{bad}: {}", out.stderr);
+    }
+}

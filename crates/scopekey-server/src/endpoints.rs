@@ -71,6 +71,7 @@ async fn token_inner(service: TokenService, request: Request) -> Result<Response
     }
     let inner = &service.inner;
     let client = inner.authenticate(&headers, &form, source).await?;
+    let jkt = dpop_proof(&service, &headers)?;
     let audience = match form.get("resource") {
         None => inner.config.audiences()[0].clone(),
         Some(r) if inner.config.audiences().iter().any(|a| a == r) => r.to_owned(),
@@ -97,9 +98,10 @@ async fn token_inner(service: TokenService, request: Request) -> Result<Response
         .transpose()?;
     let service2 = service.clone();
     let id = client.client_id.clone();
-    let issued = tokio::task::spawn_blocking(move || issue(&service2, &id, requested, audience))
-        .await
-        .map_err(|_| unavailable("the token could not be issued"))??;
+    let issued =
+        tokio::task::spawn_blocking(move || issue(&service2, &id, requested, audience, jkt))
+            .await
+            .map_err(|_| unavailable("the token could not be issued"))??;
     Ok(grants::token_response(&issued))
 }
 
@@ -110,6 +112,7 @@ fn issue(
     client: &str,
     requested: Option<ScopeSet>,
     audience: String,
+    jkt: Option<scopekey::dpop::Jkt>,
 ) -> Result<grants::Issued, OAuthError> {
     let inner = &service.inner;
     let consumer: Consumer = inner
@@ -170,6 +173,9 @@ fn issue(
         ));
     }
     let mut request = TokenRequest::new(client, audience.clone(), scopes);
+    if let Some(jkt) = jkt {
+        request = request.bind_dpop(jkt);
+    }
     if inner.config.allow_broad {
         request = request.allow_broad();
     }
@@ -189,6 +195,45 @@ fn issue(
     };
     grants::settle(inner, client, &issued)?;
     Ok(issued)
+}
+
+/// The key a `client_credentials` request's `DPoP` proof (RFC 9449 §5) binds the token to:
+/// `None` without a proof; the proof must be for `POST` at this token endpoint (as the
+/// configured issuer names it, never the `Host` header), fresh and not replayed.
+fn dpop_proof(
+    service: &TokenService,
+    headers: &axum::http::HeaderMap,
+) -> Result<Option<scopekey::dpop::Jkt>, OAuthError> {
+    let mut values = headers.get_all("dpop").iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    let refuse = |why: String| OAuthError::new(OAuthErrorCode::InvalidDpopProof, why);
+    if values.next().is_some() {
+        return Err(refuse("more than one DPoP header".into()));
+    }
+    let proof = value
+        .to_str()
+        .map_err(|_| refuse("the DPoP header is not ASCII".into()))?;
+    let htu = service.config().endpoint(TOKEN_PATH);
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    service
+        .inner
+        .dpop
+        .check_token_request(
+            &scopekey::dpop::DpopRequest::new(Some(proof), "POST", &htu),
+            now,
+        )
+        .map(Some)
+        .map_err(|e| match e.kind() {
+            scopekey::VerifyErrorKind::DpopUnavailable => {
+                unavailable("the DPoP proof could not be checked for replay")
+            }
+            kind => refuse(format!(
+                "the DPoP proof was refused ({}): {e}",
+                kind.as_str()
+            )),
+        })
 }
 
 /// The read-only part of a ceiling: `read` on every resource it names, broad ones left out

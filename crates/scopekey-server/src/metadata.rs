@@ -38,6 +38,8 @@ pub(crate) async fn metadata(State(service): State<TokenService>) -> Response {
         "token_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "introspection_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
         "revocation_endpoint_auth_signing_alg_values_supported": ASSERTION_ALGS,
+        // RFC 9449 §5.1: client_credentials with a `DPoP` proof issues a DPoP-bound token.
+        "dpop_signing_alg_values_supported": scopekey::dpop::ALGORITHMS.split(' ').collect::<Vec<_>>(),
     });
     json(body.to_string(), "public, max-age=300")
 }

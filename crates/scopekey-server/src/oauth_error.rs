@@ -29,6 +29,9 @@ pub enum OAuthErrorCode {
     SlowDown,
     /// The server is busy or could not record the token: retry later.
     TemporarilyUnavailable,
+    /// The `DPoP` proof of a token request was refused (RFC 9449 §5): malformed, not for this
+    /// endpoint, stale or replayed.
+    InvalidDpopProof,
 }
 
 impl OAuthErrorCode {
@@ -44,6 +47,7 @@ impl OAuthErrorCode {
             Self::InvalidTarget => "invalid_target",
             Self::SlowDown => "slow_down",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
         }
     }
 

@@ -66,6 +66,8 @@ pub(crate) struct Inner {
     pub(crate) admin: crate::admin::Admin,
     pub(crate) sessions: crate::console::Sessions,
     replay: ReplayCache,
+    /// The proofs of DPoP token requests (RFC 9449 §5), replays remembered in the store.
+    pub(crate) dpop: scopekey::dpop::DpopPolicy,
     hashing: Arc<Semaphore>,
     hash_waiting: AtomicUsize,
 }
@@ -159,6 +161,7 @@ impl TokenService {
                 admin: crate::admin::Admin::new(&replica, &config)?,
                 sessions: crate::console::Sessions::default(),
                 replay: ReplayCache::new(65_536),
+                dpop: scopekey::dpop::DpopPolicy::new(Arc::new(store.replay_cache())),
                 hashing: Arc::new(Semaphore::new(config.hash_concurrency)),
                 hash_waiting: AtomicUsize::new(0),
                 store,

@@ -1364,3 +1364,59 @@ async fn revoking_the_parent_revokes_every_descendant_at_a_store_replica() {
     assert_error(&a, StatusCode::BAD_REQUEST, "invalid_grant");
     drop(replica);
 }
+
+/// RFC 9449 §5: a `client_credentials` request with a `DPoP` proof for this token endpoint gets
+/// a token bound to the proof's key (`token_type` `DPoP`, claim `cnf.jkt`); a replayed proof, or
+/// one for another URL, is `invalid_dpop_proof` and issues nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_request_with_a_dpop_proof_gets_a_bound_token() {
+    use scopekey::dpop::ProofBuilder;
+    let s = start(|c| c).await;
+    let meta: Value = serde_json::from_str(
+        &reqwest::get(format!("{}/.well-known/oauth-authorization-server", s.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        meta["dpop_signing_alg_values_supported"],
+        serde_json::json!(["EdDSA", "Ed25519", "ES256"])
+    );
+    let client_key = SigningKey::generate().unwrap();
+    let builder = ProofBuilder::new(&client_key);
+    let endpoint = format!("{}/oauth/token", s.base);
+    let request = |proof: String| {
+        Client::new()
+            .post(&endpoint)
+            .basic_auth("ci", Some(&s.ci_secret))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("dpop", proof)
+            .body("grant_type=client_credentials")
+            .send()
+    };
+    let proof = builder.proof("POST", &endpoint, None, None).unwrap();
+    let answer = request(proof.clone()).await.unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
+    let body: Value = serde_json::from_str(&answer.text().await.unwrap()).unwrap();
+    assert_eq!(body["token_type"], "DPoP");
+    let token = body["access_token"].as_str().unwrap();
+    let claims = scopekey::danger::decode_unverified(token).unwrap();
+    assert_eq!(
+        claims.claims().unwrap()["cnf"]["jkt"],
+        builder.jkt().as_str()
+    );
+    let before = s.issued_count().await;
+    let other = builder
+        .proof("POST", &format!("{}/oauth/other", s.base), None, None)
+        .unwrap();
+    for bad in [proof, other, "not-a-proof".to_owned()] {
+        let answer = request(bad).await.unwrap();
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST);
+        let body: Value = serde_json::from_str(&answer.text().await.unwrap()).unwrap();
+        assert_eq!(body["error"], "invalid_dpop_proof", "{body}");
+    }
+    assert_eq!(s.issued_count().await, before);
+}

@@ -68,6 +68,7 @@ pub use replica::{Replica, ReplicaOptions};
 pub use sinks::{StoreAuditSink, StoreFamilies, StoreInventory, StoreUsageCounter};
 pub use store::{MAX_POOL_CONNECTIONS, MAX_POOL_TIMEOUT, Store, StoreOptions};
 pub use tables::clients::{CLIENT_SECRET_PREFIX, ClientSecret, MAX_CLIENT_SECRET_LEN, SecretCheck};
+pub use tables::replays::StoreReplayCache;
 
 use std::fmt;
 

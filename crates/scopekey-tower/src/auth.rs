@@ -3,6 +3,7 @@
 use crate::context::{
     DescribeRequest, PeerAddress, client_address, context_for, describe_request, peer_address,
 };
+use crate::dpop::DpopConfig;
 use crate::future::ResponseFuture;
 use crate::rejection::{Realm, Rejection, bearer_token};
 use crate::render::{RejectionRenderer, RenderRejection};
@@ -32,6 +33,8 @@ pub struct AuthState {
     /// `None`: `Authorization: Bearer` only, the fast path.
     sources: Option<Arc<[TokenSource]>>,
     renderer: Option<RejectionRenderer>,
+    /// `None`: the `DPoP` scheme is not accepted (a bound token is still refused as Bearer).
+    dpop: Option<Arc<DpopConfig>>,
 }
 
 impl AuthState {
@@ -51,6 +54,7 @@ impl AuthState {
             trusted_proxy_networks: Arc::from([]),
             sources: None,
             renderer: None,
+            dpop: None,
         }
     }
 
@@ -79,6 +83,23 @@ impl AuthState {
         let sources: Arc<[TokenSource]> = sources.into_iter().collect();
         let bearer_only = sources.is_empty() || *sources == [TokenSource::bearer()];
         self.sources = (!bearer_only).then_some(sources);
+        self
+    }
+
+    /// Accepts DPoP-bound tokens (RFC 9449) with `Authorization: DPoP <token>` and one `DPoP`
+    /// proof header, whose `htu` must be one of `config`'s origins and the request path. The
+    /// verifier needs a [`DpopPolicy`](scopekey::dpop::DpopPolicy)
+    /// ([`Verifier::with_dpop`]). Bearer requests take the same path as without this.
+    ///
+    /// | request | answer |
+    /// |---|---|
+    /// | a bound token as `Bearer`, or `DPoP` without a proof | 401, `WWW-Authenticate: DPoP … error="invalid_token"` |
+    /// | a proof refused (invalid, other method or URI, stale `iat`, other token, other key, replayed) | 401 `error="invalid_dpop_proof"` |
+    /// | nonces required and missing or stale | 401 `error="use_dpop_nonce"` with `DPoP-Nonce` |
+    /// | an unbound token with the `DPoP` scheme | 401 `error="invalid_token"` |
+    /// | the replay cache full or down | 503 (fail closed) |
+    pub fn dpop(mut self, config: DpopConfig) -> Self {
+        self.dpop = Some(Arc::new(config));
         self
     }
 
@@ -277,10 +298,39 @@ impl AuthState {
         &self,
         parts: &mut http::request::Parts,
     ) -> Result<Grant, Rejection> {
+        if let Some(dpop) = &self.dpop
+            && crate::dpop::uses_dpop_scheme(&parts.headers)
+        {
+            return self.authenticate_dpop(parts, dpop);
+        }
         match &self.sources {
             None => self.authenticate_bearer(parts),
             Some(sources) => self.authenticate_from(parts, sources),
         }
+    }
+
+    /// `Authorization: DPoP` and its proof.
+    fn authenticate_dpop(
+        &self,
+        parts: &mut http::request::Parts,
+        dpop: &DpopConfig,
+    ) -> Result<Grant, Rejection> {
+        mark_sensitive(&mut parts.headers);
+        crate::dpop::mark_sensitive(&mut parts.headers);
+        let client = client_address(parts, self.peer, &self.trusted_proxy_networks);
+        let context = self.verifier.records_audit().then(|| {
+            let mut context = context_for(parts, self.describe);
+            context.client = client;
+            context
+        });
+        crate::dpop::authenticate(
+            &self.verifier,
+            dpop,
+            self.cache.as_deref(),
+            parts,
+            client,
+            context,
+        )
     }
 
     /// The default path: `Authorization: Bearer` only, nothing allocated for the sources.

@@ -65,6 +65,7 @@
 
 mod auth;
 mod context;
+mod dpop;
 mod forwarded;
 mod future;
 mod refresh;
@@ -77,6 +78,7 @@ pub use auth::{Anonymous, Auth, AuthLayer, AuthState};
 pub use context::{
     DescribeRequest, PeerAddress, REQUEST_ID_HEADER, describe_request, peer_address,
 };
+pub use dpop::{DPOP, DPOP_NONCE, DpopConfig, InvalidOrigin};
 pub use future::ResponseFuture;
 pub use refresh::{BoxFuture, KeyRefresh, RefreshingAuth, RefreshingAuthLayer, RefreshingFuture};
 pub use rejection::{InvalidRealm, Realm, Rejection, bearer_token};

@@ -81,6 +81,13 @@ pub enum Rejection {
     /// use-limited token whose use could not be counted): 503,
     /// fail closed.
     Unavailable(VerifyErrorKind),
+    /// The DPoP proof of a DPoP-bound token was refused (invalid, for another request, stale,
+    /// for another token, signed by another key, replayed): 401 `invalid_dpop_proof` with a
+    /// `DPoP` challenge (RFC 9449 §7.1).
+    InvalidDpopProof(VerifyErrorKind),
+    /// The service requires a server nonce in DPoP proofs: 401 `use_dpop_nonce` with the
+    /// nonce to use in a `DPoP-Nonce` header (RFC 9449 §9).
+    UseDpopNonce(String),
     /// An id taken from the request (a path segment) cannot name a resource: 400 without a
     /// challenge and without an RFC 6750 code (the token is not at fault). Answered at the
     /// point of action, e.g. by `scopekey-axum`'s `Forbidden`.
@@ -94,7 +101,16 @@ impl Rejection {
             VerifyErrorKind::RevocationStale
             | VerifyErrorKind::KeysStale
             | VerifyErrorKind::AuditUnavailable
-            | VerifyErrorKind::UsageUnavailable => Self::Unavailable(e.kind()),
+            | VerifyErrorKind::UsageUnavailable
+            | VerifyErrorKind::DpopUnavailable => Self::Unavailable(e.kind()),
+            VerifyErrorKind::DpopProofInvalid
+            | VerifyErrorKind::DpopRequestMismatch
+            | VerifyErrorKind::DpopProofStale
+            | VerifyErrorKind::DpopTokenMismatch
+            | VerifyErrorKind::DpopKeyMismatch
+            | VerifyErrorKind::DpopProofReplayed => Self::InvalidDpopProof(e.kind()),
+            // The layer fills in the nonce (`AuthState::dpop`).
+            VerifyErrorKind::DpopNonceRequired => Self::UseDpopNonce(String::new()),
             kind => Self::InvalidToken(kind),
         }
     }
@@ -110,7 +126,10 @@ impl Rejection {
     /// The HTTP status.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::MissingCredentials | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::MissingCredentials
+            | Self::InvalidToken(_)
+            | Self::InvalidDpopProof(_)
+            | Self::UseDpopNonce(_) => StatusCode::UNAUTHORIZED,
             Self::InvalidRequest(_) | Self::InvalidResource => StatusCode::BAD_REQUEST,
             Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -124,6 +143,8 @@ impl Rejection {
             Self::InvalidRequest(_) => Some("invalid_request"),
             Self::InvalidToken(_) => Some("invalid_token"),
             Self::InsufficientScope(_) => Some("insufficient_scope"),
+            Self::InvalidDpopProof(_) => Some("invalid_dpop_proof"),
+            Self::UseDpopNonce(_) => Some("use_dpop_nonce"),
         }
     }
 
@@ -146,8 +167,27 @@ impl Rejection {
                 }
                 VerifyErrorKind::NetworkNotAllowed => "the token may not be used from this network",
                 VerifyErrorKind::UsesExhausted => "the token has no uses left",
+                VerifyErrorKind::DpopProofMissing => {
+                    "the token is bound to a key: present it with the DPoP scheme and a DPoP proof"
+                }
+                VerifyErrorKind::DpopNotBound => {
+                    "the token is not bound to a key: present it with the Bearer scheme"
+                }
                 _ => "the token is malformed",
             },
+            Self::InvalidDpopProof(kind) => match kind {
+                VerifyErrorKind::DpopRequestMismatch => {
+                    "the DPoP proof is for another method or URI"
+                }
+                VerifyErrorKind::DpopProofStale => "the DPoP proof is too old or too new",
+                VerifyErrorKind::DpopTokenMismatch => "the DPoP proof is for another token",
+                VerifyErrorKind::DpopKeyMismatch => {
+                    "the DPoP proof is signed by another key than the token is bound to"
+                }
+                VerifyErrorKind::DpopProofReplayed => "the DPoP proof was already used",
+                _ => "the DPoP proof is not valid",
+            },
+            Self::UseDpopNonce(_) => "a DPoP proof with the server nonce is required",
             Self::InsufficientScope(_) => "the token does not grant the required scope",
             Self::Unavailable(_) => "authorization is temporarily unavailable",
             Self::InvalidResource => "a resource id in the request is not a valid segment",
@@ -159,6 +199,12 @@ impl Rejection {
         let value = match self {
             Self::Unavailable(_) | Self::InvalidResource => return None,
             Self::MissingCredentials => format!("Bearer realm=\"{realm}\""),
+            other if other.is_dpop() => format!(
+                "DPoP realm=\"{realm}\", algs=\"{}\", error=\"{}\", error_description=\"{}\"",
+                scopekey::dpop::ALGORITHMS,
+                other.error_code().unwrap_or("invalid_request"),
+                other.description()
+            ),
             Self::InsufficientScope(scope) => format!(
                 "Bearer realm=\"{realm}\", error=\"insufficient_scope\", error_description=\"{}\", scope=\"{scope}\"",
                 self.description()
@@ -171,6 +217,20 @@ impl Rejection {
         };
         // Realm, scope and descriptions are restricted to visible ASCII, so this cannot fail.
         HeaderValue::from_str(&value).ok()
+    }
+
+    /// Whether the answer is a `DPoP` challenge (RFC 9449 §7.1): a refused proof, a nonce to
+    /// use, and a bound token presented without a proof (or an unbound one with the DPoP
+    /// scheme).
+    pub fn is_dpop(&self) -> bool {
+        matches!(
+            self,
+            Self::InvalidDpopProof(_)
+                | Self::UseDpopNonce(_)
+                | Self::InvalidToken(
+                    VerifyErrorKind::DpopProofMissing | VerifyErrorKind::DpopNotBound
+                )
+        )
     }
 
     /// The `error` member of the bodies: the RFC 6750 code when there is one, else
@@ -252,6 +312,11 @@ impl Rejection {
         headers.insert(CONTENT_TYPE, content_type);
         if let Some(challenge) = self.challenge(realm) {
             headers.insert(WWW_AUTHENTICATE, challenge);
+        }
+        if let Self::UseDpopNonce(nonce) = &self
+            && let Ok(value) = HeaderValue::from_str(nonce)
+        {
+            headers.insert(crate::dpop::DPOP_NONCE, value);
         }
         headers.insert(
             http::header::CACHE_CONTROL,

@@ -89,6 +89,7 @@ mod token;
 
 mod clock;
 pub mod danger;
+pub mod dpop;
 
 pub mod audit;
 pub mod inventory;
@@ -125,6 +126,7 @@ pub use token::issuer::{
     TokenFormat, TokenRequest, UnknownFormat, UnknownFormatKind,
 };
 pub use token::network::{InvalidNetwork, InvalidNetworkKind, MAX_NETWORKS, Network};
+pub use token::presentation::Presentation;
 pub use token::verifier::{
     ConfigError, ConfigErrorKind, DEFAULT_LEEWAY, MAX_FOOTER_LEN, MAX_LEEWAY, Verifier,
     VerifierConfig,

@@ -29,6 +29,14 @@ pub(crate) fn exec(a: InspectArgs) -> Outcome {
         _ => None,
     };
     let expires = exp.map(|e| relative(e, now));
+    // Every caveat the claims carry, in one place (absent ones are null).
+    let caveats = t.claims().ok().map(|c| {
+        serde_json::json!({
+            "networks": c.get("net"),
+            "uses": c.get("uses"),
+            "dpop_jkt": c.get("cnf").and_then(|cnf| cnf.get("jkt")),
+        })
+    });
     let claims = match t.claims() {
         Ok(c) => serde_json::Value::Object(c.clone()),
         Err(why) => serde_json::json!({ "error": why }),
@@ -43,6 +51,7 @@ pub(crate) fn exec(a: InspectArgs) -> Outcome {
         "footer": t.footer().map(|f| serde_json::Value::Object(f.clone())),
         "kid": t.key_id(),
         "claims": claims,
+        "caveats": caveats,
         "expires": expires,
     }))
 }

@@ -68,6 +68,11 @@ pub(crate) struct MintArgs {
     /// it after the last, and wherever they have no counter.
     #[arg(long = "max-uses", value_name = "N")]
     max_uses: Option<u32>,
+    /// Bind the token to the client key with this RFC 7638 thumbprint (DPoP, RFC 9449; claim
+    /// `cnf.jkt`, 43 base64url characters): verifiers then accept it only with a DPoP proof
+    /// signed by that key for each request, never as a bearer token.
+    #[arg(long = "dpop-jkt", value_name = "JKT")]
+    dpop_jkt: Option<String>,
     /// Token format: `paseto` (PASETO v4.public, the default) or `jwt` (JWS, EdDSA, at+jwt).
     #[arg(long, default_value = "paseto", value_name = "FORMAT")]
     format: String,
@@ -123,6 +128,12 @@ pub(crate) fn exec(a: MintArgs) -> Outcome {
             "--max-uses: a token may be limited to 1 to {MAX_USES} uses, not {n}"
         )));
     }
+    let dpop_jkt = a
+        .dpop_jkt
+        .as_deref()
+        .map(str::parse::<scopekey::dpop::Jkt>)
+        .transpose()
+        .map_err(|e| usage(format!("--dpop-jkt: {e}")))?;
     let format: scopekey::TokenFormat = a
         .format
         .parse()
@@ -164,6 +175,9 @@ pub(crate) fn exec(a: MintArgs) -> Outcome {
     }
     if let Some(n) = a.max_uses {
         request = request.max_uses(n);
+    }
+    if let Some(jkt) = dpop_jkt {
+        request = request.bind_dpop(jkt);
     }
     let minted = match (&a.consumer, &store) {
         (Some(name), Some(store)) => {

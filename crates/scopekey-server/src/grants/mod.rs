@@ -140,7 +140,8 @@ pub(crate) fn token_response(issued: &Issued) -> Response {
         .max(0);
     let mut body = serde_json::json!({
         "access_token": issued.access.token().as_str(),
-        "token_type": "Bearer",
+        // RFC 9449 §5: a token bound to the proof's key.
+        "token_type": if claims.other().contains_key("cnf") { "DPoP" } else { "Bearer" },
         "expires_in": expires_in,
         "scope": claims.scopes().as_str(),
     });

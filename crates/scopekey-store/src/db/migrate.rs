@@ -34,6 +34,10 @@ const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
         7,
         include_str!("../../migrations/sqlite/0007_consumer_networks.sql"),
     ),
+    (
+        8,
+        include_str!("../../migrations/sqlite/0008_dpop_replays.sql"),
+    ),
 ];
 #[cfg(feature = "postgres")]
 const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
@@ -61,6 +65,10 @@ const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (
         7,
         include_str!("../../migrations/postgres/0007_consumer_networks.sql"),
+    ),
+    (
+        8,
+        include_str!("../../migrations/postgres/0008_dpop_replays.sql"),
     ),
 ];
 

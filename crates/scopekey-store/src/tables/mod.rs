@@ -10,6 +10,7 @@ pub(crate) mod clients;
 pub(crate) mod consumers;
 pub(crate) mod families;
 pub(crate) mod keys;
+pub(crate) mod replays;
 pub(crate) mod revocations;
 pub(crate) mod tokens;
 pub(crate) mod uses;

@@ -113,6 +113,8 @@ pub(crate) struct Verified {
     pub(crate) networks: Option<Box<[crate::token::network::Network]>>,
     /// The usage limit of its `uses` claim, parsed once; `None` for an unlimited token.
     pub(crate) max_uses: Option<u32>,
+    /// The client key of its `cnf.jkt` claim (DPoP), parsed once; `None` for an unbound token.
+    pub(crate) dpop_jkt: Option<crate::dpop::Jkt>,
 }
 
 /// Holds the token text: no `Debug`, so no formatting of the cache can print it.

@@ -62,6 +62,32 @@ pub enum VerifyErrorKind {
     /// counted: the verifier has no usage counter, or the counter (its store) failed. Refused
     /// to fail closed.
     UsageUnavailable,
+    /// The token is bound to a client key (claim `cnf.jkt`, DPoP) and was presented without a
+    /// `DPoP` proof: as a plain bearer token, or with the `DPoP` scheme and no proof header.
+    DpopProofMissing,
+    /// The DPoP proof is not a valid proof: too long, not a compact JWS, `typ` not `dpop+jwt`,
+    /// `alg` not EdDSA or ES256, a `jwk` that is missing, private or of another type, a signature
+    /// that does not verify, or a missing or ill-typed claim.
+    DpopProofInvalid,
+    /// The DPoP proof was made for another request: its `htm` is not the request's method or its
+    /// `htu` not the request's URI.
+    DpopRequestMismatch,
+    /// The DPoP proof's `iat` is outside the accepted window (too old, or ahead of the clock).
+    DpopProofStale,
+    /// The DPoP proof's `ath` is not the hash of the presented token: it was made for another token.
+    DpopTokenMismatch,
+    /// The DPoP proof is signed by a key other than the one the token is bound to (`cnf.jkt`).
+    DpopKeyMismatch,
+    /// The DPoP proof (its `jti`) was already used within the window: a replay.
+    DpopProofReplayed,
+    /// The verifier requires a current server nonce in DPoP proofs and the proof has none, or a
+    /// stale one; the client retries with the `DPoP-Nonce` it is given.
+    DpopNonceRequired,
+    /// The token is DPoP-bound and its proof could not be checked: the verifier has no DPoP
+    /// policy, or its replay cache is full or its store failed. Refused to fail closed.
+    DpopUnavailable,
+    /// The token was presented with the `DPoP` scheme and is not bound to a key (no `cnf.jkt`).
+    DpopNotBound,
 }
 
 impl VerifyErrorKind {
@@ -89,6 +115,16 @@ impl VerifyErrorKind {
             Self::UsesExhausted => "uses_exhausted",
             Self::UsageUnavailable => "usage_unavailable",
             Self::KeysStale => "keys_stale",
+            Self::DpopProofMissing => "dpop_proof_missing",
+            Self::DpopProofInvalid => "dpop_proof_invalid",
+            Self::DpopRequestMismatch => "dpop_request_mismatch",
+            Self::DpopProofStale => "dpop_proof_stale",
+            Self::DpopTokenMismatch => "dpop_token_mismatch",
+            Self::DpopKeyMismatch => "dpop_key_mismatch",
+            Self::DpopProofReplayed => "dpop_proof_replayed",
+            Self::DpopNonceRequired => "dpop_nonce_required",
+            Self::DpopUnavailable => "dpop_unavailable",
+            Self::DpopNotBound => "dpop_not_bound",
         }
     }
 }
@@ -185,7 +221,7 @@ mod tests {
     use super::VerifyErrorKind;
 
     /// Every kind, in declaration order.
-    const ALL: [VerifyErrorKind; 21] = [
+    const ALL: [VerifyErrorKind; 31] = [
         VerifyErrorKind::Oversized,
         VerifyErrorKind::Malformed,
         VerifyErrorKind::UnsupportedFormat,
@@ -207,6 +243,16 @@ mod tests {
         VerifyErrorKind::UsesExhausted,
         VerifyErrorKind::UsageUnavailable,
         VerifyErrorKind::KeysStale,
+        VerifyErrorKind::DpopProofMissing,
+        VerifyErrorKind::DpopProofInvalid,
+        VerifyErrorKind::DpopRequestMismatch,
+        VerifyErrorKind::DpopProofStale,
+        VerifyErrorKind::DpopTokenMismatch,
+        VerifyErrorKind::DpopKeyMismatch,
+        VerifyErrorKind::DpopProofReplayed,
+        VerifyErrorKind::DpopNonceRequired,
+        VerifyErrorKind::DpopUnavailable,
+        VerifyErrorKind::DpopNotBound,
     ];
 
     /// Fails to compile when a kind is added, until [`ALL`] (and so the guides' check) has it.
@@ -233,6 +279,16 @@ mod tests {
             VerifyErrorKind::UsesExhausted => 18,
             VerifyErrorKind::UsageUnavailable => 19,
             VerifyErrorKind::KeysStale => 20,
+            VerifyErrorKind::DpopProofMissing => 21,
+            VerifyErrorKind::DpopProofInvalid => 22,
+            VerifyErrorKind::DpopRequestMismatch => 23,
+            VerifyErrorKind::DpopProofStale => 24,
+            VerifyErrorKind::DpopTokenMismatch => 25,
+            VerifyErrorKind::DpopKeyMismatch => 26,
+            VerifyErrorKind::DpopProofReplayed => 27,
+            VerifyErrorKind::DpopNonceRequired => 28,
+            VerifyErrorKind::DpopUnavailable => 29,
+            VerifyErrorKind::DpopNotBound => 30,
         }
     }
 

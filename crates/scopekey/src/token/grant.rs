@@ -53,6 +53,7 @@ impl Grant {
                 key_id: crate::KeyId::of_key_bytes(&[0; 32]),
                 networks: None,
                 max_uses: None,
+                dpop_jkt: None,
             }),
             audit: None,
             request: None,

@@ -141,6 +141,7 @@ pub struct TokenRequest {
     pub(crate) max_uses: Option<u32>,
     /// Application claims (claim `app`), checked when set.
     pub(crate) custom: Option<serde_json::Value>,
+    pub(crate) dpop_jkt: Option<crate::dpop::Jkt>,
 }
 
 impl TokenRequest {
@@ -159,6 +160,7 @@ impl TokenRequest {
             networks: Vec::new(),
             max_uses: None,
             custom: None,
+            dpop_jkt: None,
         }
     }
 
@@ -233,6 +235,16 @@ impl TokenRequest {
     /// across them; see `docs/binding.md`.
     pub fn max_uses(mut self, uses: u32) -> Self {
         self.max_uses = Some(uses);
+        self
+    }
+
+    /// Binds the token to the client key whose RFC 7638 thumbprint is `jkt` (claim
+    /// `cnf: {"jkt": …}`, RFC 9449): a verifier accepts it only with a DPoP proof signed by that
+    /// key for the very request ([`Verifier::verify_presented`](crate::Verifier::verify_presented)),
+    /// never as a plain bearer token. Clients compute `jkt` with
+    /// [`ProofBuilder::jkt`](crate::dpop::ProofBuilder::jkt) or their DPoP library.
+    pub fn bind_dpop(mut self, jkt: crate::dpop::Jkt) -> Self {
+        self.dpop_jkt = Some(jkt);
         self
     }
 
@@ -513,6 +525,12 @@ impl Issuer {
             other.insert(
                 crate::token::custom::CUSTOM_CLAIM.to_owned(),
                 custom.clone(),
+            );
+        }
+        if let Some(jkt) = &r.dpop_jkt {
+            other.insert(
+                crate::dpop::CNF_CLAIM.to_owned(),
+                serde_json::json!({ "jkt": jkt.as_str() }),
             );
         }
         let ttl = r.ttl.unwrap_or(self.default_ttl);

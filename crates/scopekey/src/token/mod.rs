@@ -22,6 +22,7 @@ pub(crate) mod issuer;
 pub mod jwt;
 pub(crate) mod network;
 pub mod paseto;
+pub(crate) mod presentation;
 pub mod requirement;
 pub(crate) mod revocation;
 pub mod trust;

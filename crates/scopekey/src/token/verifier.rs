@@ -1,5 +1,6 @@
 //! Verifying tokens and authorizing actions.
 
+use crate::dpop::{DpopPolicy, DpopRequest};
 use crate::key::{KeyId, KeyRing, KeySet};
 use crate::token::audit::{AuditEvent, AuditKind, AuditSink, RequestContext};
 use crate::token::cache::{GrantCache, Verified};
@@ -63,6 +64,7 @@ pub struct Verifier {
     audit: Option<Arc<dyn AuditSink>>,
     inventory: Option<Arc<dyn Inventory>>,
     usage: Option<Arc<dyn UsageCounter>>,
+    dpop: Option<DpopPolicy>,
 }
 
 impl Verifier {
@@ -129,6 +131,7 @@ impl Verifier {
             audit: None,
             inventory: None,
             usage: None,
+            dpop: None,
         })
     }
 
@@ -211,6 +214,28 @@ impl Verifier {
         self
     }
 
+    /// Checks the DPoP proof of every DPoP-bound token (claim `cnf.jkt`) as `policy` says, on
+    /// every verification, cached or not, before a use is counted. Without a policy, a bound
+    /// token is refused ([`VerifyErrorKind::DpopUnavailable`]); unbound tokens never touch
+    /// it. See [`crate::dpop`].
+    pub fn with_dpop(mut self, policy: DpopPolicy) -> Self {
+        self.dpop = Some(policy);
+        self
+    }
+
+    /// The DPoP policy, if [`with_dpop`](Self::with_dpop) set one (the HTTP layer asks it for
+    /// nonces).
+    pub fn dpop_policy(&self) -> Option<&DpopPolicy> {
+        self.dpop.as_ref()
+    }
+
+    /// The server nonce a client should put in its next DPoP proof, by this verifier's
+    /// clock, when its [policy](Self::with_dpop) requires nonces.
+    pub fn dpop_nonce(&self) -> Option<String> {
+        let policy = self.dpop.as_ref()?;
+        policy.nonce(self.config.clock.now_unix())
+    }
+
     /// The keys of the configured issuer, as of now (those of the others
     /// [`trust_issuer`](Self::trust_issuer) added are in their [`TrustedIssuer`]s).
     pub fn keys(&self) -> Arc<KeySet> {
@@ -257,7 +282,7 @@ impl Verifier {
     /// Nothing in the token is trusted before its signature verifies except the key id, which
     /// only selects a key from the configured set.
     pub fn verify(&self, token: &str) -> Result<Grant, VerifyError> {
-        self.verify_inner(token, self.cache.as_ref(), None, None)
+        self.verify_inner(token, self.cache.as_ref(), None, None, None)
     }
 
     /// Verifies a token like [`verify`](Self::verify), through `cache` (which may be shared
@@ -267,7 +292,7 @@ impl Verifier {
     /// # Errors
     /// As [`verify`](Self::verify).
     pub fn verify_cached(&self, token: &str, cache: &GrantCache) -> Result<Grant, VerifyError> {
-        self.verify_inner(token, Some(cache), None, None)
+        self.verify_inner(token, Some(cache), None, None, None)
     }
 
     /// Verifies a token made for `request`, through `cache` (or the verifier's own cache when
@@ -290,6 +315,7 @@ impl Verifier {
             cache.or(self.cache.as_ref()),
             None,
             Some(Arc::new(request)),
+            None,
         )
     }
 
@@ -310,7 +336,7 @@ impl Verifier {
         cache: Option<&GrantCache>,
         client: Option<IpAddr>,
     ) -> Result<Grant, VerifyError> {
-        self.verify_inner(token, cache.or(self.cache.as_ref()), client, None)
+        self.verify_inner(token, cache.or(self.cache.as_ref()), client, None, None)
     }
 
     /// Verifies a token as [`verify`](Self::verify) does (signature, claims, revocation),
@@ -344,16 +370,17 @@ impl Verifier {
         self.audit.is_some()
     }
 
-    fn verify_inner(
+    pub(crate) fn verify_inner(
         &self,
         token: &str,
         cache: Option<&GrantCache>,
         client: Option<IpAddr>,
         request: Option<Arc<RequestContext>>,
+        dpop: Option<&DpopRequest<'_>>,
     ) -> Result<Grant, VerifyError> {
         let unix_now = self.config.clock.now_unix();
         let client = request.as_ref().and_then(|r| r.client).or(client);
-        let result = self.check(token, unix_now, cache, client);
+        let result = self.check(token, unix_now, cache, client, dpop);
         if self.audit.is_none() && self.inventory.is_none() {
             // Nothing to record: skip building a calendar date (the cached path's largest cost).
             return match result {
@@ -417,6 +444,7 @@ impl Verifier {
         unix_now: i64,
         cache: Option<&GrantCache>,
         client: Option<IpAddr>,
+        dpop: Option<&DpopRequest<'_>>,
     ) -> Result<Arc<Verified>, Refusal> {
         let verified = self.check_token(token, unix_now, cache)?;
         // On every request, cached or not: the token stays valid elsewhere, so a refusal here
@@ -444,6 +472,15 @@ impl Verifier {
                 Some(_) => {}
             }
         }
+        // On every request too, and before the use is counted.
+        crate::token::presentation::check_binding(
+            self.dpop.as_ref(),
+            verified.dpop_jkt.as_ref(),
+            token,
+            dpop,
+            unix_now,
+        )
+        .map_err(|e| (e, Some(Box::new(verified.claims.clone()))))?;
         // Last, so that a token refused for anything else uses nothing; on every request.
         if let Some(limit) = verified.max_uses {
             crate::token::usage::consume_use(self.usage.as_deref(), &verified.claims, limit)
@@ -504,11 +541,19 @@ impl Verifier {
                 return Err((e, Some(Box::new(claims))));
             }
         };
+        let dpop_jkt = match crate::dpop::jkt_of(&claims.other) {
+            Ok(jkt) => jkt,
+            Err(why) => {
+                let e = VerifyError::new(VerifyErrorKind::InvalidClaims, why);
+                return Err((e, Some(Box::new(claims))));
+            }
+        };
         let verified = Arc::new(Verified {
             claims,
             key_id,
             networks,
             max_uses,
+            dpop_jkt,
         });
         if let Some(c) = cache {
             c.insert(
