@@ -408,6 +408,12 @@ impl AuthLayer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Anonymous(());
 
+impl Anonymous {
+    pub(crate) fn new() -> Self {
+        Self(())
+    }
+}
+
 impl<S> Layer<S> for AuthLayer {
     type Service = Auth<S>;
 

@@ -11,6 +11,8 @@
 //!   [`AuthLayer::allow_anonymous`] lets requests without credentials through as
 //!   [`Anonymous`].
 //! - [`RequireScopeLayer`] requires one fixed scope for a route.
+//! - [`grpc`]: the same for gRPC services (tonic): [`grpc::GrpcAuthLayer`] answers refusals
+//!   as gRPC statuses (`UNAUTHENTICATED`, `PERMISSION_DENIED`, …) with no body.
 //! - With an audit sink on the verifier, every `verified`, `refused`, `authorized` and `denied`
 //!   event of a request carries its method, path, client address and request id
 //!   ([`describe_request`], replaceable with [`AuthState::describe_requests_with`]).
@@ -64,6 +66,7 @@ mod auth;
 mod context;
 mod forwarded;
 mod future;
+pub mod grpc;
 mod rejection;
 mod render;
 mod require;
