@@ -31,7 +31,6 @@ use scopekey::{
 use scopekey_tower::grpc::{GrpcAuthLayer, status_of};
 use scopekey_tower::{AuthState, Realm, Rejection};
 use std::convert::Infallible;
-use std::error::Error;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -93,6 +92,9 @@ pub(crate) struct DeleteProjectResponse {
     #[prost(string, tag = "1")]
     pub(crate) deleted_by: String,
 }
+
+/// The error of the example's functions.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The full method paths.
 pub(crate) const GET_PROJECT: &str = "/projects.Projects/GetProject";
@@ -200,7 +202,7 @@ pub(crate) fn grpc_status(rejection: &Rejection, realm: Option<&Realm>) -> Statu
 
 /// The auth state of the service: `verifier`, the example's realm, and the TCP peer from
 /// tonic's connection info (for network-limited tokens and the audit trail).
-pub(crate) fn auth_state(verifier: Arc<Verifier>) -> Result<AuthState, Box<dyn Error>> {
+pub(crate) fn auth_state(verifier: Arc<Verifier>) -> Result<AuthState, BoxError> {
     Ok(AuthState::new(verifier, Realm::new(REALM)?).client_address_with(|parts| {
         parts
             .extensions
@@ -216,7 +218,7 @@ pub(crate) async fn serve(
     listener: tokio::net::TcpListener,
     verifier: Arc<Verifier>,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), Box<dyn Error>> {
+) -> Result<(), BoxError> {
     tonic::transport::Server::builder()
         .layer(GrpcAuthLayer::new(auth_state(verifier)?))
         .add_service(ProjectsServer)
@@ -279,7 +281,7 @@ impl ProjectsClient {
 }
 
 /// `request` with `authorization: Bearer <token>`.
-pub(crate) fn with_token<T>(message: T, token: &str) -> Result<tonic::Request<T>, Box<dyn Error>> {
+pub(crate) fn with_token<T>(message: T, token: &str) -> Result<tonic::Request<T>, BoxError> {
     let mut request = tonic::Request::new(message);
     let mut value: MetadataValue<_> = format!("Bearer {token}").parse()?;
     value.set_sensitive(true);
@@ -322,7 +324,7 @@ enum Command {
 
 /// Writes the demo key and tokens to `dir`; the verifier for them, with an in-memory
 /// revocation list.
-fn demo(dir: &Path) -> Result<Verifier, Box<dyn Error>> {
+fn demo(dir: &Path) -> Result<Verifier, BoxError> {
     std::fs::create_dir_all(dir)?;
     let key = SigningKey::generate()?;
     std::fs::write(dir.join("public.paserk"), key.public_key().to_paserk())?;
@@ -352,7 +354,7 @@ async fn call(
     token_file: &Path,
     method: &str,
     project: String,
-) -> Result<bool, Box<dyn Error>> {
+) -> Result<bool, BoxError> {
     let token = std::fs::read_to_string(token_file)?;
     let mut client = ProjectsClient::connect(addr).await?;
     let outcome = match method {
@@ -392,7 +394,7 @@ async fn call(
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn Error>> {
+async fn main() -> Result<(), BoxError> {
     match Args::parse().command {
         Command::Serve { demo: dir, listen } => {
             let verifier = Arc::new(demo(&dir)?);
