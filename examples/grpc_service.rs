@@ -175,9 +175,7 @@ fn authorize<'r, T>(
     // An id is one segment: it can never add a segment or a wildcard.
     let resource = Resource::from_segments(["projects", id])
         .map_err(|_| refuse(Rejection::InvalidResource))?;
-    let action: Action = action
-        .parse()
-        .map_err(|_| Status::internal("bad action"))?;
+    let action: Action = action.parse().map_err(|_| Status::internal("bad action"))?;
     grant
         .authorize(&resource, &action)
         .map_err(|denied| refuse(Rejection::from_denied(&denied)))?;
@@ -203,13 +201,15 @@ pub(crate) fn grpc_status(rejection: &Rejection, realm: Option<&Realm>) -> Statu
 /// The auth state of the service: `verifier`, the example's realm, and the TCP peer from
 /// tonic's connection info (for network-limited tokens and the audit trail).
 pub(crate) fn auth_state(verifier: Arc<Verifier>) -> Result<AuthState, BoxError> {
-    Ok(AuthState::new(verifier, Realm::new(REALM)?).client_address_with(|parts| {
-        parts
-            .extensions
-            .get::<TcpConnectInfo>()
-            .and_then(TcpConnectInfo::remote_addr)
-            .map(|addr| addr.ip())
-    }))
+    Ok(
+        AuthState::new(verifier, Realm::new(REALM)?).client_address_with(|parts| {
+            parts
+                .extensions
+                .get::<TcpConnectInfo>()
+                .and_then(TcpConnectInfo::remote_addr)
+                .map(|addr| addr.ip())
+        }),
+    )
 }
 
 /// Serves the service on `listener` behind the auth layer until `shutdown` completes: the
@@ -274,9 +274,7 @@ impl ProjectsClient {
             .await
             .map_err(|e| Status::unavailable(e.to_string()))?;
         let path = http::uri::PathAndQuery::from_static(path);
-        self.grpc
-            .unary(request, path, ProstCodec::default())
-            .await
+        self.grpc.unary(request, path, ProstCodec::default()).await
     }
 }
 

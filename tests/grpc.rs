@@ -30,6 +30,11 @@ struct Fixture {
 
 impl Fixture {
     async fn start() -> Self {
+        Self::start_with(|verifier| verifier).await
+    }
+
+    /// With the verifier `configure` makes of the fixture's.
+    async fn start_with(configure: impl FnOnce(Verifier) -> Verifier) -> Self {
         let key = SigningKey::generate().unwrap();
         let keys = KeySet::single(key.public_key().clone());
         let env: scopekey::Environment = "test".parse().unwrap();
@@ -49,6 +54,7 @@ impl Fixture {
         let verifier = Verifier::new(keys, VerifierConfig::new(ISS, AUD, env))
             .unwrap()
             .with_revocations(revocations.clone());
+        let verifier = configure(verifier);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = format!("http://{}", listener.local_addr().unwrap());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -161,13 +167,17 @@ async fn refusals_are_grpc_statuses() {
     // Bad, expired, revoked tokens: UNAUTHENTICATED invalid_token.
     let (reader, _) = f.token("ci-reader", "projects:read");
     // Signed by a key the service does not know.
-    let forged = Issuer::new(SigningKey::generate().unwrap(), ISS, "test".parse().unwrap())
-        .unwrap()
-        .issue(&TokenRequest::new("forger", AUD, "projects:read".parse().unwrap()).allow_broad())
-        .unwrap()
-        .token()
-        .as_str()
-        .to_owned();
+    let forged = Issuer::new(
+        SigningKey::generate().unwrap(),
+        ISS,
+        "test".parse().unwrap(),
+    )
+    .unwrap()
+    .issue(&TokenRequest::new("forger", AUD, "projects:read".parse().unwrap()).allow_broad())
+    .unwrap()
+    .token()
+    .as_str()
+    .to_owned();
     let expired = f
         .stale_issuer
         .issue(
@@ -251,6 +261,34 @@ async fn refusals_are_grpc_statuses() {
         .await
         .unwrap_err();
     assert_eq!(refusal(&status, &reader), (Code::InvalidArgument, None));
+}
+
+/// An audit sink that is down.
+#[derive(Debug)]
+struct DownSink;
+
+impl scopekey::audit::AuditSink for DownSink {
+    fn record(
+        &self,
+        _event: &scopekey::audit::AuditEvent,
+    ) -> Result<(), scopekey::audit::AuditError> {
+        Err(scopekey::audit::AuditError::new("down", "disk full"))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_audit_sink_down_is_unavailable() {
+    let f = Fixture::start_with(|verifier| verifier.with_audit(Arc::new(DownSink))).await;
+    let (reader, _) = f.token("ci-reader", "projects/42:read");
+    let status = f
+        .client()
+        .await
+        .get_project(with_token(get("42"), &reader).unwrap())
+        .await
+        .unwrap_err();
+    // Fail closed, no challenge: the token is not at fault.
+    assert_eq!(refusal(&status, &reader), (Code::Unavailable, None));
+    assert_eq!(status.message(), "authorization is temporarily unavailable");
 }
 
 /// The refusal on the wire, through tonic's channel as a plain HTTP/2 service: a
