@@ -43,7 +43,7 @@ impl Fixture {
             .unwrap()
             .as_secs();
         let stale_issuer = Issuer::new(
-            SigningKey::from_paserk(&key.to_paserk().to_string()).unwrap(),
+            SigningKey::from_paserk(key.to_paserk().as_ref()).unwrap(),
             ISS,
             env.clone(),
         )
