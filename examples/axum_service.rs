@@ -34,6 +34,8 @@
 //! | `GET /projects/{id}` | `projects/{id}:read` |
 //! | `POST /projects/{id}/comments` | `projects/{id}/comments:write` (201) |
 //! | `DELETE /projects/{id}` | `projects/{id}:delete` (204) |
+//! | `PUT /projects/{id}` | `projects/{id}:write` or `projects/{id}:admin` (templated, any of; 400 for a malformed id) |
+//! | `GET /projects/{id}/report` | `projects/{id}:read` and `reports:read` (templated, all of) |
 //! | `GET /users/{id}` | `users/{id}:read` |
 //! | `GET /billing/invoices` | `billing/invoices:read` |
 //! | `POST /admin/revocations` | `tokens:revoke`; body `{"jti": "…"}` or `{"sub": "…"}` |
@@ -41,6 +43,7 @@
 //! See `docs/axum.md` for a walk-through with curl.
 
 use axum::extract::{ConnectInfo, FromRef, MatchedPath, Path, Request, State};
+use axum::handler::Handler as _;
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -51,12 +54,12 @@ use scopekey::audit::{AuditSink, JsonLinesSink, RequestContext, SummarizingSink,
 use scopekey::revocation::{RevocationList, RevocationTarget, Revoker};
 use scopekey::usage::MemoryUsageCounter;
 use scopekey::{
-    Action, Environment, Issuer, KeySet, Network, PublicKey, SigningKey, TokenRequest, Verifier,
-    VerifierConfig,
+    Action, Environment, Issuer, KeySet, Network, PublicKey, RequirementTemplate, SigningKey,
+    TokenRequest, Verifier, VerifierConfig,
 };
 use scopekey_axum::{
-    AuthLayer, AuthState, Authorized, Forbidden, Realm, Require, RequireScopeLayer, TokenSource,
-    describe_request, required_scope,
+    AuthLayer, AuthState, Authorized, Forbidden, Realm, Require, RequireScopeLayer,
+    RequireTemplateLayer, TokenSource, describe_request, required_scope,
 };
 use scopekey_store::{Replica, ReplicaOptions, Store};
 use serde::Deserialize;
@@ -170,8 +173,31 @@ pub(crate) fn app(
         revocations,
     };
     let revoke_scope = "tokens:revoke".parse().unwrap_or_else(|_| unreachable!());
+    // Templated from the path, composed: literals that parse.
+    let template = |t: &str| {
+        t.parse::<RequirementTemplate>()
+            .unwrap_or_else(|_| unreachable!())
+    };
+    let compose = |r: Result<RequirementTemplate, _>| r.unwrap_or_else(|_| unreachable!());
+    let update = compose(RequirementTemplate::any_of([
+        template("projects/{id}:write"),
+        template("projects/{id}:admin"),
+    ]));
+    let report = compose(RequirementTemplate::all_of([
+        template("projects/{id}:read"),
+        template("reports:read"),
+    ]));
     let protected = Router::new()
-        .route("/projects/{id}", get(get_project).delete(delete_project))
+        .route(
+            "/projects/{id}",
+            get(get_project)
+                .delete(delete_project)
+                .put(put_project.layer(RequireTemplateLayer::new(update, realm.clone()))),
+        )
+        .route(
+            "/projects/{id}/report",
+            get(get_report.layer(RequireTemplateLayer::new(report, realm.clone()))),
+        )
         .route("/projects/{id}/comments", post(post_comment))
         .route("/users/{id}", get(get_user))
         .route("/billing/invoices", get(get_invoices))
@@ -243,6 +269,16 @@ async fn get_public_project(auth: Option<Authorized>, Path(id): Path<String>) ->
         None => Json(json!({ "id": id, "name": format!("project {id}"), "view": "public" })),
     }
     .into_response()
+}
+
+/// Reached only when the route's requirement (write or admin on this project) was met.
+async fn put_project(auth: Authorized, Path(id): Path<String>) -> Response {
+    Json(json!({ "id": id, "updated_by": auth.subject() })).into_response()
+}
+
+/// Reached only with read on this project and on reports.
+async fn get_report(Path(id): Path<String>) -> Response {
+    Json(json!({ "project": id, "report": "weekly" })).into_response()
 }
 
 async fn delete_project(auth: Authorized, Path(id): Path<String>) -> Result<StatusCode, Forbidden> {

@@ -36,13 +36,19 @@ async fn start() -> Server {
 async fn start_behind(trusted_proxy_networks: &[&str]) -> Server {
     let key = SigningKey::generate().unwrap();
     let keys = KeySet::single(key.public_key().clone());
-    let revocations = Arc::new(RevocationList::new());
     let verifier = Verifier::new(
         keys,
         VerifierConfig::new(ISS, AUD, "production".parse().unwrap()),
     )
-    .unwrap()
-    .with_revocations(revocations.clone());
+    .unwrap();
+    serve(verifier, &key, trusted_proxy_networks).await
+}
+
+/// The example service verifying with `verifier` (plus a revocation list), `key` being the
+/// issuer's whose tokens `Server::mint` makes.
+async fn serve(verifier: Verifier, key: &SigningKey, trusted_proxy_networks: &[&str]) -> Server {
+    let revocations = Arc::new(RevocationList::new());
+    let verifier = verifier.with_revocations(revocations.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let trusted_proxy_networks = trusted_proxy_networks
@@ -213,6 +219,13 @@ fn routes() -> Vec<Route> {
             None,
         ),
         r(
+            Method::PUT,
+            "/projects/42",
+            "projects/42:write",
+            StatusCode::OK,
+            None,
+        ),
+        r(
             Method::GET,
             "/users/7",
             "users/7:read",
@@ -332,7 +345,7 @@ async fn every_route_times_every_kind_of_token() {
         assert_eq!(r.challenge, None);
         cells += 7;
     }
-    assert_eq!(cells, 42);
+    assert_eq!(cells, 49);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -678,4 +691,155 @@ async fn network_limited_tokens_through_the_example_behind_proxies() {
             }
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn templated_and_composed_requirements_on_their_routes() {
+    let s = start().await;
+    let put = |path: &'static str| Route {
+        method: Method::PUT,
+        path,
+        scope: "",
+        ok: StatusCode::OK,
+        body: None,
+    };
+    // Any of write or admin on the project in the path.
+    for scopes in ["projects/42:write", "projects:admin"] {
+        let (t, _) = s.mint("editor", scopes);
+        let r = s.send(&put("/projects/42"), Some(&t)).await;
+        assert_eq!(r.status, StatusCode::OK, "{scopes}: {r:?}");
+        assert_eq!(r.json()["updated_by"], "editor");
+    }
+    // Another project's write, and read: 403 naming the first alternative.
+    for scopes in ["projects/7:write", "projects/42:read"] {
+        let (t, _) = s.mint("editor", scopes);
+        let r = s.send(&put("/projects/42"), Some(&t)).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{scopes}: {r:?}");
+        assert_eq!(r.problem()["scope"], "projects/42:write");
+    }
+    // An id that cannot be one segment is a 400, never a broader scope: not `projects/*`,
+    // not a parent, not another action.
+    let (t, _) = s.mint("editor", "projects:write");
+    for path in [
+        "/projects/%2A",
+        "/projects/42%2F7",
+        "/projects/42:admin",
+        "/projects/a%20b",
+        "/projects/%FF",
+    ] {
+        let r = s.send(&put(path), Some(&t)).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{path}: {r:?}");
+        assert_eq!(r.challenge, None, "{path}");
+        assert_eq!(
+            r.problem()["detail"],
+            "a resource id in the request is not a valid segment"
+        );
+    }
+    // No token: the auth layer's 401 first.
+    let r = s.send(&put("/projects/42"), None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    // All of read on the project and on reports.
+    let report = get("/projects/42/report");
+    let (t, _) = s.mint("analyst", "projects/42:read reports:read");
+    let r = s.send(&report, Some(&t)).await;
+    assert_eq!(r.status, StatusCode::OK, "{r:?}");
+    assert_eq!(r.json()["project"], "42");
+    for (scopes, missing) in [
+        ("projects/42:read", "reports:read"),
+        ("reports:read projects/7:read", "projects/42:read"),
+    ] {
+        let (t, _) = s.mint("analyst", scopes);
+        let r = s.send(&report, Some(&t)).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{scopes}: {r:?}");
+        assert_eq!(r.problem()["scope"], missing, "{scopes}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_layer_trusts_several_issuers_and_audiences() {
+    const PARTNER: &str = "https://partner.example";
+    const SECOND_AUD: &str = "https://api.example.net";
+    let ours = SigningKey::generate().unwrap();
+    let partner = SigningKey::generate().unwrap();
+    let verifier = Verifier::new(
+        KeySet::single(ours.public_key().clone()),
+        VerifierConfig::new(ISS, AUD, "production".parse().unwrap()).accept_audience(SECOND_AUD),
+    )
+    .unwrap()
+    .trust_issuer(scopekey::TrustedIssuer::new(
+        PARTNER,
+        "partner-prod".parse().unwrap(),
+        KeySet::single(partner.public_key().clone()),
+    ))
+    .unwrap();
+    let s = serve(verifier, &ours, &[]).await;
+    let mint = |key: &SigningKey, iss: &str, env: &str, aud: &str| {
+        Issuer::new(
+            SigningKey::from_paserk(&key.to_paserk()).unwrap(),
+            iss,
+            env.parse().unwrap(),
+        )
+        .unwrap()
+        .issue(&TokenRequest::new(
+            "svc",
+            aud,
+            "projects/42:read".parse().unwrap(),
+        ))
+        .unwrap()
+        .token()
+        .as_str()
+        .to_owned()
+    };
+    let project = get("/projects/42");
+    for (token, case) in [
+        (mint(&ours, ISS, "production", AUD), "ours"),
+        (
+            mint(&partner, PARTNER, "partner-prod", AUD),
+            "the partner's",
+        ),
+        (
+            mint(&partner, PARTNER, "partner-prod", SECOND_AUD),
+            "the second audience",
+        ),
+    ] {
+        let r = s.send(&project, Some(&token)).await;
+        assert_eq!(r.status, StatusCode::OK, "{case}: {r:?}");
+    }
+    // Issuer A's name, issuer B's key: refused.
+    let forged = mint(&partner, ISS, "partner-prod", AUD);
+    let r = s.send(&project, Some(&forged)).await;
+    assert_invalid_token(
+        &r,
+        "the token is not meant for this service",
+        "forged issuer",
+    );
+    let forged = mint(&ours, PARTNER, "production", AUD);
+    let r = s.send(&project, Some(&forged)).await;
+    assert_invalid_token(
+        &r,
+        "the token is not meant for this service",
+        "forged partner",
+    );
+    // The partner's key in our environment: the signature binds the partner's.
+    let r = s
+        .send(&project, Some(&mint(&partner, PARTNER, "production", AUD)))
+        .await;
+    assert_invalid_token(
+        &r,
+        "the token signature is not valid here",
+        "partner, our env",
+    );
+    // Another audience.
+    let r = s
+        .send(
+            &project,
+            Some(&mint(&ours, ISS, "production", "https://other.example")),
+        )
+        .await;
+    assert_invalid_token(
+        &r,
+        "the token is not meant for this service",
+        "other audience",
+    );
 }

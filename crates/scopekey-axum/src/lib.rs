@@ -14,6 +14,9 @@
 //! - [`Authorized::authorize`]: the point-of-action check, e.g. `projects/{id}` for `read` with
 //!   `id` from the path. An id that would escape its segment is refused (400); a missing scope
 //!   answers 403 `insufficient_scope` with `scope="…"` (RFC 6750).
+//! - [`RequireTemplateLayer`]: a per-route requirement templated from path parameters
+//!   (`projects/{id}:write`) for `Router::route_layer`; `RequireScopeLayer::requiring` and
+//!   [`Authorized::require`] take composed [`Requirement`]s (all of, any of).
 //! - Every refusal is an RFC 9457 `application/problem+json` body beside the RFC 6750
 //!   challenge, or the format of [`AuthState::render_rejections_with`].
 //!
@@ -64,16 +67,19 @@
 use axum_core::extract::{FromRef, FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
-use scopekey::{Action, Grant, Resource, ScopeError};
+use scopekey::{Action, Grant, Requirement, Resource, ScopeError};
 use std::fmt;
 
 mod require;
+mod template;
 
 pub use require::{Require, RequireRejection, RequiredScope};
+pub use template::{RequireTemplate, RequireTemplateLayer};
 
 pub use scopekey_tower::{
-    Anonymous, AuthLayer, AuthState, DescribeRequest, Realm, Rejection, RejectionBody,
-    RejectionRenderer, RenderRejection, RequireScopeLayer, TokenSource, describe_request,
+    Anonymous, AuthLayer, AuthState, DescribeRequest, KeyRefresh, Realm, RefreshingAuthLayer,
+    Rejection, RejectionBody, RejectionRenderer, RenderRejection, RequireScopeLayer, TokenSource,
+    describe_request,
 };
 
 /// A request refused before the handler ran: 400, 401 or 503 per RFC 6750.
@@ -195,6 +201,20 @@ impl Authorized {
                 realm: self.realm.clone(),
                 renderer: self.renderer.clone(),
             })
+    }
+
+    /// Authorizes a composed [`Requirement`] (all of, any of several scopes; see
+    /// [`Requirement::authorize`] for what is recorded), e.g. one resolved from a
+    /// [`RequirementTemplate`](scopekey::RequirementTemplate) in the handler.
+    ///
+    /// # Errors
+    /// [`Forbidden`]: 403 `insufficient_scope`, or 503 when the decision could not be recorded.
+    pub fn require(&self, requirement: &Requirement) -> Result<(), Forbidden> {
+        requirement.authorize(&self.grant).map_err(|d| Forbidden {
+            kind: ForbiddenKind::Refused(Rejection::from_denied(&d)),
+            realm: self.realm.clone(),
+            renderer: self.renderer.clone(),
+        })
     }
 
     /// A grant of `scopes` to `subject` without keys, servers or clocks, for unit tests of

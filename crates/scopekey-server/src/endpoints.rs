@@ -173,7 +173,9 @@ fn issue(
     if inner.config.allow_broad {
         request = request.allow_broad();
     }
-    let issued = if inner.config.refresh_tokens {
+    // A network-limited consumer gets access tokens only: a refresh exchange has no client
+    // address to check its tokens' caveat against (RFC 6749 makes refresh tokens optional).
+    let issued = if inner.config.refresh_tokens && consumer.networks().is_empty() {
         grants::refresh::start(inner, &consumer, request, &audience)?
     } else {
         grants::Issued {

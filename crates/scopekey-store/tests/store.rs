@@ -1565,3 +1565,71 @@ fn store_options_are_checked_and_a_one_connection_pool_still_works() {
         );
     }
 }
+
+#[test]
+fn a_consumers_networks_are_stored_updated_and_read_back() {
+    use scopekey::Network;
+    use scopekey::consumer::Consumer;
+    for db in backends("consumer_networks") {
+        let store = Store::open(&db.url()).unwrap();
+        let nets =
+            |list: &[&str]| -> Vec<Network> { list.iter().map(|n| n.parse().unwrap()).collect() };
+        let ci = Consumer::new(
+            "ci",
+            "team",
+            "builds",
+            "production".parse().unwrap(),
+            "a:read".parse().unwrap(),
+        )
+        .unwrap()
+        .with_networks(nets(&["2001:db8::/32", "10.0.0.0/8"]))
+        .unwrap();
+        store.add_consumer(&ci).unwrap();
+        let plain = Consumer::new(
+            "web",
+            "team",
+            "site",
+            "production".parse().unwrap(),
+            "a:read".parse().unwrap(),
+        )
+        .unwrap();
+        store.add_consumer(&plain).unwrap();
+        let back = store.consumer("ci").unwrap().unwrap();
+        assert_eq!(
+            back.networks(),
+            nets(&["10.0.0.0/8", "2001:db8::/32"]).as_slice(),
+            "{}",
+            db.url()
+        );
+        assert!(
+            store
+                .consumer("web")
+                .unwrap()
+                .unwrap()
+                .networks()
+                .is_empty()
+        );
+        // Updated with the rest of the registration; an empty list lifts the limit.
+        assert!(
+            store
+                .update_consumer(&back.clone().with_networks(nets(&["192.0.2.0/24"])).unwrap())
+                .unwrap()
+        );
+        assert_eq!(
+            store.consumer("ci").unwrap().unwrap().networks(),
+            nets(&["192.0.2.0/24"]).as_slice()
+        );
+        assert!(
+            store
+                .update_consumer(&back.with_networks([]).unwrap())
+                .unwrap()
+        );
+        assert!(
+            store
+                .consumers()
+                .unwrap()
+                .iter()
+                .all(|c| c.networks().is_empty())
+        );
+    }
+}

@@ -409,7 +409,8 @@ impl AuthLayer {
 pub struct Anonymous(());
 
 impl Anonymous {
-    pub(crate) fn new() -> Self {
+    /// The marker, for the layers of this crate.
+    pub(crate) const fn marker() -> Self {
         Self(())
     }
 }

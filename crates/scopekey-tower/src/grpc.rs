@@ -162,7 +162,7 @@ pub fn status_of(rejection: &Rejection) -> GrpcStatus {
         Rejection::InvalidRequest(_) | Rejection::InvalidResource => GrpcCode::InvalidArgument,
         Rejection::InsufficientScope(_) => GrpcCode::PermissionDenied,
         Rejection::Unavailable(_) => GrpcCode::Unavailable,
-        _ => GrpcCode::Unauthenticated,
+        Rejection::MissingCredentials | Rejection::InvalidToken(_) => GrpcCode::Unauthenticated,
     };
     GrpcStatus {
         code,
@@ -297,7 +297,7 @@ where
                 parts.extensions.insert(grant);
             }
             Err(Rejection::MissingCredentials) if self.anonymous => {
-                parts.extensions.insert(Anonymous::new());
+                parts.extensions.insert(Anonymous::marker());
             }
             Err(rejection) => {
                 let response = status_of(&rejection).into_response(self.state.realm());

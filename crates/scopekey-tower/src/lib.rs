@@ -10,6 +10,9 @@
 //!   WebSocket upgrades) are opt-in with [`AuthState::token_sources`];
 //!   [`AuthLayer::allow_anonymous`] lets requests without credentials through as
 //!   [`Anonymous`].
+//! - [`RefreshingAuthLayer`] does the same, and when a token names a key the verifier does not
+//!   know, waits for a [`KeyRefresh`] (a remote JWKS fetched again, rate-limited) and verifies
+//!   once more, so that a key rotation at the issuer costs no failed request.
 //! - [`RequireScopeLayer`] requires one fixed scope for a route.
 //! - [`grpc`]: the same for gRPC services (tonic): [`grpc::GrpcAuthLayer`] answers refusals
 //!   as gRPC statuses (`UNAUTHENTICATED`, `PERMISSION_DENIED`, …) with no body.
@@ -67,6 +70,7 @@ mod context;
 mod forwarded;
 mod future;
 pub mod grpc;
+mod refresh;
 mod rejection;
 mod render;
 mod require;
@@ -77,6 +81,7 @@ pub use context::{
     DescribeRequest, PeerAddress, REQUEST_ID_HEADER, describe_request, peer_address,
 };
 pub use future::ResponseFuture;
+pub use refresh::{BoxFuture, KeyRefresh, RefreshingAuth, RefreshingAuthLayer, RefreshingFuture};
 pub use rejection::{InvalidRealm, Realm, Rejection, bearer_token};
 pub use render::{RejectionBody, RejectionRenderer, RenderRejection};
 pub use require::{RequireScope, RequireScopeLayer};

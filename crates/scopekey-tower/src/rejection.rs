@@ -92,6 +92,7 @@ impl Rejection {
     pub fn from_verify_error(e: &VerifyError) -> Self {
         match e.kind() {
             VerifyErrorKind::RevocationStale
+            | VerifyErrorKind::KeysStale
             | VerifyErrorKind::AuditUnavailable
             | VerifyErrorKind::UsageUnavailable => Self::Unavailable(e.kind()),
             kind => Self::InvalidToken(kind),

@@ -98,8 +98,13 @@ pub mod usage;
 pub use key::jwks;
 pub use lifecycle::{consumer, refresh};
 pub use token::cache;
+pub use token::custom;
 #[cfg(feature = "jwt")]
 pub use token::jwt;
+pub use token::requirement;
+pub use token::requirement::{Requirement, RequirementTemplate};
+pub use token::trust;
+pub use token::trust::TrustedIssuer;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use key::{

@@ -184,6 +184,40 @@ fn a_stale_revocation_list_fails_closed_on_a_hit() {
     assert_eq!(kind(&verifier, &token), VerifyErrorKind::RevocationStale);
 }
 
+/// A key ring past its freshness bound (a remote key set not fetched for too long) refuses
+/// every token, cached or not, as `KeysStale`, and verifies again once the bound moves.
+#[test]
+fn a_stale_key_ring_fails_closed_on_a_hit_and_recovers() {
+    let clock = ManualClock::at_unix(NOW);
+    let signing = SigningKey::generate().unwrap();
+    let key = signing.public_key().clone();
+    let issuer = Issuer::new(signing, ISS, "production".parse().unwrap())
+        .unwrap()
+        .with_clock(clock.clone());
+    let verifier = Verifier::new(KeySet::single(key), config("production", &clock))
+        .unwrap()
+        .with_grant_cache(GrantCache::default());
+    let ring = verifier.key_ring().clone();
+    assert_eq!(ring.fresh_until(), None, "no bound by default");
+    let until = OffsetDateTime::from_unix_timestamp(NOW + 10).unwrap();
+    ring.set_fresh_until(Some(until));
+    assert_eq!(ring.fresh_until(), Some(until));
+    let token = mint(&issuer, "ci");
+    verifier.verify(&token).unwrap();
+    verifier.verify(&token).unwrap();
+    assert_eq!(cache(&verifier).stats().hits, 1);
+    clock.advance(Duration::from_secs(9));
+    verifier.verify(&token).unwrap();
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(kind(&verifier, &token), VerifyErrorKind::KeysStale);
+    let other = mint(&issuer, "other");
+    assert_eq!(kind(&verifier, &other), VerifyErrorKind::KeysStale);
+    ring.set_fresh_until(Some(until + time::Duration::minutes(1)));
+    verifier.verify(&token).unwrap();
+    ring.set_fresh_until(None);
+    verifier.verify(&other).unwrap();
+}
+
 #[test]
 fn an_expired_token_is_refused_even_though_it_was_cached() {
     let w = world();

@@ -114,7 +114,9 @@ pub(crate) fn fixture() -> Fixture {
     let issuer = Issuer::new(key, ISS, ENV.parse().unwrap())
         .unwrap()
         .with_max_ttl(LIFETIME);
-    let request = TokenRequest::new(SUB, AUD, SCOPES.parse().unwrap()).ttl(LIFETIME);
+    let request = TokenRequest::new(SUB, AUD, SCOPES.parse().unwrap())
+        .ttl(LIFETIME)
+        .escalate();
     let tokens: Vec<String> = (0..POOL)
         .map(|_| issuer.issue(&request).unwrap().token().as_str().to_owned())
         .collect();

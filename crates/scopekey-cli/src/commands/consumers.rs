@@ -41,6 +41,11 @@ pub(crate) enum ConsumersCommand {
         /// Allow broad scopes in the ceiling.
         #[arg(long)]
         allow_broad: bool,
+        /// Limit every token of the consumer to clients in this network (CIDR; repeat for
+        /// more, at most 32), as `mint --allow-ip` limits one token: minting for it without
+        /// networks gives its tokens these, and a network outside them is refused.
+        #[arg(long = "allow-ip", value_name = "CIDR")]
+        allow_ip: Vec<String>,
     },
     /// List consumers.
     List {
@@ -99,6 +104,7 @@ pub(crate) fn exec(c: ConsumersCommand) -> Outcome {
             env,
             ceiling,
             allow_broad,
+            allow_ip,
         } => {
             let scopes: Vec<scopekey::Scope> = parse_scopes(&ceiling, "--ceiling")?;
             let ceiling = scopekey::ScopeSet::from_scopes(scopes)
@@ -108,7 +114,9 @@ pub(crate) fn exec(c: ConsumersCommand) -> Outcome {
                     "the ceiling holds a broad scope: pass --allow-broad if that is really meant",
                 ));
             }
+            let networks = super::mint::networks(&allow_ip)?;
             let consumer = Consumer::new(&name, &owner, &purpose, environment(&env)?, ceiling)
+                .and_then(|c| c.with_networks(networks))
                 .map_err(usage)?;
             store.open()?.add_consumer(&consumer).map_err(store_error)?;
             println!("registered {name} (ceiling: {})", consumer.ceiling());
@@ -233,6 +241,7 @@ fn show(store: &StoreArg, name: &str) -> Outcome {
         "name": c.name(), "owner": c.owner(), "purpose": c.purpose(),
         "env": c.environment().as_str(), "ceiling": c.ceiling().to_string(),
         "created": fmt_time(c.created_at()), "disabled": c.disabled_at().map(fmt_time),
+        "networks": c.networks().iter().map(ToString::to_string).collect::<Vec<_>>(),
         "live_tokens": live.iter().map(|r| r.token_id().as_str()).collect::<Vec<_>>(),
         "can_touch_now": reach.to_string(),
     }))

@@ -74,7 +74,7 @@ pub(crate) struct MintArgs {
 }
 
 /// The networks of `--allow-ip`, each a canonical CIDR block, at most [`MAX_NETWORKS`].
-fn networks(values: &[String]) -> Result<Vec<Network>, Failure> {
+pub(crate) fn networks(values: &[String]) -> Result<Vec<Network>, Failure> {
     if values.len() > MAX_NETWORKS {
         return Err(usage(format!(
             "--allow-ip: a token may be limited to at most {MAX_NETWORKS} networks, {} given",

@@ -64,7 +64,19 @@ pub(crate) fn consumer_json(c: &Consumer) -> Value {
         "name": c.name(), "owner": c.owner(), "purpose": c.purpose(),
         "env": c.environment().as_str(), "ceiling": c.ceiling().as_str(),
         "created": fmt(c.created_at()), "disabled": c.disabled_at().map(fmt),
+        "networks": c.networks().iter().map(ToString::to_string).collect::<Vec<_>>(),
     })
+}
+
+/// `networks` of a request body as CIDR blocks, applied to `c` (a bad one is a 400).
+fn with_networks(c: Consumer, networks: &[String]) -> Result<Consumer, Problem> {
+    let parsed = networks
+        .iter()
+        .map(|n| n.parse::<scopekey::Network>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Problem::invalid(format!("networks: {e}")))?;
+    c.with_networks(parsed)
+        .map_err(|e| Problem::invalid(e.to_string()))
 }
 
 pub(crate) fn token_json(r: &TokenRecord) -> Value {
@@ -139,6 +151,9 @@ struct NewConsumer {
     ceiling: Scopes,
     #[serde(default)]
     allow_broad: bool,
+    /// CIDR blocks every token of the consumer is limited to.
+    #[serde(default)]
+    networks: Vec<String>,
 }
 
 async fn create_consumer(State(s): State<TokenService>, request: Request) -> Answer {
@@ -154,6 +169,7 @@ async fn create_consumer(State(s): State<TokenService>, request: Request) -> Ans
     let ceiling = new.ceiling.parse(new.allow_broad)?;
     let consumer = Consumer::new(&new.name, &new.owner, &new.purpose, env, ceiling)
         .map_err(|e| Problem::invalid(e.to_string()))?;
+    let consumer = with_networks(consumer, &new.networks)?;
     let (store, c) = (s.inner.store.clone(), consumer.clone());
     let exists = blocking({
         let store = store.clone();
@@ -214,6 +230,8 @@ struct ConsumerEdit {
     ceiling: Option<Scopes>,
     #[serde(default)]
     allow_broad: bool,
+    /// Replaces the consumer's networks (`[]` lifts the limit); absent, they are kept.
+    networks: Option<Vec<String>>,
 }
 
 async fn edit_consumer(
@@ -239,6 +257,8 @@ async fn edit_consumer(
         c.disabled_at(),
     )
     .map_err(|e| Problem::invalid(e.to_string()))?;
+    let kept: Vec<String> = c.networks().iter().map(ToString::to_string).collect();
+    let updated = with_networks(updated, edit.networks.as_deref().unwrap_or(&kept))?;
     let (store, u) = (s.inner.store.clone(), updated.clone());
     blocking(move || store.update_consumer(&u)).await?;
     s.record(&grant, "consumers.edit", c.name()).await?;

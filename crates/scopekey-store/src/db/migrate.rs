@@ -29,6 +29,10 @@ const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
         6,
         include_str!("../../migrations/sqlite/0006_token_uses.sql"),
     ),
+    (
+        7,
+        include_str!("../../migrations/sqlite/0007_consumer_networks.sql"),
+    ),
 ];
 const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
@@ -51,6 +55,10 @@ const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (
         6,
         include_str!("../../migrations/postgres/0006_token_uses.sql"),
+    ),
+    (
+        7,
+        include_str!("../../migrations/postgres/0007_consumer_networks.sql"),
     ),
 ];
 

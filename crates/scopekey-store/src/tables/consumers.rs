@@ -22,14 +22,15 @@ impl Store {
     pub fn add_consumer(&self, c: &Consumer) -> Result<(), StoreError> {
         let c = c.clone();
         self.block(move |b| Box::pin(async move {
-            let sql = "INSERT INTO scopekey_consumers (name, owner, purpose, environment, ceiling, created_at, disabled_at) \
-                       VALUES ($1, $2, $3, $4, $5, $6, $7)";
+            let sql = "INSERT INTO scopekey_consumers (name, owner, purpose, environment, ceiling, created_at, disabled_at, networks) \
+                       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)";
             on!(&b, pool => {
                 sqlx::query(sql)
                     .bind(c.name().to_owned()).bind(c.owner().to_owned()).bind(c.purpose().to_owned())
                     .bind(c.environment().as_str().to_owned()).bind(c.ceiling().to_string())
                     .bind(c.created_at().unix_timestamp())
                     .bind(c.disabled_at().map(OffsetDateTime::unix_timestamp))
+                    .bind(networks_text(&c))
                     .execute(pool).await.map_err(StoreError::query)?;
             });
             Ok(())
@@ -42,7 +43,7 @@ impl Store {
     /// A query error, or [`StoreErrorKind::Corrupt`](crate::StoreErrorKind::Corrupt) for a row that does not parse.
     pub fn consumers(&self) -> Result<Vec<Consumer>, StoreError> {
         self.block(|b| Box::pin(async move {
-            let sql = "SELECT name, owner, purpose, environment, ceiling, created_at, disabled_at FROM scopekey_consumers ORDER BY name";
+            let sql = "SELECT name, owner, purpose, environment, ceiling, created_at, disabled_at, networks FROM scopekey_consumers ORDER BY name";
             on!(&b, pool => {
                 let rows = sqlx::query(sql).fetch_all(pool).await.map_err(StoreError::query)?;
                 rows.iter().map(consumer).collect()
@@ -57,7 +58,7 @@ impl Store {
     pub fn consumer(&self, name: &str) -> Result<Option<Consumer>, StoreError> {
         let name = name.to_owned();
         self.block(move |b| Box::pin(async move {
-            let sql = "SELECT name, owner, purpose, environment, ceiling, created_at, disabled_at FROM scopekey_consumers WHERE name = $1";
+            let sql = "SELECT name, owner, purpose, environment, ceiling, created_at, disabled_at, networks FROM scopekey_consumers WHERE name = $1";
             on!(&b, pool => {
                 let row = sqlx::query(sql).bind(name).fetch_optional(pool).await.map_err(StoreError::query)?;
                 row.as_ref().map(consumer).transpose()
@@ -117,7 +118,7 @@ impl Store {
         }))
     }
 
-    /// Replaces a consumer's owner, purpose and ceiling with `updated`'s (matched by name; its
+    /// Replaces a consumer's owner, purpose, ceiling and networks with `updated`'s (matched by name; its
     /// environment, creation and disabled times are kept). Narrowing a ceiling does not revoke
     /// tokens already issued beyond it: revoke them (the consumer's, before now) if it must.
     /// Returns whether such a consumer exists.
@@ -127,9 +128,10 @@ impl Store {
     pub fn update_consumer(&self, updated: &Consumer) -> Result<bool, StoreError> {
         let c = updated.clone();
         self.block(move |b| Box::pin(async move {
-            let sql = "UPDATE scopekey_consumers SET owner = $1, purpose = $2, ceiling = $3 WHERE name = $4";
+            let sql = "UPDATE scopekey_consumers SET owner = $1, purpose = $2, ceiling = $3, networks = $4 WHERE name = $5";
             let n = on!(&b, pool => sqlx::query(sql)
                 .bind(c.owner().to_owned()).bind(c.purpose().to_owned()).bind(c.ceiling().to_string())
+                .bind(networks_text(&c))
                 .bind(c.name().to_owned())
                 .execute(pool).await.map_err(StoreError::query)?.rows_affected());
             Ok(n == 1)
@@ -203,6 +205,22 @@ fn consumer(row: &impl Cells) -> Result<Consumer, StoreError> {
         .int_or_null(T, &shown, "disabled_at")?
         .map(time)
         .transpose()?;
+    let networks = row
+        .text(T, &shown, "networks")?
+        .split_ascii_whitespace()
+        .map(str::parse)
+        .collect::<Result<Vec<scopekey::Network>, _>>()
+        .map_err(|e| bad(format!("networks: {e}")))?;
     Consumer::from_parts(&name, &owner, &purpose, env, ceiling, created, disabled)
+        .and_then(|c| c.with_networks(networks))
         .map_err(|e| bad(e.to_string()))
+}
+
+/// A consumer's networks as stored: canonical CIDR blocks, space-separated.
+fn networks_text(c: &Consumer) -> String {
+    c.networks()
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
 }

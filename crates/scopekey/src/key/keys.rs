@@ -15,7 +15,7 @@ use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use time::OffsetDateTime;
 use zeroize::Zeroizing;
@@ -537,12 +537,26 @@ impl KeySet {
 ///
 /// Readers take a snapshot (an `Arc` clone under a briefly held read lock); a writer swaps in a
 /// whole new set.
-#[derive(Debug, Default)]
+///
+/// A ring kept current from elsewhere (a remote JWKS, see the `scopekey-jwks` crate) can say
+/// until when it vouches for its keys ([`set_fresh_until`](Self::set_fresh_until)): from that
+/// second on, a verifier using the ring refuses every token with
+/// [`VerifyErrorKind::KeysStale`](crate::VerifyErrorKind::KeysStale) (fail closed) until the
+/// bound is moved again. A new ring has no bound.
+#[derive(Debug)]
 pub struct KeyRing {
     current: RwLock<Arc<KeySet>>,
     /// Bumped on every change, after the new set is in place: cached grants made under an
     /// older version are not served.
     version: AtomicU64,
+    /// The Unix second from which the set is stale; `i64::MAX`: never.
+    stale_from: AtomicI64,
+}
+
+impl Default for KeyRing {
+    fn default() -> Self {
+        Self::new(KeySet::new())
+    }
 }
 
 impl KeyRing {
@@ -551,7 +565,36 @@ impl KeyRing {
         Self {
             current: RwLock::new(Arc::new(keys)),
             version: AtomicU64::new(0),
+            stale_from: AtomicI64::new(i64::MAX),
         }
+    }
+
+    /// Vouches for the set until `until` (exclusive, in whole seconds of the verifier's
+    /// clock), or without a bound (`None`, the default). From `until` on, verification with
+    /// this ring fails with [`VerifyErrorKind::KeysStale`](crate::VerifyErrorKind::KeysStale)
+    /// until the bound is moved again.
+    ///
+    /// # Security
+    /// A process that keeps the ring current from a remote source moves the bound forward
+    /// after each successful fetch, so that a set nobody could confirm for too long stops
+    /// verifying instead of trusting keys that may have been withdrawn.
+    pub fn set_fresh_until(&self, until: Option<OffsetDateTime>) {
+        let at = until.map_or(i64::MAX, |t| t.unix_timestamp());
+        self.stale_from.store(at, Ordering::Release);
+    }
+
+    /// Until when the set is vouched for ([`set_fresh_until`](Self::set_fresh_until)); `None`:
+    /// without a bound.
+    pub fn fresh_until(&self) -> Option<OffsetDateTime> {
+        match self.stale_from.load(Ordering::Acquire) {
+            i64::MAX => None,
+            at => OffsetDateTime::from_unix_timestamp(at).ok(),
+        }
+    }
+
+    /// Whether the set is stale in the second `unix`: one atomic load, on every verification.
+    pub(crate) fn is_stale_at(&self, unix: i64) -> bool {
+        unix >= self.stale_from.load(Ordering::Acquire)
     }
 
     /// How many times the set has changed. Read it *before* taking a snapshot: a grant cached

@@ -28,6 +28,7 @@ use crate::scope::{Scope, ScopeSet};
 use crate::token::claims::{Environment, check_text};
 use crate::token::error::BackendError;
 use crate::token::issuer::{IssueError, IssueErrorKind, Issuer, Minted, TokenRequest};
+use crate::token::network::Network;
 use std::collections::BTreeMap;
 use std::fmt;
 use time::OffsetDateTime;
@@ -43,6 +44,8 @@ pub struct Consumer {
     ceiling: ScopeSet,
     created_at: OffsetDateTime,
     disabled_at: Option<OffsetDateTime>,
+    /// The client networks every token of the consumer is limited to (none: not limited).
+    networks: Vec<Network>,
 }
 
 /// Where consumers are looked up as they are now (a store, a registry), so that a refresh
@@ -64,6 +67,8 @@ pub enum DefinitionErrorKind {
     InvalidText,
     /// The ceiling grants nothing.
     EmptyCeiling,
+    /// More than [`MAX_NETWORKS`](crate::MAX_NETWORKS) networks.
+    TooManyNetworks,
 }
 
 /// An invalid consumer definition.
@@ -134,7 +139,73 @@ impl Consumer {
             ceiling,
             created_at,
             disabled_at,
+            networks: Vec::new(),
         })
+    }
+
+    /// Limits every token of this consumer to clients in `networks` (the signed claim `net`, as
+    /// [`TokenRequest::allow_networks`] writes it): [`Issuer::issue_for`] gives a request without
+    /// networks these, and refuses one asking for a network outside them. An empty list lifts
+    /// the limit. Kept sorted, without duplicates.
+    ///
+    /// # Errors
+    /// [`DefinitionErrorKind::TooManyNetworks`] beyond [`MAX_NETWORKS`](crate::MAX_NETWORKS).
+    pub fn with_networks(
+        mut self,
+        networks: impl IntoIterator<Item = Network>,
+    ) -> Result<Self, DefinitionError> {
+        let mut networks: Vec<Network> =
+            networks.into_iter().take(crate::MAX_NETWORKS + 1).collect();
+        networks.sort_by_key(ToString::to_string);
+        networks.dedup();
+        if networks.len() > crate::MAX_NETWORKS {
+            return Err(DefinitionError(
+                DefinitionErrorKind::TooManyNetworks,
+                format!(
+                    "consumer {:?}: at most {} networks",
+                    self.name,
+                    crate::MAX_NETWORKS
+                ),
+            ));
+        }
+        self.networks = networks;
+        Ok(self)
+    }
+
+    /// The client networks its tokens are limited to; empty when they are not.
+    pub fn networks(&self) -> &[Network] {
+        &self.networks
+    }
+
+    /// `request` within this consumer's network limit: without networks of its own, it gets
+    /// the consumer's; with some, each must lie inside one of the consumer's. A consumer
+    /// without networks leaves the request as it is. [`Issuer::issue_for`] applies this; a
+    /// caller building tokens for a consumer another way (a refresh family) must too.
+    ///
+    /// # Errors
+    /// [`IssueErrorKind::BeyondCeiling`] naming a requested network outside the consumer's.
+    pub fn limit_networks(&self, mut request: TokenRequest) -> Result<TokenRequest, IssueError> {
+        if self.networks.is_empty() {
+            return Ok(request);
+        }
+        if request.networks.is_empty() {
+            request.networks = self.networks.clone();
+            return Ok(request);
+        }
+        if let Some(outside) = request
+            .networks
+            .iter()
+            .find(|n| !self.networks.iter().any(|ours| ours.covers(n)))
+        {
+            return Err(IssueError::new(
+                IssueErrorKind::BeyondCeiling,
+                format!(
+                    "network {outside} is outside consumer {:?}'s networks",
+                    self.name
+                ),
+            ));
+        }
+        Ok(request)
     }
 
     /// The name: every token of this consumer has it as `sub`.
@@ -458,7 +529,8 @@ impl Issuer {
     /// # Errors
     /// [`IssueErrorKind::ConsumerDisabled`], [`IssueErrorKind::ConsumerEnvironment`] when the
     /// consumer runs in another environment, [`IssueErrorKind::BeyondCeiling`] naming the
-    /// offending scopes, then as [`Issuer::issue`].
+    /// offending scopes (or a network outside the consumer's, see
+    /// [`Consumer::limit_networks`]), then as [`Issuer::issue`].
     pub fn issue_for(
         &self,
         consumer: &Consumer,
@@ -487,7 +559,7 @@ impl Issuer {
         consumer
             .check_ceiling(&request.scopes)
             .map_err(|e| IssueError::new(IssueErrorKind::BeyondCeiling, e.to_string()))?;
-        let mut request = request.clone();
+        let mut request = consumer.limit_networks(request.clone())?;
         // The ceiling was the deliberate escalation: what it allows needs no second opt-in.
         request.escalate = true;
         request.subject = consumer.name().into();

@@ -435,7 +435,7 @@ impl Refresher {
             // own count again; a usage limit belongs to one token, minted with Issuer::issue.
             return Err(RefreshError::new(
                 RefreshErrorKind::Issue,
-                "use-limited tokens cannot start a refresh family (each exchange would mint a                  fresh count): mint them with Issuer::issue",
+                "use-limited tokens cannot start a refresh family (each exchange would mint a fresh count): mint them with Issuer::issue",
             ));
         }
         let family = FamilyId::generate().map_err(|e| {
@@ -576,6 +576,8 @@ impl Refresher {
         if let Some(p) = claims.purpose() {
             request = request.purpose(p);
         }
+        // The family's application claims, as signed into the refresh token.
+        request.custom = claims.other().get(crate::custom::CUSTOM_CLAIM).cloned();
         if !request.scopes().is_read_only() {
             // The escalation was granted when the family started (by the request or by the
             // consumer's ceiling); keeping or narrowing it is not a new one.

@@ -317,7 +317,7 @@ impl Claims {
     #[cfg(feature = "jwt")]
     pub(crate) fn from_jwt_object(
         mut object: ClaimsObject<'_>,
-        expected_audience: &str,
+        expected_audiences: &[Arc<str>],
     ) -> Result<Self, VerifyError> {
         for name in ["exp", "nbf", "iat"] {
             let Some(v) = object.get_mut(name) else {
@@ -346,11 +346,14 @@ impl Claims {
                     "claim `aud` must be a string or a non-empty array of strings",
                 ));
             }
-            let chosen = if audiences.iter().any(|a| a == expected_audience) {
-                expected_audience.to_owned()
-            } else {
-                audiences[0].as_str().unwrap_or_default().to_owned()
-            };
+            // The first of the token's audiences the verifier accepts, else its first.
+            let chosen = audiences
+                .iter()
+                .filter_map(Value::as_str)
+                .find(|a| expected_audiences.iter().any(|e| &**e == *a))
+                .or_else(|| audiences.first().and_then(Value::as_str))
+                .unwrap_or_default()
+                .to_owned();
             *aud = Field::Value(Value::String(chosen));
         }
         Self::from_object(object, None)
@@ -366,10 +369,10 @@ impl Claims {
         use crate::token::claims_json::known;
         let issuer = take_shared(&mut map, const { known("iss") }, expected.map(|e| e.issuer))?;
         let subject = take_text(&mut map, const { known("sub") })?.into();
-        let audience = take_shared(
+        let audience = take_shared_of(
             &mut map,
             const { known("aud") },
-            expected.map(|e| e.audience),
+            expected.map_or(&[], |e| e.audiences),
         )?;
         let environment = match (map.take_at(const { known("env") }), expected) {
             (Some(Field::Str(text)), Some(ours)) if text == ours.environment.as_str() => {
@@ -475,8 +478,8 @@ fn name_at(at: usize) -> &'static str {
 pub(crate) struct Expected<'a> {
     /// The issuer, checked by [`check_text`] when the verifier was built.
     pub(crate) issuer: &'a Arc<str>,
-    /// The audience, checked by [`check_text`] when the verifier was built.
-    pub(crate) audience: &'a Arc<str>,
+    /// The audiences, checked by [`check_text`] when the verifier was built.
+    pub(crate) audiences: &'a [Arc<str>],
     /// The environment.
     pub(crate) environment: &'a Environment,
 }
@@ -492,6 +495,21 @@ fn take_shared(
         (Some(Field::Str(text)), Some(ours)) if text == &**ours => Ok(ours.clone()),
         (field, _) => Ok(required(at, text_of(field, at)?)?.into()),
     }
+}
+
+/// As [`take_shared`], sharing whichever of `ours` the text is.
+fn take_shared_of(
+    map: &mut ClaimsObject<'_>,
+    at: usize,
+    ours: &[Arc<str>],
+) -> Result<Arc<str>, VerifyError> {
+    let field = map.take_at(at);
+    if let Some(Field::Str(text)) = &field
+        && let Some(ours) = ours.iter().find(|o| *text == &***o)
+    {
+        return Ok(ours.clone());
+    }
+    Ok(required(at, text_of(field, at)?)?.into())
 }
 
 fn required<T>(at: usize, value: Option<T>) -> Result<T, VerifyError> {
@@ -641,9 +659,10 @@ mod tests {
     fn the_verifiers_expectations_are_shared() {
         let environment: Environment = "production".parse().unwrap();
         let (issuer, audience): (Arc<str>, Arc<str>) = ("i".into(), "a".into());
+        let audiences = [audience.clone()];
         let ours = Expected {
             issuer: &issuer,
-            audience: &audience,
+            audiences: &audiences,
             environment: &environment,
         };
         let read = |iss: &str, aud: &str, env: &str| {

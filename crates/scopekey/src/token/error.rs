@@ -47,6 +47,10 @@ pub enum VerifyErrorKind {
     /// The revocation list cannot vouch for being current (a replica that lost its store for
     /// longer than its bound); refused to fail closed.
     RevocationStale,
+    /// The key set cannot vouch for being current (a remote JWKS not fetched successfully
+    /// within its bound, see [`KeyRing::set_fresh_until`](crate::KeyRing::set_fresh_until));
+    /// refused to fail closed.
+    KeysStale,
     /// The audit sink could not record the decision; refused to fail closed.
     AuditUnavailable,
     /// The token is limited to client networks (claim `net`) and the request came from outside
@@ -84,6 +88,7 @@ impl VerifyErrorKind {
             Self::NetworkNotAllowed => "network_not_allowed",
             Self::UsesExhausted => "uses_exhausted",
             Self::UsageUnavailable => "usage_unavailable",
+            Self::KeysStale => "keys_stale",
         }
     }
 }
@@ -180,7 +185,7 @@ mod tests {
     use super::VerifyErrorKind;
 
     /// Every kind, in declaration order.
-    const ALL: [VerifyErrorKind; 20] = [
+    const ALL: [VerifyErrorKind; 21] = [
         VerifyErrorKind::Oversized,
         VerifyErrorKind::Malformed,
         VerifyErrorKind::UnsupportedFormat,
@@ -201,6 +206,7 @@ mod tests {
         VerifyErrorKind::NetworkNotAllowed,
         VerifyErrorKind::UsesExhausted,
         VerifyErrorKind::UsageUnavailable,
+        VerifyErrorKind::KeysStale,
     ];
 
     /// Fails to compile when a kind is added, until [`ALL`] (and so the guides' check) has it.
@@ -226,6 +232,7 @@ mod tests {
             VerifyErrorKind::NetworkNotAllowed => 17,
             VerifyErrorKind::UsesExhausted => 18,
             VerifyErrorKind::UsageUnavailable => 19,
+            VerifyErrorKind::KeysStale => 20,
         }
     }
 

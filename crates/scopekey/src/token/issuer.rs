@@ -139,6 +139,8 @@ pub struct TokenRequest {
     pub(crate) escalate: bool,
     pub(crate) networks: Vec<Network>,
     pub(crate) max_uses: Option<u32>,
+    /// Application claims (claim `app`), checked when set.
+    pub(crate) custom: Option<serde_json::Value>,
 }
 
 impl TokenRequest {
@@ -156,6 +158,7 @@ impl TokenRequest {
             escalate: false,
             networks: Vec::new(),
             max_uses: None,
+            custom: None,
         }
     }
 
@@ -199,6 +202,19 @@ impl TokenRequest {
     pub fn escalate(mut self) -> Self {
         self.escalate = true;
         self
+    }
+
+    /// Signs `claims` into the token as its application claims (claim `app`), for the
+    /// service to read back typed with [`Grant::custom_claims`](crate::Grant::custom_claims):
+    /// see [`crate::custom`]. Replaces any set before.
+    ///
+    /// # Errors
+    /// [`IssueErrorKind::InvalidClaim`] when `claims` does not serialise to JSON, is `null`,
+    /// longer than [`MAX_CUSTOM_CLAIMS_LEN`](crate::custom::MAX_CUSTOM_CLAIMS_LEN) or nested
+    /// beyond what a verifier reads.
+    pub fn custom_claims(mut self, claims: &impl serde::Serialize) -> Result<Self, IssueError> {
+        self.custom = Some(crate::token::custom::encode(claims)?);
+        Ok(self)
     }
 
     /// Limits the token to clients in `networks` (claim `net`): a verifier refuses it from any
@@ -492,6 +508,12 @@ impl Issuer {
                 )));
             }
             other.insert(USES_CLAIM.to_owned(), serde_json::Value::from(uses));
+        }
+        if let Some(custom) = &r.custom {
+            other.insert(
+                crate::token::custom::CUSTOM_CLAIM.to_owned(),
+                custom.clone(),
+            );
         }
         let ttl = r.ttl.unwrap_or(self.default_ttl);
         if ttl.as_secs() == 0 || ttl > max_ttl {

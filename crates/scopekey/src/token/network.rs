@@ -100,6 +100,16 @@ impl Network {
         self.prefix
     }
 
+    /// Whether every address of `other` is in this block: the same address family, a prefix
+    /// at least as long, inside this one.
+    pub fn covers(&self, other: &Network) -> bool {
+        let same_family = matches!(
+            (self.addr, other.addr),
+            (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_))
+        );
+        same_family && other.prefix >= self.prefix && self.contains(other.addr)
+    }
+
     /// Whether `client` is in this block (an IPv4-mapped IPv6 address counts as its IPv4
     /// address).
     pub fn contains(&self, client: IpAddr) -> bool {

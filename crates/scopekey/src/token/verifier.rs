@@ -1,19 +1,18 @@
 //! Verifying tokens and authorizing actions.
 
-use crate::clock::{Clock, SystemClock};
-use crate::key::{KeyEntry, KeyId, KeyRing, KeySet};
+use crate::key::{KeyId, KeyRing, KeySet};
 use crate::token::audit::{AuditEvent, AuditKind, AuditSink, RequestContext};
 use crate::token::cache::{GrantCache, Verified};
-use crate::token::claims::{Claims, Environment, Expected, TokenType, check_text};
-use crate::token::claims_json;
+use crate::token::claims::{Claims, check_text};
 use crate::token::error::{VerifyError, VerifyErrorKind};
 use crate::token::footer::key_id_from_footer;
 use crate::token::grant::Grant;
 use crate::token::inventory::Inventory;
-use crate::token::issuer::DEFAULT_MAX_TTL;
 use crate::token::paseto;
 use crate::token::revocation::{RevocationCheck, RevocationStatus, TokenFacts};
+use crate::token::trust::{self, MAX_AUDIENCES, MAX_TRUSTED_ISSUERS, Trust, TrustedIssuer};
 use crate::token::usage::UsageCounter;
+pub use crate::token::verifier_config::{ConfigError, ConfigErrorKind, VerifierConfig};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,121 +28,6 @@ pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(60);
 pub const MAX_LEEWAY: Duration = Duration::from_secs(120);
 /// Longest accepted footer, in bytes once decoded.
 pub const MAX_FOOTER_LEN: usize = 256;
-
-/// What was wrong with verifier settings, for matching.
-#[non_exhaustive]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ConfigErrorKind {
-    /// The issuer is empty, too long or has control characters.
-    InvalidIssuer,
-    /// The audience is empty, too long or has control characters.
-    InvalidAudience,
-    /// The leeway is above [`MAX_LEEWAY`].
-    LeewayTooLarge,
-    /// The maximum lifetime is under one second.
-    LifetimeTooShort,
-}
-
-/// Invalid verifier settings.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid verifier configuration: {message}")]
-pub struct ConfigError {
-    kind: ConfigErrorKind,
-    message: String,
-}
-
-impl ConfigError {
-    fn new(kind: ConfigErrorKind, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-        }
-    }
-
-    /// Why, for matching.
-    pub fn kind(&self) -> ConfigErrorKind {
-        self.kind
-    }
-}
-
-/// What a verifier expects of every token. Issuer, audience and environment are required.
-#[derive(Debug, Clone)]
-pub struct VerifierConfig {
-    issuer: Arc<str>,
-    audience: Arc<str>,
-    environment: Environment,
-    leeway: Duration,
-    max_lifetime: Duration,
-    clock: Arc<dyn Clock>,
-    token_type: TokenType,
-    #[cfg(feature = "jwt")]
-    accept_jwt: bool,
-}
-
-impl VerifierConfig {
-    /// Tokens must come from `issuer`, be meant for `audience` and belong to `environment`.
-    ///
-    /// Defaults: leeway [`DEFAULT_LEEWAY`], maximum lifetime 1 hour, the system clock.
-    pub fn new(
-        issuer: impl Into<String>,
-        audience: impl Into<String>,
-        environment: Environment,
-    ) -> Self {
-        Self {
-            issuer: issuer.into().into(),
-            audience: audience.into().into(),
-            environment,
-            leeway: DEFAULT_LEEWAY,
-            max_lifetime: DEFAULT_MAX_TTL,
-            clock: Arc::new(SystemClock),
-            token_type: TokenType::Access,
-            #[cfg(feature = "jwt")]
-            accept_jwt: false,
-        }
-    }
-
-    /// Whether JWT access tokens are accepted next to PASETO (default: no).
-    ///
-    /// # Security
-    /// Off unless asked for here, per verifier: turning the `jwt` feature on anywhere in a
-    /// dependency graph does not make every verifier accept a second format. A verifier that
-    /// does not accept JWTs refuses one as [`VerifyErrorKind::UnsupportedFormat`].
-    #[cfg(feature = "jwt")]
-    pub fn accept_jwt(mut self, accept: bool) -> Self {
-        self.accept_jwt = accept;
-        self
-    }
-
-    /// Clock skew to tolerate on `exp`, `nbf` and `iat`; at most [`MAX_LEEWAY`].
-    pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.leeway = leeway;
-        self
-    }
-
-    /// The longest `exp − iat` accepted (default 1 hour).
-    pub fn max_lifetime(mut self, max: Duration) -> Self {
-        self.max_lifetime = max;
-        self
-    }
-
-    /// The clock to check times against (default: the system clock).
-    pub fn clock(mut self, clock: impl Clock + 'static) -> Self {
-        self.clock = Arc::new(clock);
-        self
-    }
-
-    /// The clock, shared with an issuer.
-    pub(crate) fn shared_clock(mut self, clock: Arc<dyn Clock>) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// Which token type to accept; only the refresh exchange asks for refresh tokens.
-    pub(crate) fn token_type(mut self, token_type: TokenType) -> Self {
-        self.token_type = token_type;
-        self
-    }
-}
 
 /// Verifies tokens: signature, key id, environment binding, claims and times.
 ///
@@ -167,10 +51,14 @@ impl VerifierConfig {
 #[derive(Debug)]
 pub struct Verifier {
     id: u64,
-    keys: Arc<KeyRing>,
+    /// The configured issuer.
+    own: Trust,
+    /// The issuers [`trust_issuer`](Self::trust_issuer) added.
+    others: Vec<Trust>,
+    /// The audiences accepted, the configured one first; never empty.
+    audiences: Box<[Arc<str>]>,
     cache: Option<GrantCache>,
     config: VerifierConfig,
-    assertion: Vec<u8>,
     revocations: Option<Arc<dyn RevocationCheck>>,
     audit: Option<Arc<dyn AuditSink>>,
     inventory: Option<Arc<dyn Inventory>>,
@@ -195,8 +83,19 @@ impl Verifier {
     pub fn with_key_ring(keys: Arc<KeyRing>, config: VerifierConfig) -> Result<Self, ConfigError> {
         check_text("iss", &config.issuer)
             .map_err(|e| ConfigError::new(ConfigErrorKind::InvalidIssuer, e))?;
-        check_text("aud", &config.audience)
-            .map_err(|e| ConfigError::new(ConfigErrorKind::InvalidAudience, e))?;
+        let audiences: Box<[Arc<str>]> = std::iter::once(config.audience.clone())
+            .chain(config.more_audiences.iter().cloned())
+            .collect();
+        if audiences.len() > MAX_AUDIENCES {
+            return Err(ConfigError::new(
+                ConfigErrorKind::TooMany,
+                format!("a verifier accepts at most {MAX_AUDIENCES} audiences"),
+            ));
+        }
+        for audience in &audiences {
+            check_text("aud", audience)
+                .map_err(|e| ConfigError::new(ConfigErrorKind::InvalidAudience, e))?;
+        }
         if config.leeway > MAX_LEEWAY {
             return Err(ConfigError::new(
                 ConfigErrorKind::LeewayTooLarge,
@@ -213,10 +112,17 @@ impl Verifier {
                 "maximum lifetime must be at least 1 s",
             ));
         }
+        let own = TrustedIssuer {
+            issuer: config.issuer.clone(),
+            environment: config.environment.clone(),
+            keys,
+            ceiling: None,
+        };
         Ok(Self {
             id: NEXT_VERIFIER_ID.fetch_add(1, Ordering::Relaxed),
-            assertion: paseto::implicit_assertion(&config.environment, config.token_type),
-            keys,
+            own: Trust::new(own, config.token_type),
+            others: Vec::new(),
+            audiences,
             cache: None,
             config,
             revocations: None,
@@ -224,6 +130,44 @@ impl Verifier {
             inventory: None,
             usage: None,
         })
+    }
+
+    /// Trusts tokens from `issuer` too, signed by its keys and bound to its environment, besides
+    /// the issuer of the configuration: see [`crate::trust`]. Audiences, times, revocation,
+    /// audit and caches are the verifier's, shared by every issuer it trusts.
+    ///
+    /// # Errors
+    /// [`ConfigErrorKind::InvalidIssuer`] for an issuer that is not valid claim text,
+    /// [`ConfigErrorKind::DuplicateIssuer`] for one already trusted, and
+    /// [`ConfigErrorKind::TooMany`] beyond
+    /// [`MAX_TRUSTED_ISSUERS`](crate::trust::MAX_TRUSTED_ISSUERS).
+    pub fn trust_issuer(mut self, issuer: TrustedIssuer) -> Result<Self, ConfigError> {
+        check_text("iss", &issuer.issuer)
+            .map_err(|e| ConfigError::new(ConfigErrorKind::InvalidIssuer, e))?;
+        if self.trusts().any(|t| t.issuer == issuer.issuer) {
+            return Err(ConfigError::new(
+                ConfigErrorKind::DuplicateIssuer,
+                format!("issuer {:?} is already trusted", issuer.issuer),
+            ));
+        }
+        if self.others.len() + 1 >= MAX_TRUSTED_ISSUERS {
+            return Err(ConfigError::new(
+                ConfigErrorKind::TooMany,
+                format!("a verifier trusts at most {MAX_TRUSTED_ISSUERS} issuers"),
+            ));
+        }
+        self.others.push(Trust::new(issuer, self.config.token_type));
+        Ok(self)
+    }
+
+    /// The issuers this verifier trusts, the configured one first.
+    pub fn issuers(&self) -> impl Iterator<Item = &str> {
+        self.trusts().map(|t| &*t.issuer)
+    }
+
+    /// The audiences this verifier accepts, the configured one first.
+    pub fn audiences(&self) -> impl Iterator<Item = &str> {
+        self.audiences.iter().map(|a| &**a)
     }
 
     /// Checks every token against `revocations` after its signature and claims, before a
@@ -267,15 +211,35 @@ impl Verifier {
         self
     }
 
-    /// The trusted keys, as of now.
+    /// The keys of the configured issuer, as of now (those of the others
+    /// [`trust_issuer`](Self::trust_issuer) added are in their [`TrustedIssuer`]s).
     pub fn keys(&self) -> Arc<KeySet> {
-        self.keys.snapshot()
+        self.own.keys.snapshot()
     }
 
-    /// The ring of trusted keys, to rotate them in place:
+    /// The ring of the configured issuer's keys, to rotate them in place:
     /// `verifier.key_ring().update(|keys| { keys.insert(new_key); })`.
     pub fn key_ring(&self) -> &Arc<KeyRing> {
-        &self.keys
+        &self.own.keys
+    }
+
+    /// Every trusted issuer, the configured one first.
+    fn trusts(&self) -> impl Iterator<Item = &Trust> {
+        std::iter::once(&self.own).chain(&self.others)
+    }
+
+    /// The version of every trusted key ring together: it changes whenever one of them does
+    /// (each only ever grows), which is what a cached grant is tagged with.
+    fn ring_version(&self) -> u64 {
+        self.others.iter().fold(self.own.keys.version(), |sum, t| {
+            sum.wrapping_add(t.keys.version())
+        })
+    }
+
+    /// The trusted issuer named `issuer`, if any.
+    fn trust_named(&self, issuer: &Arc<str>) -> Option<&Trust> {
+        self.trusts()
+            .find(|t| Arc::ptr_eq(&t.issuer, issuer) || t.issuer == *issuer)
     }
 
     /// Verifies a token and returns the grant it carries.
@@ -499,7 +463,7 @@ impl Verifier {
         // the decoders below rely on it.
         paseto::check_length(token).map_err(|e| (e, None))?;
         // Read before the key snapshot: an entry is never tagged newer than its keys.
-        let ring_version = self.keys.version();
+        let ring_version = self.ring_version();
         if let Some(verified) = cache.and_then(|c| c.get(token, self.id, ring_version, unix_now)) {
             // A hit skips the signature and parsing; everything that can change since is
             // checked again.
@@ -561,11 +525,10 @@ impl Verifier {
 
     /// Decoding, key, signature and claims parsing: what the cache saves. Returns the claims,
     /// the key id and the key's `retire_at`.
-    fn check_signed(
-        &self,
-        token: &str,
-        unix_now: i64,
-    ) -> Result<(Claims, KeyId, Option<time::OffsetDateTime>), Refusal> {
+    ///
+    /// The token is checked against each trusted issuer whose keys hold its key id, and
+    /// accepted from the first one whose key signed it and whose name its `iss` is.
+    fn check_signed(&self, token: &str, unix_now: i64) -> Result<Signed, Refusal> {
         // The length was checked by `check`, before the cache.
         #[cfg(feature = "jwt")]
         if crate::token::jwt::routes_to_jwt(token) {
@@ -573,37 +536,31 @@ impl Verifier {
         }
         let mut decoded = paseto::decode(token).map_err(|e| (e, None))?;
         let kid = key_id_from_footer(decoded.footer()).map_err(|e| (e, None))?;
-        let keys = self.keys.snapshot();
-        let entry = active_key(&keys, &kid, unix_now).map_err(|e| (e, None))?;
-        let payload = decoded
-            .verify(entry.key(), &self.assertion)
-            .map_err(|e| (e, None))?;
-        let object = claims_json::parse_claims(payload, claims_json::CLAIMS).map_err(|e| {
-            (
-                VerifyError::claims(format!("claims are not valid: {e}")),
-                None,
-            )
-        })?;
-        let claims = Claims::from_object(
-            object,
-            Some(&Expected {
-                issuer: &self.config.issuer,
-                audience: &self.config.audience,
-                environment: &self.config.environment,
-            }),
-        )
-        .map_err(|e| (e, None))?;
-        Ok((claims, entry.key().key_id().clone(), entry.retire_at()))
+        if self.others.is_empty() {
+            let keys = self.own.keys.snapshot();
+            let entry = trust::active_key(&keys, &kid, unix_now).map_err(|e| (e, None))?;
+            return self.own.check_paseto(&mut decoded, entry, &self.audiences);
+        }
+        // Owned: the footer it is read from is borrowed again by each signature check.
+        let kid = kid.into_owned();
+        let mut refusal: Option<Refusal> = None;
+        for trust in self.trusts() {
+            let keys = trust.keys.snapshot();
+            let checked = trust::active_key(&keys, &kid, unix_now)
+                .map_err(|e| (e, None))
+                .and_then(|entry| trust.check_paseto(&mut decoded, entry, &self.audiences));
+            match checked {
+                Ok(signed) => return Ok(signed),
+                Err(e) => refusal = Some(trust::more_telling(refusal, e)),
+            }
+        }
+        Err(refusal.unwrap_or_else(|| (trust::unknown_key(), None)))
     }
 
     /// The JWT counterpart of [`check_signed`](Self::check_signed): header first, then the key,
     /// the signature, and only then the claims.
     #[cfg(feature = "jwt")]
-    fn check_signed_jwt(
-        &self,
-        token: &str,
-        unix_now: i64,
-    ) -> Result<(Claims, KeyId, Option<time::OffsetDateTime>), Refusal> {
+    fn check_signed_jwt(&self, token: &str, unix_now: i64) -> Result<Signed, Refusal> {
         if !self.config.accept_jwt {
             return Err((
                 VerifyError::new(
@@ -613,7 +570,7 @@ impl Verifier {
                 None,
             ));
         }
-        if self.config.token_type != TokenType::Access {
+        if self.config.token_type != crate::token::claims::TokenType::Access {
             return Err((
                 VerifyError::new(
                     VerifyErrorKind::UnsupportedFormat,
@@ -623,26 +580,14 @@ impl Verifier {
             ));
         }
         let decoded = crate::token::jwt::decode(token).map_err(|e| (e, None))?;
-        let keys = self.keys.snapshot();
-        let entry = active_key(&keys, decoded.kid(), unix_now).map_err(|e| (e, None))?;
-        let payload = decoded.verify(token, entry.key()).map_err(|e| (e, None))?;
-        let mut object = claims_json::parse_claims(payload, claims_json::CLAIMS).map_err(|e| {
-            (
-                VerifyError::claims(format!("claims are not valid: {e}")),
-                None,
-            )
-        })?;
-        if object.get_mut("env").is_none() {
-            return Err((
-                VerifyError::claims(
-                    "claim `env` is missing: a JWT names its environment in the claims",
-                ),
-                None,
-            ));
+        let mut refusal: Option<Refusal> = None;
+        for trust in self.trusts() {
+            match trust.check_jwt(&decoded, token, unix_now, &self.audiences) {
+                Ok(signed) => return Ok(signed),
+                Err(e) => refusal = Some(trust::more_telling(refusal, e)),
+            }
         }
-        let claims =
-            Claims::from_jwt_object(object, &self.config.audience).map_err(|e| (e, None))?;
-        Ok((claims, entry.key().key_id().clone(), entry.retire_at()))
+        Err(refusal.unwrap_or_else(|| (trust::unknown_key(), None)))
     }
 
     fn check_revocation(&self, claims: &Claims, key_id: &KeyId) -> Result<(), VerifyError> {
@@ -673,24 +618,44 @@ impl Verifier {
 
     fn check_claims(&self, c: &Claims, now: i64) -> Result<(), VerifyError> {
         let cfg = &self.config;
-        if c.issuer != cfg.issuer {
+        let Some(trust) = self.trust_named(&c.issuer) else {
             return Err(VerifyError::new(
                 VerifyErrorKind::WrongIssuer,
-                format!("token was not issued by {:?}", cfg.issuer),
+                if self.others.is_empty() {
+                    format!("token was not issued by {:?}", self.own.issuer)
+                } else {
+                    "token was not issued by any issuer this service trusts".to_owned()
+                },
+            ));
+        };
+        // One atomic load, cached or not: a ring that cannot vouch for its keys refuses every
+        // token of its issuer (the other trusted issuers' keep verifying).
+        if trust.keys.is_stale_at(now) {
+            return Err(VerifyError::new(
+                VerifyErrorKind::KeysStale,
+                "the key set is stale (its source has not been reached within its bound); \
+                 refusing until it is current again",
             ));
         }
-        if c.audience != cfg.audience {
+        if !self.audiences.contains(&c.audience) {
             return Err(VerifyError::new(
                 VerifyErrorKind::WrongAudience,
-                format!("token is not meant for audience {:?}", cfg.audience),
+                if self.audiences.len() == 1 {
+                    format!("token is not meant for audience {:?}", cfg.audience)
+                } else {
+                    format!(
+                        "token is not meant for any of the audiences {:?}",
+                        self.audiences
+                    )
+                },
             ));
         }
-        if c.environment != cfg.environment {
+        if c.environment != trust.environment {
             return Err(VerifyError::new(
                 VerifyErrorKind::WrongEnvironment,
                 format!(
                     "token does not belong to environment {:?}",
-                    cfg.environment.as_str()
+                    trust.environment.as_str()
                 ),
             ));
         }
@@ -749,28 +714,10 @@ impl Verifier {
 }
 
 /// A refusal, with the claims when the signature had verified (for the audit event).
-type Refusal = (VerifyError, Option<Box<Claims>>);
+pub(crate) type Refusal = (VerifyError, Option<Box<Claims>>);
 
-/// The trusted, currently valid key named `kid` in `keys` (a snapshot), looked up in memory only.
-fn active_key<'k>(keys: &'k KeySet, kid: &str, unix_now: i64) -> Result<&'k KeyEntry, VerifyError> {
-    let entry = keys.get(kid).ok_or_else(|| {
-        VerifyError::new(
-            VerifyErrorKind::UnknownKey,
-            "token's key id is not in the key set: it was signed by a key this service does \
-             not trust (add the issuer's current public key if keys were rotated)",
-        )
-    })?;
-    if !entry.is_active_during_second(unix_now) {
-        return Err(VerifyError::new(
-            VerifyErrorKind::UnknownKey,
-            format!(
-                "token's key {} is retired or not yet valid",
-                entry.key().key_id()
-            ),
-        ));
-    }
-    Ok(entry)
-}
+/// What a signature check gives: the claims, the key id and the key's `retire_at`.
+pub(crate) type Signed = (Claims, KeyId, Option<time::OffsetDateTime>);
 
 fn audit_failed(e: &crate::token::audit::AuditError) -> VerifyError {
     VerifyError::new(
