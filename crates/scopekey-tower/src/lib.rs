@@ -14,6 +14,8 @@
 //!   know, waits for a [`KeyRefresh`] (a remote JWKS fetched again, rate-limited) and verifies
 //!   once more, so that a key rotation at the issuer costs no failed request.
 //! - [`RequireScopeLayer`] requires one fixed scope for a route.
+//! - [`grpc`]: the same for gRPC services (tonic): [`grpc::GrpcAuthLayer`] answers refusals
+//!   as gRPC statuses (`UNAUTHENTICATED`, `PERMISSION_DENIED`, …) with no body.
 //! - With an audit sink on the verifier, every `verified`, `refused`, `authorized` and `denied`
 //!   event of a request carries its method, path, client address and request id
 //!   ([`describe_request`], replaceable with [`AuthState::describe_requests_with`]).
@@ -68,6 +70,7 @@ mod context;
 mod dpop;
 mod forwarded;
 mod future;
+pub mod grpc;
 mod refresh;
 mod rejection;
 mod render;

@@ -49,7 +49,7 @@ use serde_json::Value;
 pub const CUSTOM_CLAIM: &str = "app";
 
 /// The longest application claims may be, as JSON: 2 KiB (tokens are at most
-/// [`MAX_TOKEN_LEN`](crate::paseto::MAX_TOKEN_LEN) long in all).
+/// [`MAX_TOKEN_LEN`](crate::danger::paseto::MAX_TOKEN_LEN) long in all).
 pub const MAX_CUSTOM_CLAIMS_LEN: usize = 2048;
 
 /// Why application claims could not be read back.

@@ -20,7 +20,7 @@ pub enum ConfigErrorKind {
     LeewayTooLarge,
     /// The maximum lifetime is under one second.
     LifetimeTooShort,
-    /// An issuer is trusted twice ([`Verifier::trust_issuer`]).
+    /// An issuer is trusted twice ([`Verifier::trust_issuer`](crate::Verifier::trust_issuer)).
     DuplicateIssuer,
     /// More than [`MAX_TRUSTED_ISSUERS`](crate::trust::MAX_TRUSTED_ISSUERS) issuers or
     /// [`MAX_AUDIENCES`](crate::trust::MAX_AUDIENCES) audiences.
@@ -93,7 +93,7 @@ impl VerifierConfig {
     /// # Security
     /// Off unless asked for here, per verifier: turning the `jwt` feature on anywhere in a
     /// dependency graph does not make every verifier accept a second format. A verifier that
-    /// does not accept JWTs refuses one as [`VerifyErrorKind::UnsupportedFormat`].
+    /// does not accept JWTs refuses one as [`VerifyErrorKind::UnsupportedFormat`](crate::VerifyErrorKind::UnsupportedFormat).
     #[cfg(feature = "jwt")]
     pub fn accept_jwt(mut self, accept: bool) -> Self {
         self.accept_jwt = accept;
