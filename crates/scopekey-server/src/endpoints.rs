@@ -51,7 +51,16 @@ pub(crate) async fn token(State(service): State<TokenService>, request: Request)
 
 async fn token_inner(service: TokenService, request: Request) -> Result<Response, OAuthError> {
     let (headers, form, source) = read(request).await?;
-    match form.require("grant_type")? {
+    let grant_type = form.require("grant_type")?;
+    if grant_type != "client_credentials" && headers.contains_key("dpop") {
+        // Never a silent downgrade: a client asking for a bound token gets one or a refusal.
+        return Err(OAuthError::new(
+            OAuthErrorCode::InvalidDpopProof,
+            "this server issues DPoP-bound tokens by the client_credentials grant only; send \
+             this grant without a DPoP header, or get a bound token by client_credentials",
+        ));
+    }
+    match grant_type {
         "client_credentials" => {}
         grants::REFRESH_TOKEN if service.config().refresh_tokens => {
             return grants::refresh::grant(service, headers, form, source).await;

@@ -1418,5 +1418,20 @@ async fn a_token_request_with_a_dpop_proof_gets_a_bound_token() {
         let body: Value = serde_json::from_str(&answer.text().await.unwrap()).unwrap();
         assert_eq!(body["error"], "invalid_dpop_proof", "{body}");
     }
+    // Another grant with a proof is refused, not answered with a bearer token.
+    let exchange = Client::new()
+        .post(&endpoint)
+        .basic_auth("ci", Some(&s.ci_secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("dpop", builder.proof("POST", &endpoint, None, None).unwrap())
+        .body(format!(
+            "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token={token}&subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token"
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(exchange.status(), StatusCode::BAD_REQUEST);
+    let body: Value = serde_json::from_str(&exchange.text().await.unwrap()).unwrap();
+    assert_eq!(body["error"], "invalid_dpop_proof", "{body}");
     assert_eq!(s.issued_count().await, before);
 }
