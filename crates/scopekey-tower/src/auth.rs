@@ -458,13 +458,6 @@ impl AuthLayer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Anonymous(());
 
-impl Anonymous {
-    /// The marker, for the layers of this crate.
-    pub(crate) const fn marker() -> Self {
-        Self(())
-    }
-}
-
 impl<S> Layer<S> for AuthLayer {
     type Service = Auth<S>;
 
@@ -500,19 +493,36 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let (mut parts, body) = request.into_parts();
-        match self.state.authenticate_request(&mut parts) {
-            Ok(grant) => {
-                parts.extensions.insert(grant);
-            }
-            Err(Rejection::MissingCredentials) if self.anonymous => {
-                parts.extensions.insert(Anonymous(()));
-            }
-            Err(rejection) => return ResponseFuture::rejected(self.state.reject(rejection)),
+        let result = self.state.authenticate_request(&mut parts);
+        match admit(&self.state, self.anonymous, &mut parts, result) {
+            Ok(()) => ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body))),
+            Err(rejection) => ResponseFuture::rejected(self.state.reject(rejection)),
         }
-        parts.extensions.insert(self.state.realm.clone());
-        if let Some(renderer) = &self.state.renderer {
-            parts.extensions.insert(renderer.clone());
-        }
-        ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body)))
     }
+}
+
+/// What every auth layer (HTTP, refreshing, gRPC) does with an authentication `result`: puts
+/// the grant (or, when `anonymous` allows a request without credentials, the [`Anonymous`]
+/// marker), the realm and the renderer in the request's extensions, or hands back the
+/// rejection to answer with.
+pub(crate) fn admit(
+    state: &AuthState,
+    anonymous: bool,
+    parts: &mut http::request::Parts,
+    result: Result<Grant, Rejection>,
+) -> Result<(), Rejection> {
+    match result {
+        Ok(grant) => {
+            parts.extensions.insert(grant);
+        }
+        Err(Rejection::MissingCredentials) if anonymous => {
+            parts.extensions.insert(Anonymous(()));
+        }
+        Err(rejection) => return Err(rejection),
+    }
+    parts.extensions.insert(state.realm.clone());
+    if let Some(renderer) = &state.renderer {
+        parts.extensions.insert(renderer.clone());
+    }
+    Ok(())
 }

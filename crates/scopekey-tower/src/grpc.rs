@@ -59,7 +59,7 @@
 //! # }
 //! ```
 
-use crate::auth::{Anonymous, AuthState};
+use crate::auth::{AuthState, admit};
 use crate::future::ResponseFuture;
 use crate::rejection::{Realm, Rejection};
 use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
@@ -253,7 +253,7 @@ impl GrpcAuthLayer {
     }
 
     /// As [`AuthLayer::allow_anonymous`](crate::AuthLayer::allow_anonymous): a request without
-    /// any credentials goes through with an [`Anonymous`] marker instead of a [`Grant`]; a bad
+    /// any credentials goes through with an [`Anonymous`](crate::Anonymous) marker instead of a [`Grant`]; a bad
     /// token is still refused.
     pub fn allow_anonymous(mut self) -> Self {
         self.anonymous = true;
@@ -296,20 +296,13 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let (mut parts, body) = request.into_parts();
-        match self.state.authenticate_request(&mut parts) {
-            Ok(grant) => {
-                parts.extensions.insert(grant);
-            }
-            Err(Rejection::MissingCredentials) if self.anonymous => {
-                parts.extensions.insert(Anonymous::marker());
-            }
+        let result = self.state.authenticate_request(&mut parts);
+        match admit(&self.state, self.anonymous, &mut parts, result) {
+            Ok(()) => ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body))),
             Err(rejection) => {
-                let response = status_of(&rejection).into_response(self.state.realm());
-                return ResponseFuture::rejected(response);
+                ResponseFuture::rejected(status_of(&rejection).into_response(self.state.realm()))
             }
         }
-        parts.extensions.insert(self.state.realm().clone());
-        ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body)))
     }
 }
 

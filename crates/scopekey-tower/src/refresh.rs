@@ -10,7 +10,7 @@
 //! A request that waits is verified twice, so a verifier with an audit sink records a `refused`
 //! event (`unknown_key`) and then the second outcome.
 
-use crate::auth::{Anonymous, AuthState};
+use crate::auth::{AuthState, admit};
 use crate::future::ResponseFuture;
 use crate::rejection::Rejection;
 use http::{Request, Response};
@@ -173,30 +173,6 @@ impl<S: fmt::Debug> fmt::Debug for RefreshingAuth<S> {
     }
 }
 
-/// The request's parts with the grant (or the anonymous marker), realm and renderer in its
-/// extensions, or the response refusing it: what [`Auth`](crate::Auth) does.
-fn admit(
-    state: &AuthState,
-    anonymous: bool,
-    mut parts: http::request::Parts,
-    result: Result<Grant, Rejection>,
-) -> Result<http::request::Parts, Rejection> {
-    match result {
-        Ok(grant) => {
-            parts.extensions.insert(grant);
-        }
-        Err(Rejection::MissingCredentials) if anonymous => {
-            parts.extensions.insert(Anonymous::marker());
-        }
-        Err(rejection) => return Err(rejection),
-    }
-    parts.extensions.insert(state.realm().clone());
-    if let Some(renderer) = state.renderer() {
-        parts.extensions.insert(renderer.clone());
-    }
-    Ok(parts)
-}
-
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for RefreshingAuth<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -223,10 +199,8 @@ where
             first,
             Err(Rejection::InvalidToken(VerifyErrorKind::UnknownKey))
         ) {
-            let future = match admit(&self.state, self.anonymous, parts, first) {
-                Ok(parts) => {
-                    ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body)))
-                }
+            let future = match admit(&self.state, self.anonymous, &mut parts, first) {
+                Ok(()) => ResponseFuture::inner(self.inner.call(Request::from_parts(parts, body))),
                 Err(rejection) => ResponseFuture::rejected(self.state.reject(rejection)),
             };
             return RefreshingFuture::ready(future);
@@ -242,8 +216,8 @@ where
             // The second pass takes the query token out again, whatever its outcome.
             parts.uri = uri;
             let again = state.authenticate_request(&mut parts);
-            match admit(&state, anonymous, parts, again) {
-                Ok(parts) => inner.call(Request::from_parts(parts, body)).await,
+            match admit(&state, anonymous, &mut parts, again) {
+                Ok(()) => inner.call(Request::from_parts(parts, body)).await,
                 Err(rejection) => Ok(state.reject(rejection)),
             }
         }))
