@@ -174,3 +174,64 @@ impl ConsumerName {
         }
     }
 }
+
+/// What a sweep deletes (`sweep`, and `serve --sweep-every`): the retention flags, with the
+/// defaults of [`scopekey_store::RetentionPolicy`].
+#[derive(Debug, Args)]
+pub(crate) struct Retention {
+    /// How long after a revoked token could last have verified its revocation is kept (at
+    /// least 1m).
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    revocation_margin: String,
+    /// How long the inventory keeps an expired token's row (and a refresh family its rows).
+    #[arg(long, value_name = "DURATION", default_value = "30d")]
+    inventory_retention: String,
+    /// How long audit events are kept (at least 1d).
+    #[arg(long, value_name = "DURATION", default_value = "90d")]
+    audit_retention: String,
+    /// Keep every audit event (no audit sweep).
+    #[arg(long)]
+    keep_audit: bool,
+    /// Append swept audit events to this JSON Lines file (mode 0600, flushed) before deleting
+    /// them.
+    #[arg(long, value_name = "FILE")]
+    export_audit: Option<PathBuf>,
+    /// Rows deleted per transaction (1 to 5000).
+    #[arg(long, value_name = "N", default_value_t = 500)]
+    batch_size: u32,
+}
+
+impl Retention {
+    /// The policy these flags describe.
+    pub(crate) fn policy(&self) -> Result<scopekey_store::RetentionPolicy, Failure> {
+        fn flag(name: &'static str) -> impl Fn(scopekey_store::StoreError) -> Failure {
+            move |e| usage(format!("{name}: {e}"))
+        }
+        let margin = crate::common::duration(&self.revocation_margin, "--revocation-margin")?;
+        let inventory =
+            crate::common::duration(&self.inventory_retention, "--inventory-retention")?;
+        let mut policy = scopekey_store::RetentionPolicy::default()
+            .revocation_margin(margin)
+            .map_err(flag("--revocation-margin"))?
+            .inventory_retention(inventory)
+            .batch_size(self.batch_size)
+            .map_err(flag("--batch-size"))?;
+        policy = if self.keep_audit {
+            if self.export_audit.is_some() {
+                return Err(usage(
+                    "--export-audit: nothing is exported with --keep-audit",
+                ));
+            }
+            policy.keep_audit_forever()
+        } else {
+            let audit = crate::common::duration(&self.audit_retention, "--audit-retention")?;
+            policy
+                .audit_retention(audit)
+                .map_err(flag("--audit-retention"))?
+        };
+        if let Some(path) = &self.export_audit {
+            policy = policy.export_audit_to(path);
+        }
+        Ok(policy)
+    }
+}

@@ -1,8 +1,8 @@
 //! # scopekey-cli
 //!
 //! The `scopekey` command-line tool for operators: generate keys, mint tokens, inspect and
-//! verify them, revoke them, manage the shared key set, list the inventory, and scan for leaked
-//! tokens. See `docs/cli.md`.
+//! verify them, revoke them, manage the shared key set, list the inventory, sweep the store, and
+//! scan for leaked tokens. See `docs/cli.md`.
 //!
 //! Exit codes everywhere: 0 success, 1 a refusal (invalid, expired, revoked, denied, leak
 //! found), 2 a usage or I/O error. Errors go to standard error in one line; machine output goes
@@ -21,7 +21,8 @@ pub mod time_args;
 
 use clap::{Parser, Subcommand};
 use commands::{
-    audit, consumers, inspect, keygen, keys, mint, revoke, roles, scan as scan_cmd, tokens, verify,
+    audit, consumers, inspect, keygen, keys, mint, revoke, roles, scan as scan_cmd, sweep, tokens,
+    verify,
 };
 
 /// How a command ended.
@@ -94,6 +95,8 @@ enum Command {
     Scan(scan_cmd::ScanArgs),
     /// Run the token service (OAuth endpoints) on the store until Ctrl-C.
     Serve(commands::serve::ServeArgs),
+    /// Delete what the store no longer keeps: expired tokens' revocations and inventory rows, old audit events.
+    Sweep(sweep::SweepArgs),
 }
 
 /// Runs the command line; returns the exit code.
@@ -133,5 +136,6 @@ fn dispatch(command: Command) -> common::Outcome {
         Command::Audit(a) => audit::exec(a),
         Command::Scan(a) => scan_cmd::exec(a),
         Command::Serve(a) => commands::serve::exec(a),
+        Command::Sweep(a) => sweep::exec(a),
     }
 }

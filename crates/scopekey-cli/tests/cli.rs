@@ -2117,3 +2117,210 @@ fn dpop_jkt_binds_a_token_that_inspect_shows_and_verify_refuses_as_bearer() {
         assert!(out.stderr.contains("--dpop-jkt"), "{bad}: {}", out.stderr);
     }
 }
+
+/// `scopekey sweep`: old inventory rows and audit events go (the audit events to the export
+/// file first), recent ones stay; `revoke --jti` of an inventoried token records its expiry,
+/// so that a later sweep can delete the revocation; bad retention flags exit 2 and delete
+/// nothing.
+#[test]
+fn sweep_deletes_what_the_store_no_longer_keeps() {
+    use scopekey::audit::{AuditEvent, AuditKind};
+    use scopekey::inventory::{TokenRecord, TokenRecordParts};
+    use time::OffsetDateTime;
+    let env = Env::new("sweep");
+    let (secret, _) = env.keygen("k");
+    let url = env.store();
+    let token = env.mint(&secret, &["--store", &url]);
+    let jti = {
+        let v: serde_json::Value =
+            serde_json::from_str(&env.run(&["inspect", &token]).stdout).unwrap();
+        v["claims"]["jti"].as_str().unwrap().to_owned()
+    };
+    let out = env.run(&[
+        "revoke", "--store", &url, "--jti", &jti, "--reason", "leaked", "--by", "ops",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let store = scopekey_store::Store::open(&url).unwrap();
+    let revocations = store.revocations_after(0).unwrap();
+    let scopekey::revocation::RevocationTarget::Token { expires_at, .. } =
+        revocations[0].1.target()
+    else {
+        panic!("{:?}", revocations[0].1.target())
+    };
+    let minted = store.token(&jti.parse().unwrap()).unwrap().unwrap();
+    assert_eq!(*expires_at, Some(minted.expires_at()));
+
+    // An inventory row expired 40 days ago and 12 audit events of 100 days ago.
+    let long_ago = OffsetDateTime::now_utc() - time::Duration::days(100);
+    let old: TokenRecord = TokenRecordParts {
+        token_id: "old-token".parse().unwrap(),
+        token_type: scopekey::TokenType::Access,
+        subject: "ci-deploy".into(),
+        owner: None,
+        purpose: None,
+        scopes: "projects:read".parse().unwrap(),
+        issued_at: long_ago,
+        expires_at: long_ago + time::Duration::days(60),
+        key_id: minted.key_id().clone(),
+        family: None,
+        last_used: None,
+    }
+    .into();
+    store.record_token(&old).unwrap();
+    let events: Vec<AuditEvent> = (0..12)
+        .map(|_| AuditEvent::bare(long_ago, AuditKind::Verified))
+        .collect();
+    store.append_audit(events).unwrap();
+    let before = store.audit_log(0, 1_000).unwrap().len();
+
+    for bad in [
+        &["--revocation-margin", "30s"][..],
+        &["--audit-retention", "1h"],
+        &["--batch-size", "0"],
+        &["--keep-audit", "--export-audit", "x.jsonl"],
+        &["--inventory-retention", "soon"],
+    ] {
+        let mut args = vec!["sweep", "--store", url.as_str()];
+        args.extend_from_slice(bad);
+        let out = env.run(&args);
+        assert_eq!(out.code, 2, "{bad:?}: {}", out.stderr);
+        assert!(out.stderr.contains(bad[0]), "{bad:?}: {}", out.stderr);
+    }
+    assert_eq!(store.audit_log(0, 1_000).unwrap().len(), before);
+
+    let export = env.path("audit-archive.jsonl");
+    let out = env.run(&[
+        "sweep",
+        "--store",
+        &url,
+        "--export-audit",
+        export.to_str().unwrap(),
+        "--batch-size",
+        "5",
+        "--json",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    let report: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(report["tokens"], 1, "{report}");
+    assert_eq!(report["audit_events"], 12, "{report}");
+    assert_eq!(report["revocations"], 0, "{report}");
+    let exported = std::fs::read_to_string(&export).unwrap();
+    assert_eq!(exported.lines().count(), 12);
+    assert!(
+        exported.lines().all(|l| l.contains("\"verified\"")),
+        "{exported}"
+    );
+    assert!(
+        store
+            .token(&"old-token".parse().unwrap())
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.token(&jti.parse().unwrap()).unwrap().is_some());
+    assert_eq!(store.audit_log(0, 1_000).unwrap().len(), before - 12);
+    assert_eq!(store.revocations_after(0).unwrap().len(), 1);
+
+    let out = env.run(&["sweep", "--store", &url]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.starts_with("swept 0 rows"), "{}", out.stdout);
+
+    // docs/cli.md's example, run as written in a folder of its own (a new store there).
+    let doc = include_str!("../../../docs/cli.md");
+    let example = doc
+        .lines()
+        .find(|l| l.starts_with("scopekey sweep --store sqlite://scopekey.db"))
+        .unwrap();
+    let words: Vec<&str> = example.split_whitespace().skip(1).collect();
+    let out = Command::cargo_bin("scopekey")
+        .unwrap()
+        .args(&words)
+        .current_dir(&env.dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{example}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("swept 0 rows"));
+}
+
+/// `serve --sweep-every`: a sweep at start (reported on standard error) deletes an expired
+/// inventory row; an interval under a minute, or a bad retention flag, exits 2 before serving.
+#[test]
+fn serve_sweeps_the_store_when_asked() {
+    use std::io::BufRead as _;
+    let env = Env::new("serve-sweep");
+    let (secret, _) = env.keygen("keys");
+    let url = env.store();
+    let store = scopekey_store::Store::open(&url).unwrap();
+    let long_ago = time::OffsetDateTime::now_utc() - time::Duration::days(100);
+    let kid = scopekey::KeyId::of_public_key_bytes(&[7; 32]).unwrap();
+    let old: scopekey::inventory::TokenRecord = scopekey::inventory::TokenRecordParts {
+        token_id: "expired-long-ago".parse().unwrap(),
+        token_type: scopekey::TokenType::Access,
+        subject: "ci".into(),
+        owner: None,
+        purpose: None,
+        scopes: "projects:read".parse().unwrap(),
+        issued_at: long_ago,
+        expires_at: long_ago + time::Duration::hours(1),
+        key_id: kid,
+        family: None,
+        last_used: None,
+    }
+    .into();
+    store.record_token(&old).unwrap();
+    let serve = |extra: &[&str]| {
+        let mut args = vec![
+            "serve",
+            "--store",
+            url.as_str(),
+            "--secret-key",
+            secret.as_str(),
+            "--listen",
+            "127.0.0.1:0",
+            "--issuer",
+            "http://127.0.0.1:9",
+            "--audience",
+            "https://api.example",
+            "--env",
+            "dev",
+        ];
+        args.extend_from_slice(extra);
+        args.into_iter().map(str::to_owned).collect::<Vec<_>>()
+    };
+    for bad in [
+        &["--sweep-every", "30s"][..],
+        &["--sweep-every", "1h", "--audit-retention", "2h"],
+    ] {
+        let out = env.run(&serve(bad).iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(out.code, 2, "{bad:?}: {}", out.stderr);
+        assert!(out.stderr.contains(bad[bad.len() - 2]), "{}", out.stderr);
+    }
+    assert!(store.token(old.token_id()).unwrap().is_some());
+
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("scopekey"))
+        .args(serve(&["--sweep-every", "1h"]))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut swept = None;
+    for line in stderr.lines() {
+        let line = line.unwrap();
+        if line.contains("swept") || line.contains("sweep failed") {
+            swept = Some(line);
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let swept = swept.unwrap();
+    assert!(
+        swept.starts_with("scopekey serve: swept ") && swept.contains("1 inventory rows"),
+        "{swept}"
+    );
+    assert!(store.token(old.token_id()).unwrap().is_none());
+}

@@ -54,17 +54,21 @@ mod docs_deployment_md {}
 
 // The layers, lowest first; each imports only from those above it in this list (see each
 // module's doc): `redact` and `audit_query` (plain values), `db` (pool, runtime, migrations),
-// `store` (the handle), `tables` (queries and row mapping), then `replica` and `sinks`.
+// `store` (the handle), `tables` (queries and row mapping), then `replica`, `retention` and `sinks`.
 mod audit_query;
 mod db;
 mod redact;
 mod replica;
+mod retention;
 mod sinks;
 mod store;
 mod tables;
 
 pub use audit_query::{AuditQuery, MAX_AUDIT_PAGE};
 pub use replica::{Replica, ReplicaOptions};
+pub use retention::{
+    MAX_SWEEP_BATCH, MIN_AUDIT_RETENTION, MIN_REVOCATION_MARGIN, RetentionPolicy, SweepReport,
+};
 pub use sinks::{StoreAuditSink, StoreFamilies, StoreInventory, StoreUsageCounter};
 pub use store::{MAX_POOL_CONNECTIONS, MAX_POOL_TIMEOUT, Store, StoreOptions};
 pub use tables::clients::{CLIENT_SECRET_PREFIX, ClientSecret, MAX_CLIENT_SECRET_LEN, SecretCheck};
@@ -93,6 +97,8 @@ pub enum StoreErrorKind {
     InvalidInput,
     /// The operation names a consumer that is not registered.
     UnknownConsumer,
+    /// A sweep could not write its audit export file (nothing more was deleted).
+    Export,
 }
 
 /// A store operation that failed.

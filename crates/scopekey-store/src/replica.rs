@@ -10,7 +10,9 @@ use crate::db::CHANNEL;
 use crate::db::CommitWatch;
 use crate::db::{Backend, now_seconds};
 use crate::tables::keys::load_keys;
-use crate::tables::revocations::{count_revocations_through, load_revocations};
+use crate::tables::revocations::{
+    RevocationCounters, count_revocations_and_sweeps, load_revocations, revocation_counters,
+};
 use crate::{Store, StoreError};
 use scopekey::revocation::{
     Revocation, RevocationCheck, RevocationList, RevocationStatus, RevocationTarget, RevokeError,
@@ -79,9 +81,10 @@ impl ReplicaOptions {
     /// 10 s; at least once per [`max_staleness`](Self::max_staleness)).
     ///
     /// The check counts the store's revocation rows numbered up to the last one the replica
-    /// applied (one `COUNT(*)` over the primary key) and compares that with the rows it
-    /// applied. Only a difference (a row deleted, or written below the last number by
-    /// something that bypassed the counter) makes it reload everything
+    /// applied (one `COUNT(*)` over the primary key), adds the rows [`Store::sweep`] deleted
+    /// since its last full load (the store counts them), and compares that with the rows it
+    /// applied. Only a difference (a row deleted other than by a sweep, or written below the
+    /// last number by something that bypassed the counter) makes it reload everything
     /// ([`Replica::full_reloads`]). (Earlier versions reloaded everything at this interval.)
     pub fn reconcile_interval(mut self, d: Duration) -> Self {
         self.reconcile_interval = d;
@@ -121,7 +124,7 @@ impl Replica {
         let list = Arc::new(RevocationList::replica(options.max_staleness));
         let ring = Arc::new(KeyRing::default());
         let (l, r) = (list.clone(), ring.clone());
-        let first = store.block(move |b| Box::pin(async move { sync(&b, &l, &r, None).await }))?;
+        let first = store.block(move |b| Box::pin(async move { load_all(&b, &l, &r).await }))?;
         mark_current(&list);
         let shared = Arc::new(Shared::default());
         shared.full_reloads.store(1, Ordering::Relaxed);
@@ -132,8 +135,9 @@ impl Replica {
             shared: shared.clone(),
             check_every: options.reconcile_interval.min(options.max_staleness),
             options,
-            last_id: first.max,
+            last_id: first.last_id,
             rows: first.rows,
+            swept_base: first.swept_base,
             last_check: Instant::now(),
         };
         store.runtime()?.spawn(follow.run());
@@ -280,6 +284,36 @@ async fn sync(
     Ok(Synced { max, rows, gap })
 }
 
+/// What a full load found.
+struct Loaded {
+    /// The number to follow on from: the highest applied, or the revocation counter read
+    /// before the load if higher (rows numbered up to it that the load did not find were
+    /// deleted, by a sweep or otherwise, and will never be read).
+    last_id: i64,
+    /// How many revocation rows were read.
+    rows: i64,
+    /// The sweep counter read before the load.
+    swept_base: i64,
+}
+
+/// Loads every revocation and the key set. The counters are read first: a sweep between the
+/// two reads makes the next consistency check reload once, never hides a lost row.
+async fn load_all(
+    b: &Backend,
+    list: &RevocationList,
+    ring: &KeyRing,
+) -> Result<Loaded, StoreError> {
+    let RevocationCounters {
+        assigned, swept, ..
+    } = revocation_counters(b).await?;
+    let s = sync(b, list, ring, None).await?;
+    Ok(Loaded {
+        last_id: s.max.max(assigned),
+        rows: s.rows,
+        swept_base: swept,
+    })
+}
+
 /// What a round of the background task reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Round {
@@ -305,6 +339,8 @@ struct Follow {
     last_id: i64,
     /// How many revocation rows numbered up to `last_id` were applied.
     rows: i64,
+    /// The store's count of swept revocations when the last full load began.
+    swept_base: i64,
     last_check: Instant,
 }
 
@@ -478,10 +514,11 @@ impl Follow {
     }
 
     async fn full(&mut self) -> Result<(), StoreError> {
-        let s = sync(&self.b, &self.list, &self.ring, None).await?;
+        let s = load_all(&self.b, &self.list, &self.ring).await?;
         // Keep the highest number seen even if that row is gone: the next one follows it.
-        self.last_id = self.last_id.max(s.max);
+        self.last_id = self.last_id.max(s.last_id);
         self.rows = s.rows;
+        self.swept_base = s.swept_base;
         self.last_check = Instant::now();
         self.shared.full_reloads.fetch_add(1, Ordering::Relaxed);
         Ok(())
@@ -499,12 +536,15 @@ impl Follow {
         Ok(())
     }
 
-    /// Compares the store's count of rows numbered up to the last one applied with the rows
-    /// applied; reloads everything on a difference.
+    /// Compares the store's count of rows numbered up to the last one applied, plus the rows
+    /// swept since the last full load, with the rows applied; reloads everything on a
+    /// difference, or when a sweep deleted a row numbered above the last one applied.
     async fn check(&mut self) -> Result<(), StoreError> {
-        let count = count_revocations_through(&self.b, self.last_id).await?;
+        let (count, counters) = count_revocations_and_sweeps(&self.b, self.last_id).await?;
         self.last_check = Instant::now();
-        if count == self.rows {
+        let swept_since = counters.swept.saturating_sub(self.swept_base);
+        if counters.swept_through <= self.last_id && count.saturating_add(swept_since) == self.rows
+        {
             Ok(())
         } else {
             self.full().await

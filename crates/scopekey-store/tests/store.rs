@@ -1633,3 +1633,241 @@ fn a_consumers_networks_are_stored_updated_and_read_back() {
         );
     }
 }
+
+/// `COUNT(*)` of `table`, read directly from the database.
+fn rows(db: &TestDb, table: &str) -> i64 {
+    db.fetch_text(&format!("SELECT CAST(COUNT(*) AS TEXT) FROM {table}"))
+        .parse()
+        .unwrap()
+}
+
+/// Tokens churn for eight rounds of ten minutes (virtual time, a day ahead of the clock):
+/// each round issues 20 fifteen-minute tokens into the inventory and revokes them, then
+/// sweeps. The revocation and inventory tables stay at two rounds' worth (what can still
+/// verify, plus leeway and margin) instead of growing; the revocations sweeps never touch
+/// (a family, a token without a known expiry) stay; a replica that watched it all still
+/// refuses what is revoked and never reloads in full because of a sweep.
+#[test]
+fn row_counts_stay_flat_while_tokens_churn() {
+    use scopekey::inventory::{TokenRecord, TokenRecordParts};
+    use scopekey_store::RetentionPolicy;
+    for db in backends("churn") {
+        let store = Store::open(&db.url()).unwrap();
+        let key = SigningKey::generate().unwrap();
+        store.add_key(key.public_key(), None).unwrap();
+        let replica = Replica::start(&store, fast()).unwrap();
+        let verifier = replica.verifier(config()).unwrap();
+        let (kept, kept_jti) = mint(&issuer(&key), "kept");
+        store
+            .revoke(
+                RevocationTarget::Token {
+                    token_id: kept_jti,
+                    expires_at: None,
+                },
+                "ops",
+                "no known expiry: never swept",
+            )
+            .unwrap();
+        store
+            .revoke(
+                RevocationTarget::Family("fam-1".parse().unwrap()),
+                "ops",
+                "families are never swept",
+            )
+            .unwrap();
+        let policy = RetentionPolicy::default()
+            .revocation_margin(Duration::from_secs(60))
+            .unwrap()
+            .inventory_retention(Duration::ZERO)
+            .keep_audit_forever()
+            .batch_size(7)
+            .unwrap()
+            .batch_pause(Duration::ZERO);
+        let base = OffsetDateTime::now_utc().unix_timestamp() + 86_400;
+        let at = |s: i64| OffsetDateTime::from_unix_timestamp(s).unwrap();
+        let kid = key.key_id();
+        let mut counts = Vec::new();
+        for round in 0..8_i64 {
+            let now = base + round * 600;
+            for i in 0..20 {
+                let jti: TokenId = format!("churn-{round}-{i}").parse().unwrap();
+                let record: TokenRecord = TokenRecordParts {
+                    token_id: jti.clone(),
+                    token_type: scopekey::TokenType::Access,
+                    subject: "churner".into(),
+                    owner: None,
+                    purpose: None,
+                    scopes: "projects:read".parse().unwrap(),
+                    issued_at: at(now),
+                    expires_at: at(now + 900),
+                    key_id: kid.clone(),
+                    family: None,
+                    last_used: None,
+                }
+                .into();
+                store.record_token(&record).unwrap();
+                store
+                    .revoke(
+                        RevocationTarget::Token {
+                            token_id: jti,
+                            expires_at: Some(at(now + 900)),
+                        },
+                        "ops",
+                        "churn",
+                    )
+                    .unwrap();
+            }
+            let report = store.sweep_at(&policy, at(now)).unwrap();
+            // Round r sweeps round r-2 (expired 900 s, beyond leeway 120 s and margin 60 s).
+            let expected = if round >= 2 { 20 } else { 0 };
+            assert_eq!(report.revocations, expected, "{} round {round}", db.url());
+            assert_eq!(report.tokens, expected, "{} round {round}", db.url());
+            counts.push((
+                rows(&db, "scopekey_revocations"),
+                rows(&db, "scopekey_tokens"),
+            ));
+        }
+        // Two rounds' worth of tokens, plus the two revocations no sweep takes.
+        assert_eq!(counts[1], (42, 40), "{}", db.url());
+        assert!(
+            counts[1..].iter().all(|c| *c == (42, 40)),
+            "{}: {counts:?}",
+            db.url()
+        );
+        // The replica applied 162 revocations and saw 120 swept; its consistency check (every
+        // second here) must not take the sweeps for lost rows.
+        std::thread::sleep(Duration::from_millis(2_500));
+        assert_eq!(replica.full_reloads(), 1, "{}", db.url());
+        assert_eq!(
+            verifier.verify(&kept).unwrap_err().kind(),
+            VerifyErrorKind::Revoked
+        );
+        // A revocation after the sweeps still arrives incrementally.
+        let (late, late_jti) = mint(&issuer(&key), "late");
+        replica
+            .revoke(
+                RevocationTarget::Token {
+                    token_id: late_jti,
+                    expires_at: None,
+                },
+                "ops",
+                "after the sweeps",
+            )
+            .unwrap();
+        let fresh = Store::open(&db.url()).unwrap();
+        let other = Replica::start(&fresh, fast()).unwrap();
+        let v2 = other.verifier(config()).unwrap();
+        assert_eq!(
+            v2.verify(&late).unwrap_err().kind(),
+            VerifyErrorKind::Revoked
+        );
+        assert_eq!(
+            v2.verify(&kept).unwrap_err().kind(),
+            VerifyErrorKind::Revoked
+        );
+        std::thread::sleep(Duration::from_millis(1_500));
+        assert_eq!(replica.full_reloads(), 1, "{}", db.url());
+        assert_eq!(other.full_reloads(), 1, "{}", db.url());
+        // A year on, only the two revocations without an end remain, and the late one.
+        let report = store.sweep_at(&policy, at(base + 365 * 86_400)).unwrap();
+        assert_eq!(report.revocations, 40, "{}", db.url());
+        assert_eq!(rows(&db, "scopekey_revocations"), 3, "{}", db.url());
+        assert_eq!(rows(&db, "scopekey_tokens"), 0, "{}", db.url());
+    }
+}
+
+/// Refresh families go with their used-token rows once their last token expired (plus the
+/// retention); a family still inside it stays.
+#[test]
+fn expired_refresh_families_are_swept_with_their_used_tokens() {
+    use scopekey_store::RetentionPolicy;
+    for db in backends("famsweep") {
+        let store = Store::open(&db.url()).unwrap();
+        let key = SigningKey::generate().unwrap();
+        store.add_key(key.public_key(), None).unwrap();
+        let replica = Arc::new(Replica::start(&store, fast()).unwrap());
+        let refresher = Refresher::new(
+            issuer(&key),
+            AUD,
+            replica.keys(),
+            replica.clone(),
+            Arc::new(store.families()),
+        )
+        .unwrap();
+        let request = TokenRequest::new("app", AUD, "projects:read".parse().unwrap());
+        for _ in 0..3 {
+            let pair = refresher.start(&request).unwrap();
+            refresher
+                .exchange(pair.refresh().token().as_str(), None)
+                .unwrap();
+        }
+        assert_eq!(rows(&db, "scopekey_refresh_families"), 3);
+        assert_eq!(rows(&db, "scopekey_refresh_used"), 3);
+        // Two of them ended 70 days before their lifetime, as far as the store knows.
+        db.exec(
+            "UPDATE scopekey_refresh_families SET expires_at = expires_at - 70 * 86400 \
+             WHERE family IN (SELECT family FROM scopekey_refresh_families ORDER BY family LIMIT 2)",
+        );
+        let policy = RetentionPolicy::default().batch_pause(Duration::ZERO);
+        let report = store.sweep(&policy).unwrap();
+        assert_eq!(report.families, 2, "{}", db.url());
+        assert_eq!(rows(&db, "scopekey_refresh_families"), 1, "{}", db.url());
+        assert_eq!(rows(&db, "scopekey_refresh_used"), 1, "{}", db.url());
+        assert_eq!(store.sweep(&policy).unwrap().families, 0);
+    }
+}
+
+/// Audit events older than the retention are exported to a 0600 JSON Lines file (flushed)
+/// and then deleted, oldest first; newer ones stay. An export that cannot be written deletes
+/// nothing and says why.
+#[test]
+fn old_audit_events_are_exported_then_deleted() {
+    use scopekey::audit::{AuditEvent, AuditKind};
+    use scopekey_store::RetentionPolicy;
+    for db in backends("auditsweep") {
+        let store = Store::open(&db.url()).unwrap();
+        let now = OffsetDateTime::now_utc();
+        let old = now - time::Duration::days(100);
+        let mut events: Vec<AuditEvent> = (0..30)
+            .map(|i| AuditEvent::bare(old + time::Duration::minutes(i), AuditKind::Verified))
+            .collect();
+        events.extend((0..5).map(|_| AuditEvent::bare(now, AuditKind::Verified)));
+        store.append_audit(events).unwrap();
+        let old_lines: Vec<String> = store.audit_log(0, 30).unwrap();
+        let dir = std::env::temp_dir().join(unique("auditexport"));
+        std::fs::create_dir_all(&dir).unwrap();
+
+        let nowhere = RetentionPolicy::default()
+            .batch_pause(Duration::ZERO)
+            .export_audit_to(dir.join("missing").join("audit.jsonl"));
+        let e = store.sweep(&nowhere).unwrap_err();
+        assert_eq!(e.kind(), StoreErrorKind::Export, "{e}");
+        assert!(e.to_string().contains("nothing deleted"), "{e}");
+        assert_eq!(rows(&db, "scopekey_audit"), 35, "{}", db.url());
+
+        let file = dir.join("audit.jsonl");
+        let policy = RetentionPolicy::default()
+            .audit_retention(Duration::from_secs(90 * 86_400))
+            .unwrap()
+            .batch_size(7)
+            .unwrap()
+            .batch_pause(Duration::ZERO)
+            .export_audit_to(&file);
+        let report = store.sweep(&policy).unwrap();
+        assert_eq!(report.audit_events, 30, "{}", db.url());
+        assert_eq!(rows(&db, "scopekey_audit"), 5, "{}", db.url());
+        let exported = std::fs::read_to_string(&file).unwrap();
+        let exported: Vec<&str> = exported.lines().collect();
+        assert_eq!(exported, old_lines, "{}", db.url());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // Nothing more is old enough: nothing deleted, nothing appended.
+        assert_eq!(store.sweep(&policy).unwrap().audit_events, 0);
+        assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 30);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -13,5 +13,6 @@ pub(crate) mod revoke;
 pub(crate) mod roles;
 pub(crate) mod scan;
 pub(crate) mod serve;
+pub(crate) mod sweep;
 pub(crate) mod tokens;
 pub(crate) mod verify;

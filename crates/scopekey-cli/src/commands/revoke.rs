@@ -4,6 +4,7 @@
 use crate::args::{Recorded, StoreArg};
 use crate::common::{Outcome, fmt_time, rfc3339_opt, store_error, usage};
 use clap::Args;
+use scopekey::inventory::TokenRecord;
 use scopekey::revocation::RevocationTarget;
 
 /// `scopekey revoke --store URL (--jti ID | --family F | …) --reason TEXT [--by WHO]`.
@@ -63,9 +64,20 @@ pub(crate) fn exec(a: RevokeArgs) -> Outcome {
             ));
         }
     };
-    let lineage = match &target {
-        RevocationTarget::Token { token_id, .. } => descendants(&store, token_id)?,
-        _ => None,
+    let (target, lineage) = match target {
+        RevocationTarget::Token { token_id, .. } => {
+            let parent = store.token(&token_id).map_err(store_error)?;
+            let lineage = descendants(&store, &token_id, parent.as_ref())?;
+            // The inventory's expiry lets `scopekey sweep` delete the revocation once the token
+            // can no longer verify; a token the inventory does not know is kept revoked for good.
+            let expires_at = parent.as_ref().map(TokenRecord::expires_at);
+            let target = RevocationTarget::Token {
+                token_id,
+                expires_at,
+            };
+            (target, lineage)
+        }
+        other => (other, None),
     };
     let (id, record) = store
         .revoke(target, &by, &a.recorded.reason)
@@ -95,11 +107,12 @@ fn print_revoked(id: i64, record: &scopekey::revocation::Revocation) {
 fn descendants(
     store: &scopekey_store::Store,
     token_id: &scopekey::TokenId,
+    parent: Option<&TokenRecord>,
 ) -> Result<Option<scopekey::FamilyId>, crate::Failure> {
     let Some(lineage) = scopekey_server::lineage_of(token_id) else {
         return Ok(None);
     };
-    let Some(parent) = store.token(token_id).map_err(store_error)? else {
+    let Some(parent) = parent else {
         return Ok(None);
     };
     let live = store

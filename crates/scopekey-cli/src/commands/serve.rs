@@ -1,6 +1,6 @@
 //! `scopekey serve`: the token service (`scopekey-server`) on the given store, until Ctrl-C.
 
-use crate::args::{SecretKey, StoreArg};
+use crate::args::{Retention, SecretKey, StoreArg};
 use crate::common::{Outcome, duration, environment, usage};
 use clap::Args;
 use scopekey_server::{METADATA_PATH, ServerConfig, TokenService};
@@ -46,6 +46,13 @@ pub(crate) struct ServeArgs {
     /// default: RFC 6749 §4.4.3 says such answers SHOULD NOT carry one.
     #[arg(long)]
     refresh_tokens: bool,
+    /// Sweep the store this often (e.g. `1h`) with the retention flags below, on a thread of
+    /// its own; off by default (run `scopekey sweep` from a scheduler instead). With several
+    /// instances on one store, give it to one of them.
+    #[arg(long, value_name = "DURATION")]
+    sweep_every: Option<String>,
+    #[command(flatten)]
+    retention: Retention,
 }
 
 /// Builds the service, then serves it on a runtime of its own until Ctrl-C.
@@ -64,8 +71,21 @@ pub(crate) fn exec(a: ServeArgs) -> Outcome {
         .map_err(|e| usage(format!("--ttl: {e}")))?
         .allow_broad(a.allow_broad)
         .refresh_tokens(a.refresh_tokens);
+    let sweep = match &a.sweep_every {
+        Some(every) => {
+            let every = duration(every, "--sweep-every")?;
+            if every < std::time::Duration::from_secs(60) {
+                return Err(usage("--sweep-every: at least 1m"));
+            }
+            Some((every, a.retention.policy()?))
+        }
+        None => None,
+    };
     let key = a.secret_key.load()?;
     let store = a.store.open()?;
+    if let Some((every, policy)) = sweep {
+        spawn_sweeps(store.clone(), every, policy)?;
+    }
     let service =
         TokenService::new(store, key, config).map_err(|e| usage(format!("serve: {e}")))?;
     if a.bootstrap_admin {
@@ -110,4 +130,34 @@ pub(crate) fn exec(a: ServeArgs) -> Outcome {
             .await
             .map_err(|e| usage(format!("serve: {e}")))
     })
+}
+
+/// Sweeps `store` at start and then every `every`, on a thread of its own (the sweep blocks, and pauses between
+/// batches), reporting each sweep, or its error, on standard error. A failed sweep is tried
+/// again at the next interval.
+fn spawn_sweeps(
+    store: scopekey_store::Store,
+    every: std::time::Duration,
+    policy: scopekey_store::RetentionPolicy,
+) -> Result<(), crate::Failure> {
+    std::thread::Builder::new()
+        .name("scopekey-sweep".into())
+        .spawn(move || {
+            loop {
+                match store.sweep(&policy) {
+                    Ok(r) => eprintln!(
+                        "scopekey serve: swept {} rows in {} batches ({} revocations, {} inventory rows, {} audit events)",
+                        r.total(),
+                        r.batches,
+                        r.revocations,
+                        r.tokens,
+                        r.audit_events
+                    ),
+                    Err(e) => eprintln!("scopekey serve: sweep failed: {e}"),
+                }
+                std::thread::sleep(every);
+            }
+        })
+        .map(drop)
+        .map_err(|e| usage(format!("--sweep-every: cannot start the sweep thread: {e}")))
 }

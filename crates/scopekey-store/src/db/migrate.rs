@@ -38,6 +38,10 @@ const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
         8,
         include_str!("../../migrations/sqlite/0008_dpop_replays.sql"),
     ),
+    (
+        9,
+        include_str!("../../migrations/sqlite/0009_retention.sql"),
+    ),
 ];
 #[cfg(feature = "postgres")]
 const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
@@ -69,6 +73,10 @@ const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
     (
         8,
         include_str!("../../migrations/postgres/0008_dpop_replays.sql"),
+    ),
+    (
+        9,
+        include_str!("../../migrations/postgres/0009_retention.sql"),
     ),
 ];
 

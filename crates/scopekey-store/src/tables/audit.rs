@@ -117,3 +117,46 @@ async fn append_audit_inner(b: &Backend, events: Vec<AuditEvent>) -> Result<(), 
     });
     Ok(())
 }
+
+/// At most `limit` audit rows whose time is before `cutoff` (RFC 3339, UTC, as the rows hold
+/// it), lowest ids first: id and JSON line.
+pub(crate) async fn audit_before(
+    b: &Backend,
+    cutoff: String,
+    limit: i64,
+) -> Result<Vec<(i64, String)>, StoreError> {
+    let sql = "SELECT id, body FROM scopekey_audit WHERE time < $1 ORDER BY id LIMIT $2";
+    on!(b, pool => {
+        let rows = sqlx::query(sql).bind(cutoff.clone()).bind(limit)
+            .fetch_all(pool).await.map_err(StoreError::query)?;
+        rows.iter()
+            .map(|r| Ok((
+                r.try_get::<i64, _>("id").map_err(StoreError::query)?,
+                r.try_get::<String, _>("body").map_err(StoreError::query)?,
+            )))
+            .collect()
+    })
+}
+
+/// Deletes the audit rows numbered `ids` (at most a few thousand: one parameter each).
+/// Returns how many it deleted.
+pub(crate) async fn delete_audit(b: &Backend, ids: &[i64]) -> Result<u64, StoreError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    let mut sql = String::from("DELETE FROM scopekey_audit WHERE id IN (");
+    for i in 1..=ids.len() {
+        if i > 1 {
+            sql.push(',');
+        }
+        sql.push_str(&format!("${i}"));
+    }
+    sql.push(')');
+    on!(b, pool => {
+        let mut q = sqlx::query(&sql);
+        for id in ids {
+            q = q.bind(*id);
+        }
+        Ok(q.execute(pool).await.map_err(StoreError::query)?.rows_affected())
+    })
+}

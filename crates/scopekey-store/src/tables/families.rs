@@ -109,3 +109,31 @@ impl Store {
         }))
     }
 }
+
+/// Deletes at most `limit` refresh families whose current token expired before
+/// `expired_before`, with their used-token rows, in one transaction. Returns how many families
+/// it deleted.
+pub(crate) async fn sweep_families(
+    b: &crate::db::Backend,
+    expired_before: i64,
+    limit: i64,
+) -> Result<u64, StoreError> {
+    // The families first (RETURNING what went): a family rotated meanwhile has a later expiry
+    // and stays, with its used-token rows.
+    let families = "DELETE FROM scopekey_refresh_families WHERE family IN (\
+                      SELECT family FROM scopekey_refresh_families WHERE expires_at < $1 \
+                      ORDER BY expires_at LIMIT $2) \
+                    AND expires_at < $1 RETURNING family";
+    on!(b, pool => {
+        let mut tx = pool.begin().await.map_err(StoreError::query)?;
+        let gone: Vec<String> = sqlx::query_scalar(families)
+            .bind(expired_before).bind(limit)
+            .fetch_all(&mut *tx).await.map_err(StoreError::query)?;
+        for family in &gone {
+            sqlx::query("DELETE FROM scopekey_refresh_used WHERE family = $1")
+                .bind(family.clone()).execute(&mut *tx).await.map_err(StoreError::query)?;
+        }
+        tx.commit().await.map_err(StoreError::query)?;
+        Ok(u64::try_from(gone.len()).unwrap_or(u64::MAX))
+    })
+}

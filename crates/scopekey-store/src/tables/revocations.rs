@@ -1,7 +1,8 @@
 //! `scopekey_revocations` and the counter that numbers them: the one place a revocation is
 //! written ([`insert_revocation!`], with its `revoked` audit row, and [`notify_revoked`] after
 //! the commit), read back ([`load_revocations`], and counted for the replica's consistency
-//! check, [`count_revocations_through`]) and mapped to and from its row.
+//! check, [`count_revocations_and_sweeps`]), swept once no token they name can verify
+//! ([`sweep_revocations`]) and mapped to and from its row.
 //!
 //! May import: the crate root, `db`, `store` and the `audit` table; `families` and
 //! `consumers` revoke through here.
@@ -139,18 +140,6 @@ pub(crate) async fn load_revocations(
     })
 }
 
-/// How many revocation rows are numbered `through` or below: what a replica that has applied
-/// every number up to `through` must have counted (an index-only count of the primary key).
-pub(crate) async fn count_revocations_through(
-    b: &Backend,
-    through: i64,
-) -> Result<i64, StoreError> {
-    let sql = "SELECT COUNT(*) FROM scopekey_revocations WHERE id <= $1";
-    on!(b, pool => {
-        sqlx::query_scalar(sql).bind(through).fetch_one(pool).await.map_err(StoreError::query)
-    })
-}
-
 /// `(kind, value, instant)` of a revocation target.
 fn revocation_columns(t: &RevocationTarget) -> (&'static str, Option<String>, Option<i64>) {
     let ts = |t: &OffsetDateTime| t.unix_timestamp();
@@ -227,4 +216,89 @@ fn revocation(row: &impl Cells) -> Result<(i64, Revocation), StoreError> {
     let record = Revocation::new(target, &by, instant_at(revoked_at)?, &reason)
         .map_err(|e| bad(&e.to_string()))?;
     Ok((id, record))
+}
+
+/// The revocation counter and the sweep counters, as one statement reads them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct RevocationCounters {
+    /// The highest number given to a revocation (every row numbered up to it is committed).
+    pub(crate) assigned: i64,
+    /// How many revocation rows sweeps have deleted, ever.
+    pub(crate) swept: i64,
+    /// The highest number a sweep has deleted.
+    pub(crate) swept_through: i64,
+}
+
+/// Reads the [`RevocationCounters`] in one statement (one snapshot).
+pub(crate) async fn revocation_counters(b: &Backend) -> Result<RevocationCounters, StoreError> {
+    let sql = "SELECT \
+                 COALESCE((SELECT value FROM scopekey_counters WHERE name = 'revocations'), 0) AS assigned, \
+                 COALESCE((SELECT value FROM scopekey_counters WHERE name = 'revocations_swept'), 0) AS swept, \
+                 COALESCE((SELECT value FROM scopekey_counters WHERE name = 'revocations_swept_through'), 0) AS through";
+    on!(b, pool => {
+        let row = sqlx::query(sql).fetch_one(pool).await.map_err(StoreError::query)?;
+        Ok(RevocationCounters {
+            assigned: row.int("scopekey_counters", "revocations", "assigned")?,
+            swept: row.int("scopekey_counters", "revocations_swept", "swept")?,
+            swept_through: row.int("scopekey_counters", "revocations_swept_through", "through")?,
+        })
+    })
+}
+
+/// How many revocation rows are numbered `through` or below, with the sweep counters, in one
+/// statement: what the replica's consistency check compares with what it applied.
+pub(crate) async fn count_revocations_and_sweeps(
+    b: &Backend,
+    through: i64,
+) -> Result<(i64, RevocationCounters), StoreError> {
+    let sql = "SELECT \
+                 (SELECT COUNT(*) FROM scopekey_revocations WHERE id <= $1) AS n, \
+                 COALESCE((SELECT value FROM scopekey_counters WHERE name = 'revocations'), 0) AS assigned, \
+                 COALESCE((SELECT value FROM scopekey_counters WHERE name = 'revocations_swept'), 0) AS swept, \
+                 COALESCE((SELECT value FROM scopekey_counters WHERE name = 'revocations_swept_through'), 0) AS through";
+    on!(b, pool => {
+        let row = sqlx::query(sql).bind(through).fetch_one(pool).await.map_err(StoreError::query)?;
+        Ok((
+            row.int("scopekey_revocations", "count", "n")?,
+            RevocationCounters {
+                assigned: row.int("scopekey_counters", "revocations", "assigned")?,
+                swept: row.int("scopekey_counters", "revocations_swept", "swept")?,
+                swept_through: row.int("scopekey_counters", "revocations_swept_through", "through")?,
+            },
+        ))
+    })
+}
+
+/// Deletes at most `limit` single-token revocations whose token expired before
+/// `expired_before` and which were made before `revoked_before` (oldest numbers first), and
+/// counts them in the sweep counters in the same transaction. Returns how many it deleted.
+///
+/// Only single-token revocations with a known expiry go: family, consumer, key and mass
+/// revocations have no end a sweep could know, and are few.
+pub(crate) async fn sweep_revocations(
+    b: &Backend,
+    expired_before: i64,
+    revoked_before: i64,
+    limit: i64,
+) -> Result<u64, StoreError> {
+    let delete = "DELETE FROM scopekey_revocations WHERE id IN (\
+                    SELECT id FROM scopekey_revocations \
+                    WHERE kind = 'token' AND instant IS NOT NULL AND instant < $1 AND revoked_at < $2 \
+                    ORDER BY id LIMIT $3) \
+                  RETURNING id";
+    on!(b, pool => {
+        let mut tx = pool.begin().await.map_err(StoreError::query)?;
+        let ids: Vec<i64> = sqlx::query_scalar(delete)
+            .bind(expired_before).bind(revoked_before).bind(limit)
+            .fetch_all(&mut *tx).await.map_err(StoreError::query)?;
+        let n = i64::try_from(ids.len()).unwrap_or(i64::MAX);
+        if let Some(top) = ids.iter().copied().max() {
+            sqlx::query("UPDATE scopekey_counters SET value = value + $1 WHERE name = 'revocations_swept'")
+                .bind(n).execute(&mut *tx).await.map_err(StoreError::query)?;
+            sqlx::query("UPDATE scopekey_counters SET value = $1 WHERE name = 'revocations_swept_through' AND value < $1")
+                .bind(top).execute(&mut *tx).await.map_err(StoreError::query)?;
+        }
+        tx.commit().await.map_err(StoreError::query)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    })
 }

@@ -155,3 +155,18 @@ fn token_record(row: &impl Cells) -> Result<TokenRecord, StoreError> {
     };
     Ok(parts.into())
 }
+
+/// Deletes at most `limit` inventory rows of tokens that expired before `expired_before`
+/// (earliest expiry first). Returns how many it deleted.
+pub(crate) async fn sweep_tokens(
+    b: &crate::db::Backend,
+    expired_before: i64,
+    limit: i64,
+) -> Result<u64, StoreError> {
+    let sql = "DELETE FROM scopekey_tokens WHERE jti IN (\
+                 SELECT jti FROM scopekey_tokens WHERE expires_at < $1 ORDER BY expires_at LIMIT $2)";
+    on!(b, pool => {
+        Ok(sqlx::query(sql).bind(expired_before).bind(limit)
+            .execute(pool).await.map_err(StoreError::query)?.rows_affected())
+    })
+}
