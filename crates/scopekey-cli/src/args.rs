@@ -179,56 +179,70 @@ impl ConsumerName {
 /// defaults of [`scopekey_store::RetentionPolicy`].
 #[derive(Debug, Args)]
 pub(crate) struct Retention {
-    /// How long after a revoked token could last have verified its revocation is kept (at
-    /// least 1m).
-    #[arg(long, value_name = "DURATION", default_value = "1h")]
-    revocation_margin: String,
-    /// How long the inventory keeps an expired token's row (and a refresh family its rows).
-    #[arg(long, value_name = "DURATION", default_value = "30d")]
-    inventory_retention: String,
-    /// How long audit events are kept (at least 1d).
-    #[arg(long, value_name = "DURATION", default_value = "90d")]
-    audit_retention: String,
+    /// How long after a revoked token could last have verified its revocation is kept, and the
+    /// clock skew every cut-off allows for (default 1h, at least 1m).
+    #[arg(long, value_name = "DURATION")]
+    revocation_margin: Option<String>,
+    /// How long the inventory keeps an expired token's row, and a refresh family its rows
+    /// (default 30d).
+    #[arg(long, value_name = "DURATION")]
+    inventory_retention: Option<String>,
+    /// How long audit events are kept (default 90d, at least 1d).
+    #[arg(long, value_name = "DURATION", conflicts_with = "keep_audit")]
+    audit_retention: Option<String>,
     /// Keep every audit event (no audit sweep).
     #[arg(long)]
     keep_audit: bool,
     /// Append swept audit events to this JSON Lines file (mode 0600, flushed) before deleting
     /// them.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "keep_audit")]
     export_audit: Option<PathBuf>,
-    /// Rows deleted per transaction (1 to 5000).
-    #[arg(long, value_name = "N", default_value_t = 500)]
-    batch_size: u32,
+    /// Rows deleted per transaction (default 500, 1 to 5000).
+    #[arg(long, value_name = "N")]
+    batch_size: Option<u32>,
 }
 
 impl Retention {
+    /// Whether any retention flag was given.
+    pub(crate) fn is_given(&self) -> bool {
+        self.revocation_margin.is_some()
+            || self.inventory_retention.is_some()
+            || self.audit_retention.is_some()
+            || self.keep_audit
+            || self.export_audit.is_some()
+            || self.batch_size.is_some()
+    }
+
     /// The policy these flags describe.
     pub(crate) fn policy(&self) -> Result<scopekey_store::RetentionPolicy, Failure> {
         fn flag(name: &'static str) -> impl Fn(scopekey_store::StoreError) -> Failure {
             move |e| usage(format!("{name}: {e}"))
         }
-        let margin = crate::common::duration(&self.revocation_margin, "--revocation-margin")?;
-        let inventory =
-            crate::common::duration(&self.inventory_retention, "--inventory-retention")?;
-        let mut policy = scopekey_store::RetentionPolicy::default()
-            .revocation_margin(margin)
-            .map_err(flag("--revocation-margin"))?
-            .inventory_retention(inventory)
-            .batch_size(self.batch_size)
-            .map_err(flag("--batch-size"))?;
-        policy = if self.keep_audit {
-            if self.export_audit.is_some() {
-                return Err(usage(
-                    "--export-audit: nothing is exported with --keep-audit",
-                ));
-            }
-            policy.keep_audit_forever()
-        } else {
-            let audit = crate::common::duration(&self.audit_retention, "--audit-retention")?;
-            policy
-                .audit_retention(audit)
-                .map_err(flag("--audit-retention"))?
+        let duration = |value: &Option<String>, name: &str| {
+            value
+                .as_deref()
+                .map(|v| crate::common::duration(v, name))
+                .transpose()
         };
+        let mut policy = scopekey_store::RetentionPolicy::default();
+        if let Some(margin) = duration(&self.revocation_margin, "--revocation-margin")? {
+            policy = policy
+                .revocation_margin(margin)
+                .map_err(flag("--revocation-margin"))?;
+        }
+        if let Some(keep) = duration(&self.inventory_retention, "--inventory-retention")? {
+            policy = policy.inventory_retention(keep);
+        }
+        if let Some(n) = self.batch_size {
+            policy = policy.batch_size(n).map_err(flag("--batch-size"))?;
+        }
+        if self.keep_audit {
+            policy = policy.keep_audit_forever();
+        } else if let Some(keep) = duration(&self.audit_retention, "--audit-retention")? {
+            policy = policy
+                .audit_retention(keep)
+                .map_err(flag("--audit-retention"))?;
+        }
         if let Some(path) = &self.export_audit {
             policy = policy.export_audit_to(path);
         }

@@ -2298,6 +2298,15 @@ fn serve_sweeps_the_store_when_asked() {
         assert_eq!(out.code, 2, "{bad:?}: {}", out.stderr);
         assert!(out.stderr.contains(bad[bad.len() - 2]), "{}", out.stderr);
     }
+    // Retention flags without --sweep-every would do nothing: refused.
+    let out = env.run(
+        &serve(&["--audit-retention", "180d"])
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    );
+    assert_eq!(out.code, 2, "{}", out.stderr);
+    assert!(out.stderr.contains("--sweep-every"), "{}", out.stderr);
     assert!(store.token(old.token_id()).unwrap().is_some());
 
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("scopekey"))

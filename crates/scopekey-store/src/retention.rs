@@ -196,10 +196,11 @@ impl Store {
     ///   plus the margin before `now`, made more than the margin before `now` (counted, so
     ///   replicas tell a sweep from a lost row and do not reload);
     /// - inventory rows and refresh families whose token expired more than `MAX_LEEWAY` plus
-    ///   the inventory retention before `now`;
+    ///   the margin plus the inventory retention before `now` (a token's row stays while its
+    ///   refresh family is in the store: revoking the token finds the family through it);
     /// - audit events whose time is more than the audit retention before `now`, lowest ids
     ///   first (exported first, in that order, if the policy says so);
-    /// - use counts and DPoP proofs no verifier needs any more.
+    /// - use counts and DPoP proofs that expired more than the margin before `now`.
     ///
     /// Blocks the calling thread: run it from a scheduled job, a thread of its own or
     /// `spawn_blocking`. Pass the current time (`now` is a parameter for tests); a `now` in the
@@ -286,14 +287,19 @@ impl Store {
                     self.block(move |b| Box::pin(async move { delete_audit(&b, &ids).await }))?;
                 report.audit_events += n;
                 pause(&mut report);
-                if !whole_batch {
+                // Nothing deleted (rows that cannot be deleted): stop rather than export the
+                // same batch again and again.
+                if !whole_batch || n == 0 {
                     break;
                 }
             }
         }
 
-        report.token_uses = self.prune_token_uses(now)?;
-        report.dpop_proofs = self.prune_dpop_proofs(now_s)?;
+        let skewed = now_s.saturating_sub(margin);
+        report.token_uses = self.prune_token_uses(
+            OffsetDateTime::from_unix_timestamp(skewed).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        )?;
+        report.dpop_proofs = self.prune_dpop_proofs(skewed)?;
         Ok(report)
     }
 }
@@ -311,7 +317,10 @@ fn rfc3339(t: OffsetDateTime) -> String {
     )
 }
 
-/// Appends `lines` to the file at `path` and flushes them to disk.
+/// Appends `lines` to the file at `path` and flushes them to disk. On Unix the file must be a
+/// regular file (not reached through a symbolic link) that only its owner can read: one made
+/// here is created with mode 0600. A write that fails is cut back to where it began, so that a
+/// later export never runs on from half a line.
 fn export<'a>(path: &Path, lines: impl Iterator<Item = &'a str>) -> Result<(), StoreError> {
     let fail = |e: std::io::Error| {
         StoreError::new(
@@ -322,6 +331,7 @@ fn export<'a>(path: &Path, lines: impl Iterator<Item = &'a str>) -> Result<(), S
             ),
         )
     };
+    let refuse = |why: &str| fail(std::io::Error::other(why.to_owned()));
     let mut options = std::fs::OpenOptions::new();
     options.create(true).append(true);
     #[cfg(unix)]
@@ -330,13 +340,43 @@ fn export<'a>(path: &Path, lines: impl Iterator<Item = &'a str>) -> Result<(), S
         options.mode(0o600);
     }
     let mut file = options.open(path).map_err(fail)?;
+    let opened = file.metadata().map_err(fail)?;
+    if !opened.is_file() {
+        return Err(refuse("not a regular file"));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        // The path, not followed, must be the file opened: a symbolic link put in its place
+        // would send the audit trail elsewhere.
+        let named = std::fs::symlink_metadata(path).map_err(fail)?;
+        if named.file_type().is_symlink()
+            || (named.dev(), named.ino()) != (opened.dev(), opened.ino())
+        {
+            return Err(refuse(
+                "it is a symbolic link, or was replaced while opening",
+            ));
+        }
+        if opened.mode() & 0o077 != 0 {
+            return Err(refuse(
+                "others than its owner may read or write it (chmod 600 it)",
+            ));
+        }
+    }
+    let start = opened.len();
     let mut buf = Vec::new();
     for line in lines {
         buf.extend_from_slice(line.as_bytes());
         buf.push(b'\n');
     }
-    file.write_all(&buf).map_err(fail)?;
-    file.sync_data().map_err(fail)
+    let written = file.write_all(&buf).and_then(|()| file.sync_data());
+    if let Err(e) = written {
+        // Best effort: a disk that refused the write may refuse this too, and the error
+        // already says nothing was deleted.
+        let _ = file.set_len(start);
+        return Err(fail(e));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1808,9 +1808,48 @@ fn expired_refresh_families_are_swept_with_their_used_tokens() {
             "UPDATE scopekey_refresh_families SET expires_at = expires_at - 70 * 86400 \
              WHERE family IN (SELECT family FROM scopekey_refresh_families ORDER BY family LIMIT 2)",
         );
+        // Two expired inventory rows: one of the family that stays, one of a family gone.
+        let live_family = db.fetch_text(
+            "SELECT family FROM scopekey_refresh_families ORDER BY family DESC LIMIT 1",
+        );
+        let long_ago = OffsetDateTime::now_utc() - time::Duration::days(100);
+        for (jti, family) in [
+            ("in-live-family", live_family.as_str()),
+            ("in-gone-family", "fam-gone"),
+        ] {
+            let record: scopekey::inventory::TokenRecord = scopekey::inventory::TokenRecordParts {
+                token_id: jti.parse().unwrap(),
+                token_type: scopekey::TokenType::Refresh,
+                subject: "app".into(),
+                owner: None,
+                purpose: None,
+                scopes: "projects:read".parse().unwrap(),
+                issued_at: long_ago,
+                expires_at: long_ago + time::Duration::hours(1),
+                key_id: key.key_id().clone(),
+                family: Some(family.parse().unwrap()),
+                last_used: None,
+            }
+            .into();
+            store.record_token(&record).unwrap();
+        }
         let policy = RetentionPolicy::default().batch_pause(Duration::ZERO);
         let report = store.sweep(&policy).unwrap();
         assert_eq!(report.families, 2, "{}", db.url());
+        // Revoking a token of a live family finds the family through its row: it stays.
+        assert_eq!(report.tokens, 1, "{}", db.url());
+        assert!(
+            store
+                .token(&"in-live-family".parse().unwrap())
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            store
+                .token(&"in-gone-family".parse().unwrap())
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(rows(&db, "scopekey_refresh_families"), 1, "{}", db.url());
         assert_eq!(rows(&db, "scopekey_refresh_used"), 1, "{}", db.url());
         assert_eq!(store.sweep(&policy).unwrap().families, 0);
@@ -1845,6 +1884,27 @@ fn old_audit_events_are_exported_then_deleted() {
         assert!(e.to_string().contains("nothing deleted"), "{e}");
         assert_eq!(rows(&db, "scopekey_audit"), 35, "{}", db.url());
 
+        // A file others may read, and a symbolic link, are refused; nothing is deleted.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let open = dir.join("world-readable.jsonl");
+            std::fs::write(&open, "").unwrap();
+            std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let link = dir.join("link.jsonl");
+            std::os::unix::fs::symlink(dir.join("elsewhere.jsonl"), &link).unwrap();
+            for (path, why) in [(&open, "chmod 600"), (&link, "symbolic link")] {
+                let policy = RetentionPolicy::default()
+                    .batch_pause(Duration::ZERO)
+                    .export_audit_to(path);
+                let e = store.sweep(&policy).unwrap_err();
+                assert_eq!(e.kind(), StoreErrorKind::Export, "{e}");
+                assert!(e.to_string().contains(why), "{e}");
+            }
+            assert_eq!(std::fs::read_to_string(&open).unwrap(), "");
+            assert_eq!(rows(&db, "scopekey_audit"), 35, "{}", db.url());
+        }
+
         let file = dir.join("audit.jsonl");
         let policy = RetentionPolicy::default()
             .audit_retention(Duration::from_secs(90 * 86_400))
@@ -1869,5 +1929,53 @@ fn old_audit_events_are_exported_then_deleted() {
         assert_eq!(store.sweep(&policy).unwrap().audit_events, 0);
         assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 30);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+/// `tokens --unused-since` (and the live filter beside it) runs on an index, not a scan of the
+/// whole inventory: the plan each database gives for the query `Store::tokens` sends.
+#[test]
+fn the_unused_since_query_uses_an_index() {
+    for db in backends("plan") {
+        let store = Store::open(&db.url()).unwrap();
+        // 20,000 rows issued over 20,000 s, one in a hundred used recently, for the planner's
+        // statistics.
+        let series = if db.is_postgres() {
+            "SELECT g FROM generate_series(1, 20000) AS g"
+        } else {
+            "WITH RECURSIVE s(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM s WHERE g < 20000) SELECT g FROM s"
+        };
+        let kid = KeyId::of_public_key_bytes(&[1; 32]).unwrap();
+        db.exec(&format!(
+            "INSERT INTO scopekey_tokens (jti, token_type, subject, owner, purpose, scopes, issued_at, expires_at, kid, family, last_used) \
+             SELECT 'tok-' || g, 'access', 'sub-' || (g % 50), NULL, NULL, 'projects:read', 1900000000 + g, 1900086400 + g, '{}', NULL, \
+                    CASE WHEN g % 100 = 0 THEN 1900030000 ELSE NULL END FROM ({series}) AS series; \
+             ANALYZE",
+            kid.as_str()
+        ));
+        let cutoff = OffsetDateTime::from_unix_timestamp(1_900_000_100).unwrap();
+        let unused = scopekey::inventory::InventoryQuery::all().unused_since(cutoff);
+        let plan = store.tokens_plan(&unused).unwrap().join("\n");
+        assert!(
+            plan.contains("scopekey_tokens_unused"),
+            "{}: {plan}",
+            db.url()
+        );
+        assert_eq!(store.tokens(&unused).unwrap().len(), 99, "{}", db.url());
+        let live = unused
+            .clone()
+            .live_at(OffsetDateTime::from_unix_timestamp(1_900_086_450).unwrap());
+        let plan = store.tokens_plan(&live).unwrap().join("\n");
+        assert!(
+            plan.contains("INDEX") || plan.contains("Index"),
+            "{}: {plan}",
+            db.url()
+        );
+        assert!(
+            !plan.contains("SCAN scopekey_tokens") && !plan.contains("Seq Scan"),
+            "{}: {plan}",
+            db.url()
+        );
+        assert_eq!(store.tokens(&live).unwrap().len(), 49, "{}", db.url());
     }
 }

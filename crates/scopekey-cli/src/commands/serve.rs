@@ -79,6 +79,12 @@ pub(crate) fn exec(a: ServeArgs) -> Outcome {
             }
             Some((every, a.retention.policy()?))
         }
+        None if a.retention.is_given() => {
+            return Err(usage(
+                "the retention flags (--revocation-margin, --inventory-retention, …) apply to \
+                 --sweep-every: give it too, or run `scopekey sweep`",
+            ));
+        }
         None => None,
     };
     let key = a.secret_key.load()?;

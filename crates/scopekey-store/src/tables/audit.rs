@@ -119,13 +119,13 @@ async fn append_audit_inner(b: &Backend, events: Vec<AuditEvent>) -> Result<(), 
 }
 
 /// At most `limit` audit rows whose time is before `cutoff` (RFC 3339, UTC, as the rows hold
-/// it), lowest ids first: id and JSON line.
+/// it), oldest first (along the `(time, id)` index): id and JSON line.
 pub(crate) async fn audit_before(
     b: &Backend,
     cutoff: String,
     limit: i64,
 ) -> Result<Vec<(i64, String)>, StoreError> {
-    let sql = "SELECT id, body FROM scopekey_audit WHERE time < $1 ORDER BY id LIMIT $2";
+    let sql = "SELECT id, body FROM scopekey_audit WHERE time < $1 ORDER BY time, id LIMIT $2";
     on!(b, pool => {
         let rows = sqlx::query(sql).bind(cutoff.clone()).bind(limit)
             .fetch_all(pool).await.map_err(StoreError::query)?;

@@ -270,7 +270,8 @@ pub(crate) async fn count_revocations_and_sweeps(
 }
 
 /// Deletes at most `limit` single-token revocations whose token expired before
-/// `expired_before` and which were made before `revoked_before` (oldest numbers first), and
+/// `expired_before` and which were made before `revoked_before` (earliest expiry first, along
+/// the sweep index), and
 /// counts them in the sweep counters in the same transaction. Returns how many it deleted.
 ///
 /// Only single-token revocations with a known expiry go: family, consumer, key and mass
@@ -284,7 +285,7 @@ pub(crate) async fn sweep_revocations(
     let delete = "DELETE FROM scopekey_revocations WHERE id IN (\
                     SELECT id FROM scopekey_revocations \
                     WHERE kind = 'token' AND instant IS NOT NULL AND instant < $1 AND revoked_at < $2 \
-                    ORDER BY id LIMIT $3) \
+                    ORDER BY kind, instant LIMIT $3) \
                   RETURNING id";
     on!(b, pool => {
         let mut tx = pool.begin().await.map_err(StoreError::query)?;

@@ -9,6 +9,7 @@ use crate::{Store, StoreError};
 use scopekey::TokenId;
 use scopekey::TokenType;
 use scopekey::inventory::{InventoryQuery, TokenRecord, TokenRecordParts};
+use sqlx::Row as _;
 use time::OffsetDateTime;
 
 impl Store {
@@ -61,37 +62,66 @@ impl Store {
 
     /// The inventory records matching `query`, in issue order.
     ///
+    /// Only the query's filters become conditions, so that the database can use its indexes
+    /// (`subject`, `expires_at`, and `COALESCE(last_used, issued_at)` for
+    /// [`unused_since`](InventoryQuery::unused_since)); [`Store::tokens_plan`] shows the plan.
+    ///
     /// # Errors
     /// A query error, or [`StoreErrorKind::Corrupt`](crate::StoreErrorKind::Corrupt) for a row that does not parse.
     pub fn tokens(&self, query: &InventoryQuery) -> Result<Vec<TokenRecord>, StoreError> {
         let query = query.clone();
-        let ts = |t: Option<OffsetDateTime>| t.map(OffsetDateTime::unix_timestamp);
-        let subject = query.subject_filter().map(str::to_owned);
-        let owner = query.owner_filter().map(str::to_owned);
-        let (live_at, expiring_before, unused_since) = (
-            ts(query.live_at_filter()),
-            ts(query.expiring_before_filter()),
-            ts(query.unused_since_filter()),
-        );
-        self.block(move |b| Box::pin(async move {
-            // The conditions run in the database; `matches` below re-checks every row, so the
-            // result is exactly the in-memory inventory's.
-            let sql = "SELECT jti, token_type, subject, owner, purpose, scopes, issued_at, expires_at, kid, family, last_used \
-                       FROM scopekey_tokens \
-                       WHERE ($1 IS NULL OR subject = $1) \
-                         AND ($2 IS NULL OR owner = $2) \
-                         AND ($3 IS NULL OR expires_at > $3) \
-                         AND ($4 IS NULL OR expires_at < $4) \
-                         AND ($5 IS NULL OR COALESCE(last_used, issued_at) < $5) \
-                       ORDER BY issued_at, jti";
-            let records = on!(&b, pool => {
-                let rows = sqlx::query(sql)
-                    .bind(subject).bind(owner).bind(live_at).bind(expiring_before).bind(unused_since)
-                    .fetch_all(pool).await.map_err(StoreError::query)?;
-                rows.iter().map(token_record).collect::<Result<Vec<_>, _>>()?
-            });
-            Ok(records.into_iter().filter(|r| query.matches(r)).collect())
-        }))
+        let (sql, params) = tokens_sql(&query);
+        self.block(move |b| {
+            Box::pin(async move {
+                let records = on!(&b, pool => {
+                    let mut q = sqlx::query(&sql);
+                    for p in &params {
+                        q = match p {
+                            Param::Text(t) => q.bind(t.clone()),
+                            Param::Int(i) => q.bind(*i),
+                        };
+                    }
+                    let rows = q.fetch_all(pool).await.map_err(StoreError::query)?;
+                    rows.iter().map(token_record).collect::<Result<Vec<_>, _>>()?
+                });
+                // `matches` re-checks every row, so the result is exactly the in-memory inventory's.
+                Ok(records.into_iter().filter(|r| query.matches(r)).collect())
+            })
+        })
+    }
+
+    /// The database's plan for [`Store::tokens`] with `query`, one line per step (SQLite's
+    /// `EXPLAIN QUERY PLAN`, PostgreSQL's `EXPLAIN`): to check that a filter uses an index.
+    ///
+    /// # Errors
+    /// A query error.
+    pub fn tokens_plan(&self, query: &InventoryQuery) -> Result<Vec<String>, StoreError> {
+        let (sql, params) = tokens_sql(query);
+        self.block(move |b| {
+            Box::pin(async move {
+                let (explain, column) = match &b {
+                    #[cfg(feature = "sqlite")]
+                    crate::db::Backend::Sqlite(_) => {
+                        (format!("EXPLAIN QUERY PLAN {sql}"), "detail")
+                    }
+                    #[cfg(feature = "postgres")]
+                    crate::db::Backend::Postgres(_) => (format!("EXPLAIN {sql}"), "QUERY PLAN"),
+                };
+                on!(&b, pool => {
+                    let mut q = sqlx::query(&explain);
+                    for p in &params {
+                        q = match p {
+                            Param::Text(t) => q.bind(t.clone()),
+                            Param::Int(i) => q.bind(*i),
+                        };
+                    }
+                    let rows = q.fetch_all(pool).await.map_err(StoreError::query)?;
+                    rows.iter()
+                        .map(|r| r.try_get::<String, _>(column).map_err(StoreError::query))
+                        .collect()
+                })
+            })
+        })
     }
 
     /// One token's record.
@@ -109,6 +139,46 @@ impl Store {
             })
         }))
     }
+}
+
+/// A bound parameter of [`tokens_sql`].
+enum Param {
+    Text(String),
+    Int(i64),
+}
+
+/// The `SELECT` for `query`: one condition per filter it has, numbered parameters.
+fn tokens_sql(query: &InventoryQuery) -> (String, Vec<Param>) {
+    let ts = |t: OffsetDateTime| Param::Int(t.unix_timestamp());
+    let mut conditions: Vec<(&str, Param)> = Vec::new();
+    if let Some(s) = query.subject_filter() {
+        conditions.push(("subject = ", Param::Text(s.to_owned())));
+    }
+    if let Some(o) = query.owner_filter() {
+        conditions.push(("owner = ", Param::Text(o.to_owned())));
+    }
+    if let Some(t) = query.live_at_filter() {
+        conditions.push(("expires_at > ", ts(t)));
+    }
+    if let Some(t) = query.expiring_before_filter() {
+        conditions.push(("expires_at < ", ts(t)));
+    }
+    if let Some(t) = query.unused_since_filter() {
+        conditions.push(("COALESCE(last_used, issued_at) < ", ts(t)));
+    }
+    let mut sql = String::from(
+        "SELECT jti, token_type, subject, owner, purpose, scopes, issued_at, expires_at, kid, family, last_used \
+         FROM scopekey_tokens",
+    );
+    let mut params = Vec::with_capacity(conditions.len());
+    for (i, (condition, param)) in conditions.into_iter().enumerate() {
+        sql.push_str(if i == 0 { " WHERE " } else { " AND " });
+        sql.push_str(condition);
+        sql.push_str(&format!("${}", i + 1));
+        params.push(param);
+    }
+    sql.push_str(" ORDER BY issued_at, jti");
+    (sql, params)
 }
 
 /// An inventory row as its record.
@@ -157,14 +227,18 @@ fn token_record(row: &impl Cells) -> Result<TokenRecord, StoreError> {
 }
 
 /// Deletes at most `limit` inventory rows of tokens that expired before `expired_before`
-/// (earliest expiry first). Returns how many it deleted.
+/// (earliest expiry first), except those of a refresh family the store still holds: revoking
+/// such a token finds its family through its row. Returns how many it deleted.
 pub(crate) async fn sweep_tokens(
     b: &crate::db::Backend,
     expired_before: i64,
     limit: i64,
 ) -> Result<u64, StoreError> {
     let sql = "DELETE FROM scopekey_tokens WHERE jti IN (\
-                 SELECT jti FROM scopekey_tokens WHERE expires_at < $1 ORDER BY expires_at LIMIT $2)";
+                 SELECT t.jti FROM scopekey_tokens t WHERE t.expires_at < $1 \
+                 AND (t.family IS NULL OR NOT EXISTS (\
+                   SELECT 1 FROM scopekey_refresh_families f WHERE f.family = t.family)) \
+                 ORDER BY t.expires_at LIMIT $2)";
     on!(b, pool => {
         Ok(sqlx::query(sql).bind(expired_before).bind(limit)
             .execute(pool).await.map_err(StoreError::query)?.rows_affected())
