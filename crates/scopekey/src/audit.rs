@@ -5,7 +5,8 @@
 //! Events carry the token's `jti`, `sub`, `kid`, `env` and `fam` where known, never the token
 //! itself. The schema is documented in `docs/audit.md`.
 //!
-//! Sinks: [`MemorySink`] (tests), [`JsonLinesSink`] (an append-only file, one event per line),
+//! Sinks: [`MemorySink`] (tests), [`JsonLinesSink`] (an append-only file, one event per line,
+//! written in batches by a thread of its own; a failed write is reported by the next event),
 //! and `TracingSink` (feature `tracing`). A sink that cannot record returns an error, and the
 //! component that asked fails closed: the token is not issued, the request is refused.
 //!
@@ -16,7 +17,9 @@
 
 #[cfg(feature = "tracing")]
 pub use crate::lifecycle::audit::TracingSink;
-pub use crate::lifecycle::audit::{JsonLinesSink, MemorySink, SummarizingSink, SummaryConfig};
+pub use crate::lifecycle::audit::{
+    FsyncPolicy, JsonLinesOptions, JsonLinesSink, MemorySink, SummarizingSink, SummaryConfig,
+};
 pub use crate::token::audit::{
     AuditError, AuditErrorKind, AuditEvent, AuditKind, AuditSink, RequestContext, Touched,
 };

@@ -663,6 +663,7 @@ fn json_lines_sink_appends_one_event_per_line() {
     drop(sink);
     let again = JsonLinesSink::open(&path).unwrap(); // reopening appends
     again.record(&event).unwrap();
+    again.sync().unwrap(); // written, and on disk
     let text = std::fs::read_to_string(&path).unwrap();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3);
@@ -707,25 +708,36 @@ fn a_failing_audit_sink_fails_closed() {
         verifier.verify("nope").unwrap_err().kind(),
         VerifyErrorKind::AuditUnavailable
     );
-    // A real write failure from the JSON Lines sink surfaces as an error.
+    // A real write failure from the JSON Lines sink (written in the background) surfaces as
+    // an error: from `sync`, or from the next event, which is refused and fails closed.
     #[cfg(target_os = "linux")]
     {
         let full = JsonLinesSink::open("/dev/full").unwrap();
-        assert!(
-            full.record(&AuditEvent::bare(at(NOW), AuditKind::Verified))
-                .is_err()
-        );
+        full.record(&AuditEvent::bare(at(NOW), AuditKind::Verified))
+            .unwrap();
+        let e = full.sync().unwrap_err();
+        assert!(e.to_string().contains("1 events were lost"), "{e}");
+        let full = Arc::new(full);
         let issuer = Issuer::new(
             SigningKey::generate().unwrap(),
             ISS,
             "production".parse().unwrap(),
         )
         .unwrap()
-        .with_audit(Arc::new(full));
-        let e = issuer
-            .issue(&TokenRequest::new("c", AUD, "a:read".parse().unwrap()))
-            .unwrap_err();
-        assert_eq!(e.kind(), scopekey::IssueErrorKind::Record);
+        .with_audit(full.clone());
+        let request = TokenRequest::new("c", AUD, "a:read".parse().unwrap());
+        // The first issue's event is queued; the write fails behind it; a later issue is told.
+        let started = std::time::Instant::now();
+        let refused = loop {
+            match issuer.issue(&request) {
+                Err(e) => break e,
+                Ok(_) => {
+                    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+            }
+        };
+        assert_eq!(refused.kind(), scopekey::IssueErrorKind::Record);
     }
     // A grant whose audit fails refuses the action.
     let grant_sink = Arc::new(FlakySink::default());
@@ -889,4 +901,91 @@ fn a_million_single_token_revocations_fit_in_64_bytes_each() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+/// Four threads record 2,500 events each through one sink: after `sync` the file holds all
+/// 10,000, one whole JSON object per line, in batches (far fewer writes than events is not
+/// observable here; whole lines are).
+#[test]
+fn json_lines_sink_writes_every_event_from_many_threads() {
+    let dir = std::env::temp_dir().join(format!("scopekey-audit-mt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("audit.jsonl");
+    let _ = std::fs::remove_file(&path);
+    let sink = Arc::new(JsonLinesSink::open(&path).unwrap());
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let sink = sink.clone();
+            std::thread::spawn(move || {
+                for i in 0..2_500 {
+                    let mut e = AuditEvent::bare(at(NOW), AuditKind::Verified);
+                    e.sub = Some(format!("t{t}-{i}"));
+                    sink.record(&e).unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    sink.sync().unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut subs: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["sub"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(subs.len(), 10_000);
+    subs.sort();
+    subs.dedup();
+    assert_eq!(subs.len(), 10_000);
+    drop(sink);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The batch waiting to be written is bounded: past `max_pending` events a record is refused
+/// as `Busy` (nothing half-queued), and accepted again once the writer caught up. Dropping the
+/// sink writes what waited.
+#[test]
+fn json_lines_sink_refuses_past_its_bound_and_writes_on_drop() {
+    use scopekey::audit::{AuditErrorKind, FsyncPolicy, JsonLinesOptions};
+    let dir = std::env::temp_dir().join(format!("scopekey-audit-bound-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("audit.jsonl");
+    let _ = std::fs::remove_file(&path);
+    let options = JsonLinesOptions::default()
+        .flush_interval(std::time::Duration::from_secs(1))
+        .max_pending(10)
+        .fsync(FsyncPolicy::EveryBatch);
+    let sink = JsonLinesSink::open_with(&path, options).unwrap();
+    let event = AuditEvent::bare(at(NOW), AuditKind::Verified);
+    // The writer gathers for a second after the first event: ten fit, the eleventh does not
+    // (up to ten more if this thread stalled past that second and the writer took a batch).
+    let mut accepted = 0;
+    let refused = loop {
+        match sink.record(&event) {
+            Ok(()) => accepted += 1,
+            Err(e) => break e,
+        }
+        assert!(accepted <= 30, "no bound");
+    };
+    assert_eq!(refused.kind(), AuditErrorKind::Busy, "{refused}");
+    assert!(accepted >= 10, "{accepted}");
+    sink.sync().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap().lines().count(),
+        accepted
+    );
+    sink.record(&event).unwrap();
+    sink.record(&event).unwrap();
+    drop(sink);
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap().lines().count(),
+        accepted + 2
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
 }
