@@ -11,7 +11,8 @@ use crate::db::CommitWatch;
 use crate::db::{Backend, now_seconds};
 use crate::tables::keys::load_keys;
 use crate::tables::revocations::{
-    RevocationCounters, count_revocations_and_sweeps, load_revocations, revocation_counters,
+    REVOCATION_PAGE, RevocationCounters, count_revocations_and_sweeps, count_revocations_through,
+    load_revocation_page, revocation_counters,
 };
 use crate::{Store, StoreError};
 use scopekey::revocation::{
@@ -81,9 +82,10 @@ impl ReplicaOptions {
     /// 10 s; at least once per [`max_staleness`](Self::max_staleness)).
     ///
     /// The check counts the store's revocation rows numbered up to the last one the replica
-    /// applied (one `COUNT(*)` over the primary key), adds the rows [`Store::sweep`] deleted
-    /// since its last full load (the store counts them), and compares that with the rows it
-    /// applied. Only a difference (a row deleted other than by a sweep, or written below the
+    /// applied (the row count the store's triggers keep, less the rows numbered above: work
+    /// that does not grow with the table; every row up to the number is counted only if
+    /// that disagrees), adds the rows [`Store::sweep`] deleted since its last full load (the
+    /// store counts them), and compares that with the rows it applied. Only a difference (a row deleted other than by a sweep, or written below the
     /// last number by something that bypassed the counter) makes it reload everything
     /// ([`Replica::full_reloads`]). (Earlier versions reloaded everything at this interval.)
     pub fn reconcile_interval(mut self, d: Duration) -> Self {
@@ -269,13 +271,22 @@ async fn sync(
     let mut max = after.unwrap_or(0);
     let mut gap = false;
     let mut rows = 0;
-    for (id, record) in load_revocations(b, max).await? {
-        if after.is_some() && id != max.saturating_add(1) {
-            gap = true;
+    // In pages, so that a cold start over millions of rows holds one page of rows at a time
+    // besides the list (not every row of the table, decoded, at once).
+    loop {
+        let page = load_revocation_page(b, max, REVOCATION_PAGE).await?;
+        let full = i64::try_from(page.len()).unwrap_or(i64::MAX) >= REVOCATION_PAGE;
+        for (id, record) in page {
+            if after.is_some() && id != max.saturating_add(1) {
+                gap = true;
+            }
+            list.apply(Arc::new(record));
+            max = max.max(id);
+            rows += 1;
         }
-        list.apply(Arc::new(record));
-        max = max.max(id);
-        rows += 1;
+        if !full {
+            break;
+        }
     }
     let keys = load_keys(b).await?;
     if *ring.snapshot() != keys {
@@ -539,12 +550,24 @@ impl Follow {
     /// Compares the store's count of rows numbered up to the last one applied, plus the rows
     /// swept since the last full load, with the rows applied; reloads everything on a
     /// difference, or when a sweep deleted a row numbered above the last one applied.
+    ///
+    /// The count is first taken the cheap way (the trigger-kept row count less the rows
+    /// above the last number: constant work however large the table); only when that
+    /// disagrees is every row up to the last number counted, and only when that disagrees
+    /// too is everything reloaded. A row count gone wrong (a `TRUNCATE`, a dropped trigger)
+    /// costs the exact count at each check, never a reload loop.
     async fn check(&mut self) -> Result<(), StoreError> {
-        let (count, counters) = count_revocations_and_sweeps(&self.b, self.last_id).await?;
+        let (cheap, counters) = count_revocations_and_sweeps(&self.b, self.last_id).await?;
         self.last_check = Instant::now();
-        let swept_since = counters.swept.saturating_sub(self.swept_base);
-        if counters.swept_through <= self.last_id && count.saturating_add(swept_since) == self.rows
-        {
+        let consistent = |count: i64, c: &RevocationCounters| {
+            let swept_since = c.swept.saturating_sub(self.swept_base);
+            c.swept_through <= self.last_id && count.saturating_add(swept_since) == self.rows
+        };
+        if cheap.is_some_and(|n| consistent(n, &counters)) {
+            return Ok(());
+        }
+        let (exact, counters) = count_revocations_through(&self.b, self.last_id).await?;
+        if consistent(exact, &counters) {
             Ok(())
         } else {
             self.full().await

@@ -132,6 +132,61 @@ impl Store {
         self.db.url().as_str()
     }
 
+    /// Runs `op` (any of this handle's methods, which wait for the database) on tokio's
+    /// blocking thread pool and awaits it: the form an async handler uses, so that its worker
+    /// thread never waits on the database.
+    ///
+    /// ```
+    /// # let dir = std::env::temp_dir().join(format!("scopekey-run-doc-{}", std::process::id()));
+    /// # std::fs::create_dir_all(&dir)?;
+    /// # let store = scopekey_store::Store::open(&format!("sqlite://{}/s.db", dir.display()))?;
+    /// use scopekey::revocation::RevocationTarget;
+    ///
+    /// async fn revoke_consumer(
+    ///     store: &scopekey_store::Store,
+    ///     name: &str,
+    /// ) -> Result<i64, scopekey_store::StoreError> {
+    ///     let target = RevocationTarget::Subject { subject: name.into(), issued_before: None };
+    ///     let (number, _record) = store.run(move |s| s.revoke(target, "ops", "leaked")).await?;
+    ///     Ok(number)
+    /// }
+    ///
+    /// let runtime = tokio::runtime::Runtime::new()?;
+    /// assert_eq!(runtime.block_on(revoke_consumer(&store, "ci-deploy"))?, 1);
+    /// # drop(store); std::fs::remove_dir_all(&dir)?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// The blocking methods stay for the CLI and for code outside a runtime. The request path
+    /// needs neither: verification reads only the replica's memory, and the inventory, last-use
+    /// and audit sinks queue their writes for the store's own runtime.
+    ///
+    /// # Errors
+    /// What `op` returns, or [`StoreErrorKind::Runtime`](crate::StoreErrorKind::Runtime) when
+    /// called outside a tokio runtime or when `op` panicked.
+    pub async fn run<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            StoreError::new(
+                crate::StoreErrorKind::Runtime,
+                "Store::run must be awaited inside a tokio runtime",
+            )
+        })?;
+        let store = self.clone();
+        runtime
+            .spawn_blocking(move || op(&store))
+            .await
+            .map_err(|e| {
+                StoreError::new(
+                    crate::StoreErrorKind::Runtime,
+                    format!("the store operation did not finish: {e}"),
+                )
+            })?
+    }
+
     /// The client secrets this handle (and its clones) has verified.
     pub(crate) fn secret_cache(&self) -> &crate::tables::clients::SecretCache {
         &self.secrets

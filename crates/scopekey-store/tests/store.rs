@@ -1979,3 +1979,81 @@ fn the_unused_since_query_uses_an_index() {
         assert_eq!(store.tokens(&live).unwrap().len(), 49, "{}", db.url());
     }
 }
+
+/// `Store::run` from async code: the operation runs off the caller's worker (a current-thread
+/// runtime keeps serving another task meanwhile), its result and errors come back as they
+/// are; outside a runtime it is a typed error, not a panic.
+#[test]
+fn async_callers_run_store_operations_off_their_thread() {
+    for db in backends("run") {
+        let store = Store::open(&db.url()).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (number, ticks, invalid) = rt.block_on(async {
+            let ticker = tokio::spawn(async {
+                let mut n = 0_u32;
+                for _ in 0..5 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    n += 1;
+                }
+                n
+            });
+            let s = store.clone();
+            let number = s
+                .run(|s| {
+                    // A slow operation: the ticker must not wait for it.
+                    std::thread::sleep(Duration::from_millis(100));
+                    s.revoke(
+                        RevocationTarget::Subject {
+                            subject: "ci-deploy".into(),
+                            issued_before: None,
+                        },
+                        "ops",
+                        "leaked",
+                    )
+                })
+                .await
+                .unwrap()
+                .0;
+            let ticks = tokio::time::timeout(Duration::from_millis(1), ticker)
+                .await
+                .expect("the ticker waited for the store operation")
+                .unwrap();
+            let invalid = store
+                .run(|s| {
+                    s.revoke(
+                        RevocationTarget::Subject {
+                            subject: "ci-deploy".into(),
+                            issued_before: None,
+                        },
+                        "",
+                        "no one",
+                    )
+                })
+                .await
+                .unwrap_err()
+                .kind();
+            (number, ticks, invalid)
+        });
+        assert_eq!(number, 1, "{}", db.url());
+        assert_eq!(ticks, 5);
+        assert_eq!(invalid, StoreErrorKind::InvalidInput);
+        let outside = futures_lite_block_on(store.run(|s| s.revocations_after(0)));
+        assert_eq!(outside.unwrap_err().kind(), StoreErrorKind::Runtime);
+    }
+}
+
+/// Polls `fut` to completion on this thread without any runtime.
+fn futures_lite_block_on<F: std::future::Future>(fut: F) -> F::Output {
+    use std::task::{Context, Poll, Waker};
+    let mut fut = std::pin::pin!(fut);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::yield_now();
+    }
+}

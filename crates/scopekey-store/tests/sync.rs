@@ -96,6 +96,20 @@ impl TestDb {
         });
     }
 
+    /// The first column of the first row `sql` returns, as text.
+    fn fetch_text(&self, sql: &str) -> String {
+        let (url, sql) = (self.url(), sql.to_owned());
+        runtime().block_on(async move {
+            if url.starts_with("sqlite") {
+                let mut c = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                sqlx::query_scalar(&sql).fetch_one(&mut c).await.unwrap()
+            } else {
+                let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+                sqlx::query_scalar(&sql).fetch_one(&mut c).await.unwrap()
+            }
+        })
+    }
+
     fn admin_exec(&self, sql: &str) {
         let Self::Postgres { admin, .. } = self else {
             unreachable!()
@@ -396,5 +410,61 @@ fn the_consistency_check_reloads_only_on_a_mismatch() {
         assert_eq!(replica.resyncs(), 0, "{}", db.url());
         std::thread::sleep(Duration::from_millis(500));
         assert_eq!(replica.full_reloads(), 3, "{}: agreeing again", db.url());
+        // The trigger-kept row count goes wrong (as a TRUNCATE or a dropped trigger would
+        // leave it): the exact count decides, and agrees; no reload loop.
+        db.exec("UPDATE scopekey_counters SET value = value + 5 WHERE name = 'revocation_rows'");
+        std::thread::sleep(Duration::from_millis(700));
+        assert_eq!(
+            replica.full_reloads(),
+            3,
+            "{}: a wrong row count reloaded",
+            db.url()
+        );
+        // Rows deleted and written below the number are still found through the exact count,
+        // though the row count (kept by the trigger) differs from the real one.
+        db.exec("DELETE FROM scopekey_revocations WHERE id = 1");
+        assert!(
+            wait_until(Duration::from_secs(5), || replica.full_reloads() == 4),
+            "{}: a deleted row went unnoticed with a wrong row count",
+            db.url()
+        );
+        db.exec(&format!(
+            "INSERT INTO scopekey_revocations (id, kind, value, instant, revoked_by, revoked_at, reason) \
+             VALUES (1, 'token', 'behind-again', NULL, 'ops', {now}, 'hand-written')"
+        ));
+        assert!(
+            wait_until(Duration::from_secs(5), || replica.full_reloads() == 5),
+            "{}: a row written below the last number went unnoticed with a wrong row count",
+            db.url()
+        );
+        let again: TokenId = "behind-again".parse().unwrap();
+        assert!(revoked(&replica, &again, &kid), "{}", db.url());
+    }
+}
+
+/// The trigger-kept row count follows inserts and deletes of any kind, on both databases.
+#[test]
+fn the_revocation_row_count_follows_every_insert_and_delete() {
+    for db in TestDb::backends("rowcount") {
+        let store = Store::open(&db.url()).unwrap();
+        for i in 1..=4 {
+            store.revoke(token(&format!("r-{i}")), "ops", "x").unwrap();
+        }
+        db.exec("DELETE FROM scopekey_revocations WHERE id IN (1, 3)");
+        let now = OffsetDateTime::now_utc().unix_timestamp();
+        db.exec(&format!(
+            "INSERT INTO scopekey_revocations (id, kind, value, instant, revoked_by, revoked_at, reason) \
+             VALUES (9, 'token', 'hand', NULL, 'ops', {now}, 'x'), (10, 'token', 'hand-2', NULL, 'ops', {now}, 'x')"
+        ));
+        let counted = db.fetch_text(
+            "SELECT CAST(value AS TEXT) FROM scopekey_counters WHERE name = 'revocation_rows'",
+        );
+        let real = db.fetch_text("SELECT CAST(COUNT(*) AS TEXT) FROM scopekey_revocations");
+        assert_eq!(
+            (counted.as_str(), real.as_str()),
+            ("4", "4"),
+            "{}",
+            db.url()
+        );
     }
 }

@@ -42,6 +42,10 @@ const MIGRATIONS_SQLITE: &[(i64, &str)] = &[
         9,
         include_str!("../../migrations/sqlite/0009_retention.sql"),
     ),
+    (
+        10,
+        include_str!("../../migrations/sqlite/0010_revocation_rows.sql"),
+    ),
 ];
 #[cfg(feature = "postgres")]
 const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
@@ -78,7 +82,29 @@ const MIGRATIONS_POSTGRES: &[(i64, &str)] = &[
         9,
         include_str!("../../migrations/postgres/0009_retention.sql"),
     ),
+    (
+        10,
+        include_str!("../../migrations/postgres/0010_revocation_rows.sql"),
+    ),
 ];
+
+/// The line that separates the statements of a migration whose statements hold `;`.
+const NEXT_STATEMENT: &str = "\n-- next statement\n";
+
+/// The statements of one migration file, trimmed, empty ones left out.
+fn statements(sql: &str) -> Vec<String> {
+    let parts: Vec<&str> = if sql.contains(NEXT_STATEMENT) {
+        sql.split(NEXT_STATEMENT).collect()
+    } else {
+        sql.split(';').collect()
+    };
+    parts
+        .into_iter()
+        .map(str::trim)
+        .filter(|st| !st.is_empty() && !st.lines().all(|l| l.trim_start().starts_with("--")))
+        .map(str::to_owned)
+        .collect()
+}
 
 pub(super) fn migrate(b: &Backend) -> DbFuture<()> {
     let b = b.clone();
@@ -99,19 +125,13 @@ async fn migrate_inner(b: &Backend) -> Result<(), StoreError> {
             Some("SELECT pg_advisory_xact_lock(7236815)"),
         ),
     };
-    // Every statement of every migration, owned, in order; `;` ends a statement (the shipped
-    // migrations hold no `;` inside literals).
+    // Every statement of every migration, owned, in order: `;` ends a statement (those
+    // migrations hold no `;` inside literals or comments), except in a migration that
+    // separates its statements with `-- next statement` lines (trigger and function bodies
+    // hold `;`).
     let plan: Vec<(i64, Vec<String>)> = migrations
         .iter()
-        .map(|(v, sql)| {
-            let statements = sql
-                .split(';')
-                .map(str::trim)
-                .filter(|st| !st.is_empty())
-                .map(str::to_owned)
-                .collect();
-            (*v, statements)
-        })
+        .map(|(v, sql)| (*v, statements(sql)))
         .collect();
     on!(b, pool => {
         let mut tx = pool.begin().await.map_err(fail)?;
@@ -138,4 +158,31 @@ async fn migrate_inner(b: &Backend) -> Result<(), StoreError> {
         tx.commit().await.map_err(fail)?;
     });
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_migration_splits_into_statements_without_empty_or_comment_only_ones() {
+        #[cfg(feature = "sqlite")]
+        for (v, sql) in super::MIGRATIONS_SQLITE {
+            check(*v, sql);
+        }
+        #[cfg(feature = "postgres")]
+        for (v, sql) in super::MIGRATIONS_POSTGRES {
+            check(*v, sql);
+        }
+        #[cfg(feature = "sqlite")]
+        assert_eq!(super::MIGRATIONS_SQLITE.len(), 10);
+        #[cfg(feature = "postgres")]
+        assert_eq!(super::MIGRATIONS_POSTGRES.len(), 10);
+    }
+
+    fn check(version: i64, sql: &str) {
+        let statements = super::statements(sql);
+        assert!(!statements.is_empty(), "migration {version}");
+        if version == 10 {
+            assert_eq!(statements.len(), 3, "migration 10: {statements:?}");
+        }
+    }
 }

@@ -132,10 +132,33 @@ pub(crate) async fn load_revocations(
     b: &Backend,
     after: i64,
 ) -> Result<Vec<(i64, Revocation)>, StoreError> {
+    let mut all = Vec::new();
+    let mut from = after;
+    loop {
+        let page = load_revocation_page(b, from, REVOCATION_PAGE).await?;
+        let full = i64::try_from(page.len()).unwrap_or(i64::MAX) >= REVOCATION_PAGE;
+        from = page.last().map_or(from, |(id, _)| *id);
+        all.extend(page);
+        if !full {
+            return Ok(all);
+        }
+    }
+}
+
+/// Rows a page of [`load_revocation_page`] holds in a full load: the memory a load needs
+/// besides the list it fills is one page, not the whole table.
+pub(crate) const REVOCATION_PAGE: i64 = 10_000;
+
+/// At most `limit` revocations with a row id above `after`, in id order.
+pub(crate) async fn load_revocation_page(
+    b: &Backend,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<(i64, Revocation)>, StoreError> {
     let sql = "SELECT id, kind, value, instant, revoked_by, revoked_at, reason \
-               FROM scopekey_revocations WHERE id > $1 ORDER BY id";
+               FROM scopekey_revocations WHERE id > $1 ORDER BY id LIMIT $2";
     on!(b, pool => {
-        let rows = sqlx::query(sql).bind(after).fetch_all(pool).await.map_err(StoreError::query)?;
+        let rows = sqlx::query(sql).bind(after).bind(limit).fetch_all(pool).await.map_err(StoreError::query)?;
         rows.iter().map(revocation).collect()
     })
 }
@@ -246,8 +269,37 @@ pub(crate) async fn revocation_counters(b: &Backend) -> Result<RevocationCounter
 }
 
 /// How many revocation rows are numbered `through` or below, with the sweep counters, in one
-/// statement: what the replica's consistency check compares with what it applied.
+/// statement, the cheap way: the row count the triggers of migration 10 keep, less the rows
+/// numbered above `through` (only those since the replica's last read). `None` for the count
+/// when the store has no such counter.
 pub(crate) async fn count_revocations_and_sweeps(
+    b: &Backend,
+    through: i64,
+) -> Result<(Option<i64>, RevocationCounters), StoreError> {
+    let sql = "SELECT \
+                 COALESCE((SELECT value FROM scopekey_counters WHERE name = 'revocation_rows'), -1) AS total, \
+                 (SELECT COUNT(*) FROM scopekey_revocations WHERE id > $1) AS above, \
+                 COALESCE((SELECT value FROM scopekey_counters WHERE name = 'revocations'), 0) AS assigned, \
+                 COALESCE((SELECT value FROM scopekey_counters WHERE name = 'revocations_swept'), 0) AS swept, \
+                 COALESCE((SELECT value FROM scopekey_counters WHERE name = 'revocations_swept_through'), 0) AS through";
+    on!(b, pool => {
+        let row = sqlx::query(sql).bind(through).fetch_one(pool).await.map_err(StoreError::query)?;
+        let total = row.int("scopekey_counters", "revocation_rows", "total")?;
+        let above = row.int("scopekey_revocations", "count", "above")?;
+        Ok((
+            (total >= 0).then(|| total.saturating_sub(above)),
+            RevocationCounters {
+                assigned: row.int("scopekey_counters", "revocations", "assigned")?,
+                swept: row.int("scopekey_counters", "revocations_swept", "swept")?,
+                swept_through: row.int("scopekey_counters", "revocations_swept_through", "through")?,
+            },
+        ))
+    })
+}
+
+/// The exact form of [`count_revocations_and_sweeps`]: `COUNT(*)` of the rows numbered
+/// `through` or below (every one of them), for when the cheap count disagrees.
+pub(crate) async fn count_revocations_through(
     b: &Backend,
     through: i64,
 ) -> Result<(i64, RevocationCounters), StoreError> {
