@@ -211,6 +211,14 @@ impl RevocationCheck for Replica {
     fn status_of(&self, token: &TokenFacts<'_>) -> RevocationStatus {
         self.list.status_of(token)
     }
+
+    fn generation(&self) -> Option<u64> {
+        self.list.generation()
+    }
+
+    fn stale_status(&self) -> Option<RevocationStatus> {
+        self.list.stale_status()
+    }
 }
 
 impl Revoker for Replica {

@@ -502,8 +502,7 @@ fn replica_process() {
 /// Four replica processes on one store, SQLite and PostgreSQL: this process revokes 110 tokens
 /// 20 to 44 ms apart, each timed from just after its commit returned until each replica
 /// process first saw it (the first 10 a warm-up): 400 samples per database. Asserted: p99 at
-/// most 50 ms (SQLite) and 100 ms (PostgreSQL, a loaded CI machine; docs/performance.md has
-/// the figures of a quiet run), one second for the slowest, no replica reloading in full.
+/// most 50 ms on both, one second for the slowest, no replica reloading in full.
 #[test]
 fn four_replica_processes_see_each_revocation() {
     use std::io::BufRead as _;

@@ -186,6 +186,8 @@ pub struct RevocationList {
     /// When it was last confirmed current, by the clock's monotonic reading in milliseconds
     /// plus one (0: never). Staleness is measured with this, never with wall time.
     confirmed_elapsed: AtomicU64,
+    /// Bumped before every change of the entries: [`RevocationCheck::generation`].
+    generation: AtomicU64,
     audit: Option<Arc<dyn AuditSink>>,
 }
 
@@ -205,6 +207,7 @@ impl RevocationList {
             max_staleness: None,
             last_confirmed: AtomicI64::new(i64::MIN),
             confirmed_elapsed: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
             audit: None,
         }
     }
@@ -393,23 +396,36 @@ impl RevocationList {
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Entries> {
+        // Before the change: a reader that still sees the old number read before the change
+        // began; one that sees the new number looks up under the lock, after the change.
+        self.generation.fetch_add(1, Ordering::SeqCst);
         self.entries.write().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 impl RevocationCheck for RevocationList {
+    fn generation(&self) -> Option<u64> {
+        Some(self.generation.load(Ordering::SeqCst))
+    }
+
+    fn stale_status(&self) -> Option<RevocationStatus> {
+        let bound = self.max_staleness?;
+        // Monotonic: a wall clock stepped back cannot make an old confirmation look new.
+        let confirmed = self.confirmed_elapsed.load(Ordering::SeqCst);
+        let now = u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        let bound = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX);
+        if confirmed == 0 || now.saturating_add(1).saturating_sub(confirmed) > bound {
+            let last = self.last_confirmed.load(Ordering::SeqCst);
+            return Some(RevocationStatus::Stale {
+                last_confirmed: OffsetDateTime::from_unix_timestamp(last).ok(),
+            });
+        }
+        None
+    }
+
     fn status_of(&self, t: &TokenFacts<'_>) -> RevocationStatus {
-        if let Some(bound) = self.max_staleness {
-            // Monotonic: a wall clock stepped back cannot make an old confirmation look new.
-            let confirmed = self.confirmed_elapsed.load(Ordering::SeqCst);
-            let now = u64::try_from(self.clock.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
-            let bound = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX);
-            if confirmed == 0 || now.saturating_add(1).saturating_sub(confirmed) > bound {
-                let last = self.last_confirmed.load(Ordering::SeqCst);
-                return RevocationStatus::Stale {
-                    last_confirmed: OffsetDateTime::from_unix_timestamp(last).ok(),
-                };
-            }
+        if let Some(stale) = self.stale_status() {
+            return stale;
         }
         let iat = t.issued_at.unix_timestamp();
         let e = self.read();

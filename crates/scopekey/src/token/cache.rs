@@ -115,7 +115,14 @@ pub(crate) struct Verified {
     pub(crate) max_uses: Option<u32>,
     /// The client key of its `cnf.jkt` claim (DPoP), parsed once; `None` for an unbound token.
     pub(crate) dpop_jkt: Option<crate::dpop::Jkt>,
+    /// The verifier's revocation generation at which this token was last found not revoked
+    /// ([`RevocationCheck::generation`](crate::revocation::RevocationCheck::generation));
+    /// [`NO_GENERATION`] when never.
+    pub(crate) not_revoked_at: AtomicU64,
 }
+
+/// [`Verified::not_revoked_at`] before any check.
+pub(crate) const NO_GENERATION: u64 = u64::MAX;
 
 /// Holds the token text: no `Debug`, so no formatting of the cache can print it.
 struct Entry {
@@ -151,14 +158,32 @@ pub struct CacheStats {
     pub misses: u64,
 }
 
-/// One shard: its lock, and counters on their own cache line so that counting a hit on one
-/// shard does not slow down another.
+/// One shard and its lock, on cache lines of its own.
 #[derive(Default)]
 #[repr(align(64))]
 struct Slot {
     shard: RwLock<Shard>,
+}
+
+/// Hit and miss counters, one pair per stripe on a cache line of its own: each thread counts
+/// in its own stripe ([`stripe`]), so two cores counting hits never write the same line.
+#[derive(Default)]
+#[repr(align(64))]
+struct Counters {
     hits: AtomicU64,
     misses: AtomicU64,
+}
+
+/// Counter stripes.
+const STRIPES: usize = 16;
+
+/// This thread's counter stripe: threads take the stripes in turn as they first count.
+fn stripe() -> usize {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    thread_local! {
+        static STRIPE: usize = (NEXT.fetch_add(1, Ordering::Relaxed) % STRIPES as u64) as usize;
+    }
+    STRIPE.with(|s| *s)
 }
 
 /// A bounded, sharded cache of verified grants. See the [module documentation](self).
@@ -166,6 +191,7 @@ struct Slot {
 /// Its `Debug` output gives counts only, never a cached token.
 pub struct GrantCache {
     shards: Box<[Slot]>,
+    counters: Box<[Counters]>,
     hasher: RandomState,
     max_entries_per_shard: usize,
     max_bytes_per_shard: usize,
@@ -194,6 +220,7 @@ impl GrantCache {
     pub fn new(config: GrantCacheConfig) -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Slot::default()).collect(),
+            counters: (0..STRIPES).map(|_| Counters::default()).collect(),
             hasher: RandomState::new(),
             max_entries_per_shard: config.max_entries.div_ceil(SHARDS).max(1),
             max_bytes_per_shard: config.max_bytes.div_ceil(SHARDS).max(1),
@@ -230,11 +257,11 @@ impl GrantCache {
 
     /// Hits and misses so far.
     pub fn stats(&self) -> CacheStats {
-        self.shards
+        self.counters
             .iter()
-            .fold(CacheStats::default(), |acc, s| CacheStats {
-                hits: acc.hits + s.hits.load(Ordering::Relaxed),
-                misses: acc.misses + s.misses.load(Ordering::Relaxed),
+            .fold(CacheStats::default(), |acc, c| CacheStats {
+                hits: acc.hits + c.hits.load(Ordering::Relaxed),
+                misses: acc.misses + c.misses.load(Ordering::Relaxed),
             })
     }
 
@@ -255,30 +282,36 @@ impl GrantCache {
     ) -> Option<Arc<Verified>> {
         let (h, slot) = self.slot(token);
         let shard = &slot.shard;
+        let counters = &self.counters[stripe()];
         let miss = || {
-            slot.misses.fetch_add(1, Ordering::Relaxed);
+            counters.misses.fetch_add(1, Ordering::Relaxed);
             None
         };
-        let Some(entry) = read(shard).entries.get(&h).cloned() else {
-            return miss();
-        };
-        if entry.token.as_ref() != token
-            || entry.verifier != verifier
-            || entry.ring_version != ring_version
-        {
-            return miss();
-        }
-        if now >= entry.valid_until {
-            let mut s = write(shard);
-            if s.entries.get(&h).is_some_and(|e| Arc::ptr_eq(e, &entry)) {
-                s.entries.remove(&h);
-                s.bytes -= entry.charge;
+        // Compared under the read lock: a hit clones only the grant, not the entry.
+        let expired = {
+            let s = read(shard);
+            let Some(entry) = s.entries.get(&h) else {
+                return miss();
+            };
+            if entry.token.as_ref() != token
+                || entry.verifier != verifier
+                || entry.ring_version != ring_version
+            {
+                return miss();
             }
-            drop(s);
-            return miss();
+            if now < entry.valid_until {
+                counters.hits.fetch_add(1, Ordering::Relaxed);
+                return Some(entry.verified.clone());
+            }
+            entry.clone()
+        };
+        let mut s = write(shard);
+        if s.entries.get(&h).is_some_and(|e| Arc::ptr_eq(e, &expired)) {
+            s.entries.remove(&h);
+            s.bytes -= expired.charge;
         }
-        slot.hits.fetch_add(1, Ordering::Relaxed);
-        Some(entry.verified.clone())
+        drop(s);
+        miss()
     }
 
     /// Caches a full verification of `token`, servable until `valid_until` (Unix seconds).

@@ -17,7 +17,9 @@ pub struct Grant {
     pub(crate) audit: Option<Arc<dyn AuditSink>>,
     /// The request it was verified for, for the audit events of its decisions.
     pub(crate) request: Option<Arc<RequestContext>>,
-    pub(crate) clock: Arc<dyn Clock>,
+    /// The clock its audit events are dated by: `None` when nothing is audited (so that a
+    /// grant made on the request path shares no reference count across threads).
+    pub(crate) clock: Option<Arc<dyn Clock>>,
 }
 
 impl Grant {
@@ -54,10 +56,13 @@ impl Grant {
                 networks: None,
                 max_uses: None,
                 dpop_jkt: None,
+                not_revoked_at: std::sync::atomic::AtomicU64::new(
+                    crate::token::cache::NO_GENERATION,
+                ),
             }),
             audit: None,
             request: None,
-            clock: Arc::new(crate::clock::SystemClock),
+            clock: None,
         }
     }
 
@@ -95,8 +100,12 @@ impl Grant {
             } else {
                 AuditKind::Denied { resource, action }
             };
+            let now = self
+                .clock
+                .as_ref()
+                .map_or_else(time::OffsetDateTime::now_utc, |c| c.now());
             let event = AuditEvent::for_token(
-                self.clock.now(),
+                now,
                 kind,
                 &self.verified.claims,
                 Some(&self.verified.key_id),

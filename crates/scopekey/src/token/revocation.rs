@@ -218,4 +218,22 @@ impl<'a> TokenFacts<'a> {
 pub trait RevocationCheck: Send + Sync + fmt::Debug {
     /// Whether the token is revoked, or whether the answer cannot be trusted.
     fn status_of(&self, token: &TokenFacts<'_>) -> RevocationStatus;
+
+    /// A number that changes whenever a revocation is applied (or entries are dropped), if
+    /// this check keeps one. A token found [`RevocationStatus::NotRevoked`] while it read `n`
+    /// stays not revoked while it still reads `n`: the grant cache remembers the pair and, on
+    /// a hit, asks only [`stale_status`](Self::stale_status), so that concurrent hits do not
+    /// all take the list's lock. `None` (the default): [`status_of`](Self::status_of) every
+    /// time.
+    fn generation(&self) -> Option<u64> {
+        None
+    }
+
+    /// [`RevocationStatus::Stale`] when no answer can be trusted now, else `None`: the part of
+    /// [`status_of`](Self::status_of) that does not depend on the token. The default says
+    /// `None`; a check that returns `Some` from [`generation`](Self::generation) and can go
+    /// stale must override it.
+    fn stale_status(&self) -> Option<RevocationStatus> {
+        None
+    }
 }

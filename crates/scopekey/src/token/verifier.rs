@@ -3,7 +3,7 @@
 use crate::dpop::{DpopPolicy, DpopRequest};
 use crate::key::{KeyId, KeyRing, KeySet};
 use crate::token::audit::{AuditEvent, AuditKind, AuditSink, RequestContext};
-use crate::token::cache::{GrantCache, Verified};
+use crate::token::cache::{GrantCache, NO_GENERATION, Verified};
 use crate::token::claims::{Claims, check_text};
 use crate::token::error::{VerifyError, VerifyErrorKind};
 use crate::token::footer::key_id_from_footer;
@@ -360,7 +360,7 @@ impl Verifier {
                 verified,
                 audit: None,
                 request: None,
-                clock: self.config.clock.clone(),
+                clock: None,
             })
             .map_err(|(error, _)| error)
     }
@@ -388,7 +388,7 @@ impl Verifier {
                     verified,
                     audit: None,
                     request: None,
-                    clock: self.config.clock.clone(),
+                    clock: None,
                 }),
                 Err((error, _)) => Err(error),
             };
@@ -413,7 +413,7 @@ impl Verifier {
                     verified,
                     audit: self.audit.clone(),
                     request,
-                    clock: self.config.clock.clone(),
+                    clock: Some(self.config.clock.clone()),
                 })
             }
             Err((error, claims)) => {
@@ -506,7 +506,7 @@ impl Verifier {
             // checked again.
             let checked = self
                 .check_claims(&verified.claims, unix_now)
-                .and_then(|()| self.check_revocation(&verified.claims, &verified.key_id));
+                .and_then(|()| self.check_cached_revocation(&verified));
             return match checked {
                 Ok(()) => Ok(verified),
                 Err(e) => {
@@ -521,6 +521,7 @@ impl Verifier {
         if let Err(e) = self.check_claims(&claims, unix_now) {
             return Err((e, Some(Box::new(claims))));
         }
+        let generation = self.revocations.as_ref().and_then(|r| r.generation());
         if let Err(e) = self.check_revocation(&claims, &key_id) {
             return Err((e, Some(Box::new(claims))));
         }
@@ -554,6 +555,7 @@ impl Verifier {
             networks,
             max_uses,
             dpop_jkt,
+            not_revoked_at: AtomicU64::new(generation.unwrap_or(NO_GENERATION)),
         });
         if let Some(c) = cache {
             c.insert(
@@ -635,28 +637,31 @@ impl Verifier {
         Err(refusal.unwrap_or_else(|| (trust::unknown_key(), None)))
     }
 
+    /// The revocation check of a cache hit: when the list's generation is still the one at
+    /// which this token was last found not revoked, only whether the list is stale (no lock
+    /// shared with other threads); otherwise the full check, remembering the generation read
+    /// before it when it passes.
+    fn check_cached_revocation(&self, verified: &Verified) -> Result<(), VerifyError> {
+        let Some(revocations) = &self.revocations else {
+            return Ok(());
+        };
+        let Some(generation) = revocations.generation() else {
+            return self.check_revocation(&verified.claims, &verified.key_id);
+        };
+        if verified.not_revoked_at.load(Ordering::Relaxed) == generation {
+            return match revocations.stale_status() {
+                None => Ok(()),
+                Some(status) => revocation_outcome(status),
+            };
+        }
+        self.check_revocation(&verified.claims, &verified.key_id)?;
+        verified.not_revoked_at.store(generation, Ordering::Relaxed);
+        Ok(())
+    }
+
     fn check_revocation(&self, claims: &Claims, key_id: &KeyId) -> Result<(), VerifyError> {
         if let Some(revocations) = &self.revocations {
-            match revocations.status_of(&TokenFacts::of(claims, key_id)) {
-                RevocationStatus::NotRevoked => {}
-                RevocationStatus::Revoked(record) => {
-                    return Err(VerifyError::new(
-                        VerifyErrorKind::Revoked,
-                        format!(
-                            "token was revoked ({} revocation at {}); its consumer needs a new token",
-                            record.target().kind(),
-                            crate::codec::rfc3339::format(record.at())
-                        ),
-                    ));
-                }
-                RevocationStatus::Stale { .. } => {
-                    return Err(VerifyError::new(
-                        VerifyErrorKind::RevocationStale,
-                        "revocation state is stale (the store has not been reached within its \
-                         bound); refusing until it is current again",
-                    ));
-                }
-            }
+            revocation_outcome(revocations.status_of(&TokenFacts::of(claims, key_id)))?;
         }
         Ok(())
     }
@@ -769,4 +774,24 @@ fn audit_failed(e: &crate::token::audit::AuditError) -> VerifyError {
         VerifyErrorKind::AuditUnavailable,
         format!("the audit sink failed, so the decision is refused: {e}"),
     )
+}
+
+/// What a revocation status means for a verification.
+fn revocation_outcome(status: RevocationStatus) -> Result<(), VerifyError> {
+    match status {
+        RevocationStatus::NotRevoked => Ok(()),
+        RevocationStatus::Revoked(record) => Err(VerifyError::new(
+            VerifyErrorKind::Revoked,
+            format!(
+                "token was revoked ({} revocation at {}); its consumer needs a new token",
+                record.target().kind(),
+                crate::codec::rfc3339::format(record.at())
+            ),
+        )),
+        RevocationStatus::Stale { .. } => Err(VerifyError::new(
+            VerifyErrorKind::RevocationStale,
+            "revocation state is stale (the store has not been reached within its \
+             bound); refusing until it is current again",
+        )),
+    }
 }
