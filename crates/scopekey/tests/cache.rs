@@ -400,3 +400,55 @@ fn concurrent_hits_all_succeed_and_see_a_revocation() {
         assert_eq!(kind(&w.verifier, t), VerifyErrorKind::Revoked);
     }
 }
+
+/// The list's generation grows with every change, and a hit made after a revocation returned
+/// is refused however the revocation and concurrent hits interleave: 200 rounds of a thread
+/// hitting a cached token while another revokes it; once the revocation has returned (and
+/// the hitting thread has seen that), the next hit is refused.
+#[test]
+fn a_hit_after_a_revocation_returned_is_refused_under_concurrency() {
+    use scopekey::revocation::RevocationCheck as _;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let w = world();
+    let before = w.revocations.generation().unwrap();
+    for round in 0..200 {
+        let token = mint(&w.issuer, &format!("race-{round}"));
+        cached(&w, &token);
+        let claims = w.verifier.verify(&token).unwrap().claims().clone();
+        let revoked = AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let hitter = s.spawn(|| {
+                loop {
+                    let done = revoked.load(Ordering::SeqCst);
+                    let result = w.verifier.verify(&token);
+                    if done {
+                        return result.map(|_| ()).map_err(|e| e.kind());
+                    }
+                }
+            });
+            w.revocations
+                .revoke(
+                    RevocationTarget::Token {
+                        token_id: claims.token_id().clone(),
+                        expires_at: Some(claims.expires_at()),
+                    },
+                    "ops",
+                    "race",
+                )
+                .unwrap();
+            revoked.store(true, Ordering::SeqCst);
+            assert_eq!(
+                hitter.join().unwrap(),
+                Err(VerifyErrorKind::Revoked),
+                "round {round}"
+            );
+        });
+    }
+    assert!(w.revocations.generation().unwrap() >= before + 200);
+    let g = w.revocations.generation().unwrap();
+    w.revocations.purge_expired();
+    assert!(
+        w.revocations.generation().unwrap() > g,
+        "a purge changes it too"
+    );
+}

@@ -396,10 +396,13 @@ impl RevocationList {
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Entries> {
-        // Before the change: a reader that still sees the old number read before the change
-        // began; one that sees the new number looks up under the lock, after the change.
+        let guard = self.entries.write().unwrap_or_else(|p| p.into_inner());
+        // Bumped while the lock is held, before the change: a reader that sees the new number
+        // read it after the lock was taken, so its own lookup (under the read lock, after
+        // reading the number) waits for the change; one that sees the old number remembers
+        // the old one, and its next hit looks up again.
         self.generation.fetch_add(1, Ordering::SeqCst);
-        self.entries.write().unwrap_or_else(|p| p.into_inner())
+        guard
     }
 }
 

@@ -219,12 +219,17 @@ pub trait RevocationCheck: Send + Sync + fmt::Debug {
     /// Whether the token is revoked, or whether the answer cannot be trusted.
     fn status_of(&self, token: &TokenFacts<'_>) -> RevocationStatus;
 
-    /// A number that changes whenever a revocation is applied (or entries are dropped), if
-    /// this check keeps one. A token found [`RevocationStatus::NotRevoked`] while it read `n`
-    /// stays not revoked while it still reads `n`: the grant cache remembers the pair and, on
-    /// a hit, asks only [`stale_status`](Self::stale_status), so that concurrent hits do not
-    /// all take the list's lock. `None` (the default): [`status_of`](Self::status_of) every
-    /// time.
+    /// A number that grows whenever a revocation is applied (or entries are dropped), if this
+    /// check keeps one. A token found [`RevocationStatus::NotRevoked`] while it read `n` stays
+    /// not revoked while it still reads `n`: the grant cache remembers the pair and, on a hit,
+    /// asks only [`stale_status`](Self::stale_status), so that concurrent hits do not all take
+    /// the list's lock. `None` (the default): [`status_of`](Self::status_of) every time.
+    ///
+    /// An implementation that returns `Some` must never return a number twice for different
+    /// states (a count of entries is not one: it can go down and up again), must change it
+    /// before a lookup made after it reads the new number could see the change, and must
+    /// account for every source its `status_of` consults (a wrapper that adds a source of its
+    /// own returns `None`, or a number covering both). `u64::MAX` is never remembered.
     fn generation(&self) -> Option<u64> {
         None
     }

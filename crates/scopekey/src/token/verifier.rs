@@ -645,7 +645,7 @@ impl Verifier {
         let Some(revocations) = &self.revocations else {
             return Ok(());
         };
-        let Some(generation) = revocations.generation() else {
+        let Some(generation) = revocations.generation().filter(|g| *g != NO_GENERATION) else {
             return self.check_revocation(&verified.claims, &verified.key_id);
         };
         if verified.not_revoked_at.load(Ordering::Relaxed) == generation {
