@@ -198,8 +198,8 @@ impl Store {
     /// - inventory rows and refresh families whose token expired more than `MAX_LEEWAY` plus
     ///   the margin plus the inventory retention before `now` (a token's row stays while its
     ///   refresh family is in the store: revoking the token finds the family through it);
-    /// - audit events whose time is more than the audit retention before `now`, lowest ids
-    ///   first (exported first, in that order, if the policy says so);
+    /// - audit events whose time is more than the audit retention before `now`, oldest first
+    ///   (exported first, in that order, if the policy says so);
     /// - use counts and DPoP proofs that expired more than the margin before `now`.
     ///
     /// Blocks the calling thread: run it from a scheduled job, a thread of its own or

@@ -138,9 +138,9 @@ pub(crate) fn exec(a: ServeArgs) -> Outcome {
     })
 }
 
-/// Sweeps `store` at start and then every `every`, on a thread of its own (the sweep blocks, and pauses between
-/// batches), reporting each sweep, or its error, on standard error. A failed sweep is tried
-/// again at the next interval.
+/// Sweeps `store` at start and then every `every`, on a thread of its own (the sweep blocks,
+/// and pauses between batches), reporting each sweep, or its error, on standard error. A
+/// failed sweep is tried again at the next interval.
 fn spawn_sweeps(
     store: scopekey_store::Store,
     every: std::time::Duration,
