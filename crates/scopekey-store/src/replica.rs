@@ -85,9 +85,10 @@ impl ReplicaOptions {
     /// applied (the row count the store's triggers keep, less the rows numbered above: work
     /// that does not grow with the table; every row up to the number is counted only if
     /// that disagrees), adds the rows [`Store::sweep`] deleted since its last full load (the
-    /// store counts them), and compares that with the rows it applied. Only a difference (a row deleted other than by a sweep, or written below the
-    /// last number by something that bypassed the counter) makes it reload everything
-    /// ([`Replica::full_reloads`]). (Earlier versions reloaded everything at this interval.)
+    /// store counts them), and compares that with the rows it applied. Only a difference (a
+    /// row deleted other than by a sweep, or written below the last number by something that
+    /// bypassed the counter) makes it reload everything ([`Replica::full_reloads`]). (Earlier
+    /// versions reloaded everything at this interval.)
     pub fn reconcile_interval(mut self, d: Duration) -> Self {
         self.reconcile_interval = d;
         self
