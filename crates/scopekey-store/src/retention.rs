@@ -4,6 +4,7 @@
 //! May import: everything below it (the crate root, `db`, `store`, `tables`); nothing
 //! imports it but the crate root.
 
+use crate::db::{Backend, DbFuture};
 use crate::tables::audit::{audit_before, delete_audit};
 use crate::tables::families::sweep_families;
 use crate::tables::revocations::sweep_revocations;
@@ -227,44 +228,41 @@ impl Store {
             }
         };
 
+        // Runs one kind of sweep batch after batch until one comes back short.
+        let batches = |report: &mut SweepReport,
+                       batch: &dyn Fn(Backend) -> DbFuture<u64>|
+         -> Result<u64, StoreError> {
+            let mut total = 0;
+            loop {
+                let n = self.block(batch)?;
+                total += n;
+                pause(report);
+                if n < u64::from(policy.batch_size) {
+                    return Ok(total);
+                }
+            }
+        };
+
         let expired_before = now_s.saturating_sub(leeway).saturating_sub(margin);
         let revoked_before = now_s.saturating_sub(margin);
-        loop {
-            let n = self.block(move |b| {
-                Box::pin(async move {
-                    sweep_revocations(&b, expired_before, revoked_before, limit).await
-                })
-            })?;
-            report.revocations += n;
-            pause(&mut report);
-            if n < policy.batch_size.into() {
-                break;
-            }
-        }
+        report.revocations = batches(&mut report, &|b| {
+            Box::pin(
+                async move { sweep_revocations(&b, expired_before, revoked_before, limit).await },
+            )
+        })?;
 
+        // The margin covers the clock skew here too: a row goes only once no verifier whose
+        // clock is behind this one by less than the margin can still need it.
         let expired_before = now_s
             .saturating_sub(leeway)
+            .saturating_sub(margin)
             .saturating_sub(secs(policy.inventory));
-        loop {
-            let n = self.block(move |b| {
-                Box::pin(async move { sweep_tokens(&b, expired_before, limit).await })
-            })?;
-            report.tokens += n;
-            pause(&mut report);
-            if n < policy.batch_size.into() {
-                break;
-            }
-        }
-        loop {
-            let n = self.block(move |b| {
-                Box::pin(async move { sweep_families(&b, expired_before, limit).await })
-            })?;
-            report.families += n;
-            pause(&mut report);
-            if n < policy.batch_size.into() {
-                break;
-            }
-        }
+        report.tokens = batches(&mut report, &|b| {
+            Box::pin(async move { sweep_tokens(&b, expired_before, limit).await })
+        })?;
+        report.families = batches(&mut report, &|b| {
+            Box::pin(async move { sweep_families(&b, expired_before, limit).await })
+        })?;
 
         if let Some(retention) = policy.audit {
             // A retention reaching before the earliest representable time keeps everything.

@@ -252,19 +252,32 @@ pub(crate) struct RevocationCounters {
     pub(crate) swept_through: i64,
 }
 
+/// The [`RevocationCounters`] as the columns `assigned`, `swept` and `through` of a `SELECT`
+/// (read back by [`counters_of`]).
+macro_rules! counter_columns {
+    () => {
+        "COALESCE((SELECT value FROM scopekey_counters WHERE name = 'revocations'), 0) AS assigned, \
+         COALESCE((SELECT value FROM scopekey_counters WHERE name = 'revocations_swept'), 0) AS swept, \
+         COALESCE((SELECT value FROM scopekey_counters WHERE name = 'revocations_swept_through'), 0) AS through"
+    };
+}
+
+/// The [`RevocationCounters`] of a row selected with [`counter_columns!`].
+fn counters_of(row: &impl Cells) -> Result<RevocationCounters, StoreError> {
+    const T: &str = "scopekey_counters";
+    Ok(RevocationCounters {
+        assigned: row.int(T, "revocations", "assigned")?,
+        swept: row.int(T, "revocations_swept", "swept")?,
+        swept_through: row.int(T, "revocations_swept_through", "through")?,
+    })
+}
+
 /// Reads the [`RevocationCounters`] in one statement (one snapshot).
 pub(crate) async fn revocation_counters(b: &Backend) -> Result<RevocationCounters, StoreError> {
-    let sql = "SELECT \
-                 COALESCE((SELECT value FROM scopekey_counters WHERE name = 'revocations'), 0) AS assigned, \
-                 COALESCE((SELECT value FROM scopekey_counters WHERE name = 'revocations_swept'), 0) AS swept, \
-                 COALESCE((SELECT value FROM scopekey_counters WHERE name = 'revocations_swept_through'), 0) AS through";
+    let sql = concat!("SELECT ", counter_columns!());
     on!(b, pool => {
         let row = sqlx::query(sql).fetch_one(pool).await.map_err(StoreError::query)?;
-        Ok(RevocationCounters {
-            assigned: row.int("scopekey_counters", "revocations", "assigned")?,
-            swept: row.int("scopekey_counters", "revocations_swept", "swept")?,
-            swept_through: row.int("scopekey_counters", "revocations_swept_through", "through")?,
-        })
+        counters_of(&row)
     })
 }
 
@@ -276,24 +289,16 @@ pub(crate) async fn count_revocations_and_sweeps(
     b: &Backend,
     through: i64,
 ) -> Result<(Option<i64>, RevocationCounters), StoreError> {
-    let sql = "SELECT \
-                 COALESCE((SELECT value FROM scopekey_counters WHERE name = 'revocation_rows'), -1) AS total, \
-                 (SELECT COUNT(*) FROM scopekey_revocations WHERE id > $1) AS above, \
-                 COALESCE((SELECT value FROM scopekey_counters WHERE name = 'revocations'), 0) AS assigned, \
-                 COALESCE((SELECT value FROM scopekey_counters WHERE name = 'revocations_swept'), 0) AS swept, \
-                 COALESCE((SELECT value FROM scopekey_counters WHERE name = 'revocations_swept_through'), 0) AS through";
+    let sql = concat!(
+        "SELECT COALESCE((SELECT value FROM scopekey_counters WHERE name = 'revocation_rows'), -1) AS total, \
+         (SELECT COUNT(*) FROM scopekey_revocations WHERE id > $1) AS above, ",
+        counter_columns!()
+    );
     on!(b, pool => {
         let row = sqlx::query(sql).bind(through).fetch_one(pool).await.map_err(StoreError::query)?;
         let total = row.int("scopekey_counters", "revocation_rows", "total")?;
         let above = row.int("scopekey_revocations", "count", "above")?;
-        Ok((
-            (total >= 0).then(|| total.saturating_sub(above)),
-            RevocationCounters {
-                assigned: row.int("scopekey_counters", "revocations", "assigned")?,
-                swept: row.int("scopekey_counters", "revocations_swept", "swept")?,
-                swept_through: row.int("scopekey_counters", "revocations_swept_through", "through")?,
-            },
-        ))
+        Ok(((total >= 0).then(|| total.saturating_sub(above)), counters_of(&row)?))
     })
 }
 
@@ -303,28 +308,20 @@ pub(crate) async fn count_revocations_through(
     b: &Backend,
     through: i64,
 ) -> Result<(i64, RevocationCounters), StoreError> {
-    let sql = "SELECT \
-                 (SELECT COUNT(*) FROM scopekey_revocations WHERE id <= $1) AS n, \
-                 COALESCE((SELECT value FROM scopekey_counters WHERE name = 'revocations'), 0) AS assigned, \
-                 COALESCE((SELECT value FROM scopekey_counters WHERE name = 'revocations_swept'), 0) AS swept, \
-                 COALESCE((SELECT value FROM scopekey_counters WHERE name = 'revocations_swept_through'), 0) AS through";
+    let sql = concat!(
+        "SELECT (SELECT COUNT(*) FROM scopekey_revocations WHERE id <= $1) AS n, ",
+        counter_columns!()
+    );
     on!(b, pool => {
         let row = sqlx::query(sql).bind(through).fetch_one(pool).await.map_err(StoreError::query)?;
-        Ok((
-            row.int("scopekey_revocations", "count", "n")?,
-            RevocationCounters {
-                assigned: row.int("scopekey_counters", "revocations", "assigned")?,
-                swept: row.int("scopekey_counters", "revocations_swept", "swept")?,
-                swept_through: row.int("scopekey_counters", "revocations_swept_through", "through")?,
-            },
-        ))
+        Ok((row.int("scopekey_revocations", "count", "n")?, counters_of(&row)?))
     })
 }
 
 /// Deletes at most `limit` single-token revocations whose token expired before
 /// `expired_before` and which were made before `revoked_before` (earliest expiry first, along
-/// the sweep index), and
-/// counts them in the sweep counters in the same transaction. Returns how many it deleted.
+/// the sweep index), and counts them in the sweep counters in the same transaction. Returns
+/// how many it deleted.
 ///
 /// Only single-token revocations with a known expiry go: family, consumer, key and mass
 /// revocations have no end a sweep could know, and are few.
